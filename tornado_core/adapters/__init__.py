@@ -1,0 +1,1 @@
+"""Adapters: one module per technology. Only the composition root picks them."""

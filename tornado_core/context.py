@@ -1,0 +1,78 @@
+"""What a handler receives: its job's identity, service handles, logger and progress."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tornado_core.errors import JobTimeout
+from tornado_core.ports.database import DatabasePort
+from tornado_core.ports.objects import ObjectStorePort
+
+ProgressSink = Callable[[float, str | None], None]
+
+
+@dataclass(kw_only=True)
+class TaskContext:
+    """Handed to every handler call.
+
+    Attributes:
+        job_id: The job's id; use it as the idempotency key of side effects.
+        task: Task name.
+        version: Task version running the job.
+        tenant: Tenant that submitted the job.
+        attempt: 1 on the first run, 2 on the first retry, ...
+        s3: Object store (the deployment's bucket).
+        rds: The ERP's PostgreSQL (RDS) database.
+        redshift: The Redshift warehouse (a PostgreSQL database locally), if configured.
+        logger: Logger whose records carry the job's identity.
+        deadline: Monotonic time by which the attempt must finish.
+    """
+
+    job_id: str
+    task: str
+    version: str
+    tenant: str
+    attempt: int
+    s3: ObjectStorePort
+    rds: DatabasePort
+    redshift: DatabasePort | None
+    logger: logging.LoggerAdapter[logging.Logger]
+    deadline: float
+    _progress_sink: ProgressSink = field(repr=False)
+    _clock: Callable[[], float] = field(default=time.monotonic, repr=False)
+
+    def progress(self, fraction: float, note: str | None = None) -> None:
+        """Report progress between 0 and 1; also checks the deadline.
+
+        Raises:
+            JobTimeout: The attempt ran past the task's timeout.
+        """
+        self.check_deadline()
+        self._progress_sink(min(max(fraction, 0.0), 1.0), note)
+
+    def check_deadline(self) -> None:
+        """Raise :class:`JobTimeout` if the attempt ran past the task's timeout."""
+        if self._clock() > self.deadline:
+            raise JobTimeout(f"{self.task} ran past its timeout")
+
+    @property
+    def remaining(self) -> float:
+        """Seconds left before the deadline."""
+        return self.deadline - self._clock()
+
+
+def job_logger(base: logging.Logger, **identity: Any) -> logging.LoggerAdapter[logging.Logger]:
+    """A logger adapter that prefixes records with the job's identity."""
+    return _JobLogger(base, identity)
+
+
+class _JobLogger(logging.LoggerAdapter[logging.Logger]):
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        extra = self.extra or {}
+        tag = " ".join(f"{k}={v}" for k, v in extra.items())
+        kwargs.setdefault("extra", {}).update(extra)
+        return f"[{tag}] {msg}", kwargs

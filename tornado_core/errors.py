@@ -1,0 +1,107 @@
+"""The error tree: every public error derives from :class:`TornadoError`.
+
+Retry semantics travel on the exception a handler raises:
+
+* :class:`Retry` asks for another attempt, optionally after ``delay`` seconds;
+* :class:`NonRetryable` sends the job to the dead-letter queue at once;
+* any other exception is retried with the task's backoff policy until its
+  attempts run out.
+"""
+
+from __future__ import annotations
+
+
+class TornadoError(Exception):
+    """Root of every error Tornado raises on purpose."""
+
+
+class ConfigError(TornadoError):
+    """Settings are missing or malformed."""
+
+
+class TaskNotFound(TornadoError):
+    """No task with that name is registered."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"unknown task {name!r}")
+        self.name = name
+
+
+class VersionNotFound(TornadoError):
+    """The task exists but not in the requested version."""
+
+    def __init__(self, task: str, version: str) -> None:
+        super().__init__(f"task {task!r} has no version {version!r}")
+        self.task = task
+        self.version = version
+
+
+class PayloadInvalid(TornadoError):
+    """A payload does not satisfy the task's schema.
+
+    Attributes:
+        errors: One entry per problem, each ``{"field": "a.b", "message": "..."}``.
+    """
+
+    def __init__(self, errors: list[dict[str, str]]) -> None:
+        summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        super().__init__(f"invalid payload: {summary}")
+        self.errors = errors
+
+
+class EnvelopeInvalid(TornadoError):
+    """A queue message is not a Tornado envelope this version understands."""
+
+
+class BackendError(TornadoError):
+    """An infrastructure service (queue, store, database) failed."""
+
+
+class QueueUnavailable(BackendError):
+    """The queue could not be reached or refused the operation."""
+
+
+class StoreUnavailable(BackendError):
+    """The job store (PostgreSQL) could not be reached."""
+
+
+class ObjectStoreError(BackendError):
+    """The object store (S3) failed."""
+
+
+class JobNotFound(TornadoError):
+    """No job with that id is visible to the caller."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"no job {job_id!r}")
+        self.job_id = job_id
+
+
+class AuthError(TornadoError):
+    """A bearer token is missing or unknown."""
+
+
+class TaskError(TornadoError):
+    """Base for errors a task handler raises to steer its own retries."""
+
+
+class Retry(TaskError):
+    """Ask for another attempt.
+
+    Args:
+        message: Why the attempt failed.
+        delay: Seconds to wait before the next attempt; ``None`` uses the
+            task's backoff policy.
+    """
+
+    def __init__(self, message: str = "retry requested", *, delay: float | None = None) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+class NonRetryable(TaskError):
+    """The job can never succeed: dead-letter it at once."""
+
+
+class JobTimeout(TaskError):
+    """The handler ran past its task's timeout."""

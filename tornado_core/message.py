@@ -1,0 +1,62 @@
+"""The job envelope: what travels on the queue, as versioned JSON (never pickle)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from tornado_core.errors import EnvelopeInvalid
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class Envelope:
+    """One job on the wire.
+
+    Attributes:
+        job_id: Unique id, also the handler's idempotency key.
+        task: Task name, e.g. ``"nfe.emit"``.
+        version: The task version the job was routed to (it stays pinned).
+        tenant: The submitting tenant.
+        payload: The JSON payload, or ``None`` when it was claim-checked.
+        payload_ref: Object-store key of a claim-checked payload.
+        submitted_at: Epoch seconds when the API accepted the job.
+        schema: Envelope schema version.
+    """
+
+    job_id: str
+    task: str
+    version: str
+    tenant: str
+    payload: dict[str, Any] | None = None
+    payload_ref: str | None = None
+    submitted_at: float = 0.0
+    schema: int = field(default=SCHEMA_VERSION)
+
+    def to_json(self) -> str:
+        """Serialise to compact JSON."""
+        data = {k: v for k, v in asdict(self).items() if v is not None}
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> Envelope:
+        """Parse an envelope.
+
+        Raises:
+            EnvelopeInvalid: Not JSON, not an object, a newer schema, or fields missing.
+        """
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise EnvelopeInvalid(f"message body is not JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise EnvelopeInvalid("message body is not a JSON object")
+        schema = data.get("schema")
+        if schema != SCHEMA_VERSION:
+            raise EnvelopeInvalid(f"unsupported envelope schema {schema!r}")
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise EnvelopeInvalid(f"malformed envelope: {exc}") from exc

@@ -1,0 +1,46 @@
+"""Names of per-(task, version) queues and object keys."""
+
+from __future__ import annotations
+
+import re
+
+from tornado_core.ports.queue import QueueSpec
+from tornado_core.task import TaskSpec
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+DLQ_SUFFIX = "-dlq"
+
+
+def queue_name(prefix: str, task: str, version: str) -> str:
+    """The work queue of one task version, e.g. ``tornado-demo-echo-v1_0_0``."""
+    name = f"{prefix}-{task.replace('.', '-')}-v{version.replace('.', '_')}"
+    name = _UNSAFE.sub("_", name)
+    if len(name) + len(DLQ_SUFFIX) > 80:
+        raise ValueError(f"queue name {name!r} is too long for SQS (80 characters with '{DLQ_SUFFIX}')")
+    return name
+
+
+def dead_letter_name(queue: str) -> str:
+    """The dead-letter queue of ``queue``."""
+    return queue + DLQ_SUFFIX
+
+
+def queue_spec(prefix: str, spec: TaskSpec) -> QueueSpec:
+    """The queue and DLQ of a task version, with its redrive policy."""
+    name = queue_name(prefix, spec.name, spec.version)
+    return QueueSpec(
+        name=name,
+        dead_letter_name=dead_letter_name(name),
+        max_receive_count=spec.retry.max_attempts,
+        visibility_timeout=spec.visibility_timeout,
+    )
+
+
+def payload_key(task: str, job_id: str) -> str:
+    """Object key of a claim-checked payload."""
+    return f"payloads/{task}/{job_id}.json"
+
+
+def result_key(task: str, job_id: str) -> str:
+    """Object key of a claim-checked result."""
+    return f"results/{task}/{job_id}.json"

@@ -1,0 +1,1 @@
+"""Small abstract interfaces the core depends on; adapters implement them."""

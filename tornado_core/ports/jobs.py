@@ -1,0 +1,157 @@
+"""The job store port: status, progress, results and errors of every job."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+
+class JobStatus(StrEnum):
+    """Where a job is in its life.
+
+    ``queued`` accepted and waiting; ``running`` a worker holds it;
+    ``retrying`` an attempt failed and another will follow; ``succeeded`` done;
+    ``dead`` in the dead-letter queue awaiting an operator; ``failed`` given up
+    for good (discarded from the dead-letter queue).
+    """
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    RETRYING = "retrying"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    DEAD = "dead"
+
+
+class ClaimOutcome(StrEnum):
+    """What the worker should do with a delivered job."""
+
+    CLAIMED = "claimed"  # run it
+    ALREADY_DONE = "already_done"  # it succeeded before: acknowledge without running
+    BUSY = "busy"  # another live worker holds it: hide the message and move on
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewJob:
+    """A job the API accepted (recorded write-behind, off the enqueue path)."""
+
+    job_id: str
+    tenant: str
+    task: str
+    version: str
+    submitted_at: float
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobRecord:
+    """Everything the store knows about one job."""
+
+    job_id: str
+    tenant: str
+    task: str
+    version: str
+    status: JobStatus
+    attempts: int
+    progress: float
+    progress_note: str | None
+    result: Any
+    result_ref: str | None
+    error_type: str | None
+    error_message: str | None
+    error_traceback: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    updated_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        """The job as the API shows it."""
+        error = (
+            {"type": self.error_type, "message": self.error_message}
+            if self.error_type or self.error_message
+            else None
+        )
+        return {
+            "id": self.job_id,
+            "task": self.task,
+            "version": self.version,
+            "status": str(self.status),
+            "attempts": self.attempts,
+            "progress": self.progress,
+            "progress_note": self.progress_note,
+            "result": self.result,
+            "result_ref": self.result_ref,
+            "error": error,
+            "created_at": self.created_at.isoformat(),
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "updated_at": self.updated_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True)
+class JobPage:
+    """One page of a listing; pass ``next_cursor`` back to get the next page."""
+
+    jobs: list[JobRecord]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Failure:
+    """An attempt's error, as recorded."""
+
+    error_type: str
+    message: str
+    traceback: str | None = None
+
+
+class JobStorePort(Protocol):
+    """Persistent job state. Methods raise ``StoreUnavailable`` when unreachable."""
+
+    def record_queued(self, jobs: Sequence[NewJob]) -> None:
+        """Insert accepted jobs; ids already known are left as they are."""
+
+    def claim(self, job: NewJob, *, attempt: int, lease_seconds: float, worker: str) -> ClaimOutcome:
+        """Atomically take a delivered job for running (the effectively-once gate).
+
+        A job that succeeded is ``ALREADY_DONE``; one running under another
+        worker's unexpired lease is ``BUSY``; anything else becomes ``running``
+        under this worker with a lease of ``lease_seconds``.
+        """
+
+    def extend_lease(self, job_id: str, *, lease_seconds: float) -> None:
+        """Push the running job's lease forward (the heartbeat)."""
+
+    def record_progress(self, job_id: str, *, fraction: float, note: str | None) -> None:
+        """Store progress between 0 and 1 with an optional note."""
+
+    def record_success(self, job_id: str, *, result: Any, result_ref: str | None) -> None:
+        """Mark succeeded with the result (or the object key it was stored under)."""
+
+    def record_failure(self, job_id: str, *, status: JobStatus, failure: Failure) -> None:
+        """Mark ``retrying``, ``dead`` or ``failed`` with the error."""
+
+    def mark(self, job_ids: Sequence[str], *, status: JobStatus) -> None:
+        """Set the status of jobs moved by an operator (redriven, discarded)."""
+
+    def get(self, job_id: str) -> JobRecord | None:
+        """One job, or ``None``."""
+
+    def list(
+        self,
+        *,
+        tenant: str | None,
+        task: str | None = None,
+        status: JobStatus | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> JobPage:
+        """Jobs newest first, filtered; ``tenant=None`` lists every tenant's (operators)."""
+
+    def ping(self) -> None:
+        """Raise ``StoreUnavailable`` unless the store answers."""

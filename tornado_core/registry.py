@@ -1,0 +1,83 @@
+"""Task registry, filled explicitly or from the ``tornado.tasks`` entry points."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable, Iterator
+from importlib.metadata import entry_points
+from types import ModuleType
+
+from tornado_core.errors import TaskNotFound, VersionNotFound
+from tornado_core.task import TaskSpec
+
+ENTRY_POINT_GROUP = "tornado.tasks"
+
+
+class TaskRegistry:
+    """The tasks a process knows, by name and version."""
+
+    def __init__(self, specs: Iterable[TaskSpec] = ()) -> None:
+        self._specs: dict[tuple[str, str], TaskSpec] = {}
+        for spec in specs:
+            self.register(spec)
+
+    @classmethod
+    def from_entry_points(cls, group: str = ENTRY_POINT_GROUP) -> TaskRegistry:
+        """Load every module named by an entry point of ``group``.
+
+        Each entry point names a module (or object); every :class:`TaskSpec`
+        among its attributes is registered.
+        """
+        registry = cls()
+        for point in entry_points(group=group):
+            registry.register_module(point.load())
+        return registry
+
+    def register_module(self, module: ModuleType | object) -> None:
+        """Register every :class:`TaskSpec` found as an attribute of ``module``."""
+        if isinstance(module, str):
+            module = importlib.import_module(module)
+        for value in vars(module).values():
+            if isinstance(value, TaskSpec):
+                self.register(value)
+
+    def register(self, spec: TaskSpec) -> None:
+        """Add a task version; the same object twice is fine, a different one is an error."""
+        key = (spec.name, spec.version)
+        existing = self._specs.get(key)
+        if existing is not None and existing is not spec:
+            raise ValueError(f"task {spec.name} {spec.version} is registered twice")
+        self._specs[key] = spec
+
+    def get(self, name: str, version: str | None = None) -> TaskSpec:
+        """A task by name; the newest registered version unless ``version`` is given.
+
+        Raises:
+            TaskNotFound: No task of that name.
+            VersionNotFound: The name exists, but not that version.
+        """
+        versions = self.versions(name)
+        if not versions:
+            raise TaskNotFound(name)
+        if version is None:
+            return versions[-1]
+        for spec in versions:
+            if spec.version == version:
+                return spec
+        raise VersionNotFound(name, version)
+
+    def versions(self, name: str) -> list[TaskSpec]:
+        """Every registered version of ``name``, oldest first."""
+        found = [s for (n, _), s in self._specs.items() if n == name]
+        return sorted(found, key=lambda s: _version_key(s.version))
+
+    def names(self) -> list[str]:
+        """Task names, sorted."""
+        return sorted({n for n, _ in self._specs})
+
+    def __iter__(self) -> Iterator[TaskSpec]:
+        return iter(sorted(self._specs.values(), key=lambda s: (s.name, _version_key(s.version))))
+
+
+def _version_key(version: str) -> tuple[tuple[int, str], ...]:
+    return tuple((int(p), "") if p.isdigit() else (-1, p) for p in version.replace("-", ".").split("."))

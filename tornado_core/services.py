@@ -1,0 +1,44 @@
+"""The bundle of ports a Tornado process runs on, built by the composition root."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tornado_core.job_ids import JobIds
+from tornado_core.ports.database import DatabasePort
+from tornado_core.ports.jobs import JobStorePort
+from tornado_core.ports.limits import ConcurrencyLimiterPort
+from tornado_core.ports.objects import ObjectStorePort
+from tornado_core.ports.queue import QueuePort
+from tornado_core.ports.tenants import TenantStorePort
+from tornado_core.registry import TaskRegistry
+from tornado_core.settings import Settings
+
+
+@dataclass(frozen=True, kw_only=True)
+class Services:
+    """Everything the API, workers and CLI use; no globals, passed explicitly.
+
+    Attributes:
+        settings: The loaded settings.
+        registry: Known tasks.
+        queue: The job queue (SQS or PostgreSQL).
+        objects: The object store (S3).
+        jobs: The job store (PostgreSQL).
+        limiter: Global per-task concurrency slots.
+        tenants: Tenants and token hashes.
+        rds: The ERP database handed to handlers.
+        redshift: The warehouse handed to handlers, if configured.
+        job_ids: Issues and recognises job ids.
+    """
+
+    settings: Settings
+    registry: TaskRegistry
+    queue: QueuePort
+    objects: ObjectStorePort
+    jobs: JobStorePort
+    limiter: ConcurrencyLimiterPort
+    tenants: TenantStorePort
+    rds: DatabasePort
+    redshift: DatabasePort | None
+    job_ids: JobIds

@@ -1,0 +1,133 @@
+"""One frozen settings object, loaded once from the environment and an optional file.
+
+Nothing here runs at import time: the composition root calls :meth:`Settings.load`
+with the mapping it was given (``os.environ`` in the CLI, a dict in tests).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Literal, cast
+
+from tornado_core.errors import ConfigError
+
+QueueBackendName = Literal["postgres", "sqs"]
+
+#: Environment variable -> settings field.
+ENV_VARS: dict[str, str] = {
+    "TORNADO_QUEUE": "queue_backend",
+    "TORNADO_DATABASE_URL": "database_url",
+    "TORNADO_REDSHIFT_URL": "redshift_url",
+    "TORNADO_AWS_ENDPOINT_URL": "aws_endpoint_url",
+    "TORNADO_AWS_REGION": "aws_region",
+    "TORNADO_BUCKET": "bucket",
+    "TORNADO_QUEUE_PREFIX": "queue_prefix",
+    "TORNADO_SECRET_KEY": "secret_key",
+    "TORNADO_CLAIM_CHECK_BYTES": "claim_check_bytes",
+    "TORNADO_MAX_BODY_BYTES": "max_body_bytes",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything a Tornado process needs to find its services.
+
+    Attributes:
+        queue_backend: ``"postgres"`` (embedded default) or ``"sqs"``.
+        database_url: libpq DSN of the job store (and of the PostgreSQL queue).
+        redshift_url: DSN of Redshift; locally a PostgreSQL database.
+        aws_endpoint_url: Override for SQS and S3 (the local moto endpoint);
+            ``None`` means real AWS.
+        aws_region: AWS region of SQS and S3.
+        bucket: S3 bucket for claim-checked payloads, results and task files.
+        queue_prefix: Prefix of every queue name, to share an account.
+        secret_key: Signs job ids and idempotency keys; keep it secret and stable.
+        claim_check_bytes: Payloads and results larger than this travel via S3.
+        max_body_bytes: Largest HTTP request body the API accepts.
+    """
+
+    queue_backend: QueueBackendName = "postgres"
+    database_url: str
+    redshift_url: str | None = None
+    aws_endpoint_url: str | None = None
+    aws_region: str = "us-east-1"
+    bucket: str = "tornado"
+    queue_prefix: str = "tornado"
+    secret_key: str
+    claim_check_bytes: int = 200_000
+    max_body_bytes: int = 8 * 1024 * 1024
+
+    @classmethod
+    def load(cls, env: Mapping[str, str], file: Path | None = None) -> Settings:
+        """Build settings from an optional TOML file, overridden by ``env``.
+
+        Args:
+            env: Usually ``os.environ``; only ``TORNADO_*`` keys are read.
+            file: A TOML file whose keys are the field names; defaults to
+                ``env["TORNADO_SETTINGS_FILE"]`` when set.
+
+        Raises:
+            ConfigError: A required value is missing or a value is malformed.
+        """
+        values: dict[str, Any] = {}
+        path = file or (Path(env["TORNADO_SETTINGS_FILE"]) if env.get("TORNADO_SETTINGS_FILE") else None)
+        if path is not None:
+            values.update(_read_file(path))
+        for var, field_name in ENV_VARS.items():
+            if env.get(var):
+                values[field_name] = env[var]
+        return cls.from_mapping(values)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> Settings:
+        """Validate and convert plain values (strings allowed for numbers).
+
+        Raises:
+            ConfigError: A required value is missing or a value is malformed.
+        """
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ConfigError(f"unknown settings: {', '.join(unknown)}")
+        converted: dict[str, Any] = {}
+        for name, raw in values.items():
+            converted[name] = _convert(name, raw, known[name].type)
+        for required in ("database_url", "secret_key"):
+            if not converted.get(required):
+                var = next(k for k, v in ENV_VARS.items() if v == required)
+                raise ConfigError(f"{required} is not set (set {var}, or run `tornado dev env`)")
+        backend = converted.get("queue_backend", "postgres")
+        if backend not in ("postgres", "sqs"):
+            raise ConfigError(f"queue_backend must be 'postgres' or 'sqs', not {backend!r}")
+        return cls(**converted)
+
+    def as_env(self) -> dict[str, str]:
+        """The environment variables that reproduce these settings in a child process."""
+        env: dict[str, str] = {}
+        for var, field_name in ENV_VARS.items():
+            value = getattr(self, field_name)
+            if value is not None:
+                env[var] = str(value)
+        return env
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return cast(dict[str, Any], tomllib.load(handle))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"settings file {path} does not exist") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"settings file {path} is not valid TOML: {exc}") from exc
+
+
+def _convert(name: str, raw: Any, annotation: Any) -> Any:
+    if "int" in str(annotation) and isinstance(raw, str):
+        try:
+            return int(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{name} must be a whole number, not {raw!r}") from exc
+    return raw

@@ -1,0 +1,138 @@
+"""Declaring a task: ``@task(name=..., payload=Model, ...)`` on a handler function."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ValidationError
+
+from tornado_core.errors import PayloadInvalid
+from tornado_core.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from tornado_core.context import TaskContext
+
+Handler = Callable[["TaskContext", Any], Any]
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskSpec:
+    """A registered task: its contract, policies and handler.
+
+    Attributes:
+        name: Dotted task name, ``"<package>.<action>"``.
+        version: The task's version (from its package's ``__version__``).
+        payload_model: Pydantic model of the payload; its JSON Schema is the contract.
+        handler: ``handler(ctx, payload) -> result`` (result must be JSON-serialisable).
+        retry: Retry policy (attempts and backoff).
+        timeout: Seconds a single attempt may run.
+        visibility_timeout: Seconds a received message stays hidden between heartbeats.
+        max_concurrency: Jobs of this task running at once across all workers
+            (``None`` means no cap).
+        description: One line for the API docs.
+    """
+
+    name: str
+    version: str
+    payload_model: type[BaseModel]
+    handler: Handler = field(repr=False)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    timeout: float = 900.0
+    visibility_timeout: float = 60.0
+    max_concurrency: int | None = None
+    description: str = ""
+
+    def __call__(self, ctx: TaskContext, payload: Any) -> Any:
+        """Call the handler directly (handy in a task's own unit tests)."""
+        return self.handler(ctx, payload)
+
+    def parse_payload(self, data: Any) -> BaseModel:
+        """Validate ``data`` against the payload model.
+
+        Raises:
+            PayloadInvalid: With one field-level message per problem.
+        """
+        try:
+            return self.payload_model.model_validate(data)
+        except ValidationError as exc:
+            raise PayloadInvalid(
+                [
+                    {"field": ".".join(str(p) for p in err["loc"]) or "(payload)", "message": err["msg"]}
+                    for err in exc.errors()
+                ]
+            ) from None
+
+    def json_schema(self) -> dict[str, Any]:
+        """The payload's JSON Schema."""
+        return self.payload_model.model_json_schema()
+
+
+def task(
+    *,
+    name: str,
+    payload: type[BaseModel],
+    version: str | None = None,
+    retry: RetryPolicy | None = None,
+    timeout: float = 900.0,
+    visibility_timeout: float = 60.0,
+    max_concurrency: int | None = None,
+) -> Callable[[Handler], TaskSpec]:
+    """Declare a task.
+
+    Example::
+
+        class Echo(BaseModel):
+            message: str
+
+        @task(name="demo.echo", payload=Echo)
+        def echo(ctx: TaskContext, payload: Echo) -> dict[str, str]:
+            return {"message": payload.message}
+
+    Args:
+        name: Dotted name, unique across the deployment.
+        payload: Pydantic model of the payload.
+        version: Overrides the version read from the handler's package ``__version__``.
+        retry: Retry policy; defaults to 5 attempts with exponential backoff.
+        timeout: Seconds one attempt may run before it counts as failed.
+        visibility_timeout: Seconds between heartbeats keeping a message hidden.
+        max_concurrency: Global cap on simultaneous jobs of this task.
+
+    Returns:
+        A decorator turning the handler into a :class:`TaskSpec`.
+    """
+    _check_name(name)
+
+    def decorate(handler: Handler) -> TaskSpec:
+        return TaskSpec(
+            name=name,
+            version=version or _package_version(handler),
+            payload_model=payload,
+            handler=handler,
+            retry=retry or RetryPolicy(),
+            timeout=timeout,
+            visibility_timeout=visibility_timeout,
+            max_concurrency=max_concurrency,
+            description=(handler.__doc__ or "").strip().splitlines()[0] if handler.__doc__ else "",
+        )
+
+    return decorate
+
+
+def _check_name(name: str) -> None:
+    parts = name.split(".")
+    if len(parts) < 2 or not all(p.isidentifier() and p.islower() for p in parts):
+        raise ValueError(f"task name {name!r} must be dotted lower-case identifiers, like 'nfe.emit'")
+
+
+def _package_version(handler: Handler) -> str:
+    module_name = getattr(handler, "__module__", "")
+    parts = module_name.split(".")
+    for depth in range(len(parts), 0, -1):
+        module = sys.modules.get(".".join(parts[:depth]))
+        version = getattr(module, "__version__", None)
+        if isinstance(version, str):
+            return version
+    raise ValueError(f"cannot tell the version of {module_name}: set __version__ in its package or pass version=")
