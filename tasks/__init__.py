@@ -1,0 +1,1 @@
+"""Built-in ERP task packages, each found through the ``tornado.tasks`` entry points."""

@@ -1,0 +1,3 @@
+"""Demo tasks: echo, sleep with progress, fail N times, always fail."""
+
+__version__ = "1.0.0"
