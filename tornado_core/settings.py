@@ -10,7 +10,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 from tornado_core.errors import ConfigError
 
@@ -117,7 +117,7 @@ class Settings:
 def _read_file(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:
-            return cast(dict[str, Any], tomllib.load(handle))
+            return tomllib.load(handle)
     except FileNotFoundError as exc:
         raise ConfigError(f"settings file {path} does not exist") from exc
     except tomllib.TOMLDecodeError as exc:

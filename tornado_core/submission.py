@@ -46,8 +46,12 @@ class PreparedJob:
         """The job-store record of this job once the queue has accepted it."""
         e = self.envelope
         return NewJob(
-            job_id=e.job_id, tenant=e.tenant, task=e.task, version=e.version,
-            submitted_at=e.submitted_at, idempotency_key=idempotency_key,
+            job_id=e.job_id,
+            tenant=e.tenant,
+            task=e.task,
+            version=e.version,
+            submitted_at=e.submitted_at,
+            idempotency_key=idempotency_key,
         )
 
     def receipt(self) -> dict[str, str]:
@@ -86,7 +90,12 @@ class Submitter:
         self._resolve = resolve_version or (lambda task, _tenant, _id: registry.get(task).version)
 
     def prepare(
-        self, *, task: str, tenant: str, payload: Any, idempotency_key: str | None = None,
+        self,
+        *,
+        task: str,
+        tenant: str,
+        payload: Any,
+        idempotency_key: str | None = None,
         version: str | None = None,
     ) -> PreparedJob:
         """Validate and build the envelope of one job.
@@ -115,8 +124,12 @@ class Submitter:
             raise PayloadInvalid([{"field": "payload", "message": "must be a JSON object"}])
         spec.parse_payload(payload)
         envelope = Envelope(
-            job_id=job_id, task=task, version=spec.version, tenant=tenant,
-            payload=payload, submitted_at=time.time(),
+            job_id=job_id,
+            task=task,
+            version=spec.version,
+            tenant=tenant,
+            payload=payload,
+            submitted_at=time.time(),
         )
         envelope = self._claim_check(envelope)
         return PreparedJob(envelope=envelope, queue=queue_name(self._prefix, task, spec.version))
@@ -128,6 +141,11 @@ class Submitter:
         key = payload_key(envelope.task, envelope.job_id)
         self._objects.put(key, text.encode(), content_type="application/json")
         return Envelope(
-            job_id=envelope.job_id, task=envelope.task, version=envelope.version,
-            tenant=envelope.tenant, payload=None, payload_ref=key, submitted_at=envelope.submitted_at,
+            job_id=envelope.job_id,
+            task=envelope.task,
+            version=envelope.version,
+            tenant=envelope.tenant,
+            payload=None,
+            payload_ref=key,
+            submitted_at=envelope.submitted_at,
         )

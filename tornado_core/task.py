@@ -135,4 +135,6 @@ def _package_version(handler: Handler) -> str:
         version = getattr(module, "__version__", None)
         if isinstance(version, str):
             return version
-    raise ValueError(f"cannot tell the version of {module_name}: set __version__ in its package or pass version=")
+    raise ValueError(
+        f"cannot tell the version of {module_name}: set __version__ in its package or pass version="
+    )

@@ -140,7 +140,9 @@ class MemoryQueue:
             message.receive_count += 1
             message.receipt = uuid.uuid4().hex
             message.visible_at = now + visibility
-            got.append(ReceivedMessage(message.message_id, message.body, message.receipt, message.receive_count))
+            got.append(
+                ReceivedMessage(message.message_id, message.body, message.receipt, message.receive_count)
+            )
         return got
 
 
@@ -200,12 +202,20 @@ class MemoryJobStore:
             if record.status is JobStatus.SUCCEEDED:
                 return ClaimOutcome.ALREADY_DONE
             holder = self._leases.get(job.job_id)
-            if record.status is JobStatus.RUNNING and holder and holder[0] != worker and holder[1] > self._clock():
+            if (
+                record.status is JobStatus.RUNNING
+                and holder
+                and holder[0] != worker
+                and holder[1] > self._clock()
+            ):
                 return ClaimOutcome.BUSY
             now = self._now()
             self._jobs[job.job_id] = replace(
-                record, status=JobStatus.RUNNING, attempts=record.attempts + 1,
-                started_at=record.started_at or now, updated_at=now,
+                record,
+                status=JobStatus.RUNNING,
+                attempts=record.attempts + 1,
+                started_at=record.started_at or now,
+                updated_at=now,
             )
             self._leases[job.job_id] = (worker, self._clock() + lease_seconds)
             return ClaimOutcome.CLAIMED
@@ -221,16 +231,27 @@ class MemoryJobStore:
     def record_success(self, job_id: str, *, result: Any, result_ref: str | None) -> None:
         now = self._now()
         self._update(
-            job_id, status=JobStatus.SUCCEEDED, result=result, result_ref=result_ref,
-            progress=1.0, finished_at=now, error_type=None, error_message=None, error_traceback=None,
+            job_id,
+            status=JobStatus.SUCCEEDED,
+            result=result,
+            result_ref=result_ref,
+            progress=1.0,
+            finished_at=now,
+            error_type=None,
+            error_message=None,
+            error_traceback=None,
         )
         self._leases.pop(job_id, None)
 
     def record_failure(self, job_id: str, *, status: JobStatus, failure: Failure) -> None:
         finished = self._now() if status in (JobStatus.DEAD, JobStatus.FAILED) else None
         self._update(
-            job_id, status=status, error_type=failure.error_type, error_message=failure.message,
-            error_traceback=failure.traceback, finished_at=finished,
+            job_id,
+            status=status,
+            error_type=failure.error_type,
+            error_message=failure.message,
+            error_traceback=failure.traceback,
+            finished_at=finished,
         )
         self._leases.pop(job_id, None)
 
@@ -243,12 +264,18 @@ class MemoryJobStore:
             return self._jobs.get(job_id)
 
     def list(
-        self, *, tenant: str | None, task: str | None = None, status: JobStatus | None = None,
-        limit: int = 50, cursor: str | None = None,
+        self,
+        *,
+        tenant: str | None,
+        task: str | None = None,
+        status: JobStatus | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
     ) -> JobPage:
         with self._lock:
             rows = [
-                r for r in self._jobs.values()
+                r
+                for r in self._jobs.values()
                 if (tenant is None or r.tenant == tenant)
                 and (task is None or r.task == task)
                 and (status is None or r.status is status)
@@ -266,10 +293,23 @@ class MemoryJobStore:
     def _new_record(self, job: NewJob, status: JobStatus) -> JobRecord:
         created = datetime.fromtimestamp(job.submitted_at or self._clock(), UTC)
         return JobRecord(
-            job_id=job.job_id, tenant=job.tenant, task=job.task, version=job.version, status=status,
-            attempts=0, progress=0.0, progress_note=None, result=None, result_ref=None,
-            error_type=None, error_message=None, error_traceback=None, created_at=created,
-            started_at=None, finished_at=None, updated_at=created,
+            job_id=job.job_id,
+            tenant=job.tenant,
+            task=job.task,
+            version=job.version,
+            status=status,
+            attempts=0,
+            progress=0.0,
+            progress_note=None,
+            result=None,
+            result_ref=None,
+            error_type=None,
+            error_message=None,
+            error_traceback=None,
+            created_at=created,
+            started_at=None,
+            finished_at=None,
+            updated_at=created,
         )
 
     def _update(self, job_id: str, **changes: Any) -> None:

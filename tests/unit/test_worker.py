@@ -1,0 +1,133 @@
+"""The worker loop against in-memory adapters: fast checks of its decisions."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+import tasks.demo.handlers as demo
+from tornado_core.naming import dead_letter_name, queue_spec
+from tornado_core.ports.jobs import JobStatus
+from tornado_core.ports.queue import OutgoingMessage
+from tornado_core.registry import TaskRegistry
+from tornado_core.services import Services
+from tornado_core.submission import Submitter
+from tornado_core.testing import memory_services
+from tornado_core.worker import Worker, WorkerOptions
+
+
+@pytest.fixture
+def services() -> Services:
+    registry = TaskRegistry()
+    registry.register_module(demo)
+    return memory_services(registry)
+
+
+def submit(services: Services, task: str, payload: dict[str, object]) -> str:
+    submitter = Submitter(
+        registry=services.registry,
+        job_ids=services.job_ids,
+        objects=services.objects,
+        queue_prefix=services.settings.queue_prefix,
+        claim_check_bytes=services.settings.claim_check_bytes,
+    )
+    prepared = submitter.prepare(task=task, tenant="acme", payload=payload)
+    services.queue.ensure_queue(queue_spec(services.settings.queue_prefix, services.registry.get(task)))
+    assert services.queue.send_batch(prepared.queue, [OutgoingMessage(prepared.body)]) == [None]
+    services.jobs.record_queued([prepared.as_new_job()])
+    return prepared.envelope.job_id
+
+
+@pytest.fixture
+def run_worker(services: Services) -> Iterator[Callable[[str], Worker]]:
+    started: list[tuple[Worker, threading.Thread]] = []
+
+    def start(task: str, concurrency: int = 2) -> Worker:
+        worker = Worker(
+            services,
+            services.registry.get(task),
+            WorkerOptions(concurrency=concurrency, poll_wait=0.1, grace_period=5),
+        )
+        thread = threading.Thread(target=worker.run, daemon=True)
+        thread.start()
+        started.append((worker, thread))
+        return worker
+
+    yield start
+    for worker, thread in started:
+        worker.stop()
+        thread.join(timeout=10)
+        assert not thread.is_alive()
+
+
+def wait_for_status(services: Services, job_id: str, status: JobStatus, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        record = services.jobs.get(job_id)
+        if record is not None and record.status is status:
+            return
+        time.sleep(0.02)
+    record = services.jobs.get(job_id)
+    raise AssertionError(f"job {job_id} is {record.status if record else None}, not {status}")
+
+
+def test_echo_succeeds_with_its_result(services: Services, run_worker: Callable[[str], Worker]) -> None:
+    job_id = submit(services, "demo.echo", {"message": "olá"})
+    run_worker("demo.echo")
+    wait_for_status(services, job_id, JobStatus.SUCCEEDED)
+    record = services.jobs.get(job_id)
+    assert record is not None
+    assert record.result == {"message": "olá"}
+    assert record.attempts == 1
+
+
+def test_flaky_job_retries_then_succeeds(services: Services, run_worker: Callable[[str], Worker]) -> None:
+    job_id = submit(services, "demo.flaky", {"failures": 2})
+    run_worker("demo.flaky")
+    wait_for_status(services, job_id, JobStatus.SUCCEEDED)
+    record = services.jobs.get(job_id)
+    assert record is not None
+    assert record.result == {"attempts": 3}
+
+
+def test_non_retryable_goes_to_the_dlq_at_once(services: Services, run_worker: Callable[[str], Worker]) -> None:
+    job_id = submit(services, "demo.fail", {"retryable": False})
+    worker = run_worker("demo.fail")
+    wait_for_status(services, job_id, JobStatus.DEAD)
+    record = services.jobs.get(job_id)
+    assert record is not None
+    assert record.attempts == 1
+    assert record.error_type == "NonRetryable"
+    deadline = time.monotonic() + 5
+    while services.queue.depth(dead_letter_name(worker.queue_name)).total != 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+
+
+def test_always_failing_job_is_redriven_after_max_receives(
+    services: Services, run_worker: Callable[[str], Worker]
+) -> None:
+    job_id = submit(services, "demo.fail", {"reason": "boom"})
+    worker = run_worker("demo.fail")
+    dlq = dead_letter_name(worker.queue_name)
+    deadline = time.monotonic() + 10
+    while services.queue.depth(dlq).total != 1:
+        assert time.monotonic() < deadline, "never reached the DLQ"
+        time.sleep(0.02)
+    record = services.jobs.get(job_id)
+    assert record is not None
+    assert record.status is JobStatus.DEAD
+    assert record.attempts == services.registry.get("demo.fail").retry.max_attempts
+    assert services.queue.depth(worker.queue_name).total == 0
+
+
+def test_stop_lets_a_running_job_finish(services: Services, run_worker: Callable[[str], Worker]) -> None:
+    job_id = submit(services, "demo.sleep", {"seconds": 0.6, "steps": 3})
+    worker = run_worker("demo.sleep")
+    wait_for_status(services, job_id, JobStatus.RUNNING)
+    worker.stop()
+    wait_for_status(services, job_id, JobStatus.SUCCEEDED)
+    assert services.queue.depth(worker.queue_name).total == 0

@@ -1,0 +1,246 @@
+"""The consume loop of one task version.
+
+Guarantees (see DESIGN.md, "Worker semantics"):
+
+* long-poll batch receive, never more messages than free slots, so a message
+  is only received when it can start at once;
+* ``concurrency`` jobs at once in threads, capped globally per task by the
+  concurrency limiter (slots are taken *before* receiving, so a full cap never
+  inflates receive counts);
+* a heartbeat keeps running jobs' messages hidden and their leases alive;
+* on stop (SIGTERM): no more polling, running jobs finish within the grace
+  period, anything still unfinished is made visible again at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+
+from tornado_core.errors import BackendError
+from tornado_core.execution import Delivery, JobRunner
+from tornado_core.naming import queue_spec
+from tornado_core.ports.queue import ReceivedMessage
+from tornado_core.services import Services
+from tornado_core.task import TaskSpec
+
+logger = logging.getLogger("tornado.worker")
+
+
+def default_worker_id() -> str:
+    """``host:pid:random`` — unique per worker process."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkerOptions:
+    """How a worker runs.
+
+    Attributes:
+        concurrency: Jobs this process runs at once.
+        grace_period: Seconds running jobs get to finish after a stop request.
+        poll_wait: Long-poll seconds per receive (SQS allows up to 20).
+        worker_id: Identity recorded in job leases.
+    """
+
+    concurrency: int = 4
+    grace_period: float = 30.0
+    poll_wait: float = 5.0
+    worker_id: str = field(default_factory=default_worker_id)
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+
+
+@dataclass
+class _Running:
+    delivery: Delivery
+    slot: AbstractContextManager[None]
+    job_id: str | None
+
+
+class Worker:
+    """Pulls and runs the jobs of one task version until stopped.
+
+    Args:
+        services: The process's services.
+        spec: The task version to serve; the worker polls only its queue.
+        options: Concurrency, grace period, poll wait.
+        on_outcome: Called with each message's outcome (metrics, tests).
+    """
+
+    def __init__(
+        self,
+        services: Services,
+        spec: TaskSpec,
+        options: WorkerOptions | None = None,
+        *,
+        on_outcome: Callable[[str], None] | None = None,
+    ) -> None:
+        self._services = services
+        self._spec = spec
+        self._options = options or WorkerOptions()
+        self._queue = queue_spec(services.settings.queue_prefix, spec)
+        self._runner = JobRunner(services, spec, worker_id=self._options.worker_id)
+        self._on_outcome = on_outcome or (lambda _outcome: None)
+        self._running: dict[str, _Running] = {}
+        self._lock = threading.Lock()
+        self._slot_freed = threading.Event()
+        self._stop = threading.Event()
+        self._heartbeat_stop = threading.Event()
+
+    @property
+    def queue_name(self) -> str:
+        """The queue this worker polls."""
+        return self._queue.name
+
+    def stop(self) -> None:
+        """Ask the loop to stop polling and drain (safe from a signal handler)."""
+        self._stop.set()
+        self._slot_freed.set()
+
+    def run(self) -> None:
+        """Poll and run jobs until :meth:`stop`, then drain within the grace period."""
+        self._services.queue.ensure_queue(self._queue)
+        logger.info(
+            "worker %s polling %s (concurrency %d)",
+            self._options.worker_id,
+            self._queue.name,
+            self._options.concurrency,
+        )
+        heartbeat = threading.Thread(target=self._heartbeat_loop, name="tornado-heartbeat", daemon=True)
+        with ThreadPoolExecutor(self._options.concurrency, thread_name_prefix="tornado-job") as pool:
+            heartbeat.start()
+            while not self._stop.is_set():
+                self._poll_once(pool)
+            self._drain()
+            self._heartbeat_stop.set()
+        heartbeat.join(timeout=1)
+        logger.info("worker %s stopped", self._options.worker_id)
+
+    def _poll_once(self, pool: ThreadPoolExecutor) -> None:
+        slots = self._take_slots()
+        if not slots:
+            self._slot_freed.wait(timeout=0.5)
+            self._slot_freed.clear()
+            return
+        try:
+            messages = self._services.queue.receive(
+                self._queue.name,
+                max_messages=len(slots),
+                wait_seconds=self._options.poll_wait,
+                visibility_timeout=self._spec.visibility_timeout,
+            )
+        except BackendError as exc:
+            logger.warning("receive failed: %s; retrying in 1s", exc)
+            self._release_all(slots)
+            self._stop.wait(1.0)
+            return
+        if self._stop.is_set():
+            self._return_unstarted(messages)
+            self._release_all(slots)
+            return
+        for message in messages:
+            self._start(
+                pool, Delivery(queue=self._queue.name, message=message, started=time.monotonic()), slots.pop()
+            )
+        self._release_all(slots)
+
+    def _take_slots(self) -> list[AbstractContextManager[None]]:
+        with self._lock:
+            free = self._options.concurrency - len(self._running)
+        wanted = min(free, 10)
+        slots: list[AbstractContextManager[None]] = []
+        cap = self._spec.max_concurrency
+        for _ in range(wanted):
+            slot = (
+                self._services.limiter.try_acquire(self._spec.name, cap) if cap else contextlib.nullcontext()
+            )
+            if slot is None:
+                break
+            slot.__enter__()
+            slots.append(slot)
+        return slots
+
+    @staticmethod
+    def _release_all(slots: list[AbstractContextManager[None]]) -> None:
+        for slot in slots:
+            slot.__exit__(None, None, None)
+        slots.clear()
+
+    def _start(
+        self, pool: ThreadPoolExecutor, delivery: Delivery, slot: AbstractContextManager[None]
+    ) -> None:
+        with self._lock:
+            self._running[delivery.message.receipt] = _Running(delivery, slot, _job_id_of(delivery.message))
+        future = pool.submit(self._runner.run, delivery)
+        future.add_done_callback(lambda f: self._finished(delivery.message.receipt, f))
+
+    def _finished(self, receipt: str, future: Future[str]) -> None:
+        with self._lock:
+            running = self._running.pop(receipt, None)
+        if running is not None:
+            running.slot.__exit__(None, None, None)
+        exc = future.exception()
+        if exc is not None:
+            logger.error("job runner crashed: %r (the message will reappear)", exc)
+        else:
+            self._on_outcome(future.result())
+        self._slot_freed.set()
+
+    def _heartbeat_loop(self) -> None:
+        interval = max(self._spec.visibility_timeout / 3, 0.2)
+        while not self._heartbeat_stop.wait(interval):
+            self._beat()
+
+    def _beat(self) -> None:
+        with self._lock:
+            running = list(self._running.values())
+        now = time.monotonic()
+        for item in running:
+            if now - item.delivery.started > self._spec.timeout:
+                continue  # past its timeout: let the message reappear for another attempt
+            try:
+                self._services.queue.change_visibility(
+                    item.delivery.queue, item.delivery.message.receipt, self._spec.visibility_timeout
+                )
+                if item.job_id:
+                    self._services.jobs.extend_lease(item.job_id, lease_seconds=self._spec.visibility_timeout)
+            except BackendError as exc:
+                logger.warning("heartbeat failed for %s: %s", item.delivery.message.message_id, exc)
+
+    def _drain(self) -> None:
+        deadline = time.monotonic() + self._options.grace_period
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._running:
+                    return
+            time.sleep(0.05)
+        with self._lock:
+            leftovers = [r.delivery.message for r in self._running.values()]
+        logger.warning("grace period over: %d unfinished job(s) made visible again", len(leftovers))
+        self._return_unstarted(leftovers)
+
+    def _return_unstarted(self, messages: Sequence[ReceivedMessage]) -> None:
+        for message in messages:
+            with contextlib.suppress(BackendError):
+                self._services.queue.change_visibility(self._queue.name, message.receipt, 0)
+
+
+def _job_id_of(message: ReceivedMessage) -> str | None:
+    try:
+        job_id = json.loads(message.body).get("job_id")
+    except (ValueError, AttributeError):
+        return None
+    return job_id if isinstance(job_id, str) else None
