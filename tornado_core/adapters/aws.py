@@ -1,0 +1,59 @@
+"""boto3 clients with timeouts and retries suited to Tornado's calls.
+
+The only module that builds boto3 clients; the SQS and S3 adapters take a
+client so tests and the composition root decide where it points.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+#: Seconds to open a TCP connection before giving up (fail fast: 503, not a hang).
+CONNECT_TIMEOUT = 2.0
+#: Seconds to wait for a response; above SQS's longest long poll (20 s).
+READ_TIMEOUT = 30.0
+#: Attempts per call, first included (botocore "standard" retry mode).
+MAX_ATTEMPTS = 3
+#: HTTP connections per client; workers poll and heartbeat from many threads.
+MAX_POOL_CONNECTIONS = 50
+
+
+def client_config(*, path_style: bool = False) -> Config:
+    """The botocore configuration every Tornado client uses.
+
+    Args:
+        path_style: Address S3 buckets in the path (needed by local endpoints).
+    """
+    extra: dict[str, Any] = {"s3": {"addressing_style": "path"}} if path_style else {}
+    return Config(
+        retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
+        connect_timeout=CONNECT_TIMEOUT,
+        read_timeout=READ_TIMEOUT,
+        max_pool_connections=MAX_POOL_CONNECTIONS,
+        **extra,
+    )
+
+
+def make_client(service: str, *, region: str, endpoint_url: str | None) -> Any:
+    """Build a boto3 client for ``service`` ("sqs", "s3", ...).
+
+    Credentials come from the usual boto3 chain (environment, profile, role).
+
+    Args:
+        service: The AWS service name.
+        region: The AWS region, e.g. ``"us-east-1"``.
+        endpoint_url: A local endpoint (moto) instead of AWS; ``None`` for AWS.
+
+    Returns:
+        A boto3 client.
+    """
+    session = boto3.session.Session()
+    return session.client(
+        service,  # type: ignore[call-overload]
+        region_name=region,
+        endpoint_url=endpoint_url,
+        config=client_config(path_style=endpoint_url is not None),
+    )
