@@ -20,6 +20,7 @@ QueueBackendName = Literal["postgres", "sqs"]
 ENV_VARS: dict[str, str] = {
     "TORNADO_QUEUE": "queue_backend",
     "TORNADO_DATABASE_URL": "database_url",
+    "TORNADO_ERP_DATABASE_URL": "erp_database_url",
     "TORNADO_REDSHIFT_URL": "redshift_url",
     "TORNADO_AWS_ENDPOINT_URL": "aws_endpoint_url",
     "TORNADO_AWS_REGION": "aws_region",
@@ -38,6 +39,8 @@ class Settings:
     Attributes:
         queue_backend: ``"postgres"`` (embedded default) or ``"sqs"``.
         database_url: libpq DSN of the job store (and of the PostgreSQL queue).
+        erp_database_url: DSN of the ERP's database (RDS) handed to handlers;
+            defaults to ``database_url``.
         redshift_url: DSN of Redshift; locally a PostgreSQL database.
         aws_endpoint_url: Override for SQS and S3 (the local moto endpoint);
             ``None`` means real AWS.
@@ -51,6 +54,7 @@ class Settings:
 
     queue_backend: QueueBackendName = "postgres"
     database_url: str
+    erp_database_url: str | None = None
     redshift_url: str | None = None
     aws_endpoint_url: str | None = None
     aws_region: str = "us-east-1"

@@ -1,0 +1,1 @@
+"""The ``tornado`` command line."""

@@ -1,0 +1,121 @@
+"""``tornado``: run the API and workers, submit and inspect jobs, operate queues."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from types import FrameType
+
+import click
+
+from cli.context import cli_services, load_settings, reported_errors
+from cli.jobs import jobs, submit
+from cli.operators import dlq, tenants
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--log-level", default="INFO", show_default=True, envvar="TORNADO_LOG_LEVEL", help="Logging level."
+)
+def cli(log_level: str) -> None:
+    """Tornado: heavy ERP background jobs off the request path."""
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr
+    )
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
+def api(host: str, port: int) -> None:
+    """Serve the HTTP API (enqueue, status, health, OpenAPI)."""
+    from tornado_core.bootstrap import provision_queues
+    from tornado_core.web import serve
+
+    with cli_services() as services:
+        provision_queues(services)
+        click.echo(f"Tornado API listening on http://{host}:{port}", err=True)
+        serve(services, host=host, port=port)
+
+
+@cli.command()
+@click.option("--task", "task_name", required=True, help="Task to serve, e.g. demo.echo.")
+@click.option("--version", "version", default=None, help="Task version (default: the newest installed).")
+@click.option(
+    "--concurrency", default=4, show_default=True, type=click.IntRange(1, 256), help="Jobs at once."
+)
+@click.option(
+    "--grace-period", default=30.0, show_default=True, type=float, help="Seconds to finish on SIGTERM."
+)
+@click.option(
+    "--poll-wait", default=5.0, show_default=True, type=click.FloatRange(0, 20), help="Long-poll seconds."
+)
+def worker(
+    task_name: str, version: str | None, concurrency: int, grace_period: float, poll_wait: float
+) -> None:
+    """Pull and run the jobs of one task version until SIGTERM."""
+    from tornado_core.worker import Worker, WorkerOptions
+
+    with cli_services() as services:
+        spec = services.registry.get(task_name, version)
+        options = WorkerOptions(concurrency=concurrency, grace_period=grace_period, poll_wait=poll_wait)
+        runner = Worker(services, spec, options)
+
+        def request_stop(signum: int, _frame: FrameType | None) -> None:
+            logging.getLogger("tornado.worker").info("%s: draining", signal.Signals(signum).name)
+            runner.stop()
+
+        signal.signal(signal.SIGTERM, request_stop)
+        signal.signal(signal.SIGINT, request_stop)
+        runner.run()
+
+
+@cli.command()
+def migrate() -> None:
+    """Apply pending database migrations to the job store."""
+    from tornado_core.bootstrap import migrate as apply
+
+    with reported_errors():
+        applied = apply(load_settings())
+    click.echo("applied: " + ", ".join(applied) if applied else "database is up to date")
+
+
+@cli.command()
+@click.option("--jobs", "job_count", default=300, show_default=True, type=click.IntRange(1, 100_000))
+@click.option(
+    "--queue",
+    "queue_backend",
+    type=click.Choice(["postgres", "sqs"]),
+    default=None,
+    help="Queue backend (default: TORNADO_QUEUE or postgres).",
+)
+def showcase(job_count: int, queue_backend: str | None) -> None:
+    """Start the local stack, API and workers; submit jobs over HTTP; print a summary."""
+    from cli.showcase import run_showcase
+
+    with reported_errors():
+        run_showcase(job_count=job_count, queue_backend=queue_backend)
+
+
+def _register() -> None:
+    from cli.dev import dev
+
+    cli.add_command(submit)
+    cli.add_command(jobs)
+    cli.add_command(dlq)
+    cli.add_command(tenants)
+    cli.add_command(dev)
+
+
+_register()
+
+
+def main() -> None:
+    """Entry point of the ``tornado`` command."""
+    cli(prog_name="tornado")
+
+
+def newtask_shortcut() -> None:
+    """Entry point of the ``newtask`` command (same as ``tornado newtask``)."""
+    cli(prog_name="tornado", args=["newtask", *sys.argv[1:]])
