@@ -1,0 +1,133 @@
+"""Micro-batching of queue sends for the enqueue path, without delaying a lone request.
+
+Per queue there is at most one flush in flight. A message that arrives while the
+queue is idle is flushed at once (no timer, no waiting for company); messages
+that arrive while a flush is in flight accumulate and all go in the next flush,
+split into chunks of ``queue.max_send_batch`` that are sent concurrently in the
+executor. Under load this turns N requests into about N / max_send_batch calls;
+with a single client it adds no latency.
+
+Blocking port calls run in the executor, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+
+from tornado_core.errors import QueueUnavailable
+from tornado_core.ports.queue import OutgoingMessage, QueuePort
+
+_log = logging.getLogger(__name__)
+
+_Waiter = tuple[str, "asyncio.Future[None]"]
+
+
+@dataclass
+class _Lane:
+    """The pending messages of one queue and its flush task, if one is in flight."""
+
+    pending: list[_Waiter] = field(default_factory=list)
+    flushing: asyncio.Task[None] | None = None
+
+
+class SendBatcher:
+    """Coalesces concurrent sends to the same queue into ``send_batch`` calls.
+
+    Args:
+        queue: The queue port.
+        executor: Where the blocking ``send_batch`` calls run.
+
+    Must be used from one event loop (the one of the API process).
+    """
+
+    def __init__(self, queue: QueuePort, executor: Executor) -> None:
+        self._queue = queue
+        self._executor = executor
+        self._lanes: dict[str, _Lane] = {}
+
+    async def send(self, queue_name: str, body: str) -> None:
+        """Send one message; return once the queue has stored it.
+
+        Raises:
+            QueueUnavailable: The queue refused this message or could not be reached.
+        """
+        await self._enqueue(queue_name, [body])[0]
+
+    async def send_many(self, queue_name: str, bodies: Sequence[str]) -> list[str | None]:
+        """Send several messages to one queue; they share flushes with concurrent sends.
+
+        Returns:
+            For each body, ``None`` if the queue stored it, else an error text.
+        """
+        futures = self._enqueue(queue_name, bodies)
+        outcomes = await asyncio.gather(*futures, return_exceptions=True)
+        return [None if outcome is None else str(outcome) for outcome in outcomes]
+
+    async def wait_idle(self) -> None:
+        """Wait until no flush is in flight (for a graceful shutdown)."""
+        while tasks := [lane.flushing for lane in self._lanes.values() if lane.flushing]:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _enqueue(self, queue_name: str, bodies: Sequence[str]) -> list[asyncio.Future[None]]:
+        loop = asyncio.get_running_loop()
+        lane = self._lanes.setdefault(queue_name, _Lane())
+        futures: list[asyncio.Future[None]] = []
+        for body in bodies:
+            future: asyncio.Future[None] = loop.create_future()
+            lane.pending.append((body, future))
+            futures.append(future)
+        if lane.flushing is None:
+            lane.flushing = loop.create_task(self._drain(queue_name, lane))
+        return futures
+
+    async def _drain(self, queue_name: str, lane: _Lane) -> None:
+        batch: list[_Waiter] = []
+        try:
+            while lane.pending:
+                batch, lane.pending = lane.pending, []
+                await self._flush(queue_name, batch)
+        finally:
+            lane.flushing = None
+            # Normally everything is settled; if the flush was cancelled, nobody may hang.
+            leftovers, lane.pending = batch + lane.pending, []
+            _fail(leftovers, QueueUnavailable("send cancelled"))
+
+    async def _flush(self, queue_name: str, batch: list[_Waiter]) -> None:
+        size = max(1, self._queue.max_send_batch)
+        chunks = [batch[i : i + size] for i in range(0, len(batch), size)]
+        await asyncio.gather(*(self._send_chunk(queue_name, chunk) for chunk in chunks))
+
+    async def _send_chunk(self, queue_name: str, chunk: list[_Waiter]) -> None:
+        messages = [OutgoingMessage(body) for body, _ in chunk]
+        loop = asyncio.get_running_loop()
+        try:
+            results = await loop.run_in_executor(self._executor, self._queue.send_batch, queue_name, messages)
+        except QueueUnavailable as exc:
+            _fail(chunk, QueueUnavailable(str(exc)))
+            return
+        except Exception as exc:  # an adapter bug must not hang or crash the requests
+            _log.exception("send_batch to %s failed unexpectedly", queue_name)
+            _fail(chunk, QueueUnavailable(f"send failed: {type(exc).__name__}"))
+            return
+        _settle(chunk, results)
+
+
+def _settle(chunk: list[_Waiter], results: Sequence[str | None]) -> None:
+    for index, (_, future) in enumerate(chunk):
+        error = results[index] if index < len(results) else "no acknowledgement from the queue"
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(QueueUnavailable(error))
+
+
+def _fail(waiters: list[_Waiter], error: QueueUnavailable) -> None:
+    for _, future in waiters:
+        if not future.done():
+            future.set_exception(QueueUnavailable(str(error)))
