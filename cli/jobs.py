@@ -96,7 +96,8 @@ def list_jobs(
     page = _call(lambda: client.list(task=task, status=status, limit=limit, cursor=cursor))
     for job in page.get("jobs", []):
         click.echo(
-            f"{job['id']}  {job['task']:<20} {job['version']:<8} {job['status']:<10} attempts={job['attempts']}"
+            f"{job['id']}  {job['task']:<20} {job['version']:<8} {job['status']:<10} "
+            f"attempts={job['attempts']}"
         )
     if page.get("next_cursor"):
         click.echo(f"more: --cursor {page['next_cursor']}")
