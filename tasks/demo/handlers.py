@@ -23,19 +23,48 @@ def echo(ctx: TaskContext, payload: EchoPayload) -> dict[str, str]:
 
 
 class SleepPayload(BaseModel):
-    """Payload of ``demo.sleep``."""
+    """Payload of ``demo.sleep`` and ``demo.throttled``."""
 
     seconds: float = Field(ge=0, le=3600, description="How long to work.")
     steps: int = Field(default=10, ge=1, le=1000, description="Progress reports along the way.")
+    record_effect: bool = Field(
+        default=False, description="Insert one row per job into the ERP table demo_effects (idempotently)."
+    )
 
 
-@task(name="demo.sleep", payload=SleepPayload, visibility_timeout=30)
-def sleep(ctx: TaskContext, payload: SleepPayload) -> dict[str, float]:
-    """Sleep, reporting progress at each step."""
+def _work(ctx: TaskContext, payload: SleepPayload) -> dict[str, Any]:
     for step in range(payload.steps):
         time.sleep(payload.seconds / payload.steps)
         ctx.progress((step + 1) / payload.steps, f"step {step + 1} of {payload.steps}")
+    if payload.record_effect:
+        _record_effect(ctx)
     return {"slept": payload.seconds}
+
+
+def _record_effect(ctx: TaskContext) -> None:
+    """The idempotent side-effect pattern: the job id is the key, a repeat is a no-op."""
+    with ctx.rds.connection() as conn, conn.cursor() as cur:
+        cur.execute(
+            "CREATE TABLE IF NOT EXISTS demo_effects ("
+            " job_id text PRIMARY KEY, tenant text NOT NULL, attempt int NOT NULL,"
+            " done_at timestamptz NOT NULL DEFAULT now())"
+        )
+        cur.execute(
+            "INSERT INTO demo_effects (job_id, tenant, attempt) VALUES (%s, %s, %s) ON CONFLICT (job_id) DO NOTHING",
+            (ctx.job_id, ctx.tenant, ctx.attempt),
+        )
+
+
+@task(name="demo.sleep", payload=SleepPayload, visibility_timeout=3)
+def sleep(ctx: TaskContext, payload: SleepPayload) -> dict[str, Any]:
+    """Sleep, reporting progress at each step (outlives its 3 s visibility timeout by heartbeats)."""
+    return _work(ctx, payload)
+
+
+@task(name="demo.throttled", payload=SleepPayload, max_concurrency=2, visibility_timeout=10)
+def throttled(ctx: TaskContext, payload: SleepPayload) -> dict[str, Any]:
+    """Like demo.sleep, but at most two run at once across every worker process."""
+    return _work(ctx, payload)
 
 
 class FlakyPayload(BaseModel):
