@@ -50,7 +50,8 @@ def _record_effect(ctx: TaskContext) -> None:
             " done_at timestamptz NOT NULL DEFAULT now())"
         )
         cur.execute(
-            "INSERT INTO demo_effects (job_id, tenant, attempt) VALUES (%s, %s, %s) ON CONFLICT (job_id) DO NOTHING",
+            "INSERT INTO demo_effects (job_id, tenant, attempt) VALUES (%s, %s, %s)"
+            " ON CONFLICT (job_id) DO NOTHING",
             (ctx.job_id, ctx.tenant, ctx.attempt),
         )
 
