@@ -37,20 +37,27 @@ def client_config(*, path_style: bool = False) -> Config:
     )
 
 
-def make_client(service: str, *, region: str, endpoint_url: str | None) -> Any:
+def make_client(
+    service: str,
+    *,
+    region: str,
+    endpoint_url: str | None,
+    credentials: tuple[str, str] | None = None,
+) -> Any:
     """Build a boto3 client for ``service`` ("sqs", "s3", ...).
-
-    Credentials come from the usual boto3 chain (environment, profile, role).
 
     Args:
         service: The AWS service name.
         region: The AWS region, e.g. ``"us-east-1"``.
         endpoint_url: A local endpoint (moto) instead of AWS; ``None`` for AWS.
+        credentials: ``(access key id, secret key)``; by default the usual
+            boto3 chain (environment, profile, instance role).
 
     Returns:
         A boto3 client.
     """
-    session = boto3.session.Session()
+    keys = credentials or (None, None)
+    session = boto3.session.Session(aws_access_key_id=keys[0], aws_secret_access_key=keys[1])
     return session.client(
         service,  # type: ignore[call-overload]
         region_name=region,

@@ -1,0 +1,36 @@
+"""The local stack: the project starts its own real PostgreSQL and SQS/S3 endpoint.
+
+``tornado dev up`` and the pytest fixtures use the same :class:`DevStack`.
+"""
+
+from tornado_core.adapters.devstack.databases import DatabaseAdmin, migrate, with_database
+from tornado_core.adapters.devstack.errors import DevStackError
+from tornado_core.adapters.devstack.stack import (
+    BUCKET,
+    ERP_DB,
+    JOBS_DB,
+    REDSHIFT_DB,
+    REGION,
+    TEMPLATE_DB,
+    DevStack,
+    StackInfo,
+    StackStatus,
+    default_state_dir,
+)
+
+__all__ = [
+    "BUCKET",
+    "ERP_DB",
+    "JOBS_DB",
+    "REDSHIFT_DB",
+    "REGION",
+    "TEMPLATE_DB",
+    "DatabaseAdmin",
+    "DevStack",
+    "DevStackError",
+    "StackInfo",
+    "StackStatus",
+    "default_state_dir",
+    "migrate",
+    "with_database",
+]
