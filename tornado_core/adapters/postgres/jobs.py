@@ -1,0 +1,207 @@
+"""The job store in PostgreSQL (table ``tornado_jobs``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from psycopg2.extras import Json, execute_values
+
+from tornado_core.adapters.postgres.pool import PostgresPool
+from tornado_core.ports.jobs import ClaimOutcome, Failure, JobPage, JobRecord, JobStatus, NewJob
+
+_COLUMNS = (
+    "job_id, tenant, task, version, status, attempts, progress, progress_note, result, "
+    "result_ref, error_type, error_message, error_traceback, created_at, started_at, "
+    "finished_at, updated_at"
+)
+
+_RECORD_QUEUED = """
+INSERT INTO tornado_jobs
+    (job_id, tenant, task, version, idempotency_key, status, created_at, updated_at)
+SELECT v.job_id, v.tenant, v.task, v.version, v.idempotency_key, 'queued', v.created_at,
+       v.created_at
+FROM (
+    SELECT job_id, tenant, task, version, idempotency_key,
+           COALESCE(to_timestamp(NULLIF(submitted_at, 0)), clock_timestamp()) AS created_at
+    FROM (VALUES %s) AS r (job_id, tenant, task, version, idempotency_key, submitted_at)
+) AS v
+ON CONFLICT (job_id) DO NOTHING
+"""
+
+# One atomic statement: insert the job as running, or take it over unless it
+# succeeded or another worker holds an unexpired lease. No row back = refused.
+_CLAIM = """
+INSERT INTO tornado_jobs AS j
+    (job_id, tenant, task, version, idempotency_key, status, attempts, worker,
+     lease_expires_at, created_at, started_at, updated_at)
+VALUES (%(job_id)s, %(tenant)s, %(task)s, %(version)s, %(key)s, 'running', 1, %(worker)s,
+        clock_timestamp() + %(lease)s * interval '1 second',
+        COALESCE(to_timestamp(NULLIF(%(submitted_at)s, 0)), clock_timestamp()),
+        clock_timestamp(), clock_timestamp())
+ON CONFLICT (job_id) DO UPDATE SET
+    status = 'running',
+    attempts = j.attempts + 1,
+    worker = EXCLUDED.worker,
+    lease_expires_at = EXCLUDED.lease_expires_at,
+    started_at = COALESCE(j.started_at, EXCLUDED.started_at),
+    updated_at = EXCLUDED.updated_at
+WHERE j.status <> 'succeeded'
+  AND NOT (j.status = 'running'
+           AND j.worker IS DISTINCT FROM EXCLUDED.worker
+           AND j.lease_expires_at > clock_timestamp())
+RETURNING 1
+"""
+
+_SUCCESS = """
+UPDATE tornado_jobs SET status = 'succeeded', result = %(result)s, result_ref = %(ref)s,
+    progress = 1, finished_at = clock_timestamp(), error_type = NULL, error_message = NULL,
+    error_traceback = NULL, lease_expires_at = NULL, updated_at = clock_timestamp()
+WHERE job_id = %(job_id)s
+"""
+
+_FAILURE = """
+UPDATE tornado_jobs SET status = %(status)s, error_type = %(type)s, error_message = %(message)s,
+    error_traceback = %(traceback)s, lease_expires_at = NULL, updated_at = clock_timestamp(),
+    finished_at = CASE WHEN %(final)s THEN clock_timestamp() END
+WHERE job_id = %(job_id)s
+"""
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return value.astimezone(UTC) if value is not None else None
+
+
+def _record(row: Sequence[Any]) -> JobRecord:
+    created, started, finished, updated = (_utc(v) for v in row[13:17])
+    assert created is not None and updated is not None
+    return JobRecord(
+        job_id=row[0], tenant=row[1], task=row[2], version=row[3], status=JobStatus(row[4]),
+        attempts=row[5], progress=row[6], progress_note=row[7], result=row[8],
+        result_ref=row[9], error_type=row[10], error_message=row[11], error_traceback=row[12],
+        created_at=created, started_at=started, finished_at=finished, updated_at=updated,
+    )
+
+
+class PostgresJobStore:
+    """Persistent job state with the claim and lease rules of the worker loop.
+
+    Args:
+        pool: Pool of the database holding ``tornado_jobs`` (see ``apply_migrations``).
+
+    Every method raises ``StoreUnavailable`` when PostgreSQL cannot be reached.
+    """
+
+    def __init__(self, pool: PostgresPool) -> None:
+        self._pool = pool
+
+    def _execute(self, sql: str, params: Any) -> None:
+        with self._pool.connection() as conn, conn.cursor() as cur:
+            cur.execute(sql, params)
+
+    def record_queued(self, jobs: Sequence[NewJob]) -> None:
+        """Insert accepted jobs in one statement; known ids are left as they are."""
+        if not jobs:
+            return
+        rows = [
+            (j.job_id, j.tenant, j.task, j.version, j.idempotency_key, float(j.submitted_at))
+            for j in jobs
+        ]
+        with self._pool.connection() as conn, conn.cursor() as cur:
+            execute_values(
+                cur, _RECORD_QUEUED, rows, template="(%s, %s, %s, %s, %s::text, %s::float8)",
+                page_size=1000,
+            )
+
+    def claim(self, job: NewJob, *, attempt: int, lease_seconds: float, worker: str) -> ClaimOutcome:
+        """Atomically take a delivered job (see :class:`JobStorePort`)."""
+        params = {
+            "job_id": job.job_id, "tenant": job.tenant, "task": job.task, "version": job.version,
+            "key": job.idempotency_key, "worker": worker, "lease": lease_seconds,
+            "submitted_at": float(job.submitted_at),
+        }
+        with self._pool.connection() as conn, conn.cursor() as cur:
+            cur.execute(_CLAIM, params)
+            if cur.fetchone() is not None:
+                return ClaimOutcome.CLAIMED
+            # Refused: the row is locked by the upsert, so this read is consistent.
+            cur.execute("SELECT status FROM tornado_jobs WHERE job_id = %s", (job.job_id,))
+            row = cur.fetchone()
+        if row is not None and row[0] == JobStatus.SUCCEEDED:
+            return ClaimOutcome.ALREADY_DONE
+        return ClaimOutcome.BUSY
+
+    def extend_lease(self, job_id: str, *, lease_seconds: float) -> None:
+        """Push the lease of a running job ``lease_seconds`` from now."""
+        self._execute(
+            "UPDATE tornado_jobs SET lease_expires_at = clock_timestamp() + %s * interval '1 second'"
+            " WHERE job_id = %s AND lease_expires_at IS NOT NULL",
+            (lease_seconds, job_id),
+        )
+
+    def record_progress(self, job_id: str, *, fraction: float, note: str | None) -> None:
+        """Store progress (0..1) and an optional note."""
+        self._execute(
+            "UPDATE tornado_jobs SET progress = %s, progress_note = %s,"
+            " updated_at = clock_timestamp() WHERE job_id = %s",
+            (fraction, note, job_id),
+        )
+
+    def record_success(self, job_id: str, *, result: Any, result_ref: str | None) -> None:
+        """Mark succeeded with its JSON result (or the key it was stored under)."""
+        self._execute(_SUCCESS, {"job_id": job_id, "result": Json(result), "ref": result_ref})
+
+    def record_failure(self, job_id: str, *, status: JobStatus, failure: Failure) -> None:
+        """Mark ``retrying``, ``dead`` or ``failed`` with the error."""
+        self._execute(
+            _FAILURE,
+            {
+                "job_id": job_id, "status": str(status), "type": failure.error_type,
+                "message": failure.message, "traceback": failure.traceback,
+                "final": status in (JobStatus.DEAD, JobStatus.FAILED),
+            },
+        )
+
+    def mark(self, job_ids: Sequence[str], *, status: JobStatus) -> None:
+        """Set the status of jobs moved by an operator."""
+        if job_ids:
+            self._execute(
+                "UPDATE tornado_jobs SET status = %s, updated_at = clock_timestamp()"
+                " WHERE job_id = ANY(%s)",
+                (str(status), list(job_ids)),
+            )
+
+    def get(self, job_id: str) -> JobRecord | None:
+        """One job, or ``None``."""
+        with self._pool.connection() as conn, conn.cursor() as cur:
+            cur.execute(f"SELECT {_COLUMNS} FROM tornado_jobs WHERE job_id = %s", (job_id,))
+            row = cur.fetchone()
+        return _record(row) if row is not None else None
+
+    def list(
+        self,
+        *,
+        tenant: str | None,
+        task: str | None = None,
+        status: JobStatus | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> JobPage:
+        """Jobs newest first (by id), filtered, paged by keyset on ``job_id``."""
+        filters = {"tenant": tenant, "task": task, "status": str(status) if status else None}
+        where = [f"{column} = %({column})s" for column, value in filters.items() if value is not None]
+        if cursor:
+            where.append("job_id < %(cursor)s")
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        sql = f"SELECT {_COLUMNS} FROM tornado_jobs {clause} ORDER BY job_id DESC LIMIT %(limit)s"
+        with self._pool.connection() as conn, conn.cursor() as cur:
+            cur.execute(sql, {**filters, "cursor": cursor, "limit": limit + 1})
+            rows = cur.fetchall()
+        page = [_record(row) for row in rows[:limit]]
+        next_cursor = page[-1].job_id if len(rows) > limit and page else None
+        return JobPage(page, next_cursor)
+
+    def ping(self) -> None:
+        """Raise ``StoreUnavailable`` unless PostgreSQL answers."""
+        self._execute("SELECT 1", None)

@@ -1,0 +1,109 @@
+"""A global per-task concurrency cap built on PostgreSQL session advisory locks."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import zlib
+from collections.abc import Iterator
+
+import psycopg2
+from psycopg2.extensions import connection as Connection
+
+from tornado_core.adapters.postgres.pool import UNREACHABLE, close_quietly, connect, is_usable
+from tornado_core.errors import StoreUnavailable
+
+# Takes the first free slot in 0..limit-1; evaluation stops at the first lock won.
+_TRY_SLOTS = """
+SELECT slot FROM generate_series(0, %(limit)s - 1) AS slot
+WHERE pg_try_advisory_lock(%(key)s, slot)
+LIMIT 1
+"""
+
+
+def task_key(task: str) -> int:
+    """A stable signed 32-bit key for ``task`` (Python's ``hash`` varies per process)."""
+    value = zlib.crc32(task.encode("utf-8"))
+    return value - (1 << 32) if value >= (1 << 31) else value
+
+
+class PostgresLimiter:
+    """Slots per task shared by every process using the same database.
+
+    A slot is the session advisory lock ``(task_key(task), slot)`` held on its
+    own connection, so the slots of a process that dies (even by SIGKILL) are
+    released as soon as PostgreSQL sees its connections close. Idle
+    connections are reused. Thread-safe.
+
+    Args:
+        dsn: libpq connection string or URL.
+        max_idle: Idle connections kept for reuse.
+    """
+
+    def __init__(self, dsn: str, *, max_idle: int = 4) -> None:
+        self._dsn = dsn
+        self._max_idle = max_idle
+        self._idle: list[Connection] = []
+        self._lock = threading.Lock()
+
+    def try_acquire(self, task: str, limit: int) -> contextlib.AbstractContextManager[None] | None:
+        """Take a free slot of ``task``, or return ``None`` at once if all are held.
+
+        Raises:
+            StoreUnavailable: PostgreSQL cannot be reached.
+        """
+        if limit < 1:
+            return None
+        key = task_key(task)
+        conn = self._borrow()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(_TRY_SLOTS, {"limit": limit, "key": key})
+                row = cur.fetchone()
+        except UNREACHABLE as exc:
+            close_quietly(conn)
+            raise StoreUnavailable(f"concurrency limiter: PostgreSQL failed: {exc}") from exc
+        if row is None:
+            self._return(conn)
+            return None
+        return self._holding(conn, key, int(row[0]))
+
+    @contextlib.contextmanager
+    def _holding(self, conn: Connection, key: int, slot: int) -> Iterator[None]:
+        try:
+            yield
+        finally:
+            self._release(conn, key, slot)
+
+    def _release(self, conn: Connection, key: int, slot: int) -> None:
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_unlock(%s, %s)", (key, slot))
+        except psycopg2.Error:
+            close_quietly(conn)  # the server dropped the session and its locks with it
+            return
+        self._return(conn)
+
+    def _borrow(self) -> Connection:
+        while True:
+            with self._lock:
+                conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                return connect(self._dsn, autocommit=True)
+            if is_usable(conn):
+                return conn
+            close_quietly(conn)
+
+    def _return(self, conn: Connection) -> None:
+        with self._lock:
+            if len(self._idle) < self._max_idle and not conn.closed:
+                self._idle.append(conn)
+                return
+        close_quietly(conn)
+
+    def close(self) -> None:
+        """Close idle connections (slots still held are released when their block ends)."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            close_quietly(conn)

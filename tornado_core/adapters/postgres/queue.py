@@ -1,0 +1,309 @@
+"""A PostgreSQL queue with the semantics of Amazon SQS standard queues.
+
+Messages live in ``tornado_messages``. A receive claims visible messages with
+``SELECT ... FOR UPDATE SKIP LOCKED`` (oldest first), counts the receive, issues
+a fresh receipt token and hides them for the visibility timeout; a message that
+was already received ``max_receive_count`` times is moved to the dead-letter
+queue instead, in the same statement. All times come from the database clock.
+
+Long polls sleep until a ``NOTIFY`` from a sender (or a change of visibility),
+until the next hidden message is due to become visible, or for at most
+:data:`IDLE_RECHECK` seconds; without a listening connection they re-poll
+every ``fallback_poll`` seconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg2.extensions import cursor as Cursor
+from psycopg2.extras import execute_values
+
+from tornado_core.adapters.postgres._listener import CHANNEL, QueueListener
+from tornado_core.adapters.postgres.pool import PostgresPool
+from tornado_core.errors import QueueUnavailable, StoreUnavailable
+from tornado_core.ports.queue import OutgoingMessage, QueueDepth, QueueSpec, ReceivedMessage
+
+#: Longest a long poll sleeps without re-checking the table.
+IDLE_RECHECK = 1.0
+
+_SEND = f"""
+WITH ins AS (
+    INSERT INTO tornado_messages (queue, body, visible_at)
+    SELECT v.queue, v.body, clock_timestamp() + v.delay::float8 * interval '1 second'
+    FROM (VALUES %s) AS v (queue, body, delay)
+    JOIN tornado_queues q ON q.name = v.queue
+    RETURNING queue
+)
+SELECT count(*), CASE WHEN count(*) > 0 THEN pg_notify('{CHANNEL}', min(queue)) END FROM ins
+"""
+
+_RECEIVE = """
+WITH cfg AS (
+    SELECT q.max_receive_count, d.name AS dlq
+    FROM tornado_queues q LEFT JOIN tornado_queues d ON d.name = q.dead_letter_name
+    WHERE q.name = %(queue)s
+),
+picked AS (
+    SELECT m.id, m.receive_count, m.visible_at
+    FROM tornado_messages m
+    WHERE m.queue = %(queue)s AND m.visible_at <= clock_timestamp()
+    ORDER BY m.visible_at, m.id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+),
+doomed AS (
+    SELECT p.id FROM picked p, cfg
+    WHERE cfg.dlq IS NOT NULL AND p.receive_count >= cfg.max_receive_count
+),
+moved AS (
+    UPDATE tornado_messages m
+    SET queue = cfg.dlq, receive_count = 0, receipt = NULL, visible_at = clock_timestamp()
+    FROM doomed, cfg
+    WHERE m.id = doomed.id
+    RETURNING m.id
+),
+delivered AS (
+    UPDATE tornado_messages m
+    SET receive_count = m.receive_count + 1, receipt = gen_random_uuid(),
+        visible_at = clock_timestamp() + %(visibility)s * interval '1 second'
+    FROM picked p, cfg
+    WHERE m.id = p.id AND p.id NOT IN (SELECT id FROM doomed)
+    RETURNING m.id, m.message_id, m.body, m.receipt, m.receive_count, p.visible_at AS was_visible_at
+)
+SELECT 'msg', id, message_id::text, body, receipt::text, receive_count, was_visible_at, NULL::float8
+    FROM delivered
+UNION ALL
+SELECT 'moved', id, NULL, NULL, NULL, 0, NULL, NULL FROM moved
+UNION ALL
+SELECT 'queue', NULL, NULL, NULL, NULL, 0, NULL,
+    (SELECT extract(epoch FROM min(visible_at) - clock_timestamp())::float8
+     FROM tornado_messages WHERE queue = %(queue)s AND visible_at > clock_timestamp())
+FROM cfg
+"""
+
+_DELETE = """
+WITH d AS (
+    DELETE FROM tornado_messages m
+    USING unnest(%(ids)s::bigint[], %(tokens)s::uuid[]) AS r (id, token)
+    WHERE m.id = r.id AND m.receipt = r.token AND m.queue = %(queue)s
+    RETURNING 1
+)
+SELECT EXISTS (SELECT 1 FROM tornado_queues WHERE name = %(queue)s), (SELECT count(*) FROM d)
+"""
+
+_CHANGE_VISIBILITY = f"""
+WITH u AS (
+    UPDATE tornado_messages
+    SET visible_at = clock_timestamp() + %(timeout)s * interval '1 second'
+    WHERE id = %(id)s AND receipt = %(token)s AND queue = %(queue)s
+    RETURNING queue
+)
+SELECT pg_notify('{CHANNEL}', queue) FROM u
+"""
+
+_DEPTH = """
+SELECT EXISTS (SELECT 1 FROM tornado_queues WHERE name = %(queue)s),
+       count(*) FILTER (WHERE m.visible_at <= t.now),
+       count(*) FILTER (WHERE m.visible_at > t.now AND m.receive_count > 0),
+       count(*) FILTER (WHERE m.visible_at > t.now AND m.receive_count = 0)
+FROM (SELECT clock_timestamp() AS now) AS t
+LEFT JOIN tornado_messages m ON m.queue = %(queue)s
+"""
+
+_ENSURE = """
+INSERT INTO tornado_queues (name, dead_letter_name, max_receive_count, visibility_timeout)
+VALUES (%(dlq)s, NULL, NULL, %(visibility)s)
+ON CONFLICT (name) DO NOTHING;
+INSERT INTO tornado_queues (name, dead_letter_name, max_receive_count, visibility_timeout)
+VALUES (%(name)s, %(dlq)s, %(max)s, %(visibility)s)
+ON CONFLICT (name) DO UPDATE SET
+    dead_letter_name = EXCLUDED.dead_letter_name,
+    max_receive_count = EXCLUDED.max_receive_count,
+    visibility_timeout = EXCLUDED.visibility_timeout
+"""
+
+
+@dataclass(frozen=True)
+class _Poll:
+    """What one receive attempt found."""
+
+    messages: list[ReceivedMessage]
+    moved: int
+    next_visible_in: float | None
+
+
+def _missing(queue: str) -> QueueUnavailable:
+    return QueueUnavailable(f"queue {queue} does not exist")
+
+
+def _parse_receipt(receipt: str) -> tuple[int, str] | None:
+    """``(message row id, token)`` of a receipt, or ``None`` if malformed."""
+    row_id, _, token = receipt.partition(":")
+    if not row_id.isdigit() or len(row_id) > 18:
+        return None
+    try:
+        return int(row_id), str(uuid.UUID(token))
+    except ValueError:
+        return None
+
+
+class PostgresQueue:
+    """SQS-compatible queues in PostgreSQL (the embedded and on-premise default).
+
+    Args:
+        pool: Pool of the database holding the ``tornado_queues`` and
+            ``tornado_messages`` tables (see ``apply_migrations``).
+        fallback_poll: Seconds between re-polls of a long poll while
+            ``LISTEN`` is unavailable.
+    """
+
+    max_send_batch = 500
+
+    def __init__(self, pool: PostgresPool, *, fallback_poll: float = 0.05) -> None:
+        self._pool = pool
+        self._fallback_poll = fallback_poll
+        self._listener = QueueListener(lambda: pool.new_connection(autocommit=True))
+
+    @contextlib.contextmanager
+    def _cursor(self) -> Iterator[Cursor]:
+        try:
+            with self._pool.connection() as conn, conn.cursor() as cur:
+                yield cur
+        except StoreUnavailable as exc:
+            raise QueueUnavailable(f"PostgreSQL queue unavailable: {exc}") from exc
+
+    def ensure_queue(self, spec: QueueSpec) -> None:
+        """Create (or update) the queue and its dead-letter queue; idempotent."""
+        with self._cursor() as cur:
+            cur.execute(
+                _ENSURE,
+                {
+                    "name": spec.name,
+                    "dlq": spec.dead_letter_name,
+                    "max": spec.max_receive_count,
+                    "visibility": spec.visibility_timeout,
+                },
+            )
+
+    def delete_queue(self, name: str) -> None:
+        """Delete a queue and its messages; a missing queue is not an error."""
+        with self._cursor() as cur:
+            cur.execute("DELETE FROM tornado_messages WHERE queue = %s", (name,))
+            cur.execute("DELETE FROM tornado_queues WHERE name = %s", (name,))
+
+    def send_batch(self, queue: str, messages: Sequence[OutgoingMessage]) -> list[str | None]:
+        """Store up to :attr:`max_send_batch` messages with one multi-row ``INSERT``."""
+        if len(messages) > self.max_send_batch:
+            raise ValueError(f"at most {self.max_send_batch} messages per batch, got {len(messages)}")
+        if not messages:
+            self._require(queue)
+            return []
+        rows = [(queue, m.body, float(m.delay)) for m in messages]
+        with self._cursor() as cur:
+            result = execute_values(cur, _SEND, rows, page_size=self.max_send_batch, fetch=True)
+        if result[0][0] != len(messages):
+            raise _missing(queue)
+        return [None] * len(messages)
+
+    def receive(
+        self, queue: str, *, max_messages: int, wait_seconds: float, visibility_timeout: float
+    ) -> list[ReceivedMessage]:
+        """Long-poll for up to ``max_messages`` visible messages."""
+        deadline = time.monotonic() + wait_seconds
+        got: list[ReceivedMessage] = []
+        while True:
+            seen = self._listener.generation(queue) if wait_seconds > 0 else (0, 0)
+            poll = self._poll(queue, max_messages - len(got), visibility_timeout)
+            got.extend(poll.messages)
+            if len(got) >= max_messages or (got and not poll.moved):
+                return got
+            if poll.moved:
+                continue  # poison messages were set aside: look again at once
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return got
+            self._listener.wait(queue, seen, self._pause(remaining, poll.next_visible_in))
+
+    def _pause(self, remaining: float, next_visible_in: float | None) -> float:
+        limit = IDLE_RECHECK if self._listener.healthy else self._fallback_poll
+        if next_visible_in is not None:
+            limit = min(limit, max(next_visible_in, 0.005))
+        return min(remaining, limit)
+
+    def _poll(self, queue: str, limit: int, visibility: float) -> _Poll:
+        with self._cursor() as cur:
+            cur.execute(_RECEIVE, {"queue": queue, "limit": limit, "visibility": visibility})
+            rows: list[tuple[Any, ...]] = cur.fetchall()
+        if not any(row[0] == "queue" for row in rows):
+            raise _missing(queue)
+        delivered = sorted((r for r in rows if r[0] == "msg"), key=lambda r: (r[6], r[1]))
+        next_visible = next(r[7] for r in rows if r[0] == "queue")
+        return _Poll(
+            messages=[ReceivedMessage(r[2], r[3], f"{r[1]}:{r[4]}", r[5]) for r in delivered],
+            moved=sum(1 for r in rows if r[0] == "moved"),
+            next_visible_in=next_visible,
+        )
+
+    def delete(self, queue: str, receipts: Sequence[str]) -> None:
+        """Delete messages whose receipt is current; stale receipts are ignored."""
+        parsed = [p for p in map(_parse_receipt, receipts) if p is not None]
+        with self._cursor() as cur:
+            cur.execute(
+                _DELETE,
+                {
+                    "queue": queue,
+                    "ids": [row_id for row_id, _ in parsed],
+                    "tokens": [token for _, token in parsed],
+                },
+            )
+            row = cur.fetchone()
+        if row is None or not row[0]:
+            raise _missing(queue)
+
+    def change_visibility(self, queue: str, receipt: str, timeout: float) -> None:
+        """Hide a delivered message ``timeout`` more seconds from now (0 shows it).
+
+        Raises:
+            QueueUnavailable: The queue is unknown or the receipt is stale.
+        """
+        parsed = _parse_receipt(receipt)
+        if parsed is not None:
+            with self._cursor() as cur:
+                cur.execute(
+                    _CHANGE_VISIBILITY,
+                    {"queue": queue, "id": parsed[0], "token": parsed[1], "timeout": timeout},
+                )
+                if cur.fetchone() is not None:
+                    return
+        self._require(queue)
+        raise QueueUnavailable(f"receipt {receipt!r} is not valid on {queue}")
+
+    def depth(self, queue: str) -> QueueDepth:
+        """Visible, in-flight (received, hidden) and delayed (never received) counts."""
+        with self._cursor() as cur:
+            cur.execute(_DEPTH, {"queue": queue})
+            row = cur.fetchone()
+        if row is None or not row[0]:
+            raise _missing(queue)
+        return QueueDepth(visible=row[1], in_flight=row[2], delayed=row[3])
+
+    def ping(self) -> None:
+        """Raise ``QueueUnavailable`` unless PostgreSQL answers."""
+        with self._cursor() as cur:
+            cur.execute("SELECT 1")
+
+    def close(self) -> None:
+        """Stop the long-poll listener (the pool is closed by its owner)."""
+        self._listener.close()
+
+    def _require(self, queue: str) -> None:
+        with self._cursor() as cur:
+            cur.execute("SELECT 1 FROM tornado_queues WHERE name = %s", (queue,))
+            if cur.fetchone() is None:
+                raise _missing(queue)
