@@ -1,0 +1,145 @@
+"""End-to-end fixtures: real API and worker processes on the real local stack, per queue backend."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tornado_core.adapters.processes import LocalCluster
+from tornado_core.bootstrap import build_services
+from tornado_core.client import TornadoClient
+from tornado_core.naming import dead_letter_name, queue_name
+from tornado_core.ports.jobs import JobRecord, JobStatus
+from tornado_core.services import Services
+from tornado_core.settings import Settings
+from tornado_core.tokens import hash_token, new_token
+
+
+@pytest.fixture(scope="module", params=["postgres", "sqs"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Every end-to-end module runs once per queue backend."""
+    return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def e2e_env(stack_env: dict[str, str], backend: str) -> dict[str, str]:
+    """Environment of the module's processes: its own queue prefix on the chosen backend."""
+    return {
+        **stack_env,
+        "TORNADO_QUEUE": backend,
+        "TORNADO_QUEUE_PREFIX": f"e2e{uuid.uuid4().hex[:6]}",
+        "TORNADO_LOG_LEVEL": "INFO",
+    }
+
+
+@pytest.fixture(scope="module")
+def services(e2e_env: dict[str, str]) -> Iterator[Services]:
+    """The same services the processes use, for looking behind the API."""
+    built, close = build_services(Settings.load(e2e_env))
+    yield built
+    close()
+
+
+def _create_tenant(services: Services) -> str:
+    token = new_token()
+    services.tenants.create(f"tenant-{uuid.uuid4().hex[:8]}", hash_token(token))
+    return token
+
+
+@pytest.fixture(scope="module")
+def tenant_token(services: Services) -> str:
+    return _create_tenant(services)
+
+
+@pytest.fixture(scope="module")
+def other_tenant_token(services: Services) -> str:
+    return _create_tenant(services)
+
+
+@pytest.fixture(scope="module")
+def module_cluster(e2e_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    cluster = LocalCluster(e2e_env, tmp_path_factory.mktemp("logs"))
+    yield cluster
+    cluster.stop_all(grace=20)
+
+
+@pytest.fixture(scope="module")
+def api_url(module_cluster: LocalCluster, tenant_token: str, other_tenant_token: str) -> str:
+    """A running API (started after the tenants exist, so its token cache is warm)."""
+    _process, url = module_cluster.start_api()
+    return url
+
+
+@pytest.fixture(scope="module")
+def client(api_url: str, tenant_token: str) -> TornadoClient:
+    return TornadoClient(api_url, tenant_token)
+
+
+@pytest.fixture
+def cluster(e2e_env: dict[str, str], tmp_path: Path) -> Iterator[LocalCluster]:
+    """Workers started by one test, stopped (SIGTERM) at its end."""
+    local = LocalCluster(e2e_env, tmp_path / "logs")
+    yield local
+    local.stop_all(grace=20)
+
+
+@pytest.fixture
+def queue_of(services: Services) -> Callable[[str], str]:
+    """Name of a demo task's work queue in this module."""
+
+    def name(task: str) -> str:
+        return queue_name(services.settings.queue_prefix, task, services.registry.get(task).version)
+
+    return name
+
+
+@pytest.fixture
+def dlq_of(queue_of: Callable[[str], str]) -> Callable[[str], str]:
+    return lambda task: dead_letter_name(queue_of(task))
+
+
+@pytest.fixture
+def tornado_cli(e2e_env: dict[str, str]) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run ``tornado ARGS`` as a user would, with the module's environment."""
+
+    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "cli", *args], env=e2e_env, capture_output=True, text=True, timeout=120
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"tornado {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
+        return result
+
+    return run
+
+
+def wait_until(predicate: Callable[[], object], *, timeout: float = 30.0, what: str = "condition") -> object:
+    """Poll ``predicate`` until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def wait_for_job(services: Services, job_id: str, status: JobStatus, *, timeout: float = 30.0) -> JobRecord:
+    """Wait until the job store shows ``status`` for the job."""
+
+    def reached() -> JobRecord | None:
+        record = services.jobs.get(job_id)
+        return record if record is not None and record.status is status else None
+
+    try:
+        return wait_until(reached, timeout=timeout, what=f"job {job_id} to be {status}")  # type: ignore[return-value]
+    except AssertionError:
+        record = services.jobs.get(job_id)
+        raise AssertionError(f"job {job_id} is {record and record.status}, not {status}: {record}") from None

@@ -1,0 +1,109 @@
+"""A job's life over HTTP, on both queue backends: success, batches, idempotency, retries, DLQ."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+
+from tests.e2e.conftest import wait_for_job, wait_until
+from tornado_core.adapters.processes import LocalCluster
+from tornado_core.client import TornadoClient
+from tornado_core.ports.jobs import JobStatus
+from tornado_core.services import Services
+
+
+@pytest.fixture(scope="module", autouse=True)
+def demo_workers(module_cluster: LocalCluster, api_url: str) -> None:
+    for task in ("demo.echo", "demo.flaky", "demo.fail"):
+        module_cluster.start_worker(task, concurrency=4, extra=["--poll-wait", "1"])
+
+
+def test_submitted_job_succeeds_with_its_result(client: TornadoClient) -> None:
+    receipt = client.submit("demo.echo", {"message": "NF-e 35240112345678000195550010000000011"})
+    assert receipt["status"] == "queued"
+    assert receipt["task"] == "demo.echo"
+    assert receipt["version"] == "1.0.0"
+    job = client.wait(receipt["id"], timeout=30)
+    assert job["status"] == "succeeded"
+    assert job["result"] == {"message": "NF-e 35240112345678000195550010000000011"}
+    assert job["attempts"] == 1
+
+
+def test_batch_submit_queues_every_good_item_and_reports_bad_ones(client: TornadoClient) -> None:
+    answer = client.submit_batch(
+        [
+            {"task": "demo.echo", "payload": {"message": "one"}},
+            {"task": "demo.echo", "payload": {"wrong": "field"}},
+            {"task": "demo.echo", "payload": {"message": "three"}},
+        ]
+    )
+    results = answer["results"]
+    assert [r["index"] for r in results] == [0, 1, 2]
+    assert "error" in results[1] and results[1]["error"]["fields"][0]["field"] == "payload.message"
+    for item, text in ((results[0], "one"), (results[2], "three")):
+        assert client.wait(item["id"], timeout=30)["result"] == {"message": text}
+
+
+def test_same_idempotency_key_returns_the_same_job(client: TornadoClient, services: Services) -> None:
+    first = client.submit("demo.echo", {"message": "once"}, idempotency_key="order-4711")
+    second = client.submit("demo.echo", {"message": "once"}, idempotency_key="order-4711")
+    assert first["id"] == second["id"]
+    job = client.wait(first["id"], timeout=30)
+    assert job["status"] == "succeeded"
+    time.sleep(1.5)  # let any duplicate delivery reach a worker
+    record = services.jobs.get(first["id"])
+    assert record is not None and record.attempts == 1
+
+
+def test_flaky_job_retries_with_growing_delays_then_succeeds(client: TornadoClient) -> None:
+    receipt = client.submit("demo.flaky", {"failures": 2})
+    attempt_seen_at: dict[int, float] = {}
+
+    def note(job: dict[str, object]) -> None:
+        attempt_seen_at.setdefault(int(job.get("attempts") or 0), time.monotonic())
+
+    job = client.wait(receipt["id"], timeout=30, poll=0.02, on_update=note)
+    assert job["status"] == "succeeded"
+    assert job["result"] == {"attempts": 3}
+    first_gap = attempt_seen_at[2] - attempt_seen_at[1]
+    second_gap = attempt_seen_at[3] - attempt_seen_at[2]
+    assert second_gap > first_gap, (first_gap, second_gap)
+
+
+def test_always_failing_job_lands_in_the_dlq_after_max_receives_and_redrive_brings_it_back(
+    client: TornadoClient,
+    services: Services,
+    dlq_of: Callable[[str], str],
+    queue_of: Callable[[str], str],
+    tornado_cli: Callable[..., object],
+) -> None:
+    receipt = client.submit("demo.fail", {"reason": "SEFAZ rejected"})
+    max_attempts = services.registry.get("demo.fail").retry.max_attempts
+    wait_until(lambda: services.queue.depth(dlq_of("demo.fail")).total == 1, what="the DLQ to hold the job")
+    record = wait_for_job(services, receipt["id"], JobStatus.DEAD)
+    assert record.attempts == max_attempts
+    assert record.error_message == "SEFAZ rejected"
+    assert services.queue.depth(queue_of("demo.fail")).total == 0
+
+    listing = tornado_cli("dlq", "list", "--task", "demo.fail")
+    assert receipt["id"] in listing.stdout  # type: ignore[attr-defined]
+    redriven = tornado_cli("dlq", "redrive", "--task", "demo.fail")
+    assert "redrove 1 job(s)" in redriven.stdout  # type: ignore[attr-defined]
+    wait_until(
+        lambda: (services.jobs.get(receipt["id"]) or record).attempts > max_attempts,
+        what="the redriven job to run again",
+    )
+    wait_until(lambda: services.queue.depth(dlq_of("demo.fail")).total == 1, what="the job to be dead again")
+
+
+def test_non_retryable_error_goes_to_the_dlq_at_once(
+    client: TornadoClient, services: Services, dlq_of: Callable[[str], str]
+) -> None:
+    before = services.queue.depth(dlq_of("demo.fail")).total
+    receipt = client.submit("demo.fail", {"reason": "CNPJ does not exist", "retryable": False})
+    record = wait_for_job(services, receipt["id"], JobStatus.DEAD)
+    assert record.attempts == 1
+    assert record.error_type == "NonRetryable"
+    wait_until(lambda: services.queue.depth(dlq_of("demo.fail")).total == before + 1, what="the DLQ")
