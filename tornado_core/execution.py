@@ -92,7 +92,9 @@ class JobRunner:
                 job,
                 attempt=message.receive_count,
                 lease_seconds=self._spec.visibility_timeout,
-                worker=self._worker_id,
+                # One holder per delivered message: a duplicate message of the same job
+                # (a re-submitted idempotency key) is BUSY even in the same process.
+                worker=f"{self._worker_id}/{message.message_id}",
             )
         except StoreUnavailable as exc:
             logger.warning("job store unreachable, job %s postponed: %s", job.job_id, exc)
