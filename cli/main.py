@@ -12,6 +12,7 @@ import click
 from cli.context import cli_services, load_settings, reported_errors
 from cli.jobs import jobs, submit
 from cli.operators import dlq, tenants
+from tornado_core.errors import TornadoError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -34,7 +35,10 @@ def api(host: str, port: int) -> None:
     from tornado_core.web import serve
 
     with cli_services() as services:
-        provision_queues(services)
+        try:
+            provision_queues(services)
+        except TornadoError as exc:  # start anyway: /readyz reports it, sends answer 503
+            logging.getLogger("tornado.api").warning("could not create the task queues: %s", exc)
         click.echo(f"Tornado API listening on http://{host}:{port}", err=True)
         serve(services, host=host, port=port)
 

@@ -1,0 +1,117 @@
+"""The API refuses bad input clearly and accepts nothing it cannot store, on both backends.
+
+No worker runs in this module, so every queue depth it reads is exact.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tornado_core.adapters.processes import LocalCluster, free_port
+from tornado_core.client import ApiError, TornadoClient
+from tornado_core.services import Services
+
+
+def post(url: str, token: str, body: bytes, content_type: str = "application/json") -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(url + "/v1/jobs", data=body, method="POST")
+    request.add_header("Authorization", f"Bearer {token}")
+    request.add_header("Content-Type", content_type)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+@pytest.fixture
+def echo_depth(services: Services, queue_of: Callable[[str], str], api_url: str) -> Callable[[], int]:
+    return lambda: services.queue.depth(queue_of("demo.echo")).total
+
+
+BAD_REQUESTS = [
+    pytest.param(b'{"task": "demo.echo", "payload": {"message": "x"', "application/json", 400, None, id="malformed"),
+    pytest.param(b'{"task": "demo.echo", "payload": {"message": "x"}}', "text/plain", 415, None, id="content-type"),
+    pytest.param(b'{"task": "nfe.nope", "payload": {}}', "application/json", 422, "task", id="unknown-task"),
+    pytest.param(b'{"payload": {"message": "x"}}', "application/json", 422, "task", id="missing-task"),
+    pytest.param(b'{"task": "demo.echo"}', "application/json", 422, "payload", id="missing-payload"),
+    pytest.param(b'{"task": "demo.echo", "payload": {}}', "application/json", 422, "payload.message", id="schema"),
+    pytest.param(
+        b'{"task": "demo.echo", "payload": {"message": 5}}', "application/json", 422, "payload.message", id="type"
+    ),
+    pytest.param(b'["demo.echo"]', "application/json", 422, None, id="not-an-object"),
+]
+
+
+@pytest.mark.parametrize(("body", "content_type", "status", "field"), BAD_REQUESTS)
+def test_bad_input_gets_a_clear_4xx_and_queues_nothing(
+    api_url: str, tenant_token: str, echo_depth: Callable[[], int],
+    body: bytes, content_type: str, status: int, field: str | None,
+) -> None:
+    before = echo_depth()
+    code, answer = post(api_url, tenant_token, body, content_type)
+    assert code == status
+    assert answer["error"]["message"]
+    if field is not None:
+        assert field in [f["field"] for f in answer["error"]["fields"]]
+    assert echo_depth() == before
+
+
+def test_oversized_body_is_refused_with_413(
+    api_url: str, tenant_token: str, services: Services, echo_depth: Callable[[], int]
+) -> None:
+    before = echo_depth()
+    huge = json.dumps({"task": "demo.echo", "payload": {"message": "x" * (services.settings.max_body_bytes + 1)}})
+    code, answer = post(api_url, tenant_token, huge.encode())
+    assert code == 413
+    assert answer["error"]["code"]
+    assert echo_depth() == before
+
+
+def test_missing_or_unknown_token_is_401(api_url: str, echo_depth: Callable[[], int]) -> None:
+    before = echo_depth()
+    code, answer = post(api_url, "tnd_not-a-real-token", b'{"task": "demo.echo", "payload": {"message": "x"}}')
+    assert code == 401
+    assert echo_depth() == before
+
+
+def test_a_tenant_never_sees_another_tenants_jobs(client: TornadoClient, api_url: str, other_tenant_token: str) -> None:
+    mine = client.submit("demo.echo", {"message": "private"})
+    other = TornadoClient(api_url, other_tenant_token)
+    with pytest.raises(ApiError) as refused:
+        other.get(mine["id"])
+    assert refused.value.status == 404
+    assert mine["id"] not in [job["id"] for job in other.list(limit=500)["jobs"]]
+    assert client.get(mine["id"])["status"] == "queued"
+
+
+def test_large_payload_travels_by_claim_check(client: TornadoClient, services: Services) -> None:
+    big = "x" * (services.settings.claim_check_bytes + 10)
+    receipt = client.submit("demo.echo", {"message": big})
+    key = f"payloads/demo.echo/{receipt['id']}.json"
+    assert services.objects.exists(key)
+    assert json.loads(services.objects.get(key)) == {"message": big}
+
+
+def test_unreachable_queue_answers_503_and_accepts_nothing(
+    e2e_env: dict[str, str], tmp_path: Any, tenant_token: str
+) -> None:
+    dead_port = free_port()
+    env = dict(e2e_env)
+    if env["TORNADO_QUEUE"] == "sqs":
+        env["TORNADO_AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{dead_port}"
+    else:
+        env["TORNADO_DATABASE_URL"] = f"postgresql://postgres@127.0.0.1:{dead_port}/tornado"
+    cluster = LocalCluster(env, tmp_path)
+    try:
+        _process, url = cluster.start_api()
+        code, answer = post(url, tenant_token, b'{"task": "demo.echo", "payload": {"message": "x"}}')
+        assert code == 503, answer
+        assert answer["error"]["message"]
+    finally:
+        cluster.stop_all(grace=10)
