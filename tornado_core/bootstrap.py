@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from tornado_core.job_ids import JobIds
 from tornado_core.naming import queue_spec
@@ -17,6 +18,9 @@ from tornado_core.ports.queue import QueuePort
 from tornado_core.registry import TaskRegistry
 from tornado_core.services import Services
 from tornado_core.settings import Settings
+
+if TYPE_CHECKING:
+    from tornado_core.adapters.postgres import PostgresPool
 
 
 @dataclass
@@ -50,7 +54,7 @@ def build_services(
 
     closers = _Closers()
     pool = _pool(settings.database_url, pool_size, closers)
-    rds = pool if not settings.erp_database_url else _pool(settings.erp_database_url, pool_size, closers)
+    rds: DatabasePort = pool if not settings.erp_database_url else _pool(settings.erp_database_url, pool_size, closers)
     redshift = _pool(settings.redshift_url, 4, closers) if settings.redshift_url else None
     s3 = make_client("s3", region=settings.aws_region, endpoint_url=settings.aws_endpoint_url)
     services = Services(
@@ -68,7 +72,7 @@ def build_services(
     return services, closers.close
 
 
-def _pool(dsn: str, size: int, closers: _Closers) -> DatabasePort:
+def _pool(dsn: str, size: int, closers: _Closers) -> PostgresPool:
     from tornado_core.adapters.postgres import PostgresPool
 
     pool = PostgresPool(dsn, min_size=0, max_size=size)
@@ -76,7 +80,7 @@ def _pool(dsn: str, size: int, closers: _Closers) -> DatabasePort:
     return pool
 
 
-def _queue(settings: Settings, pool: DatabasePort) -> QueuePort:
+def _queue(settings: Settings, pool: PostgresPool) -> QueuePort:
     if settings.queue_backend == "sqs":
         from tornado_core.adapters.aws import make_client
         from tornado_core.adapters.sqs import SqsQueue
@@ -84,9 +88,8 @@ def _queue(settings: Settings, pool: DatabasePort) -> QueuePort:
         return SqsQueue(
             make_client("sqs", region=settings.aws_region, endpoint_url=settings.aws_endpoint_url)
         )
-    from tornado_core.adapters.postgres import PostgresPool, PostgresQueue
+    from tornado_core.adapters.postgres import PostgresQueue
 
-    assert isinstance(pool, PostgresPool)
     return PostgresQueue(pool)
 
 
