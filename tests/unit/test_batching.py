@@ -1,0 +1,189 @@
+"""SendBatcher: a lone send goes at once; concurrent sends share send_batch calls."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from tornado_core.adapters.memory import MemoryQueue
+from tornado_core.batching import SendBatcher
+from tornado_core.errors import QueueUnavailable
+from tornado_core.ports.queue import OutgoingMessage, QueueSpec
+
+QUEUE = "q"
+
+
+class CountingQueue(MemoryQueue):
+    """A memory queue that records its send_batch calls and can be slow or refuse entries."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        super().__init__()
+        self.delay = delay
+        self.calls: list[int] = []
+        self.threads: set[str] = set()
+        self.refuse: set[str] = set()
+        self.explode = False
+        self._calls_lock = threading.Lock()
+
+    def send_batch(self, queue: str, messages: Sequence[OutgoingMessage]) -> list[str | None]:
+        with self._calls_lock:
+            self.calls.append(len(messages))
+            self.threads.add(threading.current_thread().name)
+        if self.delay:
+            time.sleep(self.delay)
+        if self.explode:
+            raise RuntimeError("adapter bug")
+        keep = [m for m in messages if m.body not in self.refuse]
+        super().send_batch(queue, keep)
+        return [("refused" if m.body in self.refuse else None) for m in messages]
+
+
+def make_queue(delay: float = 0.0) -> CountingQueue:
+    queue = CountingQueue(delay)
+    queue.ensure_queue(
+        QueueSpec(name=QUEUE, dead_letter_name="q-dlq", max_receive_count=3, visibility_timeout=30)
+    )
+    return queue
+
+
+@pytest.fixture
+def executor() -> Iterator[ThreadPoolExecutor]:
+    pool = ThreadPoolExecutor(8, thread_name_prefix="batch-test")
+    yield pool
+    pool.shutdown()
+
+
+def test_lone_send_is_flushed_at_once(executor: ThreadPoolExecutor) -> None:
+    queue = make_queue()
+
+    async def run() -> float:
+        batcher = SendBatcher(queue, executor)
+        started = time.perf_counter()
+        await batcher.send(QUEUE, "one")
+        return time.perf_counter() - started
+
+    elapsed = asyncio.run(run())
+    assert queue.calls == [1]
+    assert queue.depth(QUEUE).visible == 1
+    assert elapsed < 0.05
+    assert all(name.startswith("batch-test") for name in queue.threads)  # never on the loop
+
+
+def test_concurrent_sends_are_batched_in_chunks(executor: ThreadPoolExecutor) -> None:
+    queue = make_queue(delay=0.05)
+
+    async def run() -> None:
+        batcher = SendBatcher(queue, executor)
+        first = asyncio.ensure_future(batcher.send(QUEUE, "first"))
+        await asyncio.sleep(0.01)  # the first flush is now in flight
+        await asyncio.gather(first, *(batcher.send(QUEUE, f"m{i}") for i in range(95)))
+
+    asyncio.run(run())
+    assert queue.calls[0] == 1
+    assert sorted(queue.calls[1:], reverse=True) == [10] * 9 + [5]
+    assert queue.depth(QUEUE).visible == 96
+
+
+def test_chunks_of_one_flush_are_sent_concurrently(executor: ThreadPoolExecutor) -> None:
+    queue = make_queue(delay=0.1)
+
+    async def run() -> float:
+        batcher = SendBatcher(queue, executor)
+        started = time.perf_counter()
+        await batcher.send_many(QUEUE, [f"m{i}" for i in range(40)])
+        return time.perf_counter() - started
+
+    elapsed = asyncio.run(run())
+    assert queue.calls == [10, 10, 10, 10]
+    assert elapsed < 0.3  # four 0.1 s calls in parallel, not 0.4 s in a row
+
+
+def test_refused_entry_raises_only_for_its_sender(executor: ThreadPoolExecutor) -> None:
+    queue = make_queue()
+    queue.refuse = {"bad"}
+
+    async def run() -> list[BaseException | None]:
+        batcher = SendBatcher(queue, executor)
+        return await asyncio.gather(
+            batcher.send(QUEUE, "good"), batcher.send(QUEUE, "bad"), return_exceptions=True
+        )
+
+    good, bad = asyncio.run(run())
+    assert good is None
+    assert isinstance(bad, QueueUnavailable)
+    assert queue.depth(QUEUE).visible == 1
+
+
+def test_send_many_reports_per_entry(executor: ThreadPoolExecutor) -> None:
+    queue = make_queue()
+    queue.refuse = {"b"}
+
+    async def run() -> list[str | None]:
+        return await SendBatcher(queue, executor).send_many(QUEUE, ["a", "b", "c"])
+
+    outcome = asyncio.run(run())
+    assert outcome[0] is None and outcome[2] is None
+    assert outcome[1] is not None and "refused" in outcome[1]
+
+
+def test_queue_down_raises_queue_unavailable(executor: ThreadPoolExecutor) -> None:
+    queue = make_queue()
+    queue.down = True
+
+    async def run() -> None:
+        await SendBatcher(queue, executor).send(QUEUE, "x")
+
+    with pytest.raises(QueueUnavailable):
+        asyncio.run(run())
+    queue.down = False
+    assert queue.depth(QUEUE).total == 0
+
+
+def test_unexpected_adapter_error_becomes_queue_unavailable(executor: ThreadPoolExecutor) -> None:
+    queue = make_queue()
+    queue.explode = True
+
+    async def run() -> list[str | None]:
+        batcher = SendBatcher(queue, executor)
+        with pytest.raises(QueueUnavailable):
+            await batcher.send(QUEUE, "x")
+        return await batcher.send_many(QUEUE, ["y", "z"])
+
+    assert all(error for error in asyncio.run(run()))
+
+
+def test_batcher_recovers_after_an_outage(executor: ThreadPoolExecutor) -> None:
+    queue = make_queue()
+
+    async def run() -> None:
+        batcher = SendBatcher(queue, executor)
+        queue.down = True
+        with pytest.raises(QueueUnavailable):
+            await batcher.send(QUEUE, "lost")
+        queue.down = False
+        await batcher.send(QUEUE, "kept")
+        await batcher.wait_idle()
+
+    asyncio.run(run())
+    assert queue.depth(QUEUE).visible == 1
+
+
+def test_queues_are_flushed_independently(executor: ThreadPoolExecutor) -> None:
+    queue = make_queue(delay=0.05)
+    queue.ensure_queue(
+        QueueSpec(name="other", dead_letter_name="o-dlq", max_receive_count=3, visibility_timeout=30)
+    )
+
+    async def run() -> None:
+        batcher = SendBatcher(queue, executor)
+        await asyncio.gather(batcher.send(QUEUE, "a"), batcher.send("other", "b"))
+
+    started = time.perf_counter()
+    asyncio.run(run())
+    assert time.perf_counter() - started < 0.09  # in parallel, not one after the other
+    assert queue.calls == [1, 1]

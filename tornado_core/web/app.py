@@ -1,0 +1,133 @@
+"""Building the tornado application: routes, shared state and the quiet access log."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import Executor, ThreadPoolExecutor
+from typing import Any
+
+import tornado.web
+
+from tornado_core.batching import SendBatcher
+from tornado_core.recording import QueuedRecorder
+from tornado_core.services import Services
+from tornado_core.submission import Submitter, VersionResolver
+from tornado_core.web.auth import TokenCache
+from tornado_core.web.context import ApiContext
+from tornado_core.web.enqueue import Enqueuer
+from tornado_core.web.handlers import (
+    BatchHandler,
+    HealthHandler,
+    JobHandler,
+    JobsHandler,
+    NotFoundHandler,
+    OpenApiHandler,
+    ReadyHandler,
+)
+
+_access_log = logging.getLogger("tornado_core.web.access")
+
+#: Threads for blocking port calls when the caller does not pass an executor.
+DEFAULT_WORKERS = 32
+
+
+class ApiApplication(tornado.web.Application):
+    """The API's tornado application, owning its shared state.
+
+    Args:
+        api: The shared state handed to every handler.
+        owns_executor: Shut the executor down in :meth:`aclose`.
+    """
+
+    def __init__(self, api: ApiContext, *, owns_executor: bool) -> None:
+        args = {"api": api}
+        routes: list[tuple[str, type[tornado.web.RequestHandler], dict[str, Any]]] = [
+            (r"/v1/jobs", JobsHandler, args),
+            (r"/v1/jobs:batch", BatchHandler, args),
+            (r"/v1/jobs/([^/]+)", JobHandler, args),
+            (r"/healthz", HealthHandler, args),
+            (r"/readyz", ReadyHandler, args),
+            (r"/openapi.json", OpenApiHandler, args),
+        ]
+        super().__init__(
+            routes,
+            default_handler_class=NotFoundHandler,
+            default_handler_args=args,
+            log_function=_log_request,
+            serve_traceback=False,
+        )
+        self.api = api
+        self._owns_executor = owns_executor
+
+    def http_server_options(self) -> dict[str, Any]:
+        """Keyword arguments for ``tornado.httpserver.HTTPServer`` serving this app."""
+        return {"max_body_size": self.api.max_body_bytes, "idle_connection_timeout": 75.0}
+
+    async def aclose(self) -> None:
+        """Finish pending sends, flush the write-behind buffer, release the executor."""
+        await self.api.batcher.wait_idle()
+        await self.api.recorder.close()
+        if self._owns_executor:
+            self.api.executor.shutdown(wait=False)
+
+
+def make_app(
+    services: Services,
+    *,
+    executor: Executor | None = None,
+    resolve_version: VersionResolver | None = None,
+) -> ApiApplication:
+    """Build the HTTP API.
+
+    Touches no backend: tokens are loaded on the first authenticated request.
+
+    Args:
+        services: The process's services.
+        executor: Runs blocking port calls; a private thread pool by default
+            (then :meth:`ApiApplication.aclose` shuts it down).
+        resolve_version: Routing ``(task, tenant, job_id) -> version``; defaults
+            to the newest registered version.
+
+    Returns:
+        The application; serve it with ``HTTPServer(app, **app.http_server_options())``.
+    """
+    owns_executor = executor is None
+    pool = executor or ThreadPoolExecutor(DEFAULT_WORKERS, thread_name_prefix="tornado-api")
+    settings = services.settings
+    submitter = Submitter(
+        registry=services.registry,
+        job_ids=services.job_ids,
+        objects=services.objects,
+        queue_prefix=settings.queue_prefix,
+        claim_check_bytes=settings.claim_check_bytes,
+        resolve_version=resolve_version,
+    )
+    batcher = SendBatcher(services.queue, pool)
+    recorder = QueuedRecorder(services.jobs, pool)
+    enqueuer = Enqueuer(
+        submitter=submitter,
+        batcher=batcher,
+        recorder=recorder,
+        executor=pool,
+        offload_above=settings.claim_check_bytes // 4,
+    )
+    api = ApiContext(
+        services=services,
+        tokens=TokenCache(services.tenants, pool),
+        enqueuer=enqueuer,
+        batcher=batcher,
+        recorder=recorder,
+        executor=pool,
+        max_body_bytes=settings.max_body_bytes,
+    )
+    return ApiApplication(api, owns_executor=owns_executor)
+
+
+def _log_request(handler: tornado.web.RequestHandler) -> None:
+    """Access log: quiet (DEBUG) for answered requests, WARNING for server errors."""
+    status = handler.get_status()
+    level = logging.WARNING if status >= 500 else logging.DEBUG
+    if _access_log.isEnabledFor(level):
+        request = handler.request
+        millis = 1000.0 * request.request_time()
+        _access_log.log(level, "%d %s %s %.1fms", status, request.method, request.uri, millis)

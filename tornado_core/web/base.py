@@ -1,0 +1,156 @@
+"""Base request handlers: JSON responses, the error shape, authentication, bounded bodies."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, TypeVar
+
+from tornado.http1connection import HTTP1Connection
+from tornado.log import app_log
+from tornado.web import HTTPError, RequestHandler, stream_request_body
+
+from tornado_core.errors import TornadoError
+from tornado_core.web.context import ApiContext
+from tornado_core.web.errors import ApiError, translate, unauthorized
+from tornado_core.web.requests import parse_json_object
+
+_JSON = "application/json"
+_T = TypeVar("_T")
+_EXPECTED = (ApiError, HTTPError, TornadoError)
+
+
+class BaseHandler(RequestHandler):
+    """Writes JSON, turns every exception into the one error shape, never leaks tracebacks."""
+
+    api: ApiContext
+
+    def initialize(self, api: ApiContext) -> None:
+        """Receive the shared API state (from the route table)."""
+        self.api = api
+        api.in_flight += 1
+
+    def set_default_headers(self) -> None:
+        """JSON, not cached by intermediaries."""
+        self.set_header("Content-Type", f"{_JSON}; charset=utf-8")
+        self.set_header("Cache-Control", "no-store")
+
+    def compute_etag(self) -> str | None:
+        """No ETags: job states change under the same URL."""
+        return None
+
+    async def run_blocking(self, func: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        """Run a blocking port call in the API's executor."""
+        call = functools.partial(func, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self.api.executor, call)
+
+    def on_finish(self) -> None:
+        """Count the request as done (graceful shutdown waits for in-flight requests)."""
+        self.api.in_flight -= 1
+
+    def write_json(self, data: Any, status: int = 200) -> None:
+        """Finish the response with ``data`` as JSON."""
+        self.set_status(status)
+        self.finish(json.dumps(data, separators=(",", ":"), ensure_ascii=False))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """Render any error as ``{"error": {...}}`` (tornado calls this on every failure)."""
+        exc_info = kwargs.get("exc_info")
+        error = translate(exc_info[1] if exc_info else HTTPError(status_code))
+        self.clear_header("Allow")
+        if error.status == 405:
+            self.set_header("Allow", ", ".join(self._allowed_methods()))
+        for name, value in error.headers.items():
+            self.set_header(name, value)
+        self.set_status(error.status)
+        self.finish(json.dumps(error.body(), separators=(",", ":"), ensure_ascii=False))
+
+    def _allowed_methods(self) -> list[str]:
+        names = ("GET", "POST", "PUT", "PATCH", "DELETE")
+        cls = type(self)
+        return [m for m in names if getattr(cls, m.lower()) is not getattr(RequestHandler, m.lower())]
+
+    def log_exception(
+        self, typ: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        """Log only unexpected errors; :func:`translate` logs them unless the response was sent."""
+        if self._finished and value is not None and not isinstance(value, _EXPECTED):
+            app_log.error("error after the response was sent", exc_info=(typ, value, tb))  # type: ignore[arg-type]
+
+
+class AuthenticatedHandler(BaseHandler):
+    """Requires ``Authorization: Bearer <token>``; sets :attr:`tenant`."""
+
+    tenant: str
+
+    async def prepare(self) -> None:
+        """Authenticate before anything else (bodies included)."""
+        header = self.request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise unauthorized("missing bearer token (Authorization: Bearer <token>)")
+        tenant = await self.api.tokens.tenant_for(token.strip())
+        if tenant is None:
+            raise unauthorized("unknown token")
+        self.tenant = tenant
+
+
+@stream_request_body
+class JsonBodyHandler(AuthenticatedHandler):
+    """Receives a bounded JSON body; answers 413 and 415 as JSON before reading it.
+
+    The body is streamed so an oversized request is refused from its headers (or,
+    for chunked bodies, as soon as it crosses the limit) instead of being buffered.
+    """
+
+    _chunks: list[bytes]
+    _received: int
+    _too_large: bool
+
+    async def prepare(self) -> None:
+        """Authenticate, then check size and content type from the headers."""
+        self._chunks, self._received, self._too_large = [], 0, False
+        limit = self.api.max_body_bytes
+        # Let tornado read (and discard) up to twice the limit, so an oversized body
+        # still gets our JSON 413 instead of a bare connection-level error.
+        if isinstance(self.request.connection, HTTP1Connection):
+            self.request.connection.set_max_body_size(2 * limit + 1024 * 1024)
+        await super().prepare()
+        if self.request.method not in ("POST", "PUT", "PATCH"):
+            return
+        length = self.request.headers.get("Content-Length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            self._refuse_too_large()
+        media_type = self.request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if media_type != _JSON:
+            raise ApiError(415, "unsupported_media_type", f"send the body as {_JSON}")
+
+    def data_received(self, chunk: bytes) -> None:
+        """Collect the body until it crosses the limit."""
+        self._received += len(chunk)
+        if self._received > self.api.max_body_bytes:
+            self._too_large, self._chunks = True, []
+        elif not self._too_large:
+            self._chunks.append(chunk)
+
+    def json_body(self) -> dict[str, Any]:
+        """The body as a JSON object.
+
+        Raises:
+            ApiError: 413, 400 or 422 (see :func:`parse_json_object`).
+        """
+        if self._too_large:
+            self._refuse_too_large()
+        return parse_json_object(b"".join(self._chunks))
+
+    @property
+    def body_size(self) -> int:
+        """Bytes of body received."""
+        return self._received
+
+    def _refuse_too_large(self) -> None:
+        self.set_header("Connection", "close")
+        raise ApiError(413, "body_too_large", f"the body exceeds {self.api.max_body_bytes} bytes")

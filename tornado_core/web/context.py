@@ -1,0 +1,48 @@
+"""The state the API's request handlers share, built once by :func:`tornado_core.web.make_app`."""
+
+from __future__ import annotations
+
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any
+
+from tornado_core.batching import SendBatcher
+from tornado_core.recording import QueuedRecorder
+from tornado_core.services import Services
+from tornado_core.web.auth import TokenCache
+from tornado_core.web.enqueue import Enqueuer
+from tornado_core.web.openapi import openapi_document
+
+
+@dataclass(kw_only=True)
+class ApiContext:
+    """Everything a handler needs; no globals.
+
+    Attributes:
+        services: The process's services.
+        tokens: Bearer-token cache.
+        enqueuer: The enqueue path.
+        batcher: Micro-batched queue sends.
+        recorder: Write-behind of accepted jobs.
+        executor: Runs every blocking port call.
+        max_body_bytes: Largest request body accepted.
+        ping_timeout: Seconds a readiness check may take.
+        in_flight: Requests being handled now.
+    """
+
+    services: Services
+    tokens: TokenCache
+    enqueuer: Enqueuer
+    batcher: SendBatcher
+    recorder: QueuedRecorder
+    executor: Executor
+    max_body_bytes: int
+    ping_timeout: float = 5.0
+    in_flight: int = 0
+    _openapi: dict[str, Any] | None = field(default=None, repr=False)
+
+    def openapi(self) -> dict[str, Any]:
+        """The OpenAPI document (built on first use)."""
+        if self._openapi is None:
+            self._openapi = openapi_document(self.services.registry)
+        return self._openapi

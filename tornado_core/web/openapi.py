@@ -1,0 +1,309 @@
+"""The OpenAPI 3.1 document of the API, generated from the registered tasks' payload schemas."""
+
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any
+
+from tornado_core.ports.jobs import JobStatus
+from tornado_core.registry import TaskRegistry
+from tornado_core.task import TaskSpec
+from tornado_core.web.requests import MAX_BATCH, MAX_IDEMPOTENCY_KEY, MAX_LIST_LIMIT
+
+_REF = "#/components/schemas/"
+_JSON = "application/json"
+
+
+def openapi_document(registry: TaskRegistry, *, title: str = "Tornado", version: str = "1") -> dict[str, Any]:
+    """Build the OpenAPI 3.1 document.
+
+    Each task gets ``<Task>Payload`` (its payload JSON Schema, nested definitions
+    hoisted into ``components``) and ``<Task>JobRequest``; ``JobRequest`` is their
+    union, discriminated by ``task``.
+    """
+    schemas = _static_schemas()
+    mapping: dict[str, str] = {}
+    for name in registry.names():
+        spec = registry.get(name)
+        request_name = _task_schemas(spec, schemas)
+        mapping[name] = _REF + request_name
+    schemas["JobRequest"] = _job_request_union(mapping)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": f"{title} jobs API",
+            "version": version,
+            "description": "Submit background jobs to ERP task workers and follow their status.",
+        },
+        "paths": _paths(),
+        "components": {
+            "schemas": schemas,
+            "responses": _responses(),
+            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"bearerAuth": []}],
+    }
+
+
+def _component_prefix(task: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in re.split(r"[._]", task) if part)
+
+
+def _task_schemas(spec: TaskSpec, schemas: dict[str, Any]) -> str:
+    prefix = _component_prefix(spec.name)
+    payload = copy.deepcopy(spec.json_schema())
+    for def_name, definition in payload.pop("$defs", {}).items():
+        schemas[f"{prefix}_{def_name}"] = _rewrite_refs(definition, prefix)
+    payload = _rewrite_refs(payload, prefix)
+    payload.setdefault("description", spec.description or f"Payload of {spec.name}.")
+    schemas[f"{prefix}Payload"] = payload
+    schemas[f"{prefix}JobRequest"] = {
+        "type": "object",
+        "description": f"Submit {spec.name} (version {spec.version}). {spec.description}".strip(),
+        "required": ["task", "payload"],
+        "additionalProperties": False,
+        "properties": {
+            "task": {"const": spec.name},
+            "payload": {"$ref": f"{_REF}{prefix}Payload"},
+            "idempotency_key": {"$ref": f"{_REF}IdempotencyKey"},
+        },
+    }
+    return f"{prefix}JobRequest"
+
+
+def _rewrite_refs(node: Any, prefix: str) -> Any:
+    if isinstance(node, dict):
+        return {
+            key: (
+                f"{_REF}{prefix}_{value[len('#/$defs/') :]}"
+                if key == "$ref" and isinstance(value, str) and value.startswith("#/$defs/")
+                else _rewrite_refs(value, prefix)
+            )
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [_rewrite_refs(item, prefix) for item in node]
+    return node
+
+
+def _job_request_union(mapping: dict[str, str]) -> dict[str, Any]:
+    return {
+        "description": "One job: the task's name and a payload matching that task's schema.",
+        "oneOf": [{"$ref": ref} for ref in mapping.values()],
+        "discriminator": {"propertyName": "task", "mapping": mapping},
+    }
+
+
+def _static_schemas() -> dict[str, Any]:
+    status = {"type": "string", "enum": [s.value for s in JobStatus]}
+    nullable_time = {"type": ["string", "null"], "format": "date-time"}
+    return {
+        "IdempotencyKey": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_IDEMPOTENCY_KEY,
+            "description": "Submitting the same key (for the same task) again returns the same job id.",
+        },
+        "JobStatus": status,
+        "Receipt": {
+            "type": "object",
+            "required": ["id", "task", "version", "status"],
+            "properties": {
+                "id": {"type": "string"},
+                "task": {"type": "string"},
+                "version": {"type": "string"},
+                "status": {"const": "queued"},
+            },
+        },
+        "Job": {
+            "type": "object",
+            "required": ["id", "status"],
+            "description": "A job; a job not yet recorded by the store shows only id and status.",
+            "properties": {
+                "id": {"type": "string"},
+                "task": {"type": "string"},
+                "version": {"type": "string"},
+                "status": {"$ref": f"{_REF}JobStatus"},
+                "attempts": {"type": "integer"},
+                "progress": {"type": "number", "minimum": 0, "maximum": 1},
+                "progress_note": {"type": ["string", "null"]},
+                "result": {},
+                "result_ref": {"type": ["string", "null"]},
+                "error": {
+                    "type": ["object", "null"],
+                    "properties": {
+                        "type": {"type": ["string", "null"]},
+                        "message": {"type": ["string", "null"]},
+                    },
+                },
+                "created_at": {"type": "string", "format": "date-time"},
+                "started_at": nullable_time,
+                "finished_at": nullable_time,
+                "updated_at": {"type": "string", "format": "date-time"},
+            },
+        },
+        "JobPage": {
+            "type": "object",
+            "required": ["jobs", "next_cursor"],
+            "properties": {
+                "jobs": {"type": "array", "items": {"$ref": f"{_REF}Job"}},
+                "next_cursor": {"type": ["string", "null"]},
+            },
+        },
+        "BatchRequest": {
+            "type": "object",
+            "required": ["jobs"],
+            "additionalProperties": False,
+            "properties": {
+                "jobs": {"type": "array", "minItems": 1, "maxItems": MAX_BATCH, "items": {}},
+            },
+            "description": "Items are validated one by one (see JobRequest); bad ones do not stop good ones.",
+        },
+        "BatchResult": _batch_result_schema(),
+        "Error": {
+            "type": "object",
+            "required": ["error"],
+            "properties": {"error": {"$ref": f"{_REF}ErrorDetail"}},
+        },
+        "ErrorDetail": _error_detail_schema(),
+    }
+
+
+def _error_detail_schema() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["code", "message"],
+        "properties": {
+            "code": {"type": "string", "examples": ["payload_invalid"]},
+            "message": {"type": "string"},
+            "fields": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["field", "message"],
+                    "properties": {
+                        "field": {"type": "string", "examples": ["payload.message"]},
+                        "message": {"type": "string"},
+                    },
+                },
+            },
+        },
+    }
+
+
+def _batch_result_schema() -> dict[str, Any]:
+    accepted = {
+        "allOf": [{"$ref": f"{_REF}Receipt"}],
+        "properties": {"index": {"type": "integer"}},
+        "required": ["index"],
+    }
+    refused = {
+        "type": "object",
+        "required": ["index", "error"],
+        "properties": {"index": {"type": "integer"}, "error": {"$ref": f"{_REF}ErrorDetail"}},
+    }
+    return {
+        "type": "object",
+        "required": ["accepted", "rejected", "results"],
+        "properties": {
+            "accepted": {"type": "integer"},
+            "rejected": {"type": "integer"},
+            "results": {"type": "array", "items": {"oneOf": [accepted, refused]}},
+        },
+    }
+
+
+def _responses() -> dict[str, Any]:
+    def error(description: str) -> dict[str, Any]:
+        return {"description": description, "content": {_JSON: {"schema": {"$ref": f"{_REF}Error"}}}}
+
+    return {
+        "BadRequest": error("Malformed JSON or query parameter."),
+        "Unauthorized": error("Missing or unknown bearer token."),
+        "NotFound": error("No such job for this tenant, or no such route."),
+        "TooLarge": error("The body exceeds the configured limit."),
+        "UnsupportedMediaType": error("The body is not application/json."),
+        "Unprocessable": error("Unknown task (field 'task'), missing field or payload schema violation."),
+        "Unavailable": error("The queue or the job store cannot be reached; nothing was accepted."),
+    }
+
+
+def _json_response(description: str, schema: str) -> dict[str, Any]:
+    return {"description": description, "content": {_JSON: {"schema": {"$ref": f"{_REF}{schema}"}}}}
+
+
+def _refs(*names: tuple[str, str]) -> dict[str, Any]:
+    return {status: {"$ref": f"#/components/responses/{name}"} for status, name in names}
+
+
+def _body(schema: str) -> dict[str, Any]:
+    return {"required": True, "content": {_JSON: {"schema": {"$ref": f"{_REF}{schema}"}}}}
+
+
+def _paths() -> dict[str, Any]:
+    post_errors = _refs(
+        ("400", "BadRequest"),
+        ("401", "Unauthorized"),
+        ("413", "TooLarge"),
+        ("415", "UnsupportedMediaType"),
+        ("422", "Unprocessable"),
+        ("503", "Unavailable"),
+    )
+    return {
+        "/v1/jobs": {
+            "post": {
+                "summary": "Submit a job",
+                "operationId": "submitJob",
+                "requestBody": _body("JobRequest"),
+                "responses": {"202": _json_response("Queued (the queue acknowledged it).", "Receipt")}
+                | post_errors,
+            },
+            "get": {
+                "summary": "List this tenant's jobs, newest first",
+                "operationId": "listJobs",
+                "parameters": _list_parameters(),
+                "responses": {"200": _json_response("One page of jobs.", "JobPage")}
+                | _refs(("400", "BadRequest"), ("401", "Unauthorized"), ("503", "Unavailable")),
+            },
+        },
+        "/v1/jobs:batch": {
+            "post": {
+                "summary": f"Submit up to {MAX_BATCH} jobs",
+                "description": "200 with one result per item; 503 only when nothing was accepted "
+                "because the queue is down.",
+                "operationId": "submitJobs",
+                "requestBody": _body("BatchRequest"),
+                "responses": {"200": _json_response("Per-item results.", "BatchResult")} | post_errors,
+            },
+        },
+        "/v1/jobs/{id}": {
+            "get": {
+                "summary": "A job's status, progress, result or error",
+                "operationId": "getJob",
+                "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"200": _json_response("The job.", "Job")}
+                | _refs(("401", "Unauthorized"), ("404", "NotFound"), ("503", "Unavailable")),
+            },
+        },
+        "/healthz": _probe("Process is alive (no dependencies checked)."),
+        "/readyz": _probe("Queue and job store answer (503 names the one that does not)."),
+        "/openapi.json": _probe("This document."),
+    }
+
+
+def _probe(summary: str) -> dict[str, Any]:
+    return {"get": {"summary": summary, "security": [], "responses": {"200": {"description": "OK"}}}}
+
+
+def _list_parameters() -> list[dict[str, Any]]:
+    return [
+        {"name": "task", "in": "query", "schema": {"type": "string"}},
+        {"name": "status", "in": "query", "schema": {"$ref": f"{_REF}JobStatus"}},
+        {
+            "name": "limit",
+            "in": "query",
+            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIST_LIMIT, "default": 50},
+        },
+        {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+    ]

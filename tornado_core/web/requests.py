@@ -1,0 +1,149 @@
+"""Parsing and validation of request bodies and query strings (no I/O)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from tornado_core.ports.jobs import JobStatus
+from tornado_core.web.errors import ApiError, FieldError, field_error
+
+MAX_BATCH = 500
+MAX_LIST_LIMIT = 500
+DEFAULT_LIST_LIMIT = 50
+MAX_IDEMPOTENCY_KEY = 200
+MAX_CURSOR = 200
+_JOB_FIELDS = frozenset({"task", "payload", "idempotency_key"})
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """One job to submit, as the client sent it."""
+
+    task: str
+    payload: dict[str, Any]
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    """Filters and paging of ``GET /v1/jobs``."""
+
+    task: str | None
+    status: JobStatus | None
+    limit: int
+    cursor: str | None
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    """Decode a request body that must be a JSON object.
+
+    Raises:
+        ApiError: 400 ``json_invalid`` if it is not JSON; 422 if it is not an object.
+    """
+    try:
+        data = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ApiError(400, "json_invalid", f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise field_error(422, "request_invalid", "(body)", "must be a JSON object")
+    return data
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_job_request(data: Any) -> JobRequest:
+    """Validate the envelope of one job request (the payload itself is the task's business).
+
+    Raises:
+        ApiError: 422 ``request_invalid`` naming every offending field.
+    """
+    if not isinstance(data, dict):
+        raise field_error(422, "request_invalid", "(item)", "must be a JSON object")
+    problems = _job_request_problems(data)
+    if problems:
+        summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+        raise ApiError(422, "request_invalid", summary, fields=problems)
+    return JobRequest(data["task"], data["payload"], data.get("idempotency_key"))
+
+
+def _job_request_problems(data: dict[str, Any]) -> list[FieldError]:
+    problems: list[FieldError] = []
+    task = data.get("task")
+    if "task" not in data:
+        problems.append({"field": "task", "message": "Field required"})
+    elif not isinstance(task, str) or not task:
+        problems.append({"field": "task", "message": "must be a non-empty string"})
+    if "payload" not in data:
+        problems.append({"field": "payload", "message": "Field required"})
+    elif not isinstance(data["payload"], dict):
+        problems.append({"field": "payload", "message": "must be a JSON object"})
+    key = data.get("idempotency_key")
+    if key is not None and (not isinstance(key, str) or not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY):
+        problems.append(
+            {
+                "field": "idempotency_key",
+                "message": f"must be a string of 1 to {MAX_IDEMPOTENCY_KEY} characters",
+            }
+        )
+    for name in sorted(set(data) - _JOB_FIELDS):
+        problems.append({"field": name, "message": "unknown field"})
+    return problems
+
+
+def parse_batch(data: dict[str, Any]) -> list[Any]:
+    """The ``jobs`` list of a batch request (items are validated one by one later).
+
+    Raises:
+        ApiError: 422 naming ``jobs`` (or an unknown top-level field).
+    """
+    extra = sorted(set(data) - {"jobs"})
+    if extra:
+        raise field_error(422, "request_invalid", extra[0], "unknown field")
+    jobs = data.get("jobs")
+    if not isinstance(jobs, list):
+        message = "Field required" if "jobs" not in data else "must be a list"
+        raise field_error(422, "request_invalid", "jobs", message)
+    if not 1 <= len(jobs) <= MAX_BATCH:
+        raise field_error(422, "request_invalid", "jobs", f"must hold 1 to {MAX_BATCH} jobs")
+    return jobs
+
+
+def parse_list_query(get: Callable[[str], str | None]) -> ListQuery:
+    """Validate the query string of ``GET /v1/jobs``.
+
+    Args:
+        get: Returns a query argument or ``None``.
+
+    Raises:
+        ApiError: 400 ``parameter_invalid`` naming the parameter.
+    """
+    status_text = get("status")
+    status: JobStatus | None = None
+    if status_text:
+        try:
+            status = JobStatus(status_text)
+        except ValueError:
+            allowed = ", ".join(s.value for s in JobStatus)
+            raise _bad_parameter("status", f"must be one of {allowed}") from None
+    cursor = get("cursor") or None
+    if cursor is not None and len(cursor) > MAX_CURSOR:
+        raise _bad_parameter("cursor", "is not a cursor this API issued")
+    return ListQuery(task=get("task") or None, status=status, limit=_limit(get("limit")), cursor=cursor)
+
+
+def _limit(text: str | None) -> int:
+    if text is None or text == "":
+        return DEFAULT_LIST_LIMIT
+    limit = int(text) if text.isascii() and text.isdigit() and len(text) <= 6 else 0
+    if not 1 <= limit <= MAX_LIST_LIMIT:
+        raise _bad_parameter("limit", f"must be a whole number from 1 to {MAX_LIST_LIMIT}")
+    return limit
+
+
+def _bad_parameter(name: str, message: str) -> ApiError:
+    return field_error(400, "parameter_invalid", name, message)
