@@ -107,7 +107,7 @@ def test_refused_entry_raises_only_for_its_sender(executor: ThreadPoolExecutor) 
     queue = make_queue()
     queue.refuse = {"bad"}
 
-    async def run() -> list[BaseException | None]:
+    async def run() -> tuple[BaseException | None, BaseException | None]:
         batcher = SendBatcher(queue, executor)
         return await asyncio.gather(
             batcher.send(QUEUE, "good"), batcher.send(QUEUE, "bad"), return_exceptions=True
