@@ -43,6 +43,7 @@ WITH ins AS (
 SELECT count(*), CASE WHEN count(*) > 0 THEN pg_notify('{CHANNEL}', min(queue)) END FROM ins
 """
 
+# ``(SELECT clock_timestamp())`` is evaluated once, so the index can use it.
 _RECEIVE = """
 WITH cfg AS (
     SELECT q.max_receive_count, d.name AS dlq
@@ -52,7 +53,7 @@ WITH cfg AS (
 picked AS (
     SELECT m.id, m.receive_count, m.visible_at
     FROM tornado_messages m
-    WHERE m.queue = %(queue)s AND m.visible_at <= clock_timestamp()
+    WHERE m.queue = %(queue)s AND m.visible_at <= (SELECT clock_timestamp())
     ORDER BY m.visible_at, m.id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
@@ -83,7 +84,7 @@ SELECT 'moved', id, NULL, NULL, NULL, 0, NULL, NULL FROM moved
 UNION ALL
 SELECT 'queue', NULL, NULL, NULL, NULL, 0, NULL,
     (SELECT extract(epoch FROM min(visible_at) - clock_timestamp())::float8
-     FROM tornado_messages WHERE queue = %(queue)s AND visible_at > clock_timestamp())
+     FROM tornado_messages WHERE queue = %(queue)s AND visible_at > (SELECT clock_timestamp()))
 FROM cfg
 """
 
