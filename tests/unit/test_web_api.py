@@ -10,11 +10,14 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import pytest
+from pydantic import BaseModel
 from tornado.httpclient import AsyncHTTPClient, HTTPResponse
 from tornado.testing import AsyncHTTPTestCase, gen_test
 
 import tasks.demo.handlers as demo
 from tornado_core.adapters.memory import MemoryJobStore, MemoryQueue, MemoryTenantStore
+from tornado_core.context import TaskContext
 from tornado_core.errors import ObjectStoreError, StoreUnavailable
 from tornado_core.message import Envelope
 from tornado_core.naming import queue_spec
@@ -22,10 +25,12 @@ from tornado_core.ports.jobs import JobStatus, NewJob
 from tornado_core.ports.queue import OutgoingMessage
 from tornado_core.registry import TaskRegistry
 from tornado_core.settings import Settings
+from tornado_core.task import task
 from tornado_core.testing import memory_services
 from tornado_core.tokens import hash_token, new_token
 from tornado_core.web import ApiApplication, make_app
 from tornado_core.web.auth import TokenCache
+from tornado_core.web.openapi import openapi_document
 
 MAX_BODY = 64 * 1024
 CLAIM_CHECK = 2000
@@ -596,3 +601,30 @@ class TestProbesAndDocs(ApiTestCase):
         code, body, _ = self.call("POST", "/healthz", {}, token=None)
         assert code == 405
         assert self.queued() == 0
+
+
+class Item(BaseModel):
+    sku: str
+
+
+class Order(BaseModel):
+    items: list[Item]
+
+
+@task(name="shop.order", payload=Order, version="2.0")
+def order(ctx: TaskContext, payload: Order) -> None:
+    """Take an order."""
+
+
+def test_openapi_document_is_valid_and_hoists_nested_definitions() -> None:
+    validator = pytest.importorskip("openapi_spec_validator")
+    registry = TaskRegistry([order])
+    registry.register_module(demo)
+    doc = openapi_document(registry)
+    validator.validate(doc)
+    schemas = doc["components"]["schemas"]
+    assert schemas["ShopOrderPayload"]["properties"]["items"]["items"] == {
+        "$ref": "#/components/schemas/ShopOrder_Item"
+    }
+    assert schemas["ShopOrder_Item"]["required"] == ["sku"]
+    assert "$defs" not in json.dumps(doc)

@@ -27,10 +27,12 @@ class BaseHandler(RequestHandler):
     """Writes JSON, turns every exception into the one error shape, never leaks tracebacks."""
 
     api: ApiContext
+    _counted: bool
 
     def initialize(self, api: ApiContext) -> None:
         """Receive the shared API state (from the route table)."""
         self.api = api
+        self._counted = True
         api.in_flight += 1
 
     def set_default_headers(self) -> None:
@@ -49,7 +51,17 @@ class BaseHandler(RequestHandler):
 
     def on_finish(self) -> None:
         """Count the request as done (graceful shutdown waits for in-flight requests)."""
-        self.api.in_flight -= 1
+        self._uncount()
+
+    def on_connection_close(self) -> None:
+        """The client went away (or its body was refused mid-stream): not in flight any more."""
+        super().on_connection_close()
+        self._uncount()
+
+    def _uncount(self) -> None:
+        if self._counted:
+            self._counted = False
+            self.api.in_flight -= 1
 
     def write_json(self, data: Any, status: int = 200) -> None:
         """Finish the response with ``data`` as JSON."""
@@ -152,5 +164,5 @@ class JsonBodyHandler(AuthenticatedHandler):
         return self._received
 
     def _refuse_too_large(self) -> None:
-        self.set_header("Connection", "close")
-        raise ApiError(413, "body_too_large", f"the body exceeds {self.api.max_body_bytes} bytes")
+        message = f"the body exceeds {self.api.max_body_bytes} bytes"
+        raise ApiError(413, "body_too_large", message, headers={"Connection": "close"})
