@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -628,3 +633,43 @@ def test_openapi_document_is_valid_and_hoists_nested_definitions() -> None:
     }
     assert schemas["ShopOrder_Item"]["required"] == ["sku"]
     assert "$defs" not in json.dumps(doc)
+
+
+SERVE_SCRIPT = """
+import sys
+import tasks.demo.handlers as demo
+from tornado_core.registry import TaskRegistry
+from tornado_core.testing import memory_services
+from tornado_core.web import serve
+
+def build():
+    registry = TaskRegistry()
+    registry.register_module(demo)
+    return memory_services(registry)
+
+serve(build, port=int(sys.argv[1]), processes=int(sys.argv[2]))
+"""
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_serve_stops_cleanly_on_sigterm(processes: int) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen([sys.executable, "-c", SERVE_SCRIPT, str(port), str(processes)])
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as answer:
+                    assert json.loads(answer.read()) == {"status": "ok"}
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "the API did not start"
+                time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
