@@ -5,6 +5,7 @@
 
 from tornado_core.adapters.devstack.databases import DatabaseAdmin, migrate, with_database
 from tornado_core.adapters.devstack.errors import DevStackError
+from tornado_core.adapters.devstack.external import ExternalStack
 from tornado_core.adapters.devstack.stack import (
     BUCKET,
     ERP_DB,
@@ -28,6 +29,7 @@ __all__ = [
     "DatabaseAdmin",
     "DevStack",
     "DevStackError",
+    "ExternalStack",
     "StackInfo",
     "StackStatus",
     "default_state_dir",

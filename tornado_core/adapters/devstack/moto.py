@@ -18,6 +18,8 @@ from tornado_core.adapters.devstack.process import (
 
 #: Seconds moto may take to import and bind its port.
 START_TIMEOUT = 60.0
+#: Seconds a killed server may take to release its port.
+PORT_RELEASE_TIMEOUT = 5.0
 
 
 class MotoServer:
@@ -55,7 +57,7 @@ class MotoServer:
         Raises:
             DevStackError: The port is taken or the server did not come up.
         """
-        if port_open(self.port):
+        if not wait_until(lambda: not port_open(self.port), timeout=PORT_RELEASE_TIMEOUT):
             raise DevStackError(
                 f"port {self.port} on 127.0.0.1 is taken by another program; stop it or "
                 "use another state dir (the endpoint keeps the port chosen at the first `up`)"

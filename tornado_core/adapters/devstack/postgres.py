@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tornado_core.adapters.devstack.errors import DevStackError
-from tornado_core.adapters.devstack.process import is_alive, port_open, tail
+from tornado_core.adapters.devstack.process import is_alive, port_open, tail, wait_until
 
 #: The cluster's superuser (trust auth on loopback only).
 SUPERUSER = "postgres"
@@ -182,7 +182,7 @@ class PostgresServer:
         """
         if self.running():
             return
-        if port_open(self.port):
+        if not wait_until(lambda: not port_open(self.port), timeout=5.0):
             raise DevStackError(
                 f"port {self.port} on 127.0.0.1 is taken by another program; stop it or "
                 "use another state dir (PostgreSQL keeps the port chosen at the first `up`)"

@@ -55,9 +55,10 @@ def is_alive(pid: int | None, *, marker: str | None = None) -> bool:
     try:
         state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
         cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        if state in ("Z", "X"):
+            # Dead, unless other threads of it are still exiting (they hold its ports).
+            return len(os.listdir(proc / "task")) > 1
     except (OSError, IndexError):
-        return False
-    if state in ("Z", "X"):
         return False
     return marker is None or marker in cmdline
 
