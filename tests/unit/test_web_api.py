@@ -558,7 +558,7 @@ class TestLoad(ApiTestCase):
         started = time.perf_counter()
         code, _, _ = self.call("POST", "/v1/jobs", {"task": "demo.echo", "payload": {"message": "m"}})
         assert code == 202
-        assert time.perf_counter() - started < 0.2
+        assert time.perf_counter() - started < 0.5
         assert self.queue.calls == [1]
 
 
