@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+from pathlib import Path
 from types import FrameType
 
 import click
@@ -55,15 +56,28 @@ def api(host: str, port: int) -> None:
 @click.option(
     "--poll-wait", default=5.0, show_default=True, type=click.FloatRange(0, 20), help="Long-poll seconds."
 )
+@click.option(
+    "--health-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="File touched at every poll (for liveness probes and readiness checks).",
+)
 def worker(
-    task_name: str, version: str | None, concurrency: int, grace_period: float, poll_wait: float
+    task_name: str,
+    version: str | None,
+    concurrency: int,
+    grace_period: float,
+    poll_wait: float,
+    health_file: Path | None,
 ) -> None:
     """Pull and run the jobs of one task version until SIGTERM."""
     from tornado_core.worker import Worker, WorkerOptions
 
     with cli_services() as services:
         spec = services.registry.get(task_name, version)
-        options = WorkerOptions(concurrency=concurrency, grace_period=grace_period, poll_wait=poll_wait)
+        options = WorkerOptions(
+            concurrency=concurrency, grace_period=grace_period, poll_wait=poll_wait, health_file=health_file
+        )
         runner = Worker(services, spec, options)
 
         def request_stop(signum: int, _frame: FrameType | None) -> None:

@@ -54,7 +54,9 @@ def build_services(
 
     closers = _Closers()
     pool = _pool(settings.database_url, pool_size, closers)
-    rds: DatabasePort = pool if not settings.erp_database_url else _pool(settings.erp_database_url, pool_size, closers)
+    rds: DatabasePort = (
+        pool if not settings.erp_database_url else _pool(settings.erp_database_url, pool_size, closers)
+    )
     redshift = _pool(settings.redshift_url, 4, closers) if settings.redshift_url else None
     s3 = make_client("s3", region=settings.aws_region, endpoint_url=settings.aws_endpoint_url)
     services = Services(

@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from tornado_core.errors import BackendError
 from tornado_core.execution import Delivery, JobRunner
@@ -51,12 +52,15 @@ class WorkerOptions:
         grace_period: Seconds running jobs get to finish after a stop request.
         poll_wait: Long-poll seconds per receive (SQS allows up to 20).
         worker_id: Identity recorded in job leases.
+        health_file: Touched whenever the loop polls (liveness probes, readiness
+            of local processes); ``None`` disables it.
     """
 
     concurrency: int = 4
     grace_period: float = 30.0
     poll_wait: float = 5.0
     worker_id: str = field(default_factory=default_worker_id)
+    health_file: Path | None = None
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -123,11 +127,21 @@ class Worker:
         with ThreadPoolExecutor(self._options.concurrency, thread_name_prefix="tornado-job") as pool:
             heartbeat.start()
             while not self._stop.is_set():
+                self._touch_health_file()
                 self._poll_once(pool)
             self._drain()
             self._heartbeat_stop.set()
         heartbeat.join(timeout=1)
         logger.info("worker %s stopped", self._options.worker_id)
+
+    def _touch_health_file(self) -> None:
+        path = self._options.health_file
+        if path is None:
+            return
+        try:
+            path.touch()
+        except OSError as exc:
+            logger.warning("cannot touch health file %s: %s", path, exc)
 
     def _poll_once(self, pool: ThreadPoolExecutor) -> None:
         slots = self._take_slots()

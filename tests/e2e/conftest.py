@@ -63,7 +63,9 @@ def other_tenant_token(services: Services) -> str:
 
 
 @pytest.fixture(scope="module")
-def module_cluster(e2e_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+def module_cluster(
+    e2e_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalCluster]:
     cluster = LocalCluster(e2e_env, tmp_path_factory.mktemp("logs"))
     yield cluster
     cluster.stop_all(grace=20)

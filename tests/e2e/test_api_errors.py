@@ -18,7 +18,9 @@ from tornado_core.client import ApiError, TornadoClient
 from tornado_core.services import Services
 
 
-def post(url: str, token: str, body: bytes, content_type: str = "application/json") -> tuple[int, dict[str, Any]]:
+def post(
+    url: str, token: str, body: bytes, content_type: str = "application/json"
+) -> tuple[int, dict[str, Any]]:
     request = urllib.request.Request(url + "/v1/jobs", data=body, method="POST")
     request.add_header("Authorization", f"Bearer {token}")
     request.add_header("Content-Type", content_type)
@@ -35,14 +37,24 @@ def echo_depth(services: Services, queue_of: Callable[[str], str], api_url: str)
 
 
 BAD_REQUESTS = [
-    pytest.param(b'{"task": "demo.echo", "payload": {"message": "x"', "application/json", 400, None, id="malformed"),
-    pytest.param(b'{"task": "demo.echo", "payload": {"message": "x"}}', "text/plain", 415, None, id="content-type"),
+    pytest.param(
+        b'{"task": "demo.echo", "payload": {"message": "x"', "application/json", 400, None, id="malformed"
+    ),
+    pytest.param(
+        b'{"task": "demo.echo", "payload": {"message": "x"}}', "text/plain", 415, None, id="content-type"
+    ),
     pytest.param(b'{"task": "nfe.nope", "payload": {}}', "application/json", 422, "task", id="unknown-task"),
     pytest.param(b'{"payload": {"message": "x"}}', "application/json", 422, "task", id="missing-task"),
     pytest.param(b'{"task": "demo.echo"}', "application/json", 422, "payload", id="missing-payload"),
-    pytest.param(b'{"task": "demo.echo", "payload": {}}', "application/json", 422, "payload.message", id="schema"),
     pytest.param(
-        b'{"task": "demo.echo", "payload": {"message": 5}}', "application/json", 422, "payload.message", id="type"
+        b'{"task": "demo.echo", "payload": {}}', "application/json", 422, "payload.message", id="schema"
+    ),
+    pytest.param(
+        b'{"task": "demo.echo", "payload": {"message": 5}}',
+        "application/json",
+        422,
+        "payload.message",
+        id="type",
     ),
     pytest.param(b'["demo.echo"]', "application/json", 422, None, id="not-an-object"),
 ]
@@ -50,8 +62,13 @@ BAD_REQUESTS = [
 
 @pytest.mark.parametrize(("body", "content_type", "status", "field"), BAD_REQUESTS)
 def test_bad_input_gets_a_clear_4xx_and_queues_nothing(
-    api_url: str, tenant_token: str, echo_depth: Callable[[], int],
-    body: bytes, content_type: str, status: int, field: str | None,
+    api_url: str,
+    tenant_token: str,
+    echo_depth: Callable[[], int],
+    body: bytes,
+    content_type: str,
+    status: int,
+    field: str | None,
 ) -> None:
     before = echo_depth()
     code, answer = post(api_url, tenant_token, body, content_type)
@@ -66,7 +83,9 @@ def test_oversized_body_is_refused_with_413(
     api_url: str, tenant_token: str, services: Services, echo_depth: Callable[[], int]
 ) -> None:
     before = echo_depth()
-    huge = json.dumps({"task": "demo.echo", "payload": {"message": "x" * (services.settings.max_body_bytes + 1)}})
+    huge = json.dumps(
+        {"task": "demo.echo", "payload": {"message": "x" * (services.settings.max_body_bytes + 1)}}
+    )
     code, answer = post(api_url, tenant_token, huge.encode())
     assert code == 413
     assert answer["error"]["code"]
@@ -75,12 +94,17 @@ def test_oversized_body_is_refused_with_413(
 
 def test_missing_or_unknown_token_is_401(api_url: str, echo_depth: Callable[[], int]) -> None:
     before = echo_depth()
-    code, answer = post(api_url, "tnd_not-a-real-token", b'{"task": "demo.echo", "payload": {"message": "x"}}')
+    code, answer = post(
+        api_url, "tnd_not-a-real-token", b'{"task": "demo.echo", "payload": {"message": "x"}}'
+    )
     assert code == 401
+    assert answer["error"]["code"]
     assert echo_depth() == before
 
 
-def test_a_tenant_never_sees_another_tenants_jobs(client: TornadoClient, api_url: str, other_tenant_token: str) -> None:
+def test_a_tenant_never_sees_another_tenants_jobs(
+    client: TornadoClient, api_url: str, other_tenant_token: str
+) -> None:
     mine = client.submit("demo.echo", {"message": "private"})
     other = TornadoClient(api_url, other_tenant_token)
     with pytest.raises(ApiError) as refused:

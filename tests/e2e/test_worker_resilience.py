@@ -42,7 +42,8 @@ def test_kill_9_mid_job_the_job_completes_later_exactly_once_in_effect(
     doomed = cluster.start_worker("demo.sleep", concurrency=1, extra=["--poll-wait", "1"])
     receipt = client.submit("demo.sleep", {"seconds": 3, "steps": 30, "record_effect": True})
     wait_until(
-        lambda: (services.jobs.get(receipt["id"]) or _nothing()).progress > 0.1, what="the job to make progress"
+        lambda: (services.jobs.get(receipt["id"]) or _nothing()).progress > 0.1,
+        what="the job to make progress",
     )
     doomed.kill()
     cluster.start_worker("demo.sleep", concurrency=1, extra=["--poll-wait", "1"])

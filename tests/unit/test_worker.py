@@ -93,7 +93,9 @@ def test_flaky_job_retries_then_succeeds(services: Services, run_worker: Callabl
     assert record.result == {"attempts": 3}
 
 
-def test_non_retryable_goes_to_the_dlq_at_once(services: Services, run_worker: Callable[[str], Worker]) -> None:
+def test_non_retryable_goes_to_the_dlq_at_once(
+    services: Services, run_worker: Callable[[str], Worker]
+) -> None:
     job_id = submit(services, "demo.fail", {"retryable": False})
     worker = run_worker("demo.fail")
     wait_for_status(services, job_id, JobStatus.DEAD)

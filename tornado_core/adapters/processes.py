@@ -45,6 +45,7 @@ class ManagedProcess:
     env: Mapping[str, str]
     log_path: Path
     popen: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    _term_sent: bool = field(default=False, repr=False)
 
     def start(self) -> ManagedProcess:
         """Start it; returns self."""
@@ -52,7 +53,10 @@ class ManagedProcess:
         with self.log_path.open("ab") as log:
             self.popen = subprocess.Popen(
                 [sys.executable, "-m", "cli", *self.args],
-                env=dict(self.env), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                env=dict(self.env),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         return self
 
@@ -71,13 +75,28 @@ class ManagedProcess:
         """SIGTERM, wait up to ``grace`` seconds, then SIGKILL; returns the exit code."""
         if self.popen is None:
             return 0
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
+        self.request_stop()
         try:
             return self.popen.wait(timeout=grace)
         except subprocess.TimeoutExpired:
             self.kill()
             return self.popen.wait()
+
+    def request_stop(self) -> None:
+        """Send SIGTERM once (a second one is never sent: draining is not rushed)."""
+        if self.popen is not None and self.popen.poll() is None and not self._term_sent:
+            self.popen.send_signal(signal.SIGTERM)
+            self._term_sent = True
+
+    def wait_ready(self, health_file: Path, timeout: float = 30.0) -> None:
+        """Wait until the process touches ``health_file`` (a worker polling its queue)."""
+        deadline = time.monotonic() + timeout
+        while not health_file.exists():
+            if not self.alive():
+                raise ProcessError(f"{self.name} exited at start:\n{self.log_tail()}")
+            if time.monotonic() > deadline:
+                raise ProcessError(f"{self.name} was not ready within {timeout:.0f}s:\n{self.log_tail()}")
+            time.sleep(0.05)
 
     def kill(self) -> None:
         """SIGKILL, no questions asked (simulates a crash)."""
@@ -115,19 +134,38 @@ class LocalCluster:
         return process, url
 
     def start_worker(
-        self, task: str, *, version: str | None = None, concurrency: int = 4, extra: Sequence[str] = ()
+        self,
+        task: str,
+        *,
+        version: str | None = None,
+        concurrency: int = 4,
+        extra: Sequence[str] = (),
+        wait_ready: bool = True,
     ) -> ManagedProcess:
-        """Start a worker for one task version."""
-        args = ["worker", "--task", task, "--concurrency", str(concurrency), *extra]
+        """Start a worker for one task version; by default wait until it polls its queue."""
+        name = f"worker-{task}-{len(self.processes)}"
+        health = self._log_dir / f"{name}.alive"
+        args = [
+            "worker",
+            "--task",
+            task,
+            "--concurrency",
+            str(concurrency),
+            "--health-file",
+            str(health),
+            *extra,
+        ]
         if version:
             args += ["--version", version]
-        return self._start(f"worker-{task}-{len(self.processes)}", args)
+        process = self._start(name, args)
+        if wait_ready:
+            process.wait_ready(health)
+        return process
 
     def stop_all(self, *, grace: float = 30.0) -> dict[str, int]:
         """SIGTERM every process (workers drain); returns exit codes by name."""
         for process in self.processes:
-            if process.alive() and process.popen is not None:
-                process.popen.send_signal(signal.SIGTERM)
+            process.request_stop()
         return {p.name: p.terminate(grace=grace) for p in self.processes}
 
     def _start(self, name: str, args: list[str]) -> ManagedProcess:
