@@ -20,11 +20,13 @@ class S3ObjectStore:
     Args:
         client: A boto3 S3 client (see :func:`tornado_core.adapters.aws.make_client`).
         bucket: The bucket every key lives in.
+        list_page_size: Keys per ListObjectsV2 call (S3 returns at most 1000).
     """
 
-    def __init__(self, client: Any, bucket: str) -> None:
+    def __init__(self, client: Any, bucket: str, *, list_page_size: int = 1000) -> None:
         self._client = client
         self.bucket = bucket
+        self._page_size = list_page_size
 
     def ensure_bucket(self) -> None:
         """Create the bucket in the client's region unless it exists already."""
@@ -76,7 +78,10 @@ class S3ObjectStore:
         keys: list[str] = []
         with self._call("list", prefix):
             paginator = self._client.get_paginator("list_objects_v2")
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            pages = paginator.paginate(
+                Bucket=self.bucket, Prefix=prefix, PaginationConfig={"PageSize": self._page_size}
+            )
+            for page in pages:
                 keys.extend(str(item["Key"]) for item in page.get("Contents", []))
         return sorted(keys)
 
