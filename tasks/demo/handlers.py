@@ -77,7 +77,8 @@ class FlakyPayload(BaseModel):
 @task(
     name="demo.flaky",
     payload=FlakyPayload,
-    retry=RetryPolicy(max_attempts=5, backoff_base=0.5, backoff_factor=2.0, jitter=0.1),
+    # SQS counts visibility in whole seconds, so the first delay is one second.
+    retry=RetryPolicy(max_attempts=5, backoff_base=1.0, backoff_factor=2.0, jitter=0.1),
 )
 def flaky(ctx: TaskContext, payload: FlakyPayload) -> dict[str, int]:
     """Fail the first ``failures`` attempts, then succeed."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,7 +14,6 @@ from tornado_core.adapters.processes import LocalCluster
 from tornado_core.bootstrap import build_services
 from tornado_core.client import TornadoClient
 from tornado_core.naming import dead_letter_name, queue_name
-from tornado_core.ports.jobs import JobRecord, JobStatus
 from tornado_core.services import Services
 from tornado_core.settings import Settings
 from tornado_core.tokens import hash_token, new_token
@@ -119,29 +117,3 @@ def tornado_cli(e2e_env: dict[str, str]) -> Callable[..., subprocess.CompletedPr
         return result
 
     return run
-
-
-def wait_until(predicate: Callable[[], object], *, timeout: float = 30.0, what: str = "condition") -> object:
-    """Poll ``predicate`` until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.05)
-
-
-def wait_for_job(services: Services, job_id: str, status: JobStatus, *, timeout: float = 30.0) -> JobRecord:
-    """Wait until the job store shows ``status`` for the job."""
-
-    def reached() -> JobRecord | None:
-        record = services.jobs.get(job_id)
-        return record if record is not None and record.status is status else None
-
-    try:
-        return wait_until(reached, timeout=timeout, what=f"job {job_id} to be {status}")  # type: ignore[return-value]
-    except AssertionError:
-        record = services.jobs.get(job_id)
-        raise AssertionError(f"job {job_id} is {record and record.status}, not {status}: {record}") from None

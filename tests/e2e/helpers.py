@@ -1,0 +1,35 @@
+"""Polling helpers of the end-to-end tests."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from tornado_core.ports.jobs import JobRecord, JobStatus
+from tornado_core.services import Services
+
+
+def wait_until(predicate: Callable[[], object], *, timeout: float = 30.0, what: str = "condition") -> object:
+    """Poll ``predicate`` until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(0.05)
+
+
+def wait_for_job(services: Services, job_id: str, status: JobStatus, *, timeout: float = 30.0) -> JobRecord:
+    """Wait until the job store shows ``status`` for the job."""
+
+    def reached() -> JobRecord | None:
+        record = services.jobs.get(job_id)
+        return record if record is not None and record.status is status else None
+
+    try:
+        return wait_until(reached, timeout=timeout, what=f"job {job_id} to be {status}")  # type: ignore[return-value]
+    except AssertionError:
+        record = services.jobs.get(job_id)
+        raise AssertionError(f"job {job_id} is {record and record.status}, not {status}: {record}") from None
