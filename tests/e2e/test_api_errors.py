@@ -5,7 +5,9 @@ No worker runs in this module, so every queue depth it reads is exact.
 
 from __future__ import annotations
 
+import http.client
 import json
+import urllib.parse
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -79,15 +81,22 @@ def test_bad_input_gets_a_clear_4xx_and_queues_nothing(
     assert echo_depth() == before
 
 
-def test_oversized_body_is_refused_with_413(
+def test_oversized_body_is_refused_with_413_before_it_is_sent(
     api_url: str, tenant_token: str, services: Services, echo_depth: Callable[[], int]
 ) -> None:
+    """Like ``curl`` with ``Expect: 100-continue``: the headers alone earn the 413."""
     before = echo_depth()
-    huge = json.dumps(
-        {"task": "demo.echo", "payload": {"message": "x" * (services.settings.max_body_bytes + 1)}}
-    )
-    code, answer = post(api_url, tenant_token, huge.encode())
-    assert code == 413
+    host, port = urllib.parse.urlsplit(api_url).netloc.split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    connection.putrequest("POST", "/v1/jobs")
+    connection.putheader("Authorization", f"Bearer {tenant_token}")
+    connection.putheader("Content-Type", "application/json")
+    connection.putheader("Content-Length", str(services.settings.max_body_bytes + 1))
+    connection.endheaders()
+    response = connection.getresponse()
+    answer = json.loads(response.read())
+    connection.close()
+    assert response.status == 413
     assert answer["error"]["code"]
     assert echo_depth() == before
 
