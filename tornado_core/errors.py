@@ -69,6 +69,14 @@ class ObjectStoreError(BackendError):
     """The object store (S3) failed."""
 
 
+class RuntimeFailure(BackendError):
+    """A worker runtime (processes, Docker, ECS) could not start, find or stop workers."""
+
+
+class ReleaseError(TornadoError):
+    """A release operation is not allowed in the current state (nothing was changed)."""
+
+
 class JobNotFound(TornadoError):
     """No job with that id is visible to the caller."""
 
