@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import http.client
 import json
-import urllib.parse
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from typing import Any
