@@ -41,8 +41,8 @@ class MotoServer:
 
     @property
     def marker(self) -> str:
-        """Text in the server's command line that identifies it."""
-        return "moto.server"
+        """Text in the server's command line that identifies it (and its port)."""
+        return f"moto.server -H 127.0.0.1 -p {self.port} "  # NUL-joined argv ends in a space
 
     def running(self, pid: int | None) -> bool:
         """Whether ``pid`` is this server and it accepts connections."""

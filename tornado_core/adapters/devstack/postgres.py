@@ -47,21 +47,27 @@ class OsUser:
     gid: int
 
 
-def find_binaries() -> PgBinaries:
+def find_binaries(
+    *, system_root: Path = Path("/usr/lib/postgresql"), search_path: str | None = None
+) -> PgBinaries:
     """System PostgreSQL first (/usr/lib/postgresql/*/bin, then PATH), then ``pgserver``.
+
+    Args:
+        system_root: Where distributions install versioned PostgreSQL trees.
+        search_path: ``PATH`` to search; the process's by default.
 
     Raises:
         DevStackError: Neither is installed.
     """
     versions = sorted(
-        Path("/usr/lib/postgresql").glob("*/bin"),
+        system_root.glob("*/bin"),
         key=lambda p: [int(x) for x in re.findall(r"\d+", p.parent.name)] or [0],
         reverse=True,
     )
     for bin_dir in versions:
         if _has_tools(bin_dir):
             return PgBinaries(bin_dir, "system")
-    on_path = shutil.which("initdb")
+    on_path = shutil.which("initdb", path=search_path)
     if on_path and _has_tools(Path(on_path).resolve().parent):
         return PgBinaries(Path(on_path).resolve().parent, "PATH")
     spec = importlib.util.find_spec("pgserver")
