@@ -129,9 +129,15 @@ def _read_file(path: Path) -> dict[str, Any]:
 
 
 def _convert(name: str, raw: Any, annotation: Any) -> Any:
-    if "int" in str(annotation) and isinstance(raw, str):
+    """Accept the field's type, or a string for numbers (environment variables are strings)."""
+    wants_int = "int" in str(annotation)
+    if wants_int and isinstance(raw, str):
         try:
             return int(raw)
         except ValueError as exc:
             raise ConfigError(f"{name} must be a whole number, not {raw!r}") from exc
+    if wants_int and (not isinstance(raw, int) or isinstance(raw, bool)):
+        raise ConfigError(f"{name} must be a whole number, not {raw!r}")
+    if not wants_int and raw is not None and not isinstance(raw, str):
+        raise ConfigError(f"{name} must be text, not {raw!r}")
     return raw

@@ -125,3 +125,9 @@ def test_invalid_toml_is_a_config_error(tmp_path: Path) -> None:
     path = write(tmp_path, "database_url = [unclosed\n")
     with pytest.raises(ConfigError, match="is not valid TOML"):
         Settings.load(BASE, path)
+
+
+@pytest.mark.parametrize(("field", "value"), [("claim_check_bytes", 1.5), ("claim_check_bytes", True), ("bucket", 7)])
+def test_file_values_of_the_wrong_type_are_refused(field: str, value: object) -> None:
+    with pytest.raises(ConfigError, match=field):
+        Settings.from_mapping({"database_url": "postgresql://x/y", "secret_key": "s", field: value})

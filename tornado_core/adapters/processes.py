@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,18 +15,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tornado_core.adapters.devstack.process import free_port
 from tornado_core.errors import TornadoError
+
+__all__ = ["LocalCluster", "ManagedProcess", "ProcessError", "free_port"]
 
 
 class ProcessError(TornadoError):
     """A local Tornado process did not start or stop as expected."""
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
