@@ -68,7 +68,9 @@ def test_loads_a_toml_file_and_the_environment_wins(tmp_path: Path) -> None:
     )
     from_file = Settings.load({}, path)
     assert (from_file.database_url, from_file.bucket, from_file.claim_check_bytes) == (
-        "postgresql://file/db", "file-bucket", 5,
+        "postgresql://file/db",
+        "file-bucket",
+        5,
     )
     overridden = Settings.load({"TORNADO_BUCKET": "env-bucket"}, path)
     assert overridden.bucket == "env-bucket"
@@ -127,7 +129,9 @@ def test_invalid_toml_is_a_config_error(tmp_path: Path) -> None:
         Settings.load(BASE, path)
 
 
-@pytest.mark.parametrize(("field", "value"), [("claim_check_bytes", 1.5), ("claim_check_bytes", True), ("bucket", 7)])
+@pytest.mark.parametrize(
+    ("field", "value"), [("claim_check_bytes", 1.5), ("claim_check_bytes", True), ("bucket", 7)]
+)
 def test_file_values_of_the_wrong_type_are_refused(field: str, value: object) -> None:
     with pytest.raises(ConfigError, match=field):
         Settings.from_mapping({"database_url": "postgresql://x/y", "secret_key": "s", field: value})
