@@ -178,9 +178,14 @@ class Worker:
         slots: list[AbstractContextManager[None]] = []
         cap = self._spec.max_concurrency
         for _ in range(wanted):
-            slot = (
-                self._services.limiter.try_acquire(self._spec.name, cap) if cap else contextlib.nullcontext()
-            )
+            try:
+                limiter = self._services.limiter
+                slot = limiter.try_acquire(self._spec.name, cap) if cap else contextlib.nullcontext()
+            except BackendError as exc:  # the limiter's database is down: poll again later, do not die
+                logger.warning("concurrency limiter unavailable: %s; retrying in 1s", exc)
+                self._release_all(slots)
+                self._stop.wait(1.0)
+                break
             if slot is None:
                 break
             slot.__enter__()
