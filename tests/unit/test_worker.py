@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -133,3 +134,18 @@ def test_stop_lets_a_running_job_finish(services: Services, run_worker: Callable
     worker.stop()
     wait_for_status(services, job_id, JobStatus.SUCCEEDED)
     assert services.queue.depth(worker.queue_name).total == 0
+
+
+def test_large_payload_and_result_travel_through_the_object_store(
+    services: Services, run_worker: Callable[[str], Worker]
+) -> None:
+    big = "x" * (services.settings.claim_check_bytes + 1)
+    job_id = submit(services, "demo.echo", {"message": big})
+    assert services.objects.exists(f"payloads/demo.echo/{job_id}.json")
+    run_worker("demo.echo")
+    wait_for_status(services, job_id, JobStatus.SUCCEEDED)
+    record = services.jobs.get(job_id)
+    assert record is not None
+    assert record.result is None
+    assert record.result_ref == f"results/demo.echo/{job_id}.json"
+    assert json.loads(services.objects.get(record.result_ref)) == {"message": big}
