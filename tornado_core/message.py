@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from tornado_core.errors import EnvelopeInvalid
@@ -37,7 +37,8 @@ class Envelope:
 
     def to_json(self) -> str:
         """Serialise to compact JSON."""
-        data = {k: v for k, v in asdict(self).items() if v is not None}
+        # Shallow on purpose: ``asdict`` would deep-copy the payload just to serialise it.
+        data = {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
         return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
     @classmethod
