@@ -13,6 +13,7 @@ import click
 from cli.context import cli_services, load_settings, reported_errors
 from cli.jobs import jobs, submit
 from cli.operators import dlq, tenants
+from cli.ponto import ponto
 from tornado_core.errors import TornadoError
 
 
@@ -125,6 +126,7 @@ def _register() -> None:
     cli.add_command(jobs)
     cli.add_command(dlq)
     cli.add_command(tenants)
+    cli.add_command(ponto)
     cli.add_command(dev)
 
 

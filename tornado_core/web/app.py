@@ -24,6 +24,7 @@ from tornado_core.web.handlers import (
     OpenApiHandler,
     ReadyHandler,
 )
+from tornado_core.web.punches import punch_routes
 
 _access_log = logging.getLogger("tornado_core.web.access")
 
@@ -48,6 +49,7 @@ class ApiApplication(tornado.web.Application):
             (r"/healthz", HealthHandler, args),
             (r"/readyz", ReadyHandler, args),
             (r"/openapi.json", OpenApiHandler, args),
+            *punch_routes(api),
         ]
         super().__init__(
             routes,

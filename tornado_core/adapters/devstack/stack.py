@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tornado_core.adapters.aws import make_client
+from tornado_core.adapters.devstack.certs import TEST_SIGNER_KEY, make_test_signer_pem
 from tornado_core.adapters.devstack.databases import DatabaseAdmin, database_name, migrate
 from tornado_core.adapters.devstack.errors import DevStackError
 from tornado_core.adapters.devstack.moto import MotoServer
@@ -232,10 +233,16 @@ class DevStack:
 
     def _provision_moto(self, moto: MotoServer) -> None:
         client = make_client("s3", region=REGION, endpoint_url=moto.url, credentials=("test", "test"))
+        store = S3ObjectStore(client, BUCKET)
         try:
-            S3ObjectStore(client, BUCKET).ensure_bucket()
+            store.ensure_bucket()
         except TornadoError as exc:
             raise DevStackError(f"could not create bucket {BUCKET}: {exc}") from exc
+        try:  # a test signing certificate (AFD .p7s); never overwrite one put there on purpose
+            if not store.exists(TEST_SIGNER_KEY):
+                store.put(TEST_SIGNER_KEY, make_test_signer_pem(), content_type="application/x-pem-file")
+        except TornadoError as exc:
+            raise DevStackError(f"could not store the test signing certificate: {exc}") from exc
 
     def _info(self, state: StackState) -> StackInfo:
         server = self._postgres(state)

@@ -1,0 +1,218 @@
+"""``tornado ponto``: time-clock setup, AFD verification and the Redshift export schedule."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cli.context import cli_services
+from cli.jobs import api_url_option, token_option
+from tornado_core.client import ApiError, TornadoClient
+
+EXPORT_TASK = "ponto.export_redshift"
+_log = logging.getLogger("tornado.ponto")
+
+
+@click.group()
+def ponto() -> None:
+    """Time-clock punches (Portaria 671): REPs, employees, AFD checks, Redshift schedule."""
+
+
+def _signature_path(afd: Path) -> Path | None:
+    for candidate in (afd.with_suffix(".p7s"), afd.with_name(afd.name + ".p7s")):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+@ponto.command("verify-afd")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--signature",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The detached .p7s (default: FILE with .p7s next to it).",
+)
+@click.option("--no-signature", is_flag=True, help="Do not require or check a .p7s.")
+@click.option("--previous-hash", default=None, help="Type-7 hash before the file's first punch, if known.")
+def verify_afd_command(
+    file: Path, signature: Path | None, no_signature: bool, previous_hash: str | None
+) -> None:
+    """Check an AFD: layout, CRC-16, NSR order, hash chain, trailer counts, CAdES signature."""
+    from tasks.ponto.verify import verify_afd
+
+    p7s_path = None if no_signature else (signature or _signature_path(file))
+    p7s = p7s_path.read_bytes() if p7s_path else None
+    report = verify_afd(file.read_bytes(), p7s, previous_hash=previous_hash)
+    if not no_signature and p7s is None:
+        report.add(0, f"signature: no .p7s next to {file.name} (pass --signature or --no-signature)")
+    counts = ", ".join(f"type {k}: {v}" for k, v in report.counts.items() if v)
+    click.echo(f"{file.name}: NSR {report.first_nsr}..{report.last_nsr}; {counts or 'no records'}")
+    click.echo(
+        f"  hash chain: {report.chain_checked} link(s) recomputed"
+        + (
+            f", anchored on the first punch's hash {report.chain_anchor[:12]}..."
+            if report.chain_anchor
+            else ""
+        )
+    )
+    if report.signature is not None:
+        kind = "CAdES-BES" if report.signature.cades else "CMS"
+        click.echo(f"  signature: valid {kind}, signer {report.signature.subject}")
+    for problem in report.problems:
+        click.echo(f"  PROBLEM {problem}", err=True)
+    if not report.ok:
+        raise click.ClickException(f"{len(report.problems)} problem(s): the AFD does not verify")
+    click.echo("  OK")
+
+
+@ponto.command("init-db")
+def init_db() -> None:
+    """Create the ponto tables in the ERP database (TORNADO_ERP_DATABASE_URL)."""
+    from tasks.ponto.schema import ensure_schema
+
+    with cli_services() as services, services.rds.connection() as conn:
+        ensure_schema(conn)
+    click.echo("ponto tables are ready")
+
+
+@ponto.command("add-establishment")
+@click.argument("establishment_id")
+@click.option("--tenant", required=True, help="Tenant owning it.")
+@click.option("--cnpj", default=None, help="Employer CNPJ (or use --cpf).")
+@click.option("--cpf", "employer_cpf", default=None, help="Employer CPF, for an individual employer.")
+@click.option("--name", required=True, help="Razão social.")
+@click.option("--site", required=True, help="Local de prestação de serviços.")
+@click.option("--time-zone", required=True, help="IANA zone, e.g. America/Sao_Paulo, America/Rio_Branco.")
+@click.option("--cno-caepf", default="", help="CNO or CAEPF, if any.")
+def add_establishment_command(
+    establishment_id: str,
+    tenant: str,
+    cnpj: str | None,
+    employer_cpf: str | None,
+    name: str,
+    site: str,
+    time_zone: str,
+    cno_caepf: str,
+) -> None:
+    """Register an establishment (employer data of the AFD and its time zone)."""
+    from tasks.ponto.admin import Establishment, add_establishment
+
+    if bool(cnpj) == bool(employer_cpf):
+        raise click.UsageError("give exactly one of --cnpj and --cpf")
+    est = Establishment(
+        establishment_id=establishment_id,
+        tenant=tenant,
+        employer_type=1 if cnpj else 2,
+        employer_id=cnpj or employer_cpf or "",
+        company_name=name,
+        work_site=site,
+        time_zone=time_zone,
+        cno_caepf=cno_caepf,
+    )
+    _admin(lambda conn: add_establishment(conn, est))
+    click.echo(f"establishment {establishment_id} registered")
+
+
+@ponto.command("add-rep")
+@click.argument("rep_id")
+@click.option("--establishment", required=True, help="Establishment id.")
+@click.option("--inpi", required=True, help="REP-P registration number at INPI.")
+@click.option("--developer-cnpj", required=True, help="CNPJ of the REP-P developer.")
+@click.option("--responsible-cpf", required=True, help="CPF of whoever registers it (type-2 record).")
+def add_rep_command(
+    rep_id: str, establishment: str, inpi: str, developer_cnpj: str, responsible_cpf: str
+) -> None:
+    """Register a REP-P (its NSR sequence starts with the employer record, NSR 1)."""
+    from tasks.ponto.admin import Rep, add_rep
+
+    rep = Rep(
+        rep_id=rep_id,
+        establishment_id=establishment,
+        inpi_number=inpi,
+        developer_type=1,
+        developer_id=developer_cnpj,
+        responsible_cpf=responsible_cpf,
+    )
+    created = _admin(lambda conn: add_rep(conn, rep))
+    click.echo(f"REP {rep_id} {'registered' if created else 'already exists'}")
+
+
+@ponto.command("add-employee")
+@click.option("--rep", "rep_id", required=True)
+@click.option("--cpf", required=True)
+@click.option("--name", required=True)
+@click.option("--responsible-cpf", required=True)
+def add_employee_command(rep_id: str, cpf: str, name: str, responsible_cpf: str) -> None:
+    """Include an employee on a REP (type-5 record)."""
+    from tasks.ponto.admin import add_employee
+
+    nsr = _admin(
+        lambda conn: add_employee(conn, rep_id=rep_id, cpf=cpf, name=name, responsible_cpf=responsible_cpf)
+    )
+    click.echo(f"employee included on {rep_id} with NSR {nsr}")
+
+
+def _admin(action: Any) -> Any:
+    with cli_services() as services:
+        try:
+            with services.rds.connection() as conn:
+                return action(conn)
+        except (ValueError, LookupError) as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@ponto.command("install-signer")
+@click.argument("pem", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--tenant", default=None, help="Only for this tenant (default: every tenant without its own).")
+def install_signer(pem: Path, tenant: str | None) -> None:
+    """Store the AFD signing key and certificate (one PEM) in the object store."""
+    from tasks.ponto.signing import SIGNER_KEYS, load_signer
+
+    data = pem.read_bytes()
+    try:
+        signer = load_signer(data)
+    except ValueError as exc:
+        raise click.ClickException(f"{pem}: {exc}") from None
+    key = SIGNER_KEYS[0].format(tenant=tenant) if tenant else SIGNER_KEYS[1]
+    with cli_services() as services:
+        services.objects.put(key, data, content_type="application/x-pem-file")
+    click.echo(f"signer {signer.certificate.subject.rfc4514_string()} stored at {key}")
+
+
+def window_key(now: datetime, every: int) -> str:
+    """The idempotency key of the schedule window containing ``now``."""
+    start = int(now.timestamp()) // every * every
+    return "ponto-export-" + datetime.fromtimestamp(start, UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+@ponto.command("schedule")
+@click.option("--every", default=300, show_default=True, type=click.IntRange(10, 86_400), help="Seconds.")
+@click.option("--once", is_flag=True, help="Submit for the current window and exit (for cron).")
+@click.option("--iam-role", default=None, help="IAM role ARN for COPY (real Redshift).")
+@click.option("--region", default=None, help="Bucket region for COPY (real Redshift).")
+@api_url_option
+@token_option
+def schedule(
+    every: int, once: bool, iam_role: str | None, region: str | None, api_url: str, token: str
+) -> None:
+    """Submit ponto.export_redshift once per window, keyed by the window (duplicates collapse)."""
+    client = TornadoClient(api_url, token)
+    payload: dict[str, Any] = {k: v for k, v in {"iam_role": iam_role, "region": region}.items() if v}
+    while True:
+        key = window_key(datetime.now(UTC), every)
+        try:
+            job = client.submit(EXPORT_TASK, {**payload, "window": key}, idempotency_key=key)
+            click.echo(f"{key}: job {job['id']}")
+        except ApiError as exc:  # the next window exports what this one missed
+            _log.warning("%s: could not submit (%s); the next window catches up", key, exc)
+            if once:
+                raise click.ClickException(str(exc)) from None
+        if once:
+            return
+        time.sleep(every - time.time() % every + 0.5)

@@ -1,0 +1,111 @@
+"""Reading a REP's records for one period from the ERP database, ready for :func:`render_afd`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from tasks.ponto.afd import EmployeeRecord, Employer, EmployerRecord, Header, PunchRecord, Record
+
+_REP = """
+SELECT r.tenant, r.inpi_number, r.developer_type, r.developer_id, e.employer_type, e.employer_id,
+       e.cno_caepf, e.company_name, e.work_site, e.time_zone
+FROM ponto_rep r JOIN ponto_establishment e ON e.establishment_id = r.establishment_id
+WHERE r.rep_id = %s
+"""
+
+_EVENTS = """
+SELECT nsr, record_type, recorded_at, time_zone, fields FROM ponto_event
+WHERE rep_id = %(rep)s AND recorded_at >= %(start)s AND recorded_at < %(end)s
+"""
+
+_PUNCHES = """
+SELECT nsr, marked_at, cpf, recorded_at, time_zone, collector, offline, hash FROM ponto_punch
+WHERE rep_id = %(rep)s AND recorded_at >= %(start)s AND recorded_at < %(end)s
+"""
+
+
+@dataclass(frozen=True)
+class AfdSource:
+    """Everything an AFD of one REP and period is made of."""
+
+    header: Header
+    records: list[Record]
+    tenant: str
+
+
+def period_bounds(start: date, end: date, zone: str) -> tuple[datetime, datetime]:
+    """``[first instant of start, first instant after end)`` in the establishment's zone."""
+    tz = ZoneInfo(zone)
+    return datetime.combine(start, time.min, tz), datetime.combine(end + timedelta(days=1), time.min, tz)
+
+
+def load_afd_source(conn: Any, *, rep: str, start: date, end: date, generated_at: datetime) -> AfdSource:
+    """The header and the records (by NSR) of ``rep`` whose gravação falls in the period.
+
+    Raises:
+        LookupError: No such REP.
+    """
+    with conn.cursor() as cur:
+        cur.execute(_REP, (rep,))
+        row = cur.fetchone()
+        if row is None:
+            raise LookupError(f"no REP {rep!r}")
+        tenant, inpi, dev_type, dev_id, emp_type, emp_id, cno, name, site, zone = row
+        first, after = period_bounds(start, end, zone)
+        bounds = {"rep": rep, "start": first, "end": after}
+        cur.execute(_EVENTS, bounds)
+        records: list[Record] = [_event(r) for r in cur.fetchall()]
+        cur.execute(_PUNCHES, bounds)
+        records.extend(_punch(r) for r in cur.fetchall())
+    employer = Employer(id_type=emp_type, id=emp_id, cno_caepf=cno, name=name, site=site)
+    header = Header(
+        employer=employer,
+        inpi=inpi,
+        start=start,
+        end=end,
+        generated_at=generated_at.astimezone(ZoneInfo(zone)),
+        developer_type=dev_type,
+        developer_id=dev_id,
+    )
+    return AfdSource(header, sorted(records, key=lambda r: r.nsr), str(tenant))
+
+
+def _event(row: Any) -> Record:
+    nsr, kind, recorded, zone, fields = row
+    when = recorded.astimezone(ZoneInfo(zone))
+    if kind == 2:
+        employer = Employer(
+            id_type=fields["id_type"],
+            id=fields["id"],
+            cno_caepf=fields["cno_caepf"],
+            name=fields["name"],
+            site=fields["site"],
+        )
+        return EmployerRecord(
+            nsr=nsr, recorded_at=when, responsible_cpf=fields["responsible_cpf"], employer=employer
+        )
+    return EmployeeRecord(
+        nsr=nsr,
+        recorded_at=when,
+        operation=fields["operation"],
+        cpf=fields["cpf"],
+        name=fields["name"],
+        responsible_cpf=fields["responsible_cpf"],
+    )
+
+
+def _punch(row: Any) -> PunchRecord:
+    nsr, marked, cpf, recorded, zone, collector, offline, digest = row
+    tz = ZoneInfo(zone)
+    return PunchRecord(
+        nsr=nsr,
+        marked_at=marked.astimezone(tz),
+        cpf=cpf,
+        recorded_at=recorded.astimezone(tz),
+        collector=collector,
+        offline=offline,
+        hash=digest,
+    )

@@ -1,0 +1,286 @@
+"""The ARP ledger: appending records to REPs with gap-free NSRs and the type-7 hash chain.
+
+Every append runs inside the caller's transaction and follows one protocol:
+
+1. lock the counter rows of the REPs involved, in ``rep_id`` order (``SELECT ... FOR
+   UPDATE``; the order rules out deadlocks between batches touching several REPs);
+2. read the clock *after* the locks, so gravação times grow with the NSR;
+3. drop punches already recorded (same tenant and client UUID) -- they keep their NSR;
+4. number the new records from the counter, chain the type-7 hashes, insert;
+5. ``UPDATE ... RETURNING`` the counters to the last NSR and hash.
+
+A rollback undoes the counter with the rows, so NSRs never skip (a sequence would).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from tasks.ponto.afd import chain_hash, punch_fields
+from tasks.ponto.models import QueuedPunch
+from tornado_core.errors import Retry
+
+_LOCK = """
+SELECT c.rep_id, c.last_nsr, c.last_hash, r.tenant, e.time_zone
+FROM ponto_rep_counter c
+JOIN ponto_rep r ON r.rep_id = c.rep_id
+JOIN ponto_establishment e ON e.establishment_id = r.establishment_id
+WHERE c.rep_id = ANY(%s)
+ORDER BY c.rep_id
+FOR UPDATE OF c
+"""
+
+_EXISTING = """
+SELECT c.now, p.punch_id::text, p.rep_id, p.nsr
+FROM (SELECT clock_timestamp() AS now) AS c
+LEFT JOIN ponto_punch p ON p.tenant = %(tenant)s AND p.punch_id = ANY(%(ids)s::uuid[])
+"""
+
+_INSERT_PUNCHES = """
+WITH ins AS (
+    INSERT INTO ponto_punch (rep_id, nsr, tenant, punch_id, cpf, marked_at, device_time, device_offset,
+        received_at, recorded_at, time_zone, collector, offline, latitude, longitude, accuracy_m,
+        hash, prev_hash, job_id)
+    SELECT u.rep_id, u.nsr, %(tenant)s, u.punch_id::uuid, u.cpf, u.marked_at, u.device_time,
+        u.device_offset, u.received_at, %(now)s, u.time_zone, u.collector, u.offline, u.lat, u.lon,
+        u.acc, u.hash, u.prev_hash, %(job_id)s
+    FROM unnest(%(rep)s::text[], %(nsr)s::bigint[], %(pid)s::text[], %(cpf)s::text[],
+        %(marked)s::timestamptz[], %(device)s::timestamptz[], %(offset)s::smallint[],
+        %(received)s::timestamptz[], %(tz)s::text[], %(collector)s::smallint[], %(offline)s::boolean[],
+        %(lat)s::float8[], %(lon)s::float8[], %(acc)s::real[], %(hash)s::text[], %(prev)s::text[])
+        AS u (rep_id, nsr, punch_id, cpf, marked_at, device_time, device_offset, received_at, time_zone,
+              collector, offline, lat, lon, acc, hash, prev_hash)
+    ON CONFLICT (tenant, punch_id) DO NOTHING
+    RETURNING 1
+)
+SELECT count(*) FROM ins
+"""
+
+_INSERT_EVENT = """
+INSERT INTO ponto_event (rep_id, nsr, record_type, recorded_at, time_zone, fields)
+VALUES (%s, %s, %s, %s, %s, %s)
+"""
+
+_ADVANCE = """
+UPDATE ponto_rep_counter c
+SET last_nsr = u.last_nsr, last_hash = u.last_hash, updated_at = %(now)s
+FROM unnest(%(rep)s::text[], %(nsr)s::bigint[], %(hash)s::text[]) AS u (rep_id, last_nsr, last_hash)
+WHERE c.rep_id = u.rep_id AND c.last_nsr < u.last_nsr
+RETURNING c.rep_id, c.last_nsr
+"""
+
+
+@dataclass
+class RepHead:
+    """A locked REP: its owner, zone and the head of its sequence and chain."""
+
+    rep_id: str
+    tenant: str
+    time_zone: str
+    last_nsr: int
+    last_hash: str
+
+
+@dataclass(frozen=True)
+class PunchOutcome:
+    """What happened to one punch of a batch."""
+
+    punch_id: str
+    status: str  # "recorded", "duplicate" or "rejected"
+    nsr: int | None = None
+    rep: str | None = None
+    reason: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The job result entry."""
+        data: dict[str, Any] = {"id": self.punch_id, "status": self.status, "rep": self.rep, "nsr": self.nsr}
+        if self.reason:
+            data["reason"] = self.reason
+        return data
+
+
+def lock_reps(cur: Any, rep_ids: Sequence[str]) -> dict[str, RepHead]:
+    """Lock the counters of ``rep_ids`` in id order; REPs that do not exist are left out."""
+    cur.execute(_LOCK, (sorted(set(rep_ids)),))
+    return {row[0]: RepHead(row[0], row[3], row[4], int(row[1]), str(row[2])) for row in cur.fetchall()}
+
+
+def advance(cur: Any, heads: Sequence[RepHead], now: datetime) -> None:
+    """Write the new heads of the counters (``UPDATE ... RETURNING``).
+
+    Raises:
+        Retry: A counter did not move as expected (never seen; would mean a broken lock).
+    """
+    if not heads:
+        return
+    cur.execute(
+        _ADVANCE,
+        {
+            "now": now,
+            "rep": [h.rep_id for h in heads],
+            "nsr": [h.last_nsr for h in heads],
+            "hash": [h.last_hash for h in heads],
+        },
+    )
+    moved = {row[0]: int(row[1]) for row in cur.fetchall()}
+    if any(moved.get(h.rep_id) != h.last_nsr for h in heads):
+        raise Retry("a REP counter did not advance as locked; retrying the batch", delay=1.0)
+
+
+def record_punches(
+    conn: Any, *, tenant: str, job_id: str, punches: Sequence[QueuedPunch]
+) -> list[PunchOutcome]:
+    """Record a batch of punches in the caller's transaction.
+
+    Args:
+        conn: DB-API connection to the ERP database (one transaction).
+        tenant: The tenant that submitted the batch.
+        job_id: The job recording it (kept on each row).
+        punches: The batch, in arrival order.
+
+    Returns:
+        One outcome per punch, in order: new punches get the next NSRs of their REP,
+        punches recorded before (same UUID) report their original NSR.
+
+    Raises:
+        Retry: The same UUID was being recorded concurrently under another REP; the
+            whole transaction must roll back (so no NSR is skipped) and run again.
+    """
+    with conn.cursor() as cur:
+        heads = lock_reps(cur, [p.rep for p in punches])
+        cur.execute(_EXISTING, {"tenant": tenant, "ids": [str(p.id) for p in punches]})
+        rows = cur.fetchall()
+        now: datetime = rows[0][0]
+        known = {row[1]: (row[2], int(row[3])) for row in rows if row[1] is not None}
+        outcomes, fresh = _number(punches, tenant, heads, known, now)
+        if fresh:
+            _insert(cur, tenant, job_id, fresh, now)
+            advance(cur, [heads[rep] for rep in sorted({row["rep"] for row in fresh})], now)
+    return outcomes
+
+
+def _number(
+    punches: Sequence[QueuedPunch],
+    tenant: str,
+    heads: dict[str, RepHead],
+    known: dict[str, tuple[str, int]],
+    now: datetime,
+) -> tuple[list[PunchOutcome], list[dict[str, Any]]]:
+    outcomes: list[PunchOutcome] = []
+    fresh: list[dict[str, Any]] = []
+    for punch in punches:
+        pid = str(punch.id)
+        head = heads.get(punch.rep)
+        if pid in known:
+            rep, nsr = known[pid]
+            outcomes.append(PunchOutcome(pid, "duplicate", nsr, rep))
+        elif head is None or head.tenant != tenant:
+            outcomes.append(PunchOutcome(pid, "rejected", rep=punch.rep, reason="unknown REP"))
+        else:
+            row = _chain(punch, head, now)
+            known[pid] = (punch.rep, row["nsr"])
+            fresh.append(row)
+            outcomes.append(PunchOutcome(pid, "recorded", row["nsr"], punch.rep))
+    return outcomes, fresh
+
+
+def _chain(punch: QueuedPunch, head: RepHead, now: datetime) -> dict[str, Any]:
+    """Number one punch and chain its hash onto the REP's head (which moves)."""
+    zone = ZoneInfo(head.time_zone)
+    marked = punch.time if punch.offline else punch.received_at
+    nsr = head.last_nsr + 1
+    fields = punch_fields(
+        nsr=nsr,
+        marked_at=marked.astimezone(zone),
+        cpf=punch.cpf,
+        recorded_at=now.astimezone(zone),
+        collector=punch.collector,
+        offline=punch.offline,
+    )
+    digest = chain_hash(fields, head.last_hash)
+    offset = punch.time.utcoffset()
+    row = {
+        "rep": punch.rep,
+        "nsr": nsr,
+        "pid": str(punch.id),
+        "cpf": punch.cpf,
+        "marked": marked,
+        "device": punch.time,
+        "offset": int(offset.total_seconds() // 60) if offset else 0,
+        "received": punch.received_at,
+        "tz": head.time_zone,
+        "collector": punch.collector,
+        "offline": punch.offline,
+        "lat": punch.geo.lat if punch.geo else None,
+        "lon": punch.geo.lon if punch.geo else None,
+        "acc": punch.geo.accuracy if punch.geo else None,
+        "hash": digest,
+        "prev": head.last_hash,
+    }
+    head.last_nsr, head.last_hash = nsr, digest
+    return row
+
+
+def _insert(cur: Any, tenant: str, job_id: str, fresh: list[dict[str, Any]], now: datetime) -> None:
+    params: dict[str, Any] = {"tenant": tenant, "job_id": job_id, "now": now}
+    for column in (
+        "rep",
+        "nsr",
+        "pid",
+        "cpf",
+        "marked",
+        "device",
+        "offset",
+        "received",
+        "tz",
+        "collector",
+        "offline",
+        "lat",
+        "lon",
+        "acc",
+        "hash",
+        "prev",
+    ):
+        params[column] = [row[column] for row in fresh]
+    cur.execute(_INSERT_PUNCHES, params)
+    inserted = cur.fetchone()[0]
+    if inserted != len(fresh):
+        raise Retry("a punch of this batch was recorded concurrently under another REP", delay=0.5)
+
+
+def append_events(conn: Any, rep_id: str, events: Sequence[tuple[int, dict[str, Any]]]) -> list[int]:
+    """Append non-punch records (type 2 employer, 5 employee) to a REP's sequence.
+
+    Args:
+        conn: DB-API connection to the ERP database (the caller's transaction).
+        rep_id: The REP.
+        events: ``(record_type, fields)`` pairs, in order.
+
+    Returns:
+        Their NSRs.
+
+    Raises:
+        LookupError: The REP does not exist.
+    """
+    with conn.cursor() as cur:
+        heads = lock_reps(cur, [rep_id])
+        if rep_id not in heads:
+            raise LookupError(f"no REP {rep_id!r}")
+        head = heads[rep_id]
+        cur.execute("SELECT clock_timestamp()")
+        now = cur.fetchone()[0]
+        numbers = []
+        for record_type, fields in events:
+            head.last_nsr += 1
+            numbers.append(head.last_nsr)
+            cur.execute(
+                _INSERT_EVENT,
+                (rep_id, head.last_nsr, record_type, now, head.time_zone, json.dumps(fields)),
+            )
+        advance(cur, [head], now)
+    return numbers
