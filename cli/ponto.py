@@ -71,6 +71,30 @@ def verify_afd_command(
     click.echo("  OK")
 
 
+@ponto.command("audit")
+@click.argument("reps", nargs=-1, required=True)
+def audit(reps: tuple[str, ...]) -> None:
+    """Re-verify what REPS recorded: NSRs 1..n without a gap and the whole SHA-256 chain."""
+    from tasks.ponto.audit import audit_rep
+
+    failed = 0
+    with cli_services() as services, services.rds.connection() as conn:
+        for rep in reps:
+            try:
+                report = audit_rep(conn, rep)
+            except LookupError as exc:
+                raise click.ClickException(str(exc)) from None
+            click.echo(
+                f"{rep}: NSR {report.first_nsr}..{report.last_nsr}, {report.chain_checked} chain link(s)"
+                f" {'OK' if report.ok else 'FAILED'}"
+            )
+            for problem in report.problems:
+                click.echo(f"  PROBLEM {problem}", err=True)
+            failed += not report.ok
+    if failed:
+        raise click.ClickException(f"{failed} REP(s) do not verify")
+
+
 @ponto.command("init-db")
 def init_db() -> None:
     """Create the ponto tables in the ERP database (TORNADO_ERP_DATABASE_URL)."""

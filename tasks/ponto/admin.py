@@ -142,3 +142,53 @@ def add_employee(conn: Any, *, rep_id: str, cpf: str, name: str, responsible_cpf
         "responsible_cpf": digits_only(responsible_cpf),
     }
     return append_events(conn, rep_id, [(5, fields)])[0]
+
+
+def add_demo_establishment(
+    conn: Any,
+    *,
+    tenant: str,
+    reps: int,
+    time_zone: str = "America/Sao_Paulo",
+    employee_cpf: str | None = None,
+) -> list[str]:
+    """One establishment of ``tenant`` with ``reps`` REPs (tests, benchmarks, demos); returns the REP ids.
+
+    Args:
+        conn: DB-API connection to the ERP database.
+        tenant: The tenant owning them.
+        reps: How many REPs.
+        time_zone: The establishment's IANA zone.
+        employee_cpf: Include this employee on every REP (type 5), if given.
+    """
+    establishment = f"{tenant}-est"
+    add_establishment(
+        conn,
+        Establishment(
+            establishment_id=establishment,
+            tenant=tenant,
+            employer_type=1,
+            employer_id="11222333000181",
+            company_name="ACME Indústria LTDA",
+            work_site="Av. Paulista, 1000",
+            time_zone=time_zone,
+        ),
+    )
+    rep_ids = [f"{tenant}-rep{n:02d}" for n in range(reps)]
+    for rep in rep_ids:
+        add_rep(
+            conn,
+            Rep(
+                rep_id=rep,
+                establishment_id=establishment,
+                inpi_number="BR512021000001",
+                developer_type=1,
+                developer_id="11222333000181",
+                responsible_cpf="52998224725",
+            ),
+        )
+        if employee_cpf:
+            add_employee(
+                conn, rep_id=rep, cpf=employee_cpf, name="José da Conceição", responsible_cpf="52998224725"
+            )
+    return rep_ids

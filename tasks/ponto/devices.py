@@ -135,9 +135,23 @@ async def _send_until_acked(
 
 
 async def send_punches(
-    url: str, token: str, punches: Sequence[dict[str, Any]], *, devices: int, timeout: float = 600.0
+    url: str,
+    token: str,
+    punches: Sequence[dict[str, Any]],
+    *,
+    devices: int,
+    timeout: float = 600.0,
+    run: DeviceRun | None = None,
 ) -> DeviceRun:
     """Post every punch, one per request, from ``devices`` concurrent keep-alive clients.
+
+    Args:
+        url: The API's base URL.
+        token: The tenant's bearer token.
+        punches: The punches (``IncomingPunch`` JSON).
+        devices: Concurrent clients.
+        timeout: Seconds until a punch still not acknowledged is an error.
+        run: Where to record progress (another thread may watch it); a new one by default.
 
     Raises:
         TimeoutError: A punch was still not acknowledged after ``timeout`` seconds.
@@ -145,7 +159,7 @@ async def send_punches(
     queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     for punch in punches:
         queue.put_nowait(punch)
-    run = DeviceRun()
+    run = run if run is not None else DeviceRun()
     started = time.monotonic()
     deadline = started + timeout
     await asyncio.gather(*(_device(queue, url, token, run, deadline) for _ in range(devices)))

@@ -114,6 +114,19 @@ def test_golden_file_verifies() -> None:
     assert report.counts == {"2": 1, "3": 0, "4": 0, "5": 1, "6": 0, "7": 3}
 
 
+def test_an_afd_starting_mid_chain_is_anchored_on_its_first_punch() -> None:
+    header, records = golden_records()
+    later = [r for r in records if r.nsr >= 4]
+    data = render_afd(header, later)
+    report = verify_afd(data)
+    assert report.ok, report.problems
+    assert report.chain_checked == 1 and report.chain_anchor == later[0].hash  # type: ignore[union-attr]
+    previous = records[2].hash  # type: ignore[union-attr]
+    full = verify_afd(data, previous_hash=previous)
+    assert full.ok and full.chain_checked == 2 and full.chain_anchor is None
+    assert not verify_afd(data, previous_hash="0" * 64).ok
+
+
 def tamper(data: bytes, old: str, new: str) -> bytes:
     text = data.decode("iso-8859-1")
     assert old in text
