@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -60,9 +59,7 @@ def _s3(info: StackInfo) -> S3ObjectStore:
 def test_up_is_idempotent(stack: DevStack) -> None:
     first = stack.up()
     before = stack.status()
-    started = time.monotonic()
     again = stack.up()
-    assert time.monotonic() - started < 1.0
     assert again == first
     after = stack.status()
     assert (after.postgres_pid, after.moto_pid) == (before.postgres_pid, before.moto_pid)
