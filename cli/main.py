@@ -121,6 +121,8 @@ def showcase(job_count: int, queue_backend: str | None) -> None:
 
 def _register() -> None:
     from cli.dev import dev
+    from cli.newtask import newtask
+    from cli.pipeline import pipeline
 
     cli.add_command(submit)
     cli.add_command(jobs)
@@ -128,6 +130,8 @@ def _register() -> None:
     cli.add_command(tenants)
     cli.add_command(ponto)
     cli.add_command(dev)
+    cli.add_command(newtask)
+    cli.add_command(pipeline)
 
 
 _register()
