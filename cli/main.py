@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -74,13 +75,15 @@ def worker(
     health_file: Path | None,
 ) -> None:
     """Pull and run the jobs of one task version until SIGTERM."""
+    from tornado_core.adapters.ecs_protection import protection_from_env
     from tornado_core.worker import Worker, WorkerOptions
 
     with cli_services() as services:
         spec = services.registry.get(task_name, version)
         options = WorkerOptions(
-            concurrency=concurrency, grace_period=grace_period, poll_wait=poll_wait, health_file=health_file
-        )
+            concurrency=concurrency, grace_period=grace_period, poll_wait=poll_wait, health_file=health_file,
+            on_busy_change=protection_from_env(os.environ),  # ECS task scale-in protection, on ECS only
+        )  # fmt: skip
         runner = Worker(services, spec, options)
 
         def request_stop(signum: int, _frame: FrameType | None) -> None:
@@ -121,6 +124,7 @@ def showcase(job_count: int, queue_backend: str | None) -> None:
 
 def _register() -> None:
     from cli.dev import dev
+    from cli.images import docker_engine, image
     from cli.newtask import newtask
     from cli.pipeline import pipeline
 
@@ -130,6 +134,8 @@ def _register() -> None:
     cli.add_command(tenants)
     cli.add_command(ponto)
     cli.add_command(dev)
+    cli.add_command(docker_engine)
+    cli.add_command(image)
     cli.add_command(newtask)
     cli.add_command(pipeline)
 

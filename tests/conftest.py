@@ -23,6 +23,8 @@ import pytest
 from tornado_core.adapters.devstack import DevStack, ExternalStack, StackInfo
 from tornado_core.errors import TornadoError
 
+pytest_plugins = ["tests.docker_fixtures"]
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 Stack = DevStack | ExternalStack
 

@@ -54,6 +54,9 @@ class WorkerOptions:
         worker_id: Identity recorded in job leases.
         health_file: Touched whenever the loop polls (liveness probes, readiness
             of local processes); ``None`` disables it.
+        on_busy_change: Called with ``True`` when the worker starts running a job
+            after being idle and ``False`` when it becomes idle again (e.g. ECS
+            task scale-in protection); calls never overlap and errors are logged.
     """
 
     concurrency: int = 4
@@ -61,6 +64,7 @@ class WorkerOptions:
     poll_wait: float = 5.0
     worker_id: str = field(default_factory=default_worker_id)
     health_file: Path | None = None
+    on_busy_change: Callable[[bool], None] | None = None
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -103,6 +107,8 @@ class Worker:
         self._slot_freed = threading.Event()
         self._stop = threading.Event()
         self._heartbeat_stop = threading.Event()
+        self._busy = False
+        self._busy_lock = threading.Lock()
 
     @property
     def queue_name(self) -> str:
@@ -203,6 +209,7 @@ class Worker:
     ) -> None:
         with self._lock:
             self._running[delivery.message.receipt] = _Running(delivery, slot, _job_id_of(delivery.message))
+        self._report_busy()
         future = pool.submit(self._runner.run, delivery)
         future.add_done_callback(lambda f: self._finished(delivery.message.receipt, f))
 
@@ -211,12 +218,29 @@ class Worker:
             running = self._running.pop(receipt, None)
         if running is not None:
             running.slot.__exit__(None, None, None)
+        self._report_busy()
         exc = future.exception()
         if exc is not None:
             logger.error("job runner crashed: %r (the message will reappear)", exc)
         else:
             self._on_outcome(future.result())
         self._slot_freed.set()
+
+    def _report_busy(self) -> None:
+        """Tell ``on_busy_change`` when the worker goes from idle to busy or back."""
+        hook = self._options.on_busy_change
+        if hook is None:
+            return
+        with self._busy_lock:  # serialized, and re-read: the last call matches the current state
+            with self._lock:
+                busy = bool(self._running)
+            if busy == self._busy:
+                return
+            self._busy = busy
+            try:
+                hook(busy)
+            except Exception:  # a hook must never break the loop
+                logger.exception("on_busy_change hook failed")
 
     def _heartbeat_loop(self) -> None:
         interval = max(self._spec.visibility_timeout / 3, 0.2)

@@ -1,0 +1,91 @@
+"""Docker fixtures: the project's own Docker engine, the offline base image, a worker image.
+
+The engine is a private ``dockerd`` in a fresh state dir (started once per session,
+stopped at its end). The base image is built once from Debian's mirror and kept as a
+``docker save`` tarball in ``.tornado/images`` (or ``$TORNADO_IMAGE_CACHE``), so
+later sessions load it in about a second. If Docker's engine is not installed the
+tests are skipped, except on CI (``CI=true``) where that is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tornado_core.adapters.docker_engine import DockerEngine
+from tornado_core.adapters.images import ImageRequest, build_image, ensure_base_image, verify_task_image
+from tornado_core.errors import TornadoError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+#: The image the docker tests deploy: tornado-core with its built-in demo tasks.
+TEST_IMAGE = "tornado-test/demo:{version}"
+
+
+def image_cache() -> Path:
+    """Where base-image tarballs and dependency wheels are kept between sessions."""
+    configured = os.environ.get("TORNADO_IMAGE_CACHE")
+    return Path(configured) if configured else REPO_ROOT / ".tornado" / "images"
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"Docker is required on CI: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def docker_engine(make_state_dir: Callable[[], Path]) -> Iterator[DockerEngine]:
+    """A running private Docker engine (``DOCKER_HOST`` is :attr:`DockerEngine.docker_host`)."""
+    if not (shutil.which("dockerd") or shutil.which("dockerd", path="/usr/sbin")):
+        _unavailable("dockerd is not installed (apt-get install docker.io iptables)")
+    engine = DockerEngine(make_state_dir())
+    try:
+        engine.up()
+    except TornadoError as exc:
+        _unavailable(f"the Docker engine did not start: {exc}")
+    try:
+        yield engine
+    finally:
+        engine.down()
+
+
+@pytest.fixture(scope="session")
+def docker_client(docker_engine: DockerEngine) -> Iterator[Any]:
+    """A docker SDK client of the session's engine."""
+    client = docker_engine.client()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def base_image(docker_client: Any) -> str:
+    """The offline base image, loaded from the cache tarball or built once (about a minute)."""
+    try:
+        ensure_base_image(docker_client, cache_dir=image_cache())
+    except TornadoError as exc:
+        _unavailable(f"the base image could not be built: {exc}")
+    return "tornado/python:3.11-bookworm"
+
+
+@pytest.fixture(scope="session")
+def demo_version() -> str:
+    """The version of the built-in demo tasks."""
+    from tasks.demo import __version__
+
+    return str(__version__)
+
+
+@pytest.fixture(scope="session")
+def worker_image(docker_client: Any, base_image: str, demo_version: str) -> str:
+    """A worker image of this source tree (demo tasks included), built once per session."""
+    request = ImageRequest(
+        task="demo.sleep", version=demo_version, tag=TEST_IMAGE.format(version=demo_version)
+    )
+    built = build_image(docker_client, request, cache_dir=image_cache())
+    verify_task_image(docker_client, built.tag, "demo.echo", demo_version)
+    return built.tag

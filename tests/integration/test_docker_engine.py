@@ -1,0 +1,61 @@
+"""The project's private Docker engine: idempotent start, status, own socket, no host networking."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tornado_core.adapters.docker_engine import DockerEngine, DockerEngineError
+from tornado_core.adapters.images import ensure_base_image
+
+from ..docker_fixtures import image_cache
+
+
+def test_up_is_idempotent_and_reports_where_it_listens(docker_engine: DockerEngine) -> None:
+    before = docker_engine.status()
+    started = time.monotonic()
+    host = docker_engine.up()
+    assert time.monotonic() - started < 2
+    after = docker_engine.status()
+    assert after.running and after.pid == before.pid
+    assert host == f"unix://{docker_engine.socket}" == docker_engine.env()["DOCKER_HOST"]
+    assert docker_engine.socket.is_socket()
+    assert after.version
+
+
+def test_the_engine_touches_no_host_networking(docker_client: Any) -> None:
+    networks = {network.name for network in docker_client.networks.list()}
+    assert networks == {"host", "none"}
+    info = docker_client.info()
+    assert info["DockerRootDir"].endswith("/docker/data")
+
+
+def test_a_second_engine_starts_stops_and_loads_the_cached_base_image(
+    make_state_dir: Callable[[], Path], base_image: str
+) -> None:
+    engine = DockerEngine(make_state_dir())
+    engine.up()
+    client = engine.client()
+    try:
+        started = time.monotonic()
+        assert ensure_base_image(client, cache_dir=image_cache()) == "loaded"
+        assert time.monotonic() - started < 20
+        assert ensure_base_image(client, cache_dir=image_cache()) == "present"
+        output = client.containers.run(base_image, ["python3", "-c", "print('hi')"], remove=True)
+        assert output.strip() == b"hi"
+    finally:
+        client.close()
+        engine.down()
+    status = engine.status()
+    assert not status.running and status.pid is None
+    engine.down()  # stopping twice is fine
+
+
+def test_a_missing_dockerd_is_a_clear_error(tmp_path: Path) -> None:
+    engine = DockerEngine(tmp_path, dockerd=str(tmp_path / "no-such-dockerd"))
+    with pytest.raises(DockerEngineError, match="dockerd is not installed"):
+        engine.up()
