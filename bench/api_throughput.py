@@ -1,0 +1,495 @@
+"""Bench 1: jobs the HTTP API accepts per second at 64 concurrent connections.
+
+For each queue backend, in the same run:
+
+* **Tornado**: ``POST /v1/jobs`` of ``demo.echo`` with a real tenant token from a
+  closed-loop generator with 64 keep-alive connections (wrk, one thread); only
+  202 answers count, every other status is counted and reported. The API runs
+  as one process (the ``tornado api`` command) and as two pre-forked processes
+  (``bench._api``: ``serve(factory, processes=2)``, as the command has no option for it).
+* **Baselines**, the same number of messages stored by the bare adapter, no HTTP:
+
+  - PostgreSQL, headline: *64 direct producers*: 64 threads, each with its own
+    connection, each storing one message per ``PostgresQueue.send_batch`` call.
+    This is what the API replaces (every ERP web worker writing to the queue
+    itself) at the same concurrency, so it is the baseline of the target ratio.
+  - PostgreSQL, *storage ceiling*: replay of the exact batch sizes the API's
+    micro-batcher produced in that run (read back from the queue table: the rows
+    of one batch share one transaction id, ``xmin``), one
+    ``send_batch`` after the other (one lane per API process, as the batcher
+    keeps one flush in flight per queue and process). It shows how much of the
+    API's time the database work is; no target.
+  - SQS: a plain boto3 ``SendMessageBatch`` loop (10 per call, one thread).
+* **HTTP ceiling** (PostgreSQL section): a trivial tornado POST handler that
+  parses the same body and answers 202 JSON, one and two processes.
+
+moto's cost per call grows with queue depth, so the SQS runs are bounded by
+count (default 300 accepted requests) on a fresh queue, and the baseline stores
+the same count on a fresh queue: both go from depth 0 to the same depth.
+
+    .venv/bin/python -m bench.api_throughput [--duration 10] [--sqs-jobs 300] [--backend postgres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import resource
+import threading
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bench._common import (
+    BACKENDS,
+    BenchStack,
+    CpuMeter,
+    Row,
+    api_server,
+    drop_queues,
+    echo_spec,
+    hello_server,
+    log,
+    new_tenant,
+    prepared_jobs,
+    print_table,
+    ratio,
+    reset_queue,
+    stack_from_args,
+    stack_groups,
+    unique,
+)
+from bench._loadgen import WRK_HINT, LoadResult, closed_loop, generator_name
+from tornado_core.adapters.aws import make_client
+from tornado_core.adapters.postgres.pool import connect
+from tornado_core.ports.queue import OutgoingMessage
+
+CONNECTIONS = 64
+BODY = json.dumps(
+    {"task": "demo.echo", "payload": {"message": "nota fiscal 35240112345678000190550010000012341000012345"}}
+)
+WARMUP_POSTS = 3
+TARGET = 0.8
+
+
+@dataclass
+class ApiRun:
+    """One measured API run."""
+
+    load: LoadResult
+    stored: int
+    batch_sizes: Counter[int]
+    cpu: CpuMeter
+    processes: int
+
+    @property
+    def accepted(self) -> float:
+        return self.load.rate(202)
+
+    def note(self) -> str:
+        sizes = self.batch_sizes
+        batches = sum(sizes.values())
+        mean = f"{sum(k * v for k, v in sizes.items()) / batches:.1f}" if batches else "n/a"
+        api_cpu = self.cpu.used.get("api", 0.0)
+        accepted = self.load.count(202)
+        per_job = f"{api_cpu / accepted * 1e6:.0f} us API CPU/job" if accepted else "no job accepted"
+        others = ", ".join(
+            f"{name} {self.cpu.cores(name):.2f}" for name in ("postgres", "moto") if self.cpu.used.get(name)
+        )
+        return (
+            f"{self.load.generator}: {self.load.count(202)} x 202 in {self.load.duration_s:.1f}s; "
+            f"non-2xx {self.load.non_2xx}"
+            f"{_statuses(self.load)}; socket errors {self.load.errors}; stored {self.stored}; "
+            f"p50 {self.load.p50_ms:.0f} ms, p99 {self.load.p99_ms:.0f} ms; mean send batch {mean}; "
+            f"{per_job}; cores used: API {self.cpu.cores('api'):.2f}, {others}; "
+            f"machine busy {self.cpu.machine_busy:.0%}"
+        )
+
+
+def _statuses(load: LoadResult) -> str:
+    other = {s: n for s, n in load.statuses.items() if s != 202}
+    return f" {dict(other)}" if other else ""
+
+
+# --------------------------------------------------------------------------- Tornado
+
+
+def _warm_up(url: str, token: str) -> None:
+    """Load the token cache, open pool connections and start executor threads."""
+    for _ in range(WARMUP_POSTS):
+        request = urllib.request.Request(
+            url + "/v1/jobs",
+            data=BODY.encode(),
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            assert answer.status == 202, answer.status
+
+
+def run_api(
+    stack: BenchStack, backend: str, *, processes: int, duration: float, max_requests: int = 0
+) -> ApiRun:
+    """Measure the API on a fresh queue; the queues are dropped afterwards."""
+    prefix = unique("api")
+    settings = stack.settings(backend, prefix)
+    with stack.services(backend, prefix) as services:
+        _tenant, token = new_tenant(services, "api")
+        spec = echo_spec(services)
+        try:
+            with api_server(stack, backend, prefix, processes=processes) as server:
+                _warm_up(server.url, token)
+                reset_queue(services, spec)
+                meter = CpuMeter({"api": server.pid, **stack_groups(stack)}).start()
+                load = closed_loop(
+                    server.url + "/v1/jobs",
+                    BODY,
+                    token=token,
+                    connections=CONNECTIONS,
+                    duration=duration,
+                    max_requests=max_requests,
+                )
+                meter.stop()
+                time.sleep(0.5)  # answers in flight when the generator stopped
+                stored = services.queue.depth(spec.name).total
+            sizes = _batch_sizes(settings.database_url, spec.name) if backend == "postgres" else Counter()
+        finally:
+            drop_queues(services)
+    return ApiRun(load=load, stored=stored, batch_sizes=sizes, cpu=meter, processes=processes)
+
+
+def _batch_sizes(dsn: str, queue: str) -> Counter[int]:
+    """Sizes of the API's send batches: one multi-row INSERT per batch, so rows of a batch share ``xmin``."""
+    conn = connect(dsn, autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT n, count(*) FROM (SELECT count(*) AS n FROM tornado_messages WHERE queue = %s"
+                " GROUP BY xmin::text) AS batches GROUP BY n",
+                (queue,),
+            )
+            return Counter(dict(cur.fetchall()))
+    finally:
+        conn.close()
+
+
+def run_hello(stack: BenchStack, *, processes: int, duration: float) -> tuple[LoadResult, CpuMeter]:
+    """The trivial tornado POST handler under the same load."""
+    with hello_server(processes) as server:
+        closed_loop(server.url + "/", BODY, token=None, connections=CONNECTIONS, duration=1)  # warm-up
+        meter = CpuMeter({"api": server.pid}).start()
+        load = closed_loop(server.url + "/", BODY, token=None, connections=CONNECTIONS, duration=duration)
+        meter.stop()
+    return load, meter
+
+
+# --------------------------------------------------------------------------- baselines
+
+
+@dataclass
+class Baseline:
+    """A bare-adapter run: ``count`` messages stored in ``seconds``."""
+
+    count: int
+    seconds: float
+    stored: int
+    cpu: CpuMeter
+    self_cpu: float
+
+    @property
+    def rate(self) -> float:
+        return self.count / self.seconds if self.seconds > 0 else 0.0
+
+    def note(self, what: str) -> str:
+        others = ", ".join(
+            f"{name} {self.cpu.cores(name):.2f}" for name in ("postgres", "moto") if self.cpu.used.get(name)
+        )
+        return (
+            f"{what}: {self.count} messages in {self.seconds:.2f}s, stored {self.stored}; "
+            f"cores used: producer {self.self_cpu / self.seconds:.2f}, {others}"
+        )
+
+
+def _self_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def pg_direct_producers(stack: BenchStack, count: int, threads: int = CONNECTIONS) -> Baseline:
+    """``threads`` producers, own connection each, one message per ``send_batch``."""
+    prefix = unique("p64")
+    with stack.services("postgres", prefix, pool_size=threads) as services:
+        tenant, _ = new_tenant(services, "p64")
+        spec = echo_spec(services)
+        try:
+            services.queue.ensure_queue(spec)
+            bodies = [job.body for job in prepared_jobs(services, tenant, count)]
+            ticket = itertools.count()
+            gate = threading.Barrier(threads + 1)
+
+            def producer() -> None:
+                services.queue.ping()  # open this thread's connection before the clock starts
+                gate.wait()
+                while (i := next(ticket)) < count:
+                    errors = services.queue.send_batch(spec.name, [OutgoingMessage(bodies[i])])
+                    assert errors == [None], errors
+
+            workers = [threading.Thread(target=producer) for _ in range(threads)]
+            for worker in workers:
+                worker.start()
+            meter = CpuMeter(stack_groups(stack))
+            gate.wait()
+            meter.start()
+            cpu0, t0 = _self_cpu(), time.perf_counter()
+            for worker in workers:
+                worker.join()
+            seconds, self_cpu = time.perf_counter() - t0, _self_cpu() - cpu0
+            meter.stop()
+            stored = services.queue.depth(spec.name).total
+        finally:
+            drop_queues(services)
+    return Baseline(count, seconds, stored, meter, self_cpu)
+
+
+def pg_replay(stack: BenchStack, sizes: Counter[int], lanes: int) -> Baseline:
+    """The API's batch sizes, replayed with ``send_batch``; one sequential lane per API process."""
+    batches = sorted(sizes.elements(), reverse=True)
+    count = sum(batches)
+    prefix = unique("rpl")
+    with stack.services("postgres", prefix, pool_size=lanes) as services:
+        tenant, _ = new_tenant(services, "rpl")
+        spec = echo_spec(services)
+        try:
+            services.queue.ensure_queue(spec)
+            bodies = iter([job.body for job in prepared_jobs(services, tenant, count)])
+            plan = [[OutgoingMessage(next(bodies)) for _ in range(size)] for size in batches]
+            gate = threading.Barrier(lanes + 1)
+
+            def lane(index: int) -> None:
+                services.queue.ping()
+                gate.wait()
+                for batch in plan[index::lanes]:
+                    errors = services.queue.send_batch(spec.name, batch)
+                    assert all(e is None for e in errors), errors
+
+            workers = [threading.Thread(target=lane, args=(i,)) for i in range(lanes)]
+            for worker in workers:
+                worker.start()
+            meter = CpuMeter(stack_groups(stack))
+            gate.wait()
+            meter.start()
+            cpu0, t0 = _self_cpu(), time.perf_counter()
+            for worker in workers:
+                worker.join()
+            seconds, self_cpu = time.perf_counter() - t0, _self_cpu() - cpu0
+            meter.stop()
+            stored = services.queue.depth(spec.name).total
+        finally:
+            drop_queues(services)
+    return Baseline(count, seconds, stored, meter, self_cpu)
+
+
+def sqs_batch_loop(stack: BenchStack, count: int) -> Baseline:
+    """A plain boto3 SendMessageBatch loop (10 per call, one thread) on a fresh queue."""
+    prefix = unique("sqb")
+    with stack.services("sqs", prefix) as services:
+        tenant, _ = new_tenant(services, "sqb")
+        spec = echo_spec(services)
+        try:
+            services.queue.ensure_queue(spec)
+            bodies = [job.body for job in prepared_jobs(services, tenant, count)]
+            client = make_client(
+                "sqs", region=stack.info.aws_region, endpoint_url=stack.info.aws_endpoint_url
+            )
+            url = client.get_queue_url(QueueName=spec.name)["QueueUrl"]
+            meter = CpuMeter(stack_groups(stack)).start()
+            cpu0, t0 = _self_cpu(), time.perf_counter()
+            for start in range(0, count, 10):
+                entries = [{"Id": str(i), "MessageBody": b} for i, b in enumerate(bodies[start : start + 10])]
+                answer = client.send_message_batch(QueueUrl=url, Entries=entries)
+                assert not answer.get("Failed"), answer["Failed"]
+            seconds, self_cpu = time.perf_counter() - t0, _self_cpu() - cpu0
+            meter.stop()
+            stored = services.queue.depth(spec.name).total
+        finally:
+            drop_queues(services)
+    return Baseline(count, seconds, stored, meter, self_cpu)
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def _postgres_rows(stack: BenchStack, duration: float) -> list[Row]:
+    rows: list[Row] = []
+    hello: dict[int, float] = {}
+    hello_cpu: dict[int, float] = {}
+    for processes in (1, 2):
+        log(f"api_throughput: hello ceiling, {processes} process(es), {duration:.0f}s")
+        load, cpu = run_hello(stack, processes=processes, duration=duration)
+        hello[processes] = load.rate(202)
+        cpu_per = cpu.used.get("api", 0.0) / max(1, load.count(202)) * 1e6
+        hello_cpu[processes] = cpu_per
+        rows.append(
+            Row(
+                "postgres",
+                f"HTTP ceiling: trivial tornado POST handler, {processes} proc",
+                f"{load.rate(202):,.0f}/s",
+                "",
+                "",
+                "",
+                f"non-2xx {load.non_2xx}; p50 {load.p50_ms:.0f} ms, p99 {load.p99_ms:.0f} ms; "
+                f"{cpu_per:.0f} us server CPU/request; server cores {cpu.cores('api'):.2f}; "
+                f"machine busy {cpu.machine_busy:.0%}",
+            )
+        )
+    for processes in (1, 2):
+        log(f"api_throughput: postgres API, {processes} process(es), {duration:.0f}s")
+        api = run_api(stack, "postgres", processes=processes, duration=duration)
+        count = api.load.count(202)
+        log(f"api_throughput: baselines for {count} messages (64 direct producers, replay)")
+        direct = pg_direct_producers(stack, count)
+        replay = pg_replay(stack, api.batch_sizes, lanes=processes)
+        label = f"API accepted jobs/s, {processes} proc"
+        rows.append(
+            Row(
+                "postgres",
+                f"{label} vs 64 direct producers",
+                f"{api.accepted:,.0f}/s",
+                f"{direct.rate:,.0f}/s",
+                ratio(api.accepted, direct.rate),
+                f">= {TARGET}",
+                api.note() + " | baseline " + direct.note("64 threads x send_batch([1 message])"),
+            )
+        )
+        rows.append(
+            Row(
+                "postgres",
+                f"{label} vs storage ceiling",
+                f"{api.accepted:,.0f}/s",
+                f"{replay.rate:,.0f}/s",
+                ratio(api.accepted, replay.rate),
+                "-",
+                replay.note(
+                    f"the API's {sum(api.batch_sizes.values())} batches replayed in {processes} lane(s)"
+                ),
+            )
+        )
+        rows.append(
+            Row(
+                "postgres",
+                f"{label} vs HTTP ceiling",
+                f"{api.accepted:,.0f}/s",
+                f"{hello[processes]:,.0f}/s",
+                ratio(api.accepted, hello[processes]),
+                "-",
+                f"trivial tornado POST handler, {processes} proc",
+            )
+        )
+        api_cpu = api.cpu.used.get("api", 0.0) / max(1, count) * 1e6
+        rows.append(
+            Row(
+                "postgres",
+                f"API server CPU per accepted job, {processes} proc, vs hello CPU per request",
+                f"{api_cpu:,.0f} us",
+                f"{hello_cpu[processes]:,.0f} us",
+                ratio(hello_cpu[processes], api_cpu),
+                "-",
+                "ratio = hello / API (1.0 = the API costs no more CPU than a trivial handler); "
+                "CPU time does not depend on what else runs on the machine, unlike the rates",
+            )
+        )
+    return rows
+
+
+def _sqs_rows(stack: BenchStack, jobs: int, repeats: int) -> list[Row]:
+    bases: list[Baseline] = []
+    apis: dict[int, list[ApiRun]] = {1: [], 2: []}
+    for rep in range(repeats):
+        log(f"api_throughput: sqs round {rep + 1}/{repeats}: boto3 loop, API 1 and 2 processes, {jobs} each")
+        bases.append(sqs_batch_loop(stack, jobs))
+        for processes in (1, 2):
+            apis[processes].append(
+                run_api(stack, "sqs", processes=processes, duration=120, max_requests=jobs)
+            )
+    base = sorted(bases, key=lambda b: b.rate)[len(bases) // 2]
+    rows: list[Row] = []
+    for processes, runs in apis.items():
+        api = sorted(runs, key=lambda r: r.accepted)[len(runs) // 2]
+        spread = ", ".join(f"{r.accepted:.0f}" for r in runs)
+        base_spread = ", ".join(f"{b.rate:.0f}" for b in bases)
+        rows.append(
+            Row(
+                "sqs (moto)",
+                f"API accepted jobs/s, {processes} proc vs boto3 SendMessageBatch loop",
+                f"{api.accepted:,.0f}/s",
+                f"{base.rate:,.0f}/s",
+                ratio(api.accepted, base.rate),
+                f">= {TARGET}",
+                f"median of {repeats} (tornado {spread}; baseline {base_spread}); median run: "
+                + api.note()
+                + " | baseline "
+                + base.note("1 thread x SendMessageBatch(10)"),
+            )
+        )
+    return rows
+
+
+def run(
+    stack: BenchStack | None = None,
+    *,
+    backends: Sequence[str] = BACKENDS,
+    duration: float = 10.0,
+    sqs_jobs: int = 300,
+    sqs_repeats: int = 3,
+) -> str:
+    """Run bench 1 and print its table; returns the table's text."""
+    generator = generator_name()
+    if generator != "wrk":
+        log(WRK_HINT)
+    with stack_from_args(stack) as bench_stack:
+        rows: list[Row] = []
+        if "postgres" in backends:
+            rows += _postgres_rows(bench_stack, duration)
+        if "sqs" in backends:
+            rows += _sqs_rows(bench_stack, sqs_jobs, sqs_repeats)
+    timed = (
+        "wrk -t1 (C, one thread)"
+        if generator == "wrk"
+        else "Python asyncio (wrk missing: apt-get install -y wrk)"
+    )
+    notes = [
+        f"load generator: {timed}"
+        f" for timed runs, Python asyncio for count-bounded (sqs) runs; {CONNECTIONS} keep-alive "
+        f"connections, closed loop; body {len(BODY)} bytes; only 202 counts",
+        f"postgres runs last {duration:.0f}s each; sqs runs stop after {sqs_jobs} answers "
+        f"(moto's per-call cost grows with queue depth: every run starts on a fresh, empty queue), "
+        f"median of {sqs_repeats} rounds",
+        "stored = messages found in the queue afterwards (can exceed the 202s by the requests "
+        "in flight when the generator stopped)",
+        "CPU: cores = CPU seconds of the process group / wall seconds, from /proc; machine busy = "
+        "all CPUs, all processes (other jobs on the machine included)",
+    ]
+    return print_table("Bench 1: API accepted jobs/s at 64 connections", rows, notes)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per postgres run")
+    parser.add_argument("--sqs-jobs", type=int, default=300, help="requests per sqs run")
+    parser.add_argument("--sqs-repeats", type=int, default=3, help="sqs rounds (the median is reported)")
+    parser.add_argument("--backend", action="append", choices=BACKENDS, help="only this backend (repeatable)")
+    args = parser.parse_args()
+    run(
+        backends=args.backend or BACKENDS,
+        duration=args.duration,
+        sqs_jobs=args.sqs_jobs,
+        sqs_repeats=args.sqs_repeats,
+    )
+
+
+if __name__ == "__main__":
+    main()
