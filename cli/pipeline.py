@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import subprocess
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import click
 
 from tornado_core.pipeline import (
     STAGES,
+    CommandRunner,
     PipelineError,
     PipelineOptions,
     Project,
@@ -18,7 +20,6 @@ from tornado_core.pipeline import (
     StageResult,
     run_stage,
     run_stages,
-    subprocess_runner,
 )
 
 
@@ -83,7 +84,7 @@ def run(local: bool, **raw: Any) -> None:
     if not local:
         raise click.UsageError("only --local runs here; Jenkins runs `tornado pipeline step STAGE` per stage")
     options = _build_options("local", raw)
-    env = _local_env(raw["project"])
+    env = _local_env(raw["project"], docker=options.runtime == "docker")
     ctx = _context(raw["project"], options, env)
     results = run_stages(ctx)
     _summary(results)
@@ -127,26 +128,53 @@ def _context(project_dir: Path, options: PipelineOptions, env: dict[str, str]) -
     return StageContext(
         project=project,
         options=options,
-        run=subprocess_runner(env, click.echo),
+        run=subprocess_runner(env),
         say=click.echo,
         home=root,
     )
 
 
-def _local_env(project_dir: Path) -> dict[str, str]:
-    """This environment, pointed at the local stack (started in the project if none is set)."""
-    env = dict(os.environ)
-    if env.get("TORNADO_DATABASE_URL"):
-        return env
-    from tornado_core.adapters.devstack import DevStack, DevStackError, default_state_dir
+def _local_env(project_dir: Path, *, docker: bool) -> dict[str, str]:
+    """This environment, pointed at the local stack and Docker engine (the project's own if none is set)."""
+    from tornado_core.adapters.devstack import DevStack, default_state_dir
+    from tornado_core.errors import TornadoError
 
-    stack = DevStack(default_state_dir(env, cwd=project_dir.resolve()))
+    env = dict(os.environ)
+    state_dir = default_state_dir(env, cwd=project_dir.resolve())
     try:
-        info = stack.up()
-    except DevStackError as exc:
-        raise click.ClickException(f"the local stack did not start: {str(exc).splitlines()[0]}") from None
-    click.echo(f"local stack: {stack.state_dir} (stop it with `tornado dev down`)")
-    return {**env, **info.env()}
+        if not env.get("TORNADO_DATABASE_URL"):
+            env.update(DevStack(state_dir).up().env())
+            click.echo(f"local stack: {state_dir} (stop it with `tornado dev down`)")
+        if docker and not env.get("DOCKER_HOST"):
+            from tornado_core.adapters.docker_engine import DockerEngine
+
+            engine = DockerEngine(state_dir)
+            engine.up()
+            env["DOCKER_HOST"] = engine.docker_host
+            click.echo(f"Docker engine: {env['DOCKER_HOST']} (stop it with `tornado docker down`)")
+    except TornadoError as exc:
+        raise click.ClickException(f"the local services did not start: {str(exc).splitlines()[0]}") from None
+    return env
+
+
+def subprocess_runner(env: Mapping[str, str]) -> CommandRunner:
+    """Runs commands with ``env``, echoing each; their output goes straight to the console."""
+
+    def run(argv: Sequence[str], *, cwd: Path, capture: bool = False) -> str:
+        shown = ["tornado", *argv[3:]] if list(argv[1:3]) == ["-m", "cli"] else list(argv)
+        click.echo("    $ " + " ".join(shown))
+        try:
+            result = subprocess.run(
+                list(argv), cwd=cwd, env=dict(env), text=True, check=False,
+                stdout=subprocess.PIPE if capture else None,
+            )
+        except OSError as exc:
+            raise PipelineError(f"cannot run {argv[0]}: {exc}") from None
+        if result.returncode != 0:
+            raise PipelineError(f"`{' '.join(shown)}` exited with {result.returncode}")
+        return result.stdout or ""
+
+    return run
 
 
 def _summary(results: list[StageResult]) -> None:

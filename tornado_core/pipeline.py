@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 import sys
 import time
 import tomllib
@@ -235,8 +234,10 @@ def build_image(ctx: StageContext) -> None:
     if ctx.options.runtime == "process":
         _snapshot(ctx)
         return
-    task, version = ctx.project.task, ctx.project.version
-    ctx.tornado("image", "build", task, version, "--project", str(ctx.project.root), "--tag", ctx.image)
+    ctx.tornado(
+        "image", "build", "--task", ctx.project.task, "--version", ctx.project.version,
+        "--context", str(ctx.project.root), "--tag", ctx.image,
+    )
 
 
 def _snapshot(ctx: StageContext) -> None:
@@ -252,15 +253,19 @@ def _snapshot(ctx: StageContext) -> None:
 
 
 def push_image(ctx: StageContext) -> None:
-    """Push the image to the registry; locally, tag it as if pushed."""
+    """Push the image to the registry; a local run only tags it as if pushed.
+
+    In Jenkins the agent's Docker must be logged in to ECR (the ECR credential
+    helper, or ``aws ecr get-login-password | docker login``).
+    """
     if ctx.options.runtime == "process":
         ctx.say("process runtime: nothing to push")
         return
+    ctx.run(["docker", "tag", ctx.image, ctx.pushed_image], cwd=ctx.home)
     if ctx.options.target == "local":
-        ctx.run(["docker", "tag", ctx.image, ctx.pushed_image], cwd=ctx.project.root)
         ctx.say(f"local run: tagged {ctx.pushed_image} instead of pushing it")
         return
-    ctx.tornado("image", "push", ctx.image, "--registry", ctx.options.registry)
+    ctx.run(["docker", "push", ctx.pushed_image], cwd=ctx.home)
 
 
 def _deploy(ctx: StageContext, *extra: str) -> None:
@@ -327,7 +332,12 @@ def retire_old(ctx: StageContext) -> None:
 
 def rollback(ctx: StageContext) -> None:
     """Undo a failed release: route back if the new version gets jobs, then retire it."""
-    mine = {row.get("version"): row for row in ctx.releases()}.get(ctx.project.version)
+    try:
+        rows = ctx.releases()
+    except PipelineError:
+        ctx.say(f"no release state of {ctx.project.task} to go back to (see above): nothing rolled back")
+        return
+    mine = {row.get("version"): row for row in rows}.get(ctx.project.version)
     if mine is None or mine.get("state") in {"retired", "rolled_back"}:
         ctx.say(f"{ctx.project.version} is not deployed: nothing to roll back")
         return
@@ -400,30 +410,3 @@ def _timed(current: Stage, ctx: StageContext) -> StageResult:
         ctx.say(f"    {current.name} failed: {exc}")
         return StageResult(current, "failed", time.monotonic() - started, str(exc))
     return StageResult(current, "passed", time.monotonic() - started)
-
-
-def subprocess_runner(env: Mapping[str, str], say: Callable[[str], None]) -> CommandRunner:
-    """A :class:`CommandRunner` that echoes each command and lets its output through."""
-
-    def run(argv: Sequence[str], *, cwd: Path, capture: bool = False) -> str:
-        say("    $ " + " ".join(_shown(argv)))
-        try:
-            result = subprocess.run(
-                list(argv), cwd=cwd, env=dict(env), text=True, check=False,
-                stdout=subprocess.PIPE if capture else None,
-            )
-        except OSError as exc:
-            raise PipelineError(f"cannot run {argv[0]}: {exc}") from None
-        if result.returncode != 0:
-            raise PipelineError(f"`{' '.join(_shown(argv))}` exited with {result.returncode}")
-        return result.stdout or ""
-
-    return run
-
-
-def _shown(argv: Sequence[str]) -> list[str]:
-    """``python -m cli`` shows as ``tornado``."""
-    args = list(argv)
-    if len(args) >= 3 and args[1:3] == ["-m", "cli"]:
-        return ["tornado", *args[3:]]
-    return args

@@ -231,3 +231,16 @@ def test_setup_cfg_ships_every_archetype_and_jenkins_folder_in_the_wheel() -> No
         if p.is_file() and "__pycache__" not in p.parts
     }
     assert needed <= shipped
+
+
+def test_the_project_dockerfile_keeps_the_worker_image_contract() -> None:
+    """Every instruction of docker/worker/Dockerfile is in the project's, but for its task defaults."""
+    files = render_project(parse_name("nfe.cancel"), "worker")
+    rendered = next(f.content for f in files if f.path.name == "Dockerfile")
+    worker = (ROOT / "docker" / "worker" / "Dockerfile").read_text()
+    personal = ('ARG TASK=""', 'ARG TASK_VERSION=""', "LABEL org.opencontainers.image.title=")
+    expected = [
+        line for line in worker.splitlines() if line.strip() and not line.startswith(("#", *personal))
+    ]
+    assert [line for line in expected if line not in rendered.splitlines()] == []
+    assert "ARG TASK=nfe.cancel\nARG TASK_VERSION=1.0.0\n" in rendered

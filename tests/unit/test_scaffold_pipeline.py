@@ -101,7 +101,8 @@ def test_a_local_docker_run_builds_tags_deploys_smokes_promotes_and_retires(proj
     tornado = [c for c in recorder.commands if c.startswith(("tornado", "python", "docker"))]
     assert tornado == [
         "python -m pytest -q -p no:cacheprovider",
-        f"tornado image build nfe.cancel 1.0.0 --project {checkout} --tag tornado/nfe.cancel:1.0.0",
+        f"tornado image build --task nfe.cancel --version 1.0.0 --context {checkout}"
+        " --tag tornado/nfe.cancel:1.0.0",
         "docker tag tornado/nfe.cancel:1.0.0 localhost/tornado/nfe.cancel:1.0.0",
         "tornado release deploy nfe.cancel 1.0.0 --runtime docker --replicas 1"
         " --image localhost/tornado/nfe.cancel:1.0.0",
@@ -153,7 +154,8 @@ def test_jenkins_pushes_to_the_registry(project_dir: Path) -> None:
     run_stage("push-image", ctx)
 
     assert recorder.commands == [
-        "tornado image push tornado/nfe.cancel:1.0.0 --registry 123.dkr.ecr.sa-east-1.amazonaws.com"
+        f"docker tag tornado/nfe.cancel:1.0.0 {registry}/tornado/nfe.cancel:1.0.0",
+        f"docker push {registry}/tornado/nfe.cancel:1.0.0",
     ]
 
 
