@@ -40,7 +40,7 @@ class PostgresLimiter:
         max_idle: Idle connections kept for reuse.
     """
 
-    def __init__(self, dsn: str, *, max_idle: int = 4) -> None:
+    def __init__(self, dsn: str, *, max_idle: int = 16) -> None:
         self._dsn = dsn
         self._max_idle = max_idle
         self._idle: list[Connection] = []
