@@ -6,16 +6,19 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
 import click
 
-from cli.context import cli_services, load_settings, reported_errors
+from cli.context import load_settings, reported_errors
 from cli.jobs import jobs, submit
 from cli.operators import dlq, tenants
 from cli.ponto import ponto
 from tornado_core.errors import TornadoError
+from tornado_core.services import Services
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -31,21 +34,45 @@ def cli(log_level: str) -> None:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
+tasks_module_option = click.option(
+    "--tasks-module",
+    "tasks_modules",
+    multiple=True,
+    envvar="TORNADO_TASKS_MODULES",
+    help="Also load the tasks of this module (repeatable; env TORNADO_TASKS_MODULES, space-separated).",
+)
+
+
+@contextmanager
+def _services_with(tasks_modules: tuple[str, ...]) -> Iterator[Services]:
+    """Like ``cli_services``, with the tasks of extra modules besides the entry points."""
+    from tornado_core.bootstrap import services_from, task_registry
+
+    settings = load_settings()
+    with reported_errors(), services_from(settings, registry=task_registry(tasks_modules)) as services:
+        yield services
+
+
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
-def api(host: str, port: int) -> None:
+@tasks_module_option
+def api(host: str, port: int, tasks_modules: tuple[str, ...]) -> None:
     """Serve the HTTP API (enqueue, status, health, OpenAPI)."""
-    from tornado_core.bootstrap import provision_queues
+    from tornado_core.bootstrap import build_routing, provision_queues
     from tornado_core.web import serve
 
-    with cli_services() as services:
+    with _services_with(tasks_modules) as services:
         try:
             provision_queues(services)
         except TornadoError as exc:  # start anyway: /readyz reports it, sends answer 503
             logging.getLogger("tornado.api").warning("could not create the task queues: %s", exc)
+        routing, close_routing = build_routing(services, wait=2.0)
         click.echo(f"Tornado API listening on http://{host}:{port}", err=True)
-        serve(services, host=host, port=port)
+        try:
+            serve(services, host=host, port=port, resolve_version=routing.resolve, catalog=routing.catalog)
+        finally:
+            close_routing()
 
 
 @cli.command()
@@ -66,6 +93,7 @@ def api(host: str, port: int) -> None:
     default=None,
     help="File touched at every poll (for liveness probes and readiness checks).",
 )
+@tasks_module_option
 def worker(
     task_name: str,
     version: str | None,
@@ -73,12 +101,13 @@ def worker(
     grace_period: float,
     poll_wait: float,
     health_file: Path | None,
+    tasks_modules: tuple[str, ...],
 ) -> None:
     """Pull and run the jobs of one task version until SIGTERM."""
     from tornado_core.adapters.ecs_protection import protection_from_env
     from tornado_core.worker import Worker, WorkerOptions
 
-    with cli_services() as services:
+    with _services_with(tasks_modules) as services:
         spec = services.registry.get(task_name, version)
         options = WorkerOptions(
             concurrency=concurrency, grace_period=grace_period, poll_wait=poll_wait, health_file=health_file,
@@ -127,6 +156,7 @@ def _register() -> None:
     from cli.images import docker_engine, image
     from cli.newtask import newtask
     from cli.pipeline import pipeline
+    from cli.release import release, supervise
 
     cli.add_command(submit)
     cli.add_command(jobs)
@@ -138,6 +168,8 @@ def _register() -> None:
     cli.add_command(image)
     cli.add_command(newtask)
     cli.add_command(pipeline)
+    cli.add_command(release)
+    cli.add_command(supervise)
 
 
 _register()

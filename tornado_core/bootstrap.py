@@ -6,21 +6,36 @@ technologies its settings name.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import importlib
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tornado_core.errors import ReleaseError, RuntimeFailure
 from tornado_core.job_ids import JobIds
 from tornado_core.naming import queue_spec
 from tornado_core.ports.database import DatabasePort
 from tornado_core.ports.queue import QueuePort
+from tornado_core.ports.runtime import RuntimePort
 from tornado_core.registry import TaskRegistry
+from tornado_core.routing import Router
 from tornado_core.services import Services
 from tornado_core.settings import Settings
+from tornado_core.submission import Submitter, VersionResolver
+from tornado_core.versions import VersionCatalog, newest_version
 
 if TYPE_CHECKING:
     from tornado_core.adapters.postgres import PostgresPool
+    from tornado_core.releases import ReleaseManager
+
+#: Runtimes by name: (module, class). Each class takes ``(settings, ...)``.
+RUNTIMES: dict[str, tuple[str, str]] = {
+    "process": ("tornado_core.adapters.process_runtime", "ProcessRuntime"),
+    "docker": ("tornado_core.adapters.docker_runtime", "DockerRuntime"),
+    "ecs": ("tornado_core.adapters.ecs_runtime", "EcsRuntime"),
+}
 
 
 @dataclass
@@ -125,3 +140,98 @@ def migrate(settings: Settings) -> list[str]:
         return apply_migrations(pool)
     finally:
         pool.close()
+
+
+def task_registry(modules: Sequence[str] = ()) -> TaskRegistry:
+    """The ``tornado.tasks`` entry points plus the tasks of ``modules`` (dotted module paths)."""
+    registry = TaskRegistry.from_entry_points()
+    for module in modules:
+        registry.register_module(importlib.import_module(module))
+    return registry
+
+
+@dataclass(frozen=True)
+class Routing:
+    """Version routing for producers: the resolver and the registered versions it may pick."""
+
+    resolve: VersionResolver
+    catalog: VersionCatalog
+
+
+def build_routing(services: Services, *, wait: float = 5.0) -> tuple[Routing, Callable[[], None]]:
+    """A route cache on the job-store database, kept fresh by LISTEN/NOTIFY.
+
+    Args:
+        services: The process's services (settings and registry).
+        wait: Seconds to wait for the first load (PostgreSQL down: routing starts
+            with the newest registered versions and catches up).
+
+    Returns:
+        The routing and a function that stops its thread and closes its connections.
+    """
+    from tornado_core.adapters.postgres import PostgresPool
+    from tornado_core.adapters.postgres.routes import PostgresRouteCache
+
+    pool = PostgresPool(services.settings.database_url, min_size=0, max_size=2)
+    cache = PostgresRouteCache(pool)
+    cache.start(wait=wait)
+    router = Router(cache.route, lambda task: newest_version(services.registry, cache, task))
+
+    def close() -> None:
+        cache.close()
+        pool.close()
+
+    return Routing(resolve=router, catalog=cache), close
+
+
+def build_submitter(services: Services, routing: Routing) -> Submitter:
+    """A routed :class:`Submitter` for in-process producers (the API builds its own the same way)."""
+    return Submitter.for_services(services, resolve_version=routing.resolve, catalog=routing.catalog)
+
+
+def build_runtime(name: str, settings: Settings, *, state_dir: Path) -> RuntimePort:
+    """The worker runtime called ``name`` (``process``, ``docker``, ``ecs``), imported on demand.
+
+    Args:
+        name: Runtime name.
+        settings: Settings handed to the workers.
+        state_dir: Where the process runtime keeps its pidfiles and logs.
+
+    Raises:
+        ReleaseError: Unknown runtime name.
+        RuntimeFailure: The runtime is not available in this installation.
+    """
+    if name not in RUNTIMES:
+        raise ReleaseError(f"unknown runtime {name!r} (choose from {', '.join(RUNTIMES)})")
+    module_name, class_name = RUNTIMES[name]
+    try:
+        runtime_class = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as exc:
+        raise RuntimeFailure(f"runtime {name!r} is not available in this installation: {exc}") from exc
+    if name == "process":
+        return runtime_class(settings, state_dir=state_dir)  # type: ignore[no-any-return]
+    return runtime_class(settings)  # type: ignore[no-any-return]
+
+
+def build_release_manager(
+    services: Services, *, state_dir: Path
+) -> tuple[ReleaseManager, Callable[[], None]]:
+    """The release operations on the job-store database, with runtimes built on demand.
+
+    Args:
+        services: The process's services.
+        state_dir: The process runtime's state folder (``.tornado/runtime``).
+
+    Returns:
+        The manager and a function that closes its connections.
+    """
+    from tornado_core.adapters.postgres import PostgresPool
+    from tornado_core.adapters.postgres.releases import PostgresReleaseStore
+    from tornado_core.releases import ReleaseManager
+
+    pool = PostgresPool(services.settings.database_url, min_size=0, max_size=2)
+    store = PostgresReleaseStore(pool)
+    manager = ReleaseManager(
+        services, store, lambda name: build_runtime(name, services.settings, state_dir=state_dir)
+    )
+    return manager, pool.close

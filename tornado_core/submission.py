@@ -13,13 +13,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tornado_core.errors import PayloadInvalid
+from tornado_core.errors import PayloadInvalid, TaskNotFound, VersionNotFound
 from tornado_core.job_ids import JobIds
 from tornado_core.message import Envelope
 from tornado_core.naming import payload_key, queue_name
 from tornado_core.ports.jobs import NewJob
 from tornado_core.ports.objects import ObjectStorePort
 from tornado_core.registry import TaskRegistry
+from tornado_core.services import Services
+from tornado_core.versions import VersionCatalog, newest_version
 
 #: Picks the version of a task a new job goes to: ``(task, tenant, job_id) -> version``.
 VersionResolver = Callable[[str, str, str], str]
@@ -70,6 +72,8 @@ class Submitter:
         queue_prefix: Prefix of queue names.
         claim_check_bytes: Payloads larger than this are stored in ``objects``.
         resolve_version: Routing; defaults to the newest registered version.
+        catalog: Versions registered by releases, whose code this process may
+            not have; their payloads are checked against the stored JSON Schema.
     """
 
     def __init__(
@@ -81,13 +85,34 @@ class Submitter:
         queue_prefix: str,
         claim_check_bytes: int,
         resolve_version: VersionResolver | None = None,
+        catalog: VersionCatalog | None = None,
     ) -> None:
         self._registry = registry
         self._job_ids = job_ids
         self._objects = objects
         self._prefix = queue_prefix
         self._claim_check_bytes = claim_check_bytes
-        self._resolve = resolve_version or (lambda task, _tenant, _id: registry.get(task).version)
+        self._catalog = catalog
+        self._resolve = resolve_version or (lambda task, _t, _id: newest_version(registry, catalog, task))
+
+    @classmethod
+    def for_services(
+        cls,
+        services: Services,
+        *,
+        resolve_version: VersionResolver | None = None,
+        catalog: VersionCatalog | None = None,
+    ) -> Submitter:
+        """A submitter on the process's services (registry, job ids, objects, settings)."""
+        return cls(
+            registry=services.registry,
+            job_ids=services.job_ids,
+            objects=services.objects,
+            queue_prefix=services.settings.queue_prefix,
+            claim_check_bytes=services.settings.claim_check_bytes,
+            resolve_version=resolve_version,
+            catalog=catalog,
+        )
 
     def prepare(
         self,
@@ -112,27 +137,40 @@ class Submitter:
             VersionNotFound: A pinned version that is not registered.
             PayloadInvalid: The payload violates the task's schema.
         """
-        self._registry.get(task)
+        newest_version(self._registry, self._catalog, task)  # TaskNotFound
         job_id = (
             self._job_ids.for_idempotency_key(tenant, f"{task}\0{idempotency_key}")
             if idempotency_key
             else self._job_ids.new(tenant)
         )
         chosen = version or self._resolve(task, tenant, job_id)
-        spec = self._registry.get(task, chosen)
-        if not isinstance(payload, dict):
-            raise PayloadInvalid([{"field": "payload", "message": "must be a JSON object"}])
-        spec.parse_payload(payload)
+        self._validate(task, chosen, payload)
         envelope = Envelope(
             job_id=job_id,
             task=task,
-            version=spec.version,
+            version=chosen,
             tenant=tenant,
             payload=payload,
             submitted_at=time.time(),
         )
         envelope = self._claim_check(envelope)
-        return PreparedJob(envelope=envelope, queue=queue_name(self._prefix, task, spec.version))
+        return PreparedJob(envelope=envelope, queue=queue_name(self._prefix, task, chosen))
+
+    def _validate(self, task: str, version: str, payload: Any) -> None:
+        """With the task's code (pydantic) if at hand, else with its registered JSON Schema."""
+        check: Callable[[Any], object]
+        try:
+            spec = self._registry.get(task, version)
+        except (TaskNotFound, VersionNotFound):
+            known = self._catalog.task_version(task, version) if self._catalog is not None else None
+            if known is None:
+                raise VersionNotFound(task, version) from None
+            check = known.validate
+        else:
+            check = spec.parse_payload
+        if not isinstance(payload, dict):
+            raise PayloadInvalid([{"field": "payload", "message": "must be a JSON object"}])
+        check(payload)
 
     def _claim_check(self, envelope: Envelope) -> Envelope:
         text = json.dumps(envelope.payload, separators=(",", ":"), ensure_ascii=False)

@@ -12,6 +12,7 @@ from tornado_core.batching import SendBatcher
 from tornado_core.recording import QueuedRecorder
 from tornado_core.services import Services
 from tornado_core.submission import Submitter, VersionResolver
+from tornado_core.versions import VersionCatalog
 from tornado_core.web.auth import TokenCache
 from tornado_core.web.context import ApiContext
 from tornado_core.web.enqueue import Enqueuer
@@ -78,6 +79,7 @@ def make_app(
     *,
     executor: Executor | None = None,
     resolve_version: VersionResolver | None = None,
+    catalog: VersionCatalog | None = None,
 ) -> ApiApplication:
     """Build the HTTP API.
 
@@ -89,6 +91,8 @@ def make_app(
             (then :meth:`ApiApplication.aclose` shuts it down).
         resolve_version: Routing ``(task, tenant, job_id) -> version``; defaults
             to the newest registered version.
+        catalog: Versions registered by releases; jobs of those this process has
+            no code for are validated against their stored JSON Schema.
 
     Returns:
         The application; serve it with ``HTTPServer(app, **app.http_server_options())``.
@@ -103,6 +107,7 @@ def make_app(
         queue_prefix=settings.queue_prefix,
         claim_check_bytes=settings.claim_check_bytes,
         resolve_version=resolve_version,
+        catalog=catalog,
     )
     batcher = SendBatcher(services.queue, pool)
     recorder = QueuedRecorder(services.jobs, pool)

@@ -18,6 +18,7 @@ from tornado.netutil import bind_sockets
 
 from tornado_core.services import Services
 from tornado_core.submission import VersionResolver
+from tornado_core.versions import VersionCatalog
 from tornado_core.web.app import make_app
 
 _log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ def serve(
     processes: int = 1,
     grace: float = 25.0,
     resolve_version: VersionResolver | None = None,
+    catalog: VersionCatalog | None = None,
 ) -> None:
     """Serve the API until SIGTERM or SIGINT; blocks.
 
@@ -49,18 +51,23 @@ def serve(
             The parent forwards SIGTERM/SIGINT to them and restarts crashed ones.
         grace: Seconds in-flight requests may take after a stop signal.
         resolve_version: Routing ``(task, tenant, job_id) -> version`` (see :func:`make_app`).
+        catalog: Versions registered by releases (see :func:`make_app`).
     """
     sockets = bind_sockets(port, host)
     if processes != 1:
         _prefork(processes if processes > 0 else (os.cpu_count() or 1))
     built = services if isinstance(services, Services) else services()
-    asyncio.run(_serve(built, sockets, grace, resolve_version))
+    asyncio.run(_serve(built, sockets, grace, resolve_version, catalog))
 
 
 async def _serve(
-    services: Services, sockets: list[socket.socket], grace: float, resolve_version: VersionResolver | None
+    services: Services,
+    sockets: list[socket.socket],
+    grace: float,
+    resolve_version: VersionResolver | None,
+    catalog: VersionCatalog | None = None,
 ) -> None:
-    app = make_app(services, resolve_version=resolve_version)
+    app = make_app(services, resolve_version=resolve_version, catalog=catalog)
     server = HTTPServer(app, **app.http_server_options())
     server.add_sockets(sockets)
     stop = asyncio.Event()

@@ -30,10 +30,14 @@ class QueueListener:
     Args:
         connect: Opens an autocommit connection.
         reconnect_delay: Seconds between reconnection attempts.
+        channel: The channel to listen on (route caches listen on another one).
     """
 
-    def __init__(self, connect: Callable[[], Connection], *, reconnect_delay: float = 0.5) -> None:
+    def __init__(
+        self, connect: Callable[[], Connection], *, reconnect_delay: float = 0.5, channel: str = CHANNEL
+    ) -> None:
         self._connect = connect
+        self._channel = channel
         self._reconnect_delay = reconnect_delay
         self._cond = threading.Condition()
         self._generations: dict[str, int] = {}
@@ -99,7 +103,7 @@ class QueueListener:
             return None
         try:
             with conn.cursor() as cur:
-                cur.execute(f"LISTEN {CHANNEL}")
+                cur.execute(f"LISTEN {self._channel}")
         except psycopg2.Error:
             close_quietly(conn)
             return None

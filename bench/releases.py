@@ -1,0 +1,210 @@
+"""Bench: how fast a release moves traffic, with the process runtime.
+
+Per round, on a fresh database and queue prefix, with ``demo.release`` (the
+test task of ``tests/data/releasable``) and a steady HTTP load on the API:
+
+* **promote -> first job on the new version**: ``promote`` is called (in this
+  process, as the CLI does after its start-up), then the time until the API
+  first routes a job to the new version (receipt) and until a worker of the new
+  version first starts one (job store ``started_at``);
+* **bluegreen run**: ``release run --strategy bluegreen`` end to end (deploy with
+  smoke job, promote, bake, drain, retire), with the time of each phase.
+
+The CLI's own start-up (a ``tornado release status`` call) is measured apart:
+an operator pays it on top of every command.
+
+    .venv/bin/python -m bench.releases [--rounds 3] [--rate 20] [--bake 5] [--backend postgres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg2
+
+from tests.data.releasable_base import EFFECTS_TABLE
+from tests.e2e.release_helpers import RELEASABLE, TASK, SteadyLoad
+from tornado_core.adapters.devstack import DevStack
+from tornado_core.adapters.processes import LocalCluster
+from tornado_core.bootstrap import build_release_manager, build_services
+from tornado_core.ports.jobs import JobStorePort
+from tornado_core.releases import DeployRequest, ReleaseManager
+from tornado_core.rollout import Rollout, RunPlan
+from tornado_core.settings import Settings
+from tornado_core.tokens import hash_token, new_token
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Round:
+    """What one round measured (seconds)."""
+
+    to_route: float
+    to_run: float
+    run_total: float
+    phases: dict[str, float]
+
+
+def request(version: str, *, smoke: bool) -> DeployRequest:
+    return DeployRequest(
+        task=TASK,
+        version=version,
+        python_path=str(RELEASABLE / f"v{version[0]}"),
+        tasks_module="releasable",
+        replicas=2,
+        smoke=smoke,
+        smoke_payload={"n": 0},
+    )
+
+
+@contextlib.contextmanager
+def installation(stack: DevStack, backend: str, work: Path) -> Iterator[tuple[dict[str, str], str]]:
+    """A fresh database and queue prefix, an API process; yields its env and URL."""
+    database = stack.create_database()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TORNADO_")}
+    env.update(stack.info().env())
+    env.update(
+        TORNADO_QUEUE=backend,
+        TORNADO_QUEUE_PREFIX=f"bench{uuid.uuid4().hex[:6]}",
+        TORNADO_DATABASE_URL=database,
+        TORNADO_STATE_DIR=str(work),
+        TORNADO_LOG_LEVEL="WARNING",
+        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+    )
+    cluster = LocalCluster(env, work / "logs")
+    try:
+        _api, url = cluster.start_api()
+        yield env, url
+    finally:
+        cluster.stop_all(grace=20)
+        stack.drop_database(database)
+
+
+def one_round(stack: DevStack, backend: str, rate: float, bake: float) -> Round:
+    with (
+        tempfile.TemporaryDirectory(prefix="tornado-bench-rel-") as tmp,
+        installation(stack, backend, Path(tmp)) as (env, url),
+    ):
+        services, close = build_services(Settings.load(env))
+        token = new_token()
+        services.tenants.create("bench", hash_token(token))
+        manager, close_manager = build_release_manager(services, state_dir=Path(tmp) / "runtime")
+        try:
+            return measure(manager, services.jobs, url, token, rate, bake)
+        finally:
+            for version in ("1.0.0", "2.0.0"):
+                with contextlib.suppress(Exception):
+                    manager.drain(TASK, version, timeout=30)
+            close_manager()
+            close()
+
+
+def measure(
+    manager: ReleaseManager, jobs: JobStorePort, url: str, token: str, rate: float, bake: float
+) -> Round:
+    """v1 current under load, then a bluegreen run of v2; times taken from the run's notes."""
+    manager.deploy(request("1.0.0", smoke=False))
+    plan = RunPlan(
+        deploy=request("2.0.0", smoke=True),
+        strategy="bluegreen",
+        step_wait=bake,
+        min_jobs=max(5, int(rate * bake / 4)),
+        max_error_rate=2,
+    )
+    marks: list[tuple[str, float]] = []
+    with SteadyLoad(url, token, rate) as load:
+        time.sleep(2)
+        started = time.time()
+        Rollout(manager, note=lambda line: marks.append((line.strip().split(" ")[0], time.time()))).run(plan)
+        done = time.time()
+    at = dict(marks)  # deployed, promoted, 2.0.0: (the verdict), draining, retired
+    to_route, to_run = first_on(load, jobs, "2.0.0", since=at["deployed"])
+    phases = {
+        "deploy (2 workers, smoke job)": at["deployed"] - started,
+        "promote": at["promoted"] - at["deployed"],
+        "bake": at["2.0.0:"] - at["promoted"],
+        "drain + retire of 1.0.0": at["retired"] - at["2.0.0:"],
+    }
+    return Round(to_route=to_route, to_run=to_run, run_total=done - started, phases=phases)
+
+
+def first_on(load: SteadyLoad, jobs: JobStorePort, version: str, *, since: float) -> tuple[float, float]:
+    """Seconds from ``since`` (promote called) to the first receipt on ``version`` and its first start."""
+    routed = sorted((s for s in load.submitted if s.version == version), key=lambda s: s.answered)
+    if not routed:
+        raise RuntimeError(f"no job was routed to {version}")
+    starts = [
+        record.started_at.timestamp()
+        for s in routed[:50]
+        if (record := jobs.get(s.job_id)) is not None and record.started_at is not None
+    ]
+    return routed[0].answered - since, min(starts) - since
+
+
+def cli_startup(env_dir: Path) -> float:
+    started = time.monotonic()
+    subprocess.run([sys.executable, "-m", "cli", "--help"], capture_output=True, check=True, cwd=env_dir)
+    return time.monotonic() - started
+
+
+def summary(values: list[float]) -> str:
+    return f"{statistics.median(values):.2f} s (min {min(values):.2f}, max {max(values):.2f})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rate", type=float, default=20.0, help="Jobs per second submitted meanwhile.")
+    parser.add_argument("--bake", type=float, default=5.0, help="Seconds the bluegreen run watches.")
+    parser.add_argument("--backend", choices=["postgres", "sqs"], default="postgres")
+    args = parser.parse_args()
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
+    reuse = os.environ.get("TORNADO_STATE_DIR")
+    state_dir = Path(reuse) if reuse else Path(tempfile.mkdtemp(prefix="tornado-bench-"))
+    state_dir.chmod(0o711)  # as root, PostgreSQL runs as a user that must enter it
+    stack = DevStack(state_dir)
+    was_running = stack.status().running
+    stack.up()
+    try:
+        with psycopg2.connect(stack.info().erp_database_url) as conn, conn.cursor() as cur:
+            cur.execute(EFFECTS_TABLE)
+        rounds = [one_round(stack, args.backend, args.rate, args.bake) for _ in range(args.rounds)]
+    finally:
+        if not was_running:
+            stack.down()
+    report(args, rounds, cli_startup(REPO_ROOT))
+
+
+def report(args: argparse.Namespace, rounds: list[Round], startup: float) -> None:
+    """The Markdown table for docs/benchmarks.md."""
+    load = os.getloadavg()[0]
+    print(f"\n### Releases, process runtime ({args.backend} queue, {args.rate:g} jobs/s of load)\n")
+    print(f"_{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, load average {load:.2f}_\n")
+    print("| measure | median (min, max) over rounds |")
+    print("|---|---|")
+    print(f"| promote -> first job routed to the new version | {summary([r.to_route for r in rounds])} |")
+    print(f"| promote -> first job started on the new version | {summary([r.to_run for r in rounds])} |")
+    total = summary([r.run_total for r in rounds])
+    print(f"| bluegreen `release run`, total (bake {args.bake:g} s) | {total} |")
+    for phase in rounds[0].phases:
+        print(f"| — {phase} | {summary([r.phases[phase] for r in rounds])} |")
+    print(f"| CLI start-up (`tornado --help`), paid by every command | {startup:.2f} s |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Test data: small task packages the release tests deploy from their own directories."""
