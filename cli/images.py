@@ -129,7 +129,7 @@ def build_base(state_dir: Path, tag: str | None, suite: str, mirror: str, rebuil
 
 
 @image.command("build")
-@click.option("--task", "task_name", required=True, help="Task the image serves (label io.tornado.task).")
+@click.option("--task", "task_name", default=None, help="Task the image serves (label io.tornado.task).")
 @click.option("--version", "version", required=True, help="Task version (label io.tornado.version).")
 @click.option(
     "--context",
@@ -144,7 +144,7 @@ def build_base(state_dir: Path, tag: str | None, suite: str, mirror: str, rebuil
 @click.pass_obj
 def build(
     state_dir: Path,
-    task_name: str,
+    task_name: str | None,
     version: str,
     context: Path | None,
     tag: str | None,
@@ -161,6 +161,9 @@ def build(
         verify_task_image,
     )
 
+    if task_name is None and not api_image:
+        raise click.UsageError("--task is required (except with --api)")
+    task_name = task_name or "api"
     request = ImageRequest(
         task=task_name, version=version, context=context, tag=tag,
         base_image=base_image or BASE_IMAGE, dockerfile="api" if api_image else "worker",

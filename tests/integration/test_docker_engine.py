@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tornado_core.adapters.docker_engine import DockerEngine, DockerEngineError
+from tornado_core.adapters.docker_engine import DockerEngine, DockerEngineError, default_docker_host
 from tornado_core.adapters.images import ensure_base_image
 
 from ..docker_fixtures import image_cache
@@ -59,3 +59,30 @@ def test_a_missing_dockerd_is_a_clear_error(tmp_path: Path) -> None:
     engine = DockerEngine(tmp_path, dockerd=str(tmp_path / "no-such-dockerd"))
     with pytest.raises(DockerEngineError, match="dockerd is not installed"):
         engine.up()
+
+
+def test_the_cli_runs_an_engine_and_uses_it_for_images(
+    make_state_dir: Callable[[], Path], docker_engine: DockerEngine, base_image: str
+) -> None:
+    from click.testing import CliRunner
+
+    from cli.main import cli
+
+    state, runner = make_state_dir(), CliRunner()
+    up = runner.invoke(cli, ["docker", "up", "--state-dir", str(state)])
+    assert up.exit_code == 0 and "Docker engine is up" in up.output, up.output
+    env = runner.invoke(cli, ["docker", "env", "--state-dir", str(state)])
+    assert env.output.strip() == f"export DOCKER_HOST=unix://{state.resolve()}/docker/docker.sock"
+    assert runner.invoke(cli, ["docker", "status", "--state-dir", str(state)]).exit_code == 0
+    found = default_docker_host({"TORNADO_STATE_DIR": str(state)})  # what DockerRuntime(settings) uses
+    assert found == f"unix://{state.resolve()}/docker/docker.sock"
+    assert default_docker_host({"DOCKER_HOST": "tcp://elsewhere:2375"}) == "tcp://elsewhere:2375"
+    assert runner.invoke(cli, ["docker", "down", "--state-dir", str(state)]).exit_code == 0
+    assert runner.invoke(cli, ["docker", "status", "--state-dir", str(state)]).exit_code == 3
+
+    build = runner.invoke(
+        cli,
+        ["image", "--state-dir", str(state), "build-base"],
+        env={"DOCKER_HOST": docker_engine.docker_host},
+    )
+    assert build.exit_code == 0 and build.output.strip().endswith(f"{base_image}: present"), build.output

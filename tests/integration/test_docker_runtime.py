@@ -11,6 +11,7 @@ import signal
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -60,13 +61,7 @@ def deployment(image: str, task: str, version: str, **overrides: Any) -> Deploym
 def submit(services: Services, task: str, version: str, payload: dict[str, Any]) -> str:
     """Queue one job pinned to ``version``; returns its id."""
     settings = services.settings
-    submitter = Submitter(
-        registry=services.registry,
-        job_ids=services.job_ids,
-        objects=services.objects,
-        queue_prefix=settings.queue_prefix,
-        claim_check_bytes=settings.claim_check_bytes,
-    )
+    submitter = Submitter.for_services(services)
     prepared = submitter.prepare(task=task, tenant="docker-tests", payload=payload, version=version)
     services.queue.ensure_queue(queue_spec(settings.queue_prefix, services.registry.get(task, version)))
     assert services.queue.send_batch(prepared.queue, [OutgoingMessage(prepared.body)]) == [None]
@@ -99,6 +94,11 @@ def test_deploys_replicas_idempotently_and_their_jobs_succeed(
     ids = [submit(services, "demo.echo", demo_version, {"message": f"m{n}"}) for n in range(20)]
     for job_id in ids:
         assert wait_status(services, job_id, JobStatus.SUCCEEDED, JobStatus.DEAD) is JobStatus.SUCCEEDED
+
+    three = deployment(worker_image, "demo.echo", demo_version, replicas=3, grace_period=10)
+    with ThreadPoolExecutor(2) as pool:  # two deploys racing (a re-run after a crash): no duplicates
+        list(pool.map(runtime.ensure, [three, three]))
+    assert len(runtime.instances("demo.echo", demo_version)) == 3
 
     runtime.ensure(deployment(worker_image, "demo.echo", demo_version, replicas=1, grace_period=10))
     assert len(runtime.instances("demo.echo", demo_version)) == 1
@@ -164,3 +164,12 @@ def test_a_version_the_image_lacks_never_gets_healthy_and_says_why(
 def test_a_missing_image_is_a_clear_error(runtime: DockerRuntime) -> None:
     with pytest.raises(RuntimeFailure, match="image not found"):
         runtime.ensure(deployment("tornado-test/nothing:here", "demo.echo", "9.9.9"))
+
+
+def test_describe_reads_a_version_contract_from_its_image(
+    runtime: DockerRuntime, worker_image: str, demo_version: str
+) -> None:
+    found = runtime.describe(deployment(worker_image, "demo.echo", demo_version))
+    assert found is not None and found.task == "demo.echo" and found.version == demo_version
+    assert found.payload_schema["required"] == ["message"]
+    assert runtime.describe(deployment(worker_image, "demo.echo", "0.0.0-missing")) is None

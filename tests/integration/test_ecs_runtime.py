@@ -258,10 +258,7 @@ def test_a_worker_is_protected_exactly_while_it_runs_jobs(agent: tuple[str, list
     registry = TaskRegistry()
     registry.register_module(demo)
     services = memory_services(registry)
-    submitter = Submitter(
-        registry=registry, job_ids=services.job_ids, objects=services.objects,
-        queue_prefix=services.settings.queue_prefix, claim_check_bytes=services.settings.claim_check_bytes,
-    )  # fmt: skip
+    submitter = Submitter.for_services(services)
     services.queue.ensure_queue(queue_spec(services.settings.queue_prefix, registry.get("demo.sleep")))
     jobs = [submitter.prepare(task="demo.sleep", tenant="acme", payload={"seconds": 0.3, "steps": 1})]
     jobs.append(submitter.prepare(task="demo.sleep", tenant="acme", payload={"seconds": 0.5, "steps": 1}))

@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from typing import Any
 import docker
 import docker.errors
 
+from tornado_core.adapters.devstack import default_state_dir
 from tornado_core.adapters.devstack.errors import DevStackError
 from tornado_core.adapters.devstack.process import is_alive, spawn_detached, tail, terminate, wait_until
 from tornado_core.adapters.devstack.state import locked
@@ -43,6 +46,18 @@ def connect(docker_host: str, *, timeout: int = 120) -> Any:
         timeout: HTTP timeout in seconds of each API call.
     """
     return docker.DockerClient(base_url=docker_host, timeout=timeout)
+
+
+def default_docker_host(env: Mapping[str, str]) -> str | None:
+    """``$DOCKER_HOST``, else the project's own engine if it runs, else ``None`` (the SDK's default).
+
+    Args:
+        env: Usually ``os.environ`` (``DOCKER_HOST``, ``TORNADO_STATE_DIR``).
+    """
+    if env.get("DOCKER_HOST"):
+        return env["DOCKER_HOST"]
+    engine = DockerEngine(default_state_dir(dict(env)))
+    return engine.docker_host if engine.socket.is_socket() else None
 
 
 class DockerEngineError(RuntimeFailure):
@@ -118,6 +133,7 @@ class DockerEngine:
             except DevStackError as exc:
                 raise DockerEngineError(f"dockerd (pid {pid}) did not stop: {exc}") from exc
             self._pid_file.unlink(missing_ok=True)
+            self._unmount_leftovers()
 
     def status(self) -> EngineStatus:
         """Whether the daemon runs and answers, with its pid and version."""
@@ -184,6 +200,17 @@ class DockerEngine:
                 f"--- {self.log_file} ---\n{tail(self.log_file)}"
             )
         self._pid_file.write_text(f"{pid}\n")
+
+    def _unmount_leftovers(self) -> None:
+        """Unmount what a stopped dockerd leaves mounted in its folders (``netns/default``, data root)."""
+        inside = (f"{self.root}/", f"{self._exec_root()}/")
+        try:
+            lines = Path("/proc/self/mountinfo").read_text().splitlines()
+        except OSError:
+            return
+        points = [line.split()[4].replace("\\040", " ") for line in lines if len(line.split()) > 4]
+        for point in sorted((p for p in points if p.startswith(inside)), key=len, reverse=True):
+            subprocess.run(["umount", "--lazy", point], capture_output=True, check=False)
 
     def _pid(self) -> int | None:
         try:

@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import docker
 import docker.errors
@@ -38,10 +38,14 @@ from tornado_core.adapters.container_contract import (
     worker_command,
     workload_name,
 )
+from tornado_core.adapters.docker_engine import connect, default_docker_host
 from tornado_core.adapters.images import image_ref
 from tornado_core.errors import RuntimeFailure
 from tornado_core.ports.runtime import Deployment, InstanceState, WorkerInstance
 from tornado_core.settings import Settings
+
+if TYPE_CHECKING:
+    from tornado_core.versions import TaskVersion
 
 logger = logging.getLogger("tornado.runtime.docker")
 
@@ -63,8 +67,9 @@ class DockerRuntime:
 
     Args:
         settings: The workers' settings (passed as ``TORNADO_*`` variables).
-        client: A ``docker.DockerClient``; default: ``docker.from_env()``
-            (honours ``DOCKER_HOST``, e.g. the project's engine).
+        client: A ``docker.DockerClient``; default: one for ``$DOCKER_HOST``, else
+            for the project's own engine (``tornado docker up``) if it runs, else
+            Docker's default socket.
         env: Extra environment of every worker; default: the AWS credentials and
             log level of this process (:data:`PASSED_ENV`).
         health_interval: Seconds between health checks (overrides the image's 5 s).
@@ -93,8 +98,9 @@ class DockerRuntime:
     def client(self) -> Any:
         """The docker client (created on first use)."""
         if self._client is None:
+            host = default_docker_host(os.environ)
             try:
-                self._client = docker.from_env(timeout=120)
+                self._client = connect(host) if host else docker.from_env(timeout=120)
             except docker.errors.DockerException as exc:
                 raise RuntimeFailure(f"cannot reach the Docker engine: {exc}") from exc
         return self._client
@@ -127,7 +133,7 @@ class DockerRuntime:
                 name = container_name(self._settings.queue_prefix, deployment.task, deployment.version, index)
                 if name not in taken:
                     self._create(deployment, image, name)
-                    taken.add(name)
+                    taken.add(name)  # or a concurrent ensure did: the name is taken either way
         return self.instances(deployment.task, deployment.version)
 
     def instances(self, task: str, version: str) -> list[WorkerInstance]:
@@ -174,6 +180,36 @@ class DockerRuntime:
                 codes = list(pool.map(lambda c: self._stop_one(c, grace_period), containers))
         return {c.name: code for c, code in zip(containers, codes, strict=True)}
 
+    def describe(self, deployment: Deployment) -> TaskVersion | None:
+        """The version's contract, read in its image (``tornado release describe`` in a throwaway container).
+
+        Returns:
+            The contract, or ``None`` if the image's code lacks that task version.
+
+        Raises:
+            RuntimeFailure: The image is missing or the command failed otherwise.
+        """
+        from tornado_core.versions import DESCRIBE_NOT_FOUND, TaskVersion, describe_args
+
+        image = deployment.image or image_ref(deployment.task, deployment.version)
+        command = ["tornado", *describe_args(deployment.task, deployment.version)]
+        try:
+            output = self.client.containers.run(
+                image, command, environment={"TORNADO_LOG_LEVEL": "WARNING"}, network_mode="none",
+                remove=True, stdout=True, stderr=False,
+            )  # fmt: skip
+        except docker.errors.ContainerError as exc:
+            if exc.exit_status == DESCRIBE_NOT_FOUND:
+                return None
+            raise RuntimeFailure(
+                f"could not describe {deployment.task} {deployment.version} in {image}: {exc}"
+            ) from exc
+        except docker.errors.ImageNotFound as exc:
+            raise RuntimeFailure(f"image {image} not found; build it with `tornado image build`") from exc
+        except docker.errors.DockerException as exc:
+            raise RuntimeFailure(f"could not describe {deployment.task} {deployment.version}: {exc}") from exc
+        return TaskVersion.from_json(output.decode() if isinstance(output, bytes) else str(output))
+
     def logs(self, instance_id: str, *, tail: int = 50) -> str:
         """The last ``tail`` log lines of one container."""
         with _docker_errors(f"reading the logs of {instance_id}"):
@@ -194,15 +230,24 @@ class DockerRuntime:
 
     def _create(self, deployment: Deployment, image: str, name: str) -> None:
         api = self.client.api
-        host_config = api.create_host_config(
+        try:
+            created = api.create_container(image, name=name, **self._container_config(deployment))
+        except docker.errors.APIError as exc:
+            if exc.status_code == 409:  # Conflict: a concurrent ensure created it first
+                logger.info("container %s already exists", name)
+                return
+            raise
+        api.start(created["Id"])
+        logger.info("started container %s (%s)", name, image)
+
+    def _container_config(self, deployment: Deployment) -> dict[str, Any]:
+        host_config = self.client.api.create_host_config(
             network_mode="host",
             restart_policy={"Name": "unless-stopped"},
             log_config=LogConfig(type="json-file", config={"max-size": "10m", "max-file": "3"}),
         )
-        created = api.create_container(
-            image,
+        return dict(
             command=worker_command(deployment, poll_wait=self._poll_wait),
-            name=name,
             labels=self._labels(deployment),
             environment={
                 **self._settings.as_env(),
@@ -221,8 +266,6 @@ class DockerRuntime:
                 "start_period": 30 * _NANOS,
             },
         )
-        api.start(created["Id"])
-        logger.info("started container %s (%s)", name, image)
 
     def _labels(self, deployment: Deployment) -> dict[str, str]:
         return {
