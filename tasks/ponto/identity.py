@@ -5,16 +5,19 @@ from __future__ import annotations
 _CPF_LENGTH = 11
 _CNPJ_LENGTH = 14
 _CNPJ_WEIGHTS = (6, 5, 4, 3, 2, 9, 8, 7, 6, 5, 4, 3, 2)
+_PUNCTUATION = str.maketrans("", "", ".-/ ")
 
 
 def digits_only(text: str) -> str:
     """``text`` without the usual punctuation (``.``, ``-``, ``/`` and spaces)."""
-    return "".join(ch for ch in text if ch not in ".-/ ")
+    return text.translate(_PUNCTUATION)
 
 
 def _cpf_digit(digits: str) -> int:
-    weight = len(digits) + 1
-    total = sum(int(d) * (weight - i) for i, d in enumerate(digits))
+    total, weight = 0, len(digits) + 1
+    for digit in digits:
+        total += (ord(digit) - 48) * weight
+        weight -= 1
     remainder = (total * 10) % 11
     return 0 if remainder == 10 else remainder
 
