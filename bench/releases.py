@@ -36,6 +36,7 @@ import psycopg2
 from tests.data.releasable_base import EFFECTS_TABLE
 from tests.e2e.release_helpers import RELEASABLE, TASK, SteadyLoad
 from tornado_core.adapters.devstack import DevStack
+from tornado_core.adapters.process_runtime import ProcessRuntime
 from tornado_core.adapters.processes import LocalCluster
 from tornado_core.bootstrap import build_release_manager, build_services
 from tornado_core.ports.jobs import JobStorePort
@@ -104,9 +105,9 @@ def one_round(stack: DevStack, backend: str, rate: float, bake: float) -> Round:
         try:
             return measure(manager, services.jobs, url, token, rate, bake)
         finally:
-            for version in ("1.0.0", "2.0.0"):
-                with contextlib.suppress(Exception):
-                    manager.drain(TASK, version, timeout=30)
+            runtime = ProcessRuntime(services.settings, state_dir=Path(tmp) / "runtime")
+            for folder in (Path(tmp) / "runtime" / TASK).glob("*"):
+                runtime.stop(TASK, folder.name, grace_period=20)
             close_manager()
             close()
 
