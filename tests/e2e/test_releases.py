@@ -8,6 +8,8 @@ and validates its payloads with the JSON Schema registered by ``release deploy``
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import subprocess
 import sys
@@ -83,6 +85,11 @@ class World:
 
     def queue(self, version: str) -> str:
         return queue_name(self.services.settings.queue_prefix, TASK, version)
+
+    def supervisor_pid(self, version: str) -> int:
+        """The pid of the process runtime's supervisor of a version."""
+        folder = self.state_dir / "runtime" / TASK / version
+        return int(json.loads((folder / "supervisor.json").read_text())["pid"])
 
     def states(self) -> dict[str, str]:
         """Version -> release state, straight from the release store."""
@@ -236,10 +243,19 @@ def test_a_release_cli_killed_mid_deploy_or_mid_drain_completes_on_re_run(
     wait_until(lambda: worker_pids(world.state_dir, "2.0.0"), timeout=60, what="2.0.0 workers to start")
     deploying.send_signal(signal.SIGKILL)
     deploying.wait()
+    supervisor = world.supervisor_pid("2.0.0")
     world.deploy("2.0.0", "--replicas", "2")  # the lock died with the CLI; the supervisor is found again
+    assert world.supervisor_pid("2.0.0") == supervisor
     time.sleep(1)
-    assert len(worker_pids(world.state_dir, "2.0.0")) == 2
+    workers = worker_pids(world.state_dir, "2.0.0")
+    assert len(workers) == 2
     assert world.states() == {"1.0.0": "current", "2.0.0": "deployed"}
+    os.kill(workers[0], signal.SIGKILL)  # a crashed worker is restarted by its supervisor
+    wait_until(
+        lambda: len(pids := worker_pids(world.state_dir, "2.0.0")) == 2 and workers[0] not in pids,
+        timeout=30,
+        what="the supervisor to restart the killed worker",
+    )
 
     client = TornadoClient(world.api_url, world.token)
     slow = [client.submit(TASK, {"n": n, "seconds": 3, "record_effect": True})["id"] for n in range(4)]

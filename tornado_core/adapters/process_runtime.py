@@ -72,7 +72,7 @@ class ProcessRuntime:
         """Write the wanted replicas and make sure one supervisor runs them (restarted if its env changed)."""
         folder = self.directory(deployment.task, deployment.version)
         env = self._env(deployment)
-        digest = hashlib.sha256(json.dumps(env, sort_keys=True).encode()).hexdigest()[:16]
+        digest = _digest(env)
         with self._guard(folder):
             WorkerSpec(
                 task=deployment.task,
@@ -217,3 +217,9 @@ class ProcessRuntime:
     def _logs(self, folder: Path) -> str:
         parts = [f"--- {log} ---\n{tail(log)}" for log in sorted((folder / "logs").glob("*.log"))]
         return "\n".join(parts) or "(no logs)"
+
+
+def _digest(env: dict[str, str]) -> str:
+    """What in a supervisor's environment matters to its workers (not the caller's shell noise)."""
+    relevant = {k: v for k, v in env.items() if k.startswith(("TORNADO_", "AWS_")) or k == "PYTHONPATH"}
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]

@@ -28,7 +28,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -74,6 +74,7 @@ class WorkerSpec:
 class _Slot:
     process: ManagedProcess
     started: float
+    spec: WorkerSpec
     restarts: int = 0
     retry_at: float = 0.0
 
@@ -161,9 +162,11 @@ class Supervisor:
         for slot in range(spec.replicas):
             current = self._slots.get(slot)
             if current is None:
-                self._slots[slot] = _Slot(self._start(spec, slot), now)
+                self._slots[slot] = _Slot(self._start(spec, slot), now, spec)
             elif not current.process.alive():
                 self._restart(spec, slot, current, now)
+            elif replace(current.spec, replicas=spec.replicas) != spec:
+                current.process.request_stop()  # new settings: it drains, then starts again with them
         for slot in [s for s in self._slots if s >= spec.replicas]:
             extra = self._slots[slot]
             extra.process.request_stop()
@@ -180,7 +183,7 @@ class Supervisor:
             current.retry_at = now + pause
         if now < current.retry_at:
             return
-        self._slots[slot] = _Slot(self._start(spec, slot), now, restarts=current.restarts + 1)
+        self._slots[slot] = _Slot(self._start(spec, slot), now, spec, restarts=current.restarts + 1)
 
     def _start(self, spec: WorkerSpec, slot: int) -> ManagedProcess:
         health = health_file(self._dir, slot)
