@@ -71,6 +71,10 @@ class BenchStack:
         try:
             yield services
         finally:
+            # build_services does not stop the PostgreSQL queue's LISTEN thread; do it here.
+            stop_listener = getattr(services.queue, "close", None)
+            if callable(stop_listener):
+                stop_listener()
             close()
 
 

@@ -82,6 +82,7 @@ class Observed:
     answer_ms: list[float] = field(default_factory=list)
     client_ms: list[float] = field(default_factory=list)
     store_ms: list[float] = field(default_factory=list)
+    completed_rate: float = 0.0
     unfinished: int = 0
 
 
@@ -203,7 +204,9 @@ def run_tornado(stack: BenchStack, backend: str, rate: float, seconds: float) ->
                     observer.join()
                     out.unfinished = observer.pending()
                     out.client_ms = sorted(v * 1000 for v in observer.seen.values())
-                    out.store_ms = _store_latencies(settings.database_url, tenant, first_id)
+                    out.store_ms, out.completed_rate = _store_latencies(
+                        settings.database_url, tenant, first_id
+                    )
                 finally:
                     cluster.stop_all(grace=15)
         finally:
@@ -235,19 +238,23 @@ def _newest_id(dsn: str, tenant: str) -> str:
     return str(row[0]) if row else ""
 
 
-def _store_latencies(dsn: str, tenant: str, after_id: str) -> list[float]:
-    """``finished_at - created_at`` (ms) of the tenant's succeeded jobs issued after the warm-up."""
+def _store_latencies(dsn: str, tenant: str, after_id: str) -> tuple[list[float], float]:
+    """``finished_at - created_at`` (ms) of the tenant's succeeded jobs issued after the warm-up,
+    and the rate they were completed at (count / (last finished - first created))."""
     conn = connect(dsn, autocommit=True)
     try:
         with conn.cursor() as cur:
             cur.execute(
-                "SELECT extract(epoch FROM finished_at - created_at) * 1000 FROM tornado_jobs"
-                " WHERE tenant = %s AND job_id > %s AND status = 'succeeded'",
+                "SELECT extract(epoch FROM finished_at - created_at) * 1000,"
+                " extract(epoch FROM max(finished_at) OVER () - min(created_at) OVER ())"
+                " FROM tornado_jobs WHERE tenant = %s AND job_id > %s AND status = 'succeeded'",
                 (tenant, after_id),
             )
-            return sorted(float(r[0]) for r in cur.fetchall())
+            rows = cur.fetchall()
     finally:
         conn.close()
+    span = float(rows[0][1]) if rows else 0.0
+    return sorted(float(r[0]) for r in rows), (len(rows) / span if span > 0 else 0.0)
 
 
 @dataclass
@@ -318,7 +325,13 @@ def _rows(stack: BenchStack, backend: str, rate: float, seconds: float) -> list[
     context = (
         f"{rate:g} jobs/s for {seconds:g}s: sent {run.sent}, 202 {run.accepted}, statuses {run.statuses}, "
         f"socket errors {run.errors}, unfinished {run.unfinished}; generator max lateness "
-        f"{run.max_lateness_ms:.0f} ms; 1 API process, 1 worker (concurrency {WORKER_CONCURRENCY})"
+        f"{run.max_lateness_ms:.0f} ms; 1 API process, 1 worker (concurrency {WORKER_CONCURRENCY}); "
+        f"completed at {run.completed_rate:.0f} jobs/s"
+        + (
+            " (below the offered rate: the system was saturated, latency is queueing)"
+            if run.completed_rate < 0.95 * rate
+            else ""
+        )
     )
     base_note = (
         f"baseline: bare adapter, send what is due + receive(10)+delete, {raw.sent} msgs "

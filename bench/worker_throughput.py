@@ -61,7 +61,7 @@ from bench._common import (
 from tornado_core.adapters.postgres.pool import connect
 from tornado_core.adapters.processes import LocalCluster
 from tornado_core.ports.jobs import ClaimOutcome, NewJob
-from tornado_core.ports.queue import OutgoingMessage
+from tornado_core.ports.queue import OutgoingMessage, ReceivedMessage
 from tornado_core.services import Services
 
 TARGET = 0.8
@@ -184,63 +184,69 @@ def _self_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_loop(stack: BenchStack, backend: str, count: int, *, with_store: bool, threads: int = 1) -> LoopRun:
+def _run_stored(services: Services, queue_name: str, message: ReceivedMessage) -> bool:
+    """The worker's storage calls for one message, without the worker; False if it did not run."""
+    envelope = json.loads(message.body)
+    job = NewJob(
+        job_id=envelope["job_id"],
+        tenant=envelope["tenant"],
+        task=envelope["task"],
+        version=envelope["version"],
+        submitted_at=envelope["submitted_at"],
+    )
+    outcome = services.jobs.claim(
+        job, attempt=message.receive_count, lease_seconds=60, worker=f"loop/{message.message_id}"
+    )
+    if outcome is ClaimOutcome.BUSY:
+        return False  # a duplicate delivery being run by another thread
+    if outcome is ClaimOutcome.CLAIMED:
+        services.jobs.record_success(job.job_id, result={"message": "x"}, result_ref=None)
+    services.queue.delete(queue_name, [message.receipt])
+    return outcome is ClaimOutcome.CLAIMED
+
+
+def run_loop(
+    stack: BenchStack, backend: str, count: int, *, with_store: bool, threads: int = 1, timeout: float = 180.0
+) -> LoopRun:
     """Bare receive + delete loop; ``with_store`` adds the worker's claim + success per job."""
     prefix = unique("lp")
     with stack.services(backend, prefix, pool_size=max(4, threads + 2)) as services:
         tenant, _ = new_tenant(services, "lp")
         try:
             name = prefill(services, tenant, count)
-            queue, jobs = services.queue, services.jobs
-            done = 0
+            queue = services.queue
+            done: set[str] = set()  # distinct ids: a queue may deliver a message twice
             finished: list[float] = []
+            stop = threading.Event()
             lock = threading.Lock()
             gate = threading.Barrier(threads + 1)
-
             errors: list[BaseException] = []
+            deadline = time.monotonic() + timeout
 
             def consume() -> None:
                 try:
                     _consume()
                 except BaseException as exc:
                     errors.append(exc)
-                    with lock:
-                        finished.append(time.perf_counter())
+                    stop.set()
 
             def _consume() -> None:
-                nonlocal done
                 queue.ping()
                 gate.wait()
-                while True:
-                    with lock:
-                        if done >= count:
-                            return
+                while not stop.is_set():
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"only {len(done)} of {count} done after {timeout:.0f}s")
                     messages = queue.receive(name, max_messages=10, wait_seconds=1, visibility_timeout=60)
+                    finished_ids = [m.message_id for m in messages]
                     if not with_store:
                         queue.delete(name, [m.receipt for m in messages])
                     else:
-                        for message in messages:
-                            envelope = json.loads(message.body)
-                            job = NewJob(
-                                job_id=envelope["job_id"],
-                                tenant=envelope["tenant"],
-                                task=envelope["task"],
-                                version=envelope["version"],
-                                submitted_at=envelope["submitted_at"],
-                            )
-                            outcome = jobs.claim(
-                                job,
-                                attempt=message.receive_count,
-                                lease_seconds=60,
-                                worker=f"loop/{message.message_id}",
-                            )
-                            assert outcome is ClaimOutcome.CLAIMED, outcome
-                            jobs.record_success(job.job_id, result={"message": "x"}, result_ref=None)
-                            queue.delete(name, [message.receipt])
+                        finished_ids = [m.message_id for m in messages if _run_stored(services, name, m)]
                     with lock:
-                        done += len(messages)
-                        if done >= count and not finished:
+                        done.update(finished_ids)
+                        if len(done) >= count and not stop.is_set():
                             finished.append(time.perf_counter())
+                            stop.set()
 
             workers = [threading.Thread(target=consume) for _ in range(threads)]
             for w in workers:
@@ -251,10 +257,10 @@ def run_loop(stack: BenchStack, backend: str, count: int, *, with_store: bool, t
             cpu0, t0 = _self_cpu(), time.perf_counter()
             for w in workers:
                 w.join()
-            seconds, self_cpu = finished[0] - t0, _self_cpu() - cpu0
             meter.stop()
             if errors:
                 raise errors[0]
+            seconds, self_cpu = finished[0] - t0, _self_cpu() - cpu0
         finally:
             drop_queues(services)
     return LoopRun(count, seconds, meter, self_cpu, threads)
