@@ -27,6 +27,14 @@ class TaskNotFound(TornadoError):
         self.name = name
 
 
+class TaskNotSubmittable(TornadoError):
+    """The task is internal: only Tornado's own endpoints may queue it."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"task {name!r} is internal and cannot be submitted directly")
+        self.name = name
+
+
 class VersionNotFound(TornadoError):
     """The task exists but not in the requested version."""
 

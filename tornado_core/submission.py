@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tornado_core.errors import PayloadInvalid, TaskNotFound, VersionNotFound
+from tornado_core.errors import PayloadInvalid, TaskNotFound, TaskNotSubmittable, VersionNotFound
 from tornado_core.job_ids import JobIds
 from tornado_core.message import Envelope
 from tornado_core.naming import payload_key, queue_name
@@ -122,6 +122,7 @@ class Submitter:
         payload: Any,
         idempotency_key: str | None = None,
         version: str | None = None,
+        internal_ok: bool = False,
     ) -> PreparedJob:
         """Validate and build the envelope of one job.
 
@@ -131,13 +132,17 @@ class Submitter:
             payload: JSON payload (a dict).
             idempotency_key: Same key, same job id.
             version: Pin a version instead of routing (smoke jobs, tests).
+            internal_ok: Allow internal tasks (Tornado's own endpoints only).
 
         Raises:
             TaskNotFound: Unknown task.
+            TaskNotSubmittable: An internal task without ``internal_ok``.
             VersionNotFound: A pinned version that is not registered.
             PayloadInvalid: The payload violates the task's schema.
         """
         newest_version(self._registry, self._catalog, task)  # TaskNotFound
+        if not internal_ok and any(spec.internal for spec in self._registry.versions(task)):
+            raise TaskNotSubmittable(task)
         job_id = (
             self._job_ids.for_idempotency_key(tenant, f"{task}\0{idempotency_key}")
             if idempotency_key

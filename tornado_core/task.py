@@ -32,6 +32,8 @@ class TaskSpec:
         visibility_timeout: Seconds a received message stays hidden between heartbeats.
         max_concurrency: Jobs of this task running at once across all workers
             (``None`` means no cap).
+        internal: Submitted only by Tornado's own endpoints (e.g. ``ponto.record`` by
+            ``POST /v1/punches``), never through ``POST /v1/jobs``.
         description: One line for the API docs.
     """
 
@@ -44,6 +46,7 @@ class TaskSpec:
     visibility_timeout: float = 60.0
     max_concurrency: int | None = None
     description: str = ""
+    internal: bool = False
 
     def __call__(self, ctx: TaskContext, payload: Any) -> Any:
         """Call the handler directly (handy in a task's own unit tests)."""
@@ -79,6 +82,7 @@ def task(
     timeout: float = 900.0,
     visibility_timeout: float = 60.0,
     max_concurrency: int | None = None,
+    internal: bool = False,
 ) -> Callable[[Handler], TaskSpec]:
     """Declare a task.
 
@@ -99,6 +103,8 @@ def task(
         timeout: Seconds one attempt may run before it counts as failed.
         visibility_timeout: Seconds between heartbeats keeping a message hidden.
         max_concurrency: Global cap on simultaneous jobs of this task.
+        internal: Refuse submissions through ``POST /v1/jobs``; only Tornado's own
+            endpoints (which validate more than the payload schema) may queue it.
 
     Returns:
         A decorator turning the handler into a :class:`TaskSpec`.
@@ -115,6 +121,7 @@ def task(
             timeout=timeout,
             visibility_timeout=visibility_timeout,
             max_concurrency=max_concurrency,
+            internal=internal,
             description=(handler.__doc__ or "").strip().splitlines()[0] if handler.__doc__ else "",
         )
 

@@ -24,6 +24,7 @@ RECORD_CONCURRENCY = 8
 @task(
     name="ponto.record",
     payload=RecordPayload,
+    internal=True,  # only POST /v1/punches may queue it: it validates CPF, REP and time first
     max_concurrency=RECORD_CONCURRENCY,
     timeout=60,
     visibility_timeout=10,

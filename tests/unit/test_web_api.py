@@ -76,11 +76,20 @@ class FlakyStore(MemoryJobStore):
             raise StoreUnavailable("postgres is down")
 
 
+class Restock(BaseModel):
+    sku: str
+
+
+@task(name="shop.restock", payload=Restock, version="1.0", internal=True)
+def restock(ctx: TaskContext, payload: Restock) -> None:
+    """Queued by the shop's own endpoint only."""
+
+
 class ApiTestCase(AsyncHTTPTestCase):
-    """A server with the demo tasks, two tenants (acme, globex) and their tokens."""
+    """A server with the demo tasks, an internal task, two tenants (acme, globex) and their tokens."""
 
     def get_app(self) -> ApiApplication:
-        registry = TaskRegistry()
+        registry = TaskRegistry([restock])
         registry.register_module(demo)
         settings = Settings(
             database_url="memory://",
@@ -161,6 +170,17 @@ class ApiTestCase(AsyncHTTPTestCase):
 
 
 class TestSubmit(ApiTestCase):
+    def test_internal_task_cannot_be_submitted_directly(self) -> None:
+        code, body, _ = self.call("POST", "/v1/jobs", {"task": "shop.restock", "payload": {"sku": "A1"}})
+        assert code == 422
+        assert body["error"]["code"] == "task_internal"
+        assert [f["field"] for f in body["error"]["fields"]] == ["task"]
+        code, body, _ = self.call(
+            "POST", "/v1/jobs:batch", {"jobs": [{"task": "shop.restock", "payload": {"sku": "A1"}}]}
+        )
+        assert body["results"][0]["error"]["code"] == "task_internal"
+        assert self.bodies() == []
+
     def test_submit_returns_202_after_the_queue_has_it(self) -> None:
         code, body, response = self.call(
             "POST", "/v1/jobs", {"task": "demo.echo", "payload": {"message": "hi"}}
@@ -561,6 +581,17 @@ class TestLoad(ApiTestCase):
 
 
 class TestProbesAndDocs(ApiTestCase):
+    def test_openapi_lists_punches_and_hides_internal_tasks(self) -> None:
+        code, doc, _ = self.call("GET", "/openapi.json", token=None)
+        assert code == 200
+        assert "/v1/punches" in doc["paths"]
+        assert doc["components"]["schemas"]["Punch"]["properties"]
+        assert "ShopRestockJobRequest" not in doc["components"]["schemas"]
+        assert "DemoEchoJobRequest" in doc["components"]["schemas"]
+        import openapi_spec_validator
+
+        openapi_spec_validator.validate(doc)
+
     def test_healthz_needs_nothing(self) -> None:
         self.queue.down = True
         self.store.down = True
@@ -621,6 +652,7 @@ def order(ctx: TaskContext, payload: Order) -> None:
 
 def test_openapi_document_is_valid_and_hoists_nested_definitions() -> None:
     import openapi_spec_validator as validator
+
     registry = TaskRegistry([order])
     registry.register_module(demo)
     doc = openapi_document(registry)

@@ -25,7 +25,7 @@ from tornado_core.web.handlers import (
     OpenApiHandler,
     ReadyHandler,
 )
-from tornado_core.web.punches import punch_routes
+from tornado_core.web.punches import punch_openapi, punch_routes
 
 _access_log = logging.getLogger("tornado_core.web.access")
 
@@ -126,6 +126,7 @@ def make_app(
         recorder=recorder,
         executor=pool,
         max_body_bytes=settings.max_body_bytes,
+        openapi_extra=punch_openapi(),
     )
     return ApiApplication(api, owns_executor=owns_executor)
 

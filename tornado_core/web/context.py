@@ -28,6 +28,7 @@ class ApiContext:
         max_body_bytes: Largest request body accepted.
         ping_timeout: Seconds a readiness check may take.
         in_flight: Requests being handled now.
+        openapi_extra: Paths and schemas of endpoints beyond ``/v1/jobs``.
     """
 
     services: Services
@@ -39,10 +40,12 @@ class ApiContext:
     max_body_bytes: int
     ping_timeout: float = 5.0
     in_flight: int = 0
+    openapi_extra: tuple[dict[str, Any], dict[str, Any]] = field(default_factory=lambda: ({}, {}))
     _openapi: dict[str, Any] | None = field(default=None, repr=False)
 
     def openapi(self) -> dict[str, Any]:
         """The OpenAPI document (built on first use)."""
         if self._openapi is None:
-            self._openapi = openapi_document(self.services.registry)
+            paths, schemas = self.openapi_extra
+            self._openapi = openapi_document(self.services.registry, extra_paths=paths, extra_schemas=schemas)
         return self._openapi

@@ -46,13 +46,17 @@ class Enqueuer:
         self._executor = executor
         self._offload_above = offload_above
 
-    async def submit(self, tenant: str, request: JobRequest, *, body_size: int) -> dict[str, str]:
+    async def submit(
+        self, tenant: str, request: JobRequest, *, body_size: int, internal_ok: bool = False
+    ) -> dict[str, str]:
         """Queue one job; return its receipt once the queue has acknowledged it.
+
+        ``internal_ok`` lets Tornado's own endpoints queue internal tasks.
 
         Raises:
             TornadoError: Unknown task, invalid payload, queue or object store down.
         """
-        prepared = await self._run(body_size, self._prepare, tenant, request)
+        prepared = await self._run(body_size, self._prepare, tenant, request, internal_ok)
         await self._batcher.send(prepared.queue, prepared.body)
         self._recorder.add(prepared.as_new_job(request.idempotency_key))
         return prepared.receipt()
@@ -80,12 +84,13 @@ class Enqueuer:
             return func(*args)
         return await asyncio.get_running_loop().run_in_executor(self._executor, func, *args)
 
-    def _prepare(self, tenant: str, request: JobRequest) -> PreparedJob:
+    def _prepare(self, tenant: str, request: JobRequest, internal_ok: bool = False) -> PreparedJob:
         return self._submitter.prepare(
             task=request.task,
             tenant=tenant,
             payload=request.payload,
             idempotency_key=request.idempotency_key,
+            internal_ok=internal_ok,
         )
 
     def _prepare_all(self, tenant: str, items: list[Any]) -> list[_Item]:

@@ -25,6 +25,7 @@ from tornado_core.errors import (
     QueueUnavailable,
     StoreUnavailable,
     TaskNotFound,
+    TaskNotSubmittable,
     VersionNotFound,
 )
 
@@ -117,6 +118,8 @@ def _from_tornado_error(exc: BaseException) -> ApiError | None:
         return ApiError(422, "payload_invalid", "the payload does not match the task's schema", fields=fields)
     if isinstance(exc, TaskNotFound):
         return field_error(422, "task_unknown", "task", f"no task named {exc.name!r}")
+    if isinstance(exc, TaskNotSubmittable):
+        return field_error(422, "task_internal", "task", str(exc))
     if isinstance(exc, VersionNotFound):
         return unavailable(
             "version_unavailable", f"task {exc.task} is routed to version {exc.version}, unknown to this API"

@@ -15,17 +15,27 @@ _REF = "#/components/schemas/"
 _JSON = "application/json"
 
 
-def openapi_document(registry: TaskRegistry, *, title: str = "Tornado", version: str = "1") -> dict[str, Any]:
+def openapi_document(
+    registry: TaskRegistry,
+    *,
+    title: str = "Tornado",
+    version: str = "1",
+    extra_paths: dict[str, Any] | None = None,
+    extra_schemas: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Build the OpenAPI 3.1 document.
 
     Each task gets ``<Task>Payload`` (its payload JSON Schema, nested definitions
     hoisted into ``components``) and ``<Task>JobRequest``; ``JobRequest`` is their
-    union, discriminated by ``task``.
+    union, discriminated by ``task``. Internal tasks are left out: nobody may submit them.
+    ``extra_paths`` and ``extra_schemas`` add endpoints beyond ``/v1/jobs`` (punches).
     """
-    schemas = _static_schemas()
+    schemas = _static_schemas() | (extra_schemas or {})
     mapping: dict[str, str] = {}
     for name in registry.names():
         spec = registry.get(name)
+        if spec.internal:
+            continue
         request_name = _task_schemas(spec, schemas)
         mapping[name] = _REF + request_name
     schemas["JobRequest"] = _job_request_union(mapping)
@@ -36,7 +46,7 @@ def openapi_document(registry: TaskRegistry, *, title: str = "Tornado", version:
             "version": version,
             "description": "Submit background jobs to ERP task workers and follow their status.",
         },
-        "paths": _paths(),
+        "paths": _paths() | (extra_paths or {}),
         "components": {
             "schemas": schemas,
             "responses": _responses(),

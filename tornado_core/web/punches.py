@@ -24,7 +24,7 @@ from uuid import UUID
 import tornado.web
 
 from tasks.ponto.directory import find_punch, rep_owners
-from tasks.ponto.intake import MAX_PUNCHES, Checked, check_punch
+from tasks.ponto.intake import MAX_PUNCHES, Checked, IncomingPunch, check_punch
 from tornado_core.errors import StoreUnavailable
 from tornado_core.ports.database import DatabasePort
 from tornado_core.web.base import AuthenticatedHandler, JsonBodyHandler
@@ -153,7 +153,9 @@ class PunchLanes:
         payload = {"punches": [punch for punch, _ in batch]}
         try:
             size = _PUNCH_BYTES * len(batch)  # an estimate: serialising just to measure costs too much
-            receipt = await self._enqueuer.submit(tenant, JobRequest(RECORD_TASK, payload), body_size=size)
+            receipt = await self._enqueuer.submit(
+                tenant, JobRequest(RECORD_TASK, payload), body_size=size, internal_ok=True
+            )
         except Exception as exc:
             for _, future in batch:
                 if not future.done():
@@ -170,6 +172,57 @@ class PunchState:
 
     lanes: PunchLanes
     directory: RepDirectory
+
+
+def punch_openapi() -> tuple[dict[str, Any], dict[str, Any]]:
+    """OpenAPI paths and schemas of the punch endpoints."""
+    punch = IncomingPunch.model_json_schema(ref_template="#/components/schemas/{model}")
+    nested = punch.pop("$defs", {})
+    request = {
+        "type": "object",
+        "required": ["punches"],
+        "additionalProperties": False,
+        "properties": {
+            "punches": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": MAX_PUNCHES,
+                "items": {"$ref": _REF + "Punch"},
+            }
+        },
+    }
+    json_body = {"required": True, "content": {"application/json": {"schema": {"$ref": _REF + "PunchBatch"}}}}
+    paths = {
+        "/v1/punches": {
+            "post": {
+                "summary": "Record time-clock punches (each accepted or refused on its own)",
+                "description": "202 with a receipt per accepted punch (its job id) once queued; "
+                "422 when no punch was valid; 503 when the queue refused them all.",
+                "operationId": "submitPunches",
+                "requestBody": json_body,
+                "responses": {
+                    "202": {"description": "Per-punch results."},
+                    "422": {"$ref": "#/components/responses/Unprocessable"},
+                    "503": {"$ref": "#/components/responses/Unavailable"},
+                },
+            }
+        },
+        "/v1/punches/{id}": {
+            "get": {
+                "summary": "A recorded punch: its NSR and hash (404 until recorded)",
+                "operationId": "getPunch",
+                "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {
+                    "200": {"description": "The punch."},
+                    "404": {"$ref": "#/components/responses/NotFound"},
+                },
+            }
+        },
+    }
+    return paths, {"Punch": punch, "PunchBatch": request, **nested}
+
+
+_REF = "#/components/schemas/"
 
 
 def punch_routes(api: ApiContext) -> list[tuple[str, type[tornado.web.RequestHandler], dict[str, Any]]]:
