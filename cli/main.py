@@ -6,10 +6,11 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
 
@@ -19,6 +20,9 @@ from cli.operators import dlq, tenants
 from cli.ponto import ponto
 from tornado_core.errors import TornadoError
 from tornado_core.services import Services
+
+if TYPE_CHECKING:
+    from tornado_core.web.server import ApiParts
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -56,8 +60,15 @@ def _services_with(tasks_modules: tuple[str, ...]) -> Iterator[Services]:
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=int, help="Port to listen on.")
+@click.option(
+    "--processes",
+    default=1,
+    show_default=True,
+    type=click.IntRange(0, 64),
+    help="API processes sharing the port (0: one per CPU); HTTP parsing is CPU-bound.",
+)
 @tasks_module_option
-def api(host: str, port: int, tasks_modules: tuple[str, ...]) -> None:
+def api(host: str, port: int, processes: int, tasks_modules: tuple[str, ...]) -> None:
     """Serve the HTTP API (enqueue, status, health, OpenAPI)."""
     from tornado_core.bootstrap import build_routing, provision_queues
     from tornado_core.web import serve
@@ -67,12 +78,33 @@ def api(host: str, port: int, tasks_modules: tuple[str, ...]) -> None:
             provision_queues(services)
         except TornadoError as exc:  # start anyway: /readyz reports it, sends answer 503
             logging.getLogger("tornado.api").warning("could not create the task queues: %s", exc)
+        click.echo(
+            f"Tornado API listening on http://{host}:{port} ({processes or 'one per CPU'} process(es))",
+            err=True,
+        )
+        if processes != 1:  # each process builds its own connections and route cache after the fork
+            with reported_errors():
+                serve(_api_parts_factory(tasks_modules), host=host, port=port, processes=processes)
+            return
         routing, close_routing = build_routing(services, wait=2.0)
-        click.echo(f"Tornado API listening on http://{host}:{port}", err=True)
         try:
             serve(services, host=host, port=port, resolve_version=routing.resolve, catalog=routing.catalog)
         finally:
             close_routing()
+
+
+def _api_parts_factory(tasks_modules: tuple[str, ...]) -> Callable[[], ApiParts]:
+    from tornado_core.bootstrap import build_routing, build_services, task_registry
+    from tornado_core.web.server import ApiParts
+
+    settings = load_settings()
+
+    def build() -> ApiParts:
+        services, _close = build_services(settings, registry=task_registry(tasks_modules))
+        routing, _close_routing = build_routing(services, wait=2.0)  # the process exit closes both
+        return ApiParts(services, routing.resolve, routing.catalog)
+
+    return build
 
 
 @cli.command()

@@ -13,6 +13,7 @@ import pytest
 
 from tornado_core.adapters.devstack import DevStack
 from tornado_core.adapters.processes import LocalCluster
+from tornado_core.client import TornadoClient
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -119,3 +120,17 @@ def test_showcase_runs_end_to_end_on_the_local_stack(
     assert int(summary["jobs submitted over HTTP"]) == 40
     assert int(summary["succeeded"]) + int(summary["dead-lettered"]) == 40
     assert "submit-to-done p99" in result.stdout
+
+
+def test_api_with_two_processes_serves_and_stops_cleanly(
+    e2e_env: dict[str, str], tmp_path: Path, tenant_token: str
+) -> None:
+    cluster = LocalCluster(e2e_env, tmp_path)
+    try:
+        _process, url = cluster.start_api(processes=2)
+        client = TornadoClient(url, tenant_token)
+        ids = {client.submit("demo.echo", {"message": f"m{i}"})["id"] for i in range(20)}
+        assert len(ids) == 20
+        assert client.wait(next(iter(ids)), timeout=60)["status"] == "succeeded"
+    finally:
+        assert cluster.stop_all(grace=30) == {"api": 0}

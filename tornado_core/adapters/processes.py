@@ -120,10 +120,13 @@ class LocalCluster:
         self._log_dir = log_dir
         self.processes: list[ManagedProcess] = []
 
-    def start_api(self, *, port: int | None = None, timeout: float = 30.0) -> tuple[ManagedProcess, str]:
+    def start_api(
+        self, *, port: int | None = None, processes: int = 1, timeout: float = 30.0
+    ) -> tuple[ManagedProcess, str]:
         """Start the API and wait until ``/healthz`` answers; returns it and its URL."""
         port = port or free_port()
-        process = self._start("api", ["api", "--host", "127.0.0.1", "--port", str(port)])
+        args = ["api", "--host", "127.0.0.1", "--port", str(port), "--processes", str(processes)]
+        process = self._start("api", args)
         url = f"http://127.0.0.1:{port}"
         _wait_http(process, url + "/healthz", timeout)
         return process, url

@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Callable
 from contextlib import suppress
+from dataclasses import dataclass
 from types import FrameType
 
 from tornado.httpserver import HTTPServer
@@ -23,7 +24,17 @@ from tornado_core.web.app import make_app
 
 _log = logging.getLogger(__name__)
 
-ServicesSource = Services | Callable[[], Services]
+
+@dataclass(frozen=True)
+class ApiParts:
+    """What one API process serves with, when a factory builds it per process."""
+
+    services: Services
+    resolve_version: VersionResolver | None = None
+    catalog: VersionCatalog | None = None
+
+
+ServicesSource = Services | Callable[[], Services | ApiParts]
 
 
 def serve(
@@ -42,9 +53,10 @@ def serve(
     ``grace`` seconds to finish, pending queued-job rows are flushed, then it returns.
 
     Args:
-        services: The services, or a factory called in each process. With
-            ``processes != 1`` pass a factory, so that no connection is shared
-            across ``fork``.
+        services: The services, or a factory called in each process (returning the
+            services, or :class:`ApiParts` with their routing). With
+            ``processes != 1`` pass a factory, so that no connection or thread
+            is shared across ``fork``.
         host: Interface to listen on.
         port: TCP port (0 picks a free one, logged at startup).
         processes: Worker processes sharing the socket; 0 means one per CPU.
@@ -57,6 +69,9 @@ def serve(
     if processes != 1:
         _prefork(processes if processes > 0 else (os.cpu_count() or 1))
     built = services if isinstance(services, Services) else services()
+    if isinstance(built, ApiParts):
+        resolve_version, catalog = built.resolve_version, built.catalog
+        built = built.services
     asyncio.run(_serve(built, sockets, grace, resolve_version, catalog))
 
 
