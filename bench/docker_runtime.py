@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import tempfile
 import time
 import uuid
@@ -79,13 +78,20 @@ def measure_images(rows: Rows, client: Any, cache: Path, rebuild_base: bool, ver
     how = timed(rows, "base image", lambda: ensure_base_image(client, cache_dir=cache, rebuild=rebuild_base))
     rows[-1] = (f"base image ({how})", rows[-1][1], "mmdebstrap + docker import" if how == "built" else "")
     request = ImageRequest(task="demo.sleep", version=version, tag=f"tornado-bench/demo:{version}")
-    built = timed(
-        rows, "worker image, cold (empty engine)", lambda: build_image(client, request, cache_dir=cache)
-    )
-    size = client.images.get(built.tag).attrs["Size"] / 1e6
-    rows[-1] = (rows[-1][0], rows[-1][1], f"{size:.0f} MB")
-    timed(rows, "worker image, warm (nothing changed)", lambda: build_image(client, request, cache_dir=cache))
-    return built.tag
+    tag = ""
+    for label in ("worker image, cold (empty engine)", "worker image, warm (nothing changed)"):
+        marks = {"start": time.monotonic(), "wheels": 0.0}
+
+        def log(line: str, marks: dict[str, float] = marks) -> None:
+            if line.startswith("wheelhouse ready"):
+                marks["wheels"] = time.monotonic()
+
+        built = timed(rows, label, lambda log=log: build_image(client, request, cache_dir=cache, log=log))
+        size = client.images.get(built.tag).attrs["Size"] / 1e6
+        note = f"{size:.0f} MB; {marks['wheels'] - marks['start']:.1f} s of it on the host wheelhouse"
+        rows[-1] = (label, rows[-1][1], note)
+        tag = built.tag
+    return tag
 
 
 def measure_containers(
@@ -129,10 +135,11 @@ def measure_containers(
     rows[-1] = (rows[-1][0], rows[-1][1], f"exit codes {sorted(codes.values())}")
 
 
-def markdown(rows: Rows, command: str) -> str:
-    """The figures as a Markdown table."""
+def markdown(rows: Rows, command: str, load_before: float) -> str:
+    """The figures as a Markdown table, with the machine's load (other runs share it)."""
     lines = [
-        f"`{command}` — {platform.node()}, {os.cpu_count()} cores, Docker engine started by the project",
+        f"`{command}` — {os.cpu_count()} cores, Docker engine started by the project; 1-minute load"
+        f" average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end",
         "",
         "| step | seconds | note |",
         "|---|---:|---|",
@@ -152,6 +159,7 @@ def main() -> None:
 
     cache = Path(os.environ.get("TORNADO_IMAGE_CACHE", REPO_ROOT / ".tornado" / "images"))
     rows: Rows = []
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="tornado-bench-docker-") as scratch:
         Path(scratch).chmod(0o711)  # as root, PostgreSQL runs as another user that must enter it
         engine, stack = DockerEngine(Path(scratch) / "engine"), DevStack(Path(scratch) / "stack")
@@ -171,7 +179,9 @@ def main() -> None:
             timed(rows, "engine stop", engine.down)
             stack.down()
     table = markdown(
-        rows, "python -m bench.docker_runtime" + (" --rebuild-base" if args.rebuild_base else "")
+        rows,
+        "python -m bench.docker_runtime" + (" --rebuild-base" if args.rebuild_base else ""),
+        load_before,
     )
     print("\n" + table)
     if args.markdown:
