@@ -3,7 +3,7 @@
     .venv/bin/python -m bench [--quick] [--backend postgres|sqs] [--markdown FILE]
 
 ``--quick`` shortens every run (a smoke test of the benchmarks, not figures to
-publish). ``--markdown`` also writes the tables to FILE. Takes about 6 minutes.
+publish). ``--markdown`` also writes the tables to FILE. Takes about 8 minutes.
 """
 
 from __future__ import annotations
