@@ -11,6 +11,7 @@ import json
 import logging
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,12 +65,22 @@ class JobRunner:
         services: The process's services.
         spec: The task version this worker serves.
         worker_id: Identifies this worker in job leases.
+        acknowledge: ``(queue, receipt)`` deletes a finished message; at once by
+            default, batched by the worker (see :mod:`tornado_core.acks`).
     """
 
-    def __init__(self, services: Services, spec: TaskSpec, *, worker_id: str) -> None:
+    def __init__(
+        self,
+        services: Services,
+        spec: TaskSpec,
+        *,
+        worker_id: str,
+        acknowledge: Callable[[str, str], None] | None = None,
+    ) -> None:
         self._services = services
         self._spec = spec
         self._worker_id = worker_id
+        self._acknowledge = acknowledge or (lambda queue, receipt: services.queue.delete(queue, [receipt]))
 
     def run(self, delivery: Delivery) -> str:
         """Process one message to its outcome; never raises for a job's own failure."""
@@ -101,7 +112,7 @@ class JobRunner:
             self._hide(delivery, STORE_DOWN_DELAY)
             return Outcome.DEFERRED_STORE_DOWN
         if claim is ClaimOutcome.ALREADY_DONE:
-            self._services.queue.delete(delivery.queue, [message.receipt])
+            self._acknowledge(delivery.queue, message.receipt)
             return Outcome.SKIPPED_DONE
         if claim is ClaimOutcome.BUSY:
             self._hide(delivery, self._spec.visibility_timeout)
@@ -116,7 +127,7 @@ class JobRunner:
         except Exception as exc:  # the handler's failure is data, not a crash
             return self._fail(delivery, envelope, exc, log)
         self._services.jobs.record_success(envelope.job_id, result=stored, result_ref=ref)
-        self._services.queue.delete(delivery.queue, [delivery.message.receipt])
+        self._acknowledge(delivery.queue, delivery.message.receipt)
         log.info("succeeded in %.3fs", time.monotonic() - delivery.started)
         return Outcome.SUCCEEDED
 

@@ -2,14 +2,16 @@
 
 Guarantees (see DESIGN.md, "Worker semantics"):
 
-* long-poll batch receive, never more messages than free slots, so a message
-  is only received when it can start at once;
+* long-poll batch receive of up to ten messages: ``concurrency`` threads plus a
+  small prefetch, so that a deep queue is read in batches;
 * ``concurrency`` jobs at once in threads, capped globally per task by the
-  concurrency limiter (slots are taken *before* receiving, so a full cap never
-  inflates receive counts);
-* a heartbeat keeps running jobs' messages hidden and their leases alive;
-* on stop (SIGTERM): no more polling, running jobs finish within the grace
-  period, anything still unfinished is made visible again at once.
+  concurrency limiter (slots are taken *before* receiving and capped tasks do
+  not prefetch, so a full cap never inflates receive counts);
+* a heartbeat keeps running and prefetched messages hidden and leases alive;
+* finished messages are deleted in batches (their outcome is recorded first);
+* on stop (SIGTERM): no more polling, prefetched messages are made visible
+  again at once, running jobs finish within the grace period, and anything
+  still unfinished after it is made visible again too.
 """
 
 from __future__ import annotations
@@ -22,12 +24,14 @@ import socket
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from tornado_core.acks import Acknowledger
 from tornado_core.errors import BackendError
 from tornado_core.execution import Delivery, JobRunner
 from tornado_core.naming import queue_spec
@@ -57,6 +61,9 @@ class WorkerOptions:
         on_busy_change: Called with ``True`` when the worker starts running a job
             after being idle and ``False`` when it becomes idle again (e.g. ECS
             task scale-in protection); calls never overlap and errors are logged.
+        prefetch: Messages received ahead of a free thread, so one receive fetches
+            a batch (kept hidden by the heartbeat, returned at once on stop);
+            default ``min(10, concurrency)``, and 0 for tasks with a global cap.
     """
 
     concurrency: int = 4
@@ -65,10 +72,13 @@ class WorkerOptions:
     worker_id: str = field(default_factory=default_worker_id)
     health_file: Path | None = None
     on_busy_change: Callable[[bool], None] | None = None
+    prefetch: int | None = None
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+        if self.prefetch is not None and self.prefetch < 0:
+            raise ValueError("prefetch must not be negative")
 
 
 @dataclass
@@ -100,7 +110,13 @@ class Worker:
         self._spec = spec
         self._options = options or WorkerOptions()
         self._queue = queue_spec(services.settings.queue_prefix, spec)
-        self._runner = JobRunner(services, spec, worker_id=self._options.worker_id)
+        self._acks: Acknowledger | None = None
+        self._runner = JobRunner(services, spec, worker_id=self._options.worker_id, acknowledge=self._ack)
+        # Uncapped tasks keep up to a batch of messages waiting, so that a receive fetches
+        # many at once; capped tasks take no more than the global slots they hold.
+        default_prefetch = 0 if spec.max_concurrency else min(10, self._options.concurrency)
+        self._prefetch = default_prefetch if self._options.prefetch is None else self._options.prefetch
+        self._waiting: deque[_Running] = deque()
         self._on_outcome = on_outcome or (lambda _outcome: None)
         self._running: dict[str, _Running] = {}
         self._lock = threading.Lock()
@@ -130,13 +146,18 @@ class Worker:
             self._options.concurrency,
         )
         heartbeat = threading.Thread(target=self._heartbeat_loop, name="tornado-heartbeat", daemon=True)
-        with ThreadPoolExecutor(self._options.concurrency, thread_name_prefix="tornado-job") as pool:
-            heartbeat.start()
-            while not self._stop.is_set():
-                self._touch_health_file()
-                self._poll_once(pool)
-            self._drain()
-            self._heartbeat_stop.set()
+        self._acks = Acknowledger(self._services.queue)
+        try:
+            with ThreadPoolExecutor(self._options.concurrency, thread_name_prefix="tornado-job") as pool:
+                heartbeat.start()
+                while not self._stop.is_set():
+                    self._touch_health_file()
+                    self._poll_once(pool)
+                self._return_waiting()
+                self._drain()
+                self._heartbeat_stop.set()
+        finally:
+            self._acks.close()
         heartbeat.join(timeout=1)
         logger.info("worker %s stopped", self._options.worker_id)
 
@@ -149,9 +170,18 @@ class Worker:
         except OSError as exc:
             logger.warning("cannot touch health file %s: %s", path, exc)
 
+    def _ack(self, queue: str, receipt: str) -> None:
+        if self._acks is None:
+            self._services.queue.delete(queue, [receipt])
+        else:
+            self._acks.ack(queue, receipt)
+
     def _poll_once(self, pool: ThreadPoolExecutor) -> None:
-        slots = self._take_slots()
-        if not slots:
+        self._start_waiting(pool)
+        with self._lock:
+            blocked = bool(self._waiting)
+        slots = [] if blocked else self._take_slots()
+        if not slots:  # all busy, or messages wait for a free thread: wait for one
             self._slot_freed.wait(timeout=0.5)
             self._slot_freed.clear()
             return
@@ -171,15 +201,30 @@ class Worker:
             self._return_unstarted(messages)
             self._release_all(slots)
             return
-        for message in messages:
-            self._start(
-                pool, Delivery(queue=self._queue.name, message=message, started=time.monotonic()), slots.pop()
-            )
+        with self._lock:
+            for message in messages:
+                delivery = Delivery(queue=self._queue.name, message=message, started=time.monotonic())
+                self._waiting.append(_Running(delivery, slots.pop(), _job_id_of(message)))
         self._release_all(slots)
+        self._start_waiting(pool)
+
+    def _start_waiting(self, pool: ThreadPoolExecutor) -> None:
+        while True:
+            with self._lock:
+                if not self._waiting or len(self._running) >= self._options.concurrency:
+                    return
+                item = self._waiting.popleft()
+            self._start(pool, item)
+
+    def _return_waiting(self) -> None:
+        with self._lock:
+            waiting, self._waiting = list(self._waiting), deque()
+        self._return_unstarted([item.delivery.message for item in waiting])
+        self._release_all([item.slot for item in waiting])
 
     def _take_slots(self) -> list[AbstractContextManager[None]]:
         with self._lock:
-            free = self._options.concurrency - len(self._running)
+            free = self._options.concurrency + self._prefetch - len(self._running) - len(self._waiting)
         wanted = min(free, 10)
         slots: list[AbstractContextManager[None]] = []
         cap = self._spec.max_concurrency
@@ -204,11 +249,10 @@ class Worker:
             slot.__exit__(None, None, None)
         slots.clear()
 
-    def _start(
-        self, pool: ThreadPoolExecutor, delivery: Delivery, slot: AbstractContextManager[None]
-    ) -> None:
+    def _start(self, pool: ThreadPoolExecutor, item: _Running) -> None:
+        delivery = replace(item.delivery, started=time.monotonic())  # the deadline counts from here
         with self._lock:
-            self._running[delivery.message.receipt] = _Running(delivery, slot, _job_id_of(delivery.message))
+            self._running[delivery.message.receipt] = replace(item, delivery=delivery)
         self._report_busy()
         future = pool.submit(self._runner.run, delivery)
         future.add_done_callback(lambda f: self._finished(delivery.message.receipt, f))
@@ -249,7 +293,7 @@ class Worker:
 
     def _beat(self) -> None:
         with self._lock:
-            running = list(self._running.values())
+            running = [*self._running.values(), *self._waiting]
         now = time.monotonic()
         for item in running:
             if now - item.delivery.started > self._spec.timeout:

@@ -133,7 +133,29 @@ def test_stop_lets_a_running_job_finish(services: Services, run_worker: Callable
     wait_for_status(services, job_id, JobStatus.RUNNING)
     worker.stop()
     wait_for_status(services, job_id, JobStatus.SUCCEEDED)
-    assert services.queue.depth(worker.queue_name).total == 0
+    deadline = time.monotonic() + 5
+    while services.queue.depth(worker.queue_name).total:  # acknowledged by the last batch of deletes
+        assert time.monotonic() < deadline, "the finished job's message was never deleted"
+        time.sleep(0.02)
+
+
+def test_prefetched_messages_are_made_visible_again_at_once_on_stop(
+    services: Services, run_worker: Callable[[str], Worker]
+) -> None:
+    long_job = submit(services, "demo.sleep", {"seconds": 1.0, "steps": 5})
+    waiting = [submit(services, "demo.sleep", {"seconds": 0.1, "steps": 1}) for _ in range(3)]
+    worker = run_worker("demo.sleep", concurrency=1)
+    wait_for_status(services, long_job, JobStatus.RUNNING)
+    depth = services.queue.depth(worker.queue_name)
+    assert (depth.in_flight, depth.visible) == (2, 2)  # one running, one prefetched (= concurrency)
+    worker.stop()
+    deadline = time.monotonic() + 0.5
+    while services.queue.depth(worker.queue_name).visible != 3:
+        assert time.monotonic() < deadline, "the prefetched message was not returned at once"
+        time.sleep(0.01)
+    wait_for_status(services, long_job, JobStatus.SUCCEEDED)
+    records = [services.jobs.get(job_id) for job_id in waiting]
+    assert [r.attempts if r else None for r in records] == [0, 0, 0]  # none of them started
 
 
 def test_large_payload_and_result_travel_through_the_object_store(
