@@ -107,8 +107,9 @@ class Project:
             config = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["tornado"]
             task, package = str(config["task"]), str(config["package"])
         except (OSError, KeyError, TypeError, tomllib.TOMLDecodeError) as exc:
+            why = f"no {exc.args[0]!r} in it" if isinstance(exc, KeyError) else str(exc)
             raise PipelineError(
-                f"{root} is not a task project: pyproject.toml needs [tool.tornado] task and package ({exc})"
+                f"{root} is not a task project: pyproject.toml needs [tool.tornado] task and package ({why})"
             ) from None
         init = root / package / "__init__.py"
         found = re.search(r"^__version__\s*=\s*['\"]([^'\"]+)['\"]", _read(init), re.MULTILINE)

@@ -93,7 +93,7 @@ def test_every_archetype_renders_a_complete_project(archetype: str) -> None:
     assert isinstance(config["smoke_payload"], dict)
     assert 'name="nfe.cancel"' in files["nfe_cancel/task.py"]
     assert "class NfeCancelPayload(BaseModel)" in files["nfe_cancel/task.py"]
-    assert 'ARG BASE_IMAGE=tornado/python:3.11-bookworm\n\nFROM ${BASE_IMAGE} AS build' in files["Dockerfile"]
+    assert 'ARG BASE_IMAGE=tornado/python:3.11-bookworm\n\n# Stage 1' in files["Dockerfile"]
     jenkinsfile = files["Jenkinsfile"]
     assert "@Library('tornado-pipeline@v1') _\n\ntornadoPipeline(\n    task: 'nfe.cancel'," in jenkinsfile
     assert "tornado submit nfe.cancel '{" in files["README.md"]
