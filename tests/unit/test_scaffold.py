@@ -246,3 +246,13 @@ def test_the_project_dockerfile_keeps_the_worker_image_contract() -> None:
     assert instructions(rendered) == instructions(worker)
     assert "ARG TASK=nfe.cancel\nARG TASK_VERSION=1.0.0\n" in rendered
     assert "/tmp/wheels/*.whl" in rendered and "PATH=/opt/venv/bin:" in rendered
+
+
+def test_the_newtask_shortcut_is_tornado_newtask(tmp_path: Path) -> None:
+    shortcut = Path(sys.executable).parent / "newtask"
+    result = subprocess.run(
+        [str(shortcut), "nfe.cancel", "--dry-run"], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"would create {tmp_path / 'nfe-cancel'} (nfe.cancel, worker archetype):")
+    assert _tree(tmp_path) == []
