@@ -8,7 +8,7 @@ from typing import Any
 
 from psycopg2.extras import Json, execute_values
 
-from tornado_core.adapters.postgres.pool import PostgresPool
+from tornado_core.adapters.postgres.pool import ASYNC_COMMIT, PostgresPool
 from tornado_core.ports.jobs import ClaimOutcome, Failure, JobPage, JobRecord, JobStatus, NewJob
 
 _COLUMNS = (
@@ -96,8 +96,10 @@ class PostgresJobStore:
     def __init__(self, pool: PostgresPool) -> None:
         self._pool = pool
 
-    def _execute(self, sql: str, params: Any) -> None:
+    def _execute(self, sql: str, params: Any, *, durable: bool = True) -> None:
         with self._pool.connection() as conn, conn.cursor() as cur:
+            if not durable:
+                cur.execute(ASYNC_COMMIT)
             cur.execute(sql, params)
 
     def record_queued(self, jobs: Sequence[NewJob]) -> None:
@@ -122,6 +124,9 @@ class PostgresJobStore:
             "submitted_at": float(job.submitted_at),
         }
         with self._pool.connection() as conn, conn.cursor() as cur:
+            # Losing a claim in a server crash only lets the job run again; the
+            # success record (durable) is what makes a redelivery a no-op.
+            cur.execute(ASYNC_COMMIT)
             cur.execute(_CLAIM, params)
             if cur.fetchone() is not None:
                 return ClaimOutcome.CLAIMED
@@ -138,6 +143,7 @@ class PostgresJobStore:
             "UPDATE tornado_jobs SET lease_expires_at = clock_timestamp() + %s * interval '1 second'"
             " WHERE job_id = %s AND lease_expires_at IS NOT NULL",
             (lease_seconds, job_id),
+            durable=False,  # a heartbeat: the next one repeats it
         )
 
     def record_progress(self, job_id: str, *, fraction: float, note: str | None) -> None:
@@ -146,6 +152,7 @@ class PostgresJobStore:
             "UPDATE tornado_jobs SET progress = %s, progress_note = %s,"
             " updated_at = clock_timestamp() WHERE job_id = %s",
             (fraction, note, job_id),
+            durable=False,  # progress is advisory; the next report repeats it
         )
 
     def record_success(self, job_id: str, *, result: Any, result_ref: str | None) -> None:

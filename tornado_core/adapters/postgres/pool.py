@@ -20,6 +20,9 @@ log = logging.getLogger(__name__)
 
 #: psycopg2 errors that mean "the server cannot be reached or dropped us".
 UNREACHABLE = (psycopg2.OperationalError, psycopg2.InterfaceError)
+#: Run first in a transaction whose loss in a server crash is harmless: its commit
+#: does not wait for the WAL flush (it is still atomic, and visible at once).
+ASYNC_COMMIT = "SET LOCAL synchronous_commit TO OFF"
 
 _CONNECT_TIMEOUT = 5
 

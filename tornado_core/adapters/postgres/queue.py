@@ -25,7 +25,7 @@ from psycopg2.extensions import cursor as Cursor
 from psycopg2.extras import execute_values
 
 from tornado_core.adapters.postgres._listener import CHANNEL, QueueListener
-from tornado_core.adapters.postgres.pool import PostgresPool
+from tornado_core.adapters.postgres.pool import ASYNC_COMMIT, PostgresPool
 from tornado_core.errors import QueueUnavailable, StoreUnavailable
 from tornado_core.ports.queue import OutgoingMessage, QueueDepth, QueueSpec, ReceivedMessage
 
@@ -172,9 +172,19 @@ class PostgresQueue:
         self._listener = QueueListener(lambda: pool.new_connection(autocommit=True))
 
     @contextlib.contextmanager
-    def _cursor(self) -> Iterator[Cursor]:
+    def _cursor(self, *, durable: bool = True) -> Iterator[Cursor]:
+        """A cursor in its own transaction.
+
+        ``durable=False`` commits without waiting for the WAL flush. Only for
+        changes whose loss in a server crash is harmless: a receive, a delete or
+        a visibility change that is lost just lets the message appear again, and
+        the job store's claim step (whose success record is always durable and
+        written before the delete) acknowledges a finished job without running it.
+        """
         try:
             with self._pool.connection() as conn, conn.cursor() as cur:
+                if not durable:
+                    cur.execute(ASYNC_COMMIT)
                 yield cur
         except StoreUnavailable as exc:
             raise QueueUnavailable(f"PostgreSQL queue unavailable: {exc}") from exc
@@ -238,7 +248,7 @@ class PostgresQueue:
         return min(remaining, limit)
 
     def _poll(self, queue: str, limit: int, visibility: float) -> _Poll:
-        with self._cursor() as cur:
+        with self._cursor(durable=False) as cur:
             cur.execute(_RECEIVE, {"queue": queue, "limit": limit, "visibility": visibility})
             rows: list[tuple[Any, ...]] = cur.fetchall()
         if not any(row[0] == "queue" for row in rows):
@@ -254,7 +264,7 @@ class PostgresQueue:
     def delete(self, queue: str, receipts: Sequence[str]) -> None:
         """Delete messages whose receipt is current; stale receipts are ignored."""
         parsed = [p for p in map(_parse_receipt, receipts) if p is not None]
-        with self._cursor() as cur:
+        with self._cursor(durable=False) as cur:
             cur.execute(
                 _DELETE,
                 {
@@ -275,7 +285,7 @@ class PostgresQueue:
         """
         parsed = _parse_receipt(receipt)
         if parsed is not None:
-            with self._cursor() as cur:
+            with self._cursor(durable=False) as cur:
                 cur.execute(
                     _CHANGE_VISIBILITY,
                     {"queue": queue, "id": parsed[0], "token": parsed[1], "timeout": timeout},
