@@ -33,7 +33,7 @@ from pathlib import Path
 
 from tornado_core.acks import Acknowledger
 from tornado_core.errors import BackendError
-from tornado_core.execution import Delivery, JobRunner
+from tornado_core.execution import Delivery, JobRunner, Outcome
 from tornado_core.naming import queue_spec
 from tornado_core.ports.queue import ReceivedMessage
 from tornado_core.services import Services
@@ -121,6 +121,7 @@ class Worker:
         self._running: dict[str, _Running] = {}
         self._lock = threading.Lock()
         self._slot_freed = threading.Event()
+        self._store_down = threading.Event()
         self._stop = threading.Event()
         self._heartbeat_stop = threading.Event()
         self._busy = False
@@ -176,7 +177,22 @@ class Worker:
         else:
             self._acks.ack(queue, receipt)
 
+    def _store_answers(self) -> bool:
+        """After a job store outage, poll again only once it answers."""
+        if not self._store_down.is_set():
+            return True
+        try:
+            self._services.jobs.ping()
+        except BackendError:
+            self._stop.wait(1.0)
+            return False
+        logger.info("job store answers again: polling resumes")
+        self._store_down.clear()
+        return True
+
     def _poll_once(self, pool: ThreadPoolExecutor) -> None:
+        if not self._store_answers():
+            return
         self._start_waiting(pool)
         with self._lock:
             blocked = bool(self._waiting)
@@ -267,7 +283,10 @@ class Worker:
         if exc is not None:
             logger.error("job runner crashed: %r (the message will reappear)", exc)
         else:
-            self._on_outcome(future.result())
+            outcome = future.result()
+            if outcome == Outcome.DEFERRED_STORE_DOWN:
+                self._store_down.set()  # stop receiving: each receive would burn a delivery attempt
+            self._on_outcome(outcome)
         self._slot_freed.set()
 
     def _report_busy(self) -> None:

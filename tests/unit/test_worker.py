@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any, cast
 
 import pytest
 
 import tasks.demo.handlers as demo
+from tornado_core.adapters.memory import MemoryJobStore, MemoryQueue
+from tornado_core.errors import StoreUnavailable
 from tornado_core.naming import dead_letter_name, queue_spec
-from tornado_core.ports.jobs import JobStatus
+from tornado_core.ports.jobs import ClaimOutcome, JobStatus, NewJob
 from tornado_core.ports.queue import OutgoingMessage
 from tornado_core.registry import TaskRegistry
 from tornado_core.services import Services
@@ -171,3 +175,49 @@ def test_large_payload_and_result_travel_through_the_object_store(
     assert record.result is None
     assert record.result_ref == f"results/demo.echo/{job_id}.json"
     assert json.loads(services.objects.get(record.result_ref)) == {"message": big}
+
+
+class OutageJobStore(MemoryJobStore):
+    """A job store that can be taken down, like PostgreSQL during a restart."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+
+    def claim(self, job: NewJob, *, attempt: int, lease_seconds: float, worker: str) -> ClaimOutcome:
+        if self.down:
+            raise StoreUnavailable("job store is restarting")
+        return super().claim(job, attempt=attempt, lease_seconds=lease_seconds, worker=worker)
+
+    def ping(self) -> None:
+        if self.down:
+            raise StoreUnavailable("job store is restarting")
+
+
+def test_a_job_store_outage_pauses_polling_instead_of_burning_delivery_attempts(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("tornado_core.execution.STORE_DOWN_DELAY", 0.2)  # deferred messages reappear fast
+    store = OutageJobStore()
+    store.down = True
+    services = dataclasses.replace(services, jobs=store)
+    job_id = submit(services, "demo.echo", {"message": "during the outage"})
+    worker = Worker(services, services.registry.get("demo.echo"), WorkerOptions(concurrency=2, poll_wait=0.1))
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        time.sleep(1.5)  # the deferred message is visible again many times over
+        queue = cast(MemoryQueue, services.queue)
+        assert queue.receive_counts(worker.queue_name) == [1]  # received once, then polling paused
+        store.down = False
+        deadline = time.monotonic() + 15
+        while (store.get(job_id) or _unset()).status is not JobStatus.SUCCEEDED:
+            assert time.monotonic() < deadline, "the job did not run after the store came back"
+            time.sleep(0.05)
+    finally:
+        worker.stop()
+        thread.join(timeout=10)
+
+
+def _unset() -> Any:
+    return type("Unset", (), {"status": None})()

@@ -114,6 +114,11 @@ class MemoryQueue:
         if self.down:
             raise QueueUnavailable("memory queue is down")
 
+    def receive_counts(self, queue: str) -> list[int]:
+        """How often each message of ``queue`` was delivered (for tests)."""
+        with self._cond:
+            return [m.receive_count for m in self._get(queue).messages]
+
     def _get(self, name: str) -> _Queue:
         self.ping()
         try:
