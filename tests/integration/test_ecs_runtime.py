@@ -82,8 +82,10 @@ def service_of(ecs: Any, runtime: EcsRuntime, cluster: str, version: str = "1.0.
     return dict(ecs.describe_services(cluster=cluster, services=[name])["services"][0])
 
 
-def test_ensure_creates_a_task_definition_and_a_service_per_version(runtime: EcsRuntime, ecs: Any) -> None:
-    cluster = runtime._config.cluster
+def test_ensure_creates_a_task_definition_and_a_service_per_version(
+    runtime: EcsRuntime, ecs: Any, settings: Settings
+) -> None:
+    cluster = runtime.config.cluster
     assert runtime.ensure(deployment()) == []  # moto starts no tasks
     service = service_of(ecs, runtime, cluster)
     assert service["serviceName"] == runtime.service_name("demo.sleep", "1.0.0")
@@ -99,13 +101,13 @@ def test_ensure_creates_a_task_definition_and_a_service_per_version(runtime: Ecs
     assert container["dockerLabels"]["io.tornado.version"] == "1.0.0"
     assert container["logConfiguration"]["logDriver"] == "awslogs"
     env = {e["name"]: e["value"] for e in container["environment"]}
-    assert env["TORNADO_QUEUE_PREFIX"] == runtime._settings.queue_prefix
+    assert env["TORNADO_QUEUE_PREFIX"] == settings.queue_prefix
     assert "TORNADO_SECRET_KEY" not in env
     assert [s["name"] for s in container["secrets"]] == ["TORNADO_SECRET_KEY"]
 
 
 def test_ensure_is_idempotent_and_scales_without_a_new_revision(runtime: EcsRuntime, ecs: Any) -> None:
-    cluster = runtime._config.cluster
+    cluster = runtime.config.cluster
     runtime.ensure(deployment())
     first = service_of(ecs, runtime, cluster)["taskDefinition"]
     runtime.ensure(deployment())
@@ -118,7 +120,7 @@ def test_ensure_is_idempotent_and_scales_without_a_new_revision(runtime: EcsRunt
 
 def test_fargate_caps_the_stop_timeout(runtime: EcsRuntime, ecs: Any) -> None:
     runtime.ensure(deployment(grace_period=600))
-    arn = service_of(ecs, runtime, runtime._config.cluster)["taskDefinition"]
+    arn = service_of(ecs, runtime, runtime.config.cluster)["taskDefinition"]
     assert container_of(ecs, arn)["stopTimeout"] == FARGATE_MAX_STOP_TIMEOUT
 
 
@@ -152,7 +154,7 @@ def _post(url: str, body: dict[str, Any]) -> None:
 
 def _start_service_task(ecs: Any, runtime: EcsRuntime, version: str = "1.0.0") -> str:
     """What the ECS scheduler does for a service: a task in the group ``service:<name>``."""
-    cluster = runtime._config.cluster
+    cluster = runtime.config.cluster
     service = service_of(ecs, runtime, cluster, version)
     answer = ecs.run_task(
         cluster=cluster, taskDefinition=service["taskDefinition"], launchType="EC2",
@@ -181,7 +183,7 @@ def test_wait_healthy_times_out_with_a_clear_error(runtime: EcsRuntime) -> None:
 def test_stop_scales_to_zero_then_deletes_the_service(runtime: EcsRuntime, ecs: Any) -> None:
     runtime.ensure(deployment())
     runtime.stop("demo.sleep", "1.0.0", grace_period=60)
-    service = service_of(ecs, runtime, runtime._config.cluster)
+    service = service_of(ecs, runtime, runtime.config.cluster)
     assert service["desiredCount"] == 0 and service["status"] != "ACTIVE"
     runtime.stop("demo.sleep", "1.0.0", grace_period=60)  # again: nothing to do
     assert runtime.instances("demo.sleep", "1.0.0") == []

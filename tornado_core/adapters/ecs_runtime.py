@@ -146,6 +146,11 @@ class EcsRuntime:
         )
         self._poll_wait = poll_wait
 
+    @property
+    def config(self) -> EcsConfig:
+        """Where and how ECS runs the workers."""
+        return self._config
+
     def service_name(self, task: str, version: str) -> str:
         """The service and task-definition family of a version."""
         return workload_name(self._settings.queue_prefix, task, version, allowed="a-zA-Z0-9_-")
