@@ -1,4 +1,4 @@
-"""Bench: how fast a release moves traffic, with the process runtime.
+"""Bench: how fast a release moves traffic, with the process or the Docker runtime.
 
 Per round, on a fresh database and queue prefix, with ``demo.release`` (the
 test task of ``tests/data/releasable``) and a steady HTTP load on the API:
@@ -13,7 +13,17 @@ test task of ``tests/data/releasable``) and a steady HTTP load on the API:
 The CLI's own start-up (a ``tornado release status`` call) is measured apart:
 an operator pays it on top of every command.
 
+With ``--runtime docker`` the workers are containers on the project's own Docker
+engine (``tornado docker up``; started if it does not run, and then stopped at the
+end), host network. Once per benchmark run, not per round, the offline base image
+is made to exist (present, loaded from the cached tarball or debootstrapped) and
+each version of ``demo.release`` gets its image, built as ``tornado image build``
+builds it (``ensure_base_image``, ``build_image``, ``verify_task_image``) from a
+small generated project holding that version's code; those times are reported
+apart from the release times.
+
     .venv/bin/python -m bench.releases [--rounds 3] [--rate 20] [--bake 5] [--backend postgres]
+                                       [--runtime process|docker]
 """
 
 from __future__ import annotations
@@ -21,6 +31,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -30,12 +41,13 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg2
 
 from tests.data.releasable_base import EFFECTS_TABLE
 from tests.e2e.release_helpers import RELEASABLE, TASK, SteadyLoad
-from tornado_core.adapters.devstack import DevStack
+from tornado_core.adapters.devstack import DevStack, default_state_dir
 from tornado_core.adapters.process_runtime import ProcessRuntime
 from tornado_core.adapters.processes import LocalCluster
 from tornado_core.bootstrap import build_release_manager, build_services
@@ -46,6 +58,9 @@ from tornado_core.settings import Settings
 from tornado_core.tokens import hash_token, new_token
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+VERSIONS = ("1.0.0", "2.0.0")
+#: Image of each version with ``--runtime docker`` (built once per benchmark run).
+IMAGE = "tornado-bench/demo.release:{version}"
 
 
 @dataclass
@@ -58,16 +73,127 @@ class Round:
     phases: dict[str, float]
 
 
-def request(version: str, *, smoke: bool) -> DeployRequest:
+def request(version: str, *, smoke: bool, runtime: str = "process") -> DeployRequest:
+    if runtime == "docker":
+        where: dict[str, Any] = {"runtime": "docker", "image": IMAGE.format(version=version)}
+    else:
+        where = {"python_path": str(RELEASABLE / f"v{version[0]}"), "tasks_module": "releasable"}
     return DeployRequest(
         task=TASK,
         version=version,
-        python_path=str(RELEASABLE / f"v{version[0]}"),
-        tasks_module="releasable",
+        **where,
         replicas=2,
         smoke=smoke,
         smoke_payload={"n": 0},
     )
+
+
+# --------------------------------------------------------------------------- docker runtime
+
+
+@dataclass
+class DockerSetup:
+    """What ``--runtime docker`` prepared once, with how long each step took (seconds)."""
+
+    engine: str  # "started" or "already running"
+    engine_seconds: float
+    base: str  # "present", "loaded" or "built"
+    base_seconds: float
+    images: dict[str, float]  # version -> build + verify seconds
+
+
+def task_project(version: str, folder: Path) -> Path:
+    """A minimal task project of ``demo.release`` ``version`` (entry point ``tornado.tasks``).
+
+    The code is that of ``tests/data/releasable/vN`` with ``tests/data/releasable_base.py``
+    copied into the package, since ``tests`` is no part of an image.
+    """
+    project = folder / f"releasable-{version}"
+    package = project / "releasable"
+    package.mkdir(parents=True)
+    source = (RELEASABLE / f"v{version[0]}" / "releasable" / "__init__.py").read_text()
+    base_import = "from tests.data.releasable_base import declare"
+    if base_import not in source:
+        raise RuntimeError(f"unexpected {RELEASABLE}/v{version[0]}: no {base_import!r}")
+    (package / "__init__.py").write_text(source.replace(base_import, "from releasable._base import declare"))
+    shutil.copy2(REPO_ROOT / "tests" / "data" / "releasable_base.py", package / "_base.py")
+    (project / "setup.cfg").write_text(
+        "[metadata]\n"
+        "name = tornado-bench-releasable\n"
+        f"version = {version}\n\n"
+        "[options]\npackages = releasable\ninstall_requires =\n    tornado-core\n\n"
+        "[options.entry_points]\ntornado.tasks =\n    releasable = releasable\n"
+    )
+    (project / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools>=61", "wheel"]\nbuild-backend = "setuptools.build_meta"\n'
+    )
+    return project
+
+
+def _say(line: str) -> None:
+    print(f"  {line}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def docker_images() -> Iterator[DockerSetup]:
+    """The project's engine up, ``DOCKER_HOST`` set, the base image and both versions' images built."""
+    from tornado_core.adapters.docker_engine import DockerEngine
+    from tornado_core.adapters.images import (
+        ImageRequest,
+        build_image,
+        ensure_base_image,
+        verify_task_image,
+    )
+
+    state = default_state_dir()
+    cache = state / "images"  # as `tornado image build`: base tarball and dependency wheels
+    cache.mkdir(parents=True, exist_ok=True)
+    engine = DockerEngine(state)
+    was_running = engine.status().running
+    started = time.monotonic()
+    engine.up()
+    setup = DockerSetup(
+        engine="already running" if was_running else "started",
+        engine_seconds=time.monotonic() - started,
+        base="",
+        base_seconds=0.0,
+        images={},
+    )
+    previous_host = os.environ.get("DOCKER_HOST")
+    os.environ["DOCKER_HOST"] = engine.docker_host  # the release manager's DockerRuntime uses it
+    client = engine.client()
+    try:
+        started = time.monotonic()
+        setup.base = ensure_base_image(client, cache_dir=cache, log=_say)
+        setup.base_seconds = time.monotonic() - started
+        with tempfile.TemporaryDirectory(prefix="tornado-bench-img-") as scratch:
+            for version in VERSIONS:
+                started = time.monotonic()
+                image = ImageRequest(
+                    task=TASK, version=version, context=task_project(version, Path(scratch)),
+                    tag=IMAGE.format(version=version),
+                )  # fmt: skip
+                built = build_image(client, image, cache_dir=cache, log=_say)
+                verify_task_image(client, built.tag, TASK, version)
+                setup.images[version] = time.monotonic() - started
+        yield setup
+    finally:
+        client.close()
+        if previous_host is None:
+            os.environ.pop("DOCKER_HOST", None)
+        else:
+            os.environ["DOCKER_HOST"] = previous_host
+        if not was_running:
+            engine.down()
+
+
+def stop_docker_workers(settings: Settings) -> None:
+    """Stop (and remove) the round's containers of both versions, whatever state they are in."""
+    from tornado_core.adapters.docker_runtime import DockerRuntime
+
+    runtime = DockerRuntime(settings)
+    for version in VERSIONS:
+        runtime.stop(TASK, version, grace_period=20)
 
 
 @contextlib.contextmanager
@@ -93,7 +219,9 @@ def installation(stack: DevStack, backend: str, work: Path) -> Iterator[tuple[di
         stack.drop_database(database)
 
 
-def one_round(stack: DevStack, backend: str, rate: float, bake: float) -> Round:
+def one_round(
+    stack: DevStack, backend: str, rate: float, bake: float, runtime_name: str = "process"
+) -> Round:
     with (
         tempfile.TemporaryDirectory(prefix="tornado-bench-rel-") as tmp,
         installation(stack, backend, Path(tmp)) as (env, url),
@@ -103,8 +231,10 @@ def one_round(stack: DevStack, backend: str, rate: float, bake: float) -> Round:
         services.tenants.create("bench", hash_token(token))
         manager, close_manager = build_release_manager(services, state_dir=Path(tmp) / "runtime")
         try:
-            return measure(manager, services.jobs, url, token, rate, bake)
+            return measure(manager, services.jobs, url, token, rate, bake, runtime_name)
         finally:
+            if runtime_name == "docker":
+                stop_docker_workers(services.settings)
             runtime = ProcessRuntime(services.settings, state_dir=Path(tmp) / "runtime")
             for folder in (Path(tmp) / "runtime" / TASK).glob("*"):
                 runtime.stop(TASK, folder.name, grace_period=20)
@@ -113,12 +243,18 @@ def one_round(stack: DevStack, backend: str, rate: float, bake: float) -> Round:
 
 
 def measure(
-    manager: ReleaseManager, jobs: JobStorePort, url: str, token: str, rate: float, bake: float
+    manager: ReleaseManager,
+    jobs: JobStorePort,
+    url: str,
+    token: str,
+    rate: float,
+    bake: float,
+    runtime: str = "process",
 ) -> Round:
     """v1 current under load, then a bluegreen run of v2; times taken from the run's notes."""
-    manager.deploy(request("1.0.0", smoke=False))
+    manager.deploy(request("1.0.0", smoke=False, runtime=runtime))
     plan = RunPlan(
-        deploy=request("2.0.0", smoke=True),
+        deploy=request("2.0.0", smoke=True, runtime=runtime),
         strategy="bluegreen",
         step_wait=bake,
         min_jobs=max(5, int(rate * bake / 4)),
@@ -132,8 +268,9 @@ def measure(
         done = time.time()
     at = dict(marks)  # deployed, promoted, 2.0.0: (the verdict), draining, retired
     to_route, to_run = first_on(load, jobs, "2.0.0", since=at["deployed"])
+    instances = "containers" if runtime == "docker" else "workers"
     phases = {
-        "deploy (2 workers, smoke job)": at["deployed"] - started,
+        f"deploy (2 {instances}, smoke job)": at["deployed"] - started,
         "promote": at["promoted"] - at["deployed"],
         "bake": at["2.0.0:"] - at["promoted"],
         "drain + retire of 1.0.0": at["retired"] - at["2.0.0:"],
@@ -172,6 +309,10 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=20.0, help="Jobs per second submitted meanwhile.")
     parser.add_argument("--bake", type=float, default=5.0, help="Seconds the bluegreen run watches.")
     parser.add_argument("--backend", choices=["postgres", "sqs"], default="postgres")
+    parser.add_argument(
+        "--runtime", choices=["process", "docker"], default="process",
+        help="Workers as local processes, or as containers on the project's Docker engine.",
+    )  # fmt: skip
     args = parser.parse_args()
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
@@ -181,20 +322,27 @@ def main() -> None:
     stack = DevStack(state_dir)
     was_running = stack.status().running
     stack.up()
+    setup: DockerSetup | None = None
     try:
         with psycopg2.connect(stack.info().erp_database_url) as conn, conn.cursor() as cur:
             cur.execute(EFFECTS_TABLE)
-        rounds = [one_round(stack, args.backend, args.rate, args.bake) for _ in range(args.rounds)]
+        with docker_images() if args.runtime == "docker" else contextlib.nullcontext() as setup:
+            rounds = [
+                one_round(stack, args.backend, args.rate, args.bake, args.runtime) for _ in range(args.rounds)
+            ]
     finally:
         if not was_running:
             stack.down()
-    report(args, rounds, cli_startup(REPO_ROOT))
+    report(args, rounds, cli_startup(REPO_ROOT), setup)
 
 
-def report(args: argparse.Namespace, rounds: list[Round], startup: float) -> None:
+def report(
+    args: argparse.Namespace, rounds: list[Round], startup: float, setup: DockerSetup | None = None
+) -> None:
     """The Markdown table for docs/benchmarks.md."""
     load = os.getloadavg()[0]
-    print(f"\n### Releases, process runtime ({args.backend} queue, {args.rate:g} jobs/s of load)\n")
+    runtime = getattr(args, "runtime", "process")
+    print(f"\n### Releases, {runtime} runtime ({args.backend} queue, {args.rate:g} jobs/s of load)\n")
     print(f"_{time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, load average {load:.2f}_\n")
     print("| measure | median (min, max) over rounds |")
     print("|---|---|")
@@ -205,6 +353,14 @@ def report(args: argparse.Namespace, rounds: list[Round], startup: float) -> Non
     for phase in rounds[0].phases:
         print(f"| — {phase} | {summary([r.phases[phase] for r in rounds])} |")
     print(f"| CLI start-up (`tornado --help`), paid by every command | {startup:.2f} s |")
+    if setup is not None:
+        print("\nOnce per benchmark run, before the rounds (not in the figures above):\n")
+        print("| step | seconds |")
+        print("|---|---:|")
+        print(f"| Docker engine up ({setup.engine}) | {setup.engine_seconds:.2f} |")
+        print(f"| base image ({setup.base}) | {setup.base_seconds:.1f} |")
+        for version, seconds in setup.images.items():
+            print(f"| image of {TASK} {version}: `build_image` + `verify_task_image` | {seconds:.1f} |")
 
 
 if __name__ == "__main__":
