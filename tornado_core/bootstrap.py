@@ -74,13 +74,16 @@ def build_services(
     )
     redshift = _pool(settings.redshift_url, 4, closers) if settings.redshift_url else None
     s3 = make_client("s3", region=settings.aws_region, endpoint_url=settings.aws_endpoint_url)
+    queue = _queue(settings, pool, closers)
+    limiter = PostgresLimiter(settings.database_url)
+    closers.add(limiter.close)
     services = Services(
         settings=settings,
         registry=registry if registry is not None else TaskRegistry.from_entry_points(),
-        queue=_queue(settings, pool),
+        queue=queue,
         objects=S3ObjectStore(s3, settings.bucket),
         jobs=PostgresJobStore(pool),
-        limiter=PostgresLimiter(settings.database_url),
+        limiter=limiter,
         tenants=PostgresTenantStore(pool),
         rds=rds,
         redshift=redshift,
@@ -97,7 +100,7 @@ def _pool(dsn: str, size: int, closers: _Closers) -> PostgresPool:
     return pool
 
 
-def _queue(settings: Settings, pool: PostgresPool) -> QueuePort:
+def _queue(settings: Settings, pool: PostgresPool, closers: _Closers) -> QueuePort:
     if settings.queue_backend == "sqs":
         from tornado_core.adapters.aws import make_client
         from tornado_core.adapters.sqs import SqsQueue
@@ -107,7 +110,9 @@ def _queue(settings: Settings, pool: PostgresPool) -> QueuePort:
         )
     from tornado_core.adapters.postgres import PostgresQueue
 
-    return PostgresQueue(pool)
+    queue = PostgresQueue(pool)
+    closers.add(queue.close)  # its LISTEN thread and connection; closed before the pool (reverse order)
+    return queue
 
 
 @contextmanager
