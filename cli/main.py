@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import signal
@@ -15,9 +16,6 @@ from typing import TYPE_CHECKING
 import click
 
 from cli.context import load_settings, reported_errors
-from cli.jobs import jobs, submit
-from cli.operators import dlq, tenants
-from cli.ponto import ponto
 from tornado_core.errors import TornadoError
 from tornado_core.services import Services
 
@@ -25,7 +23,42 @@ if TYPE_CHECKING:
     from tornado_core.web.server import ApiParts
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+#: Commands defined in their own modules, imported only when used (a worker never loads the
+#: release, image or scaffolding code, and ``tornado --help`` stays quick).
+LAZY_COMMANDS = {
+    "submit": "cli.jobs:submit",
+    "jobs": "cli.jobs:jobs",
+    "dlq": "cli.operators:dlq",
+    "tenants": "cli.operators:tenants",
+    "ponto": "cli.ponto:ponto",
+    "dev": "cli.dev:dev",
+    "docker": "cli.images:docker_engine",
+    "image": "cli.images:image",
+    "newtask": "cli.newtask:newtask",
+    "pipeline": "cli.pipeline:pipeline",
+    "release": "cli.release:release",
+    "supervise": "cli.release:supervise",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose sub-commands in :data:`LAZY_COMMANDS` load on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Every command name, sorted."""
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """The command, importing its module if it is a lazy one."""
+        if cmd_name in LAZY_COMMANDS and cmd_name not in self.commands:
+            module_name, attribute = LAZY_COMMANDS[cmd_name].split(":")
+            self.add_command(getattr(importlib.import_module(module_name), attribute), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(
+    cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
+)
 @click.option(
     "--log-level", default="INFO", show_default=True, envvar="TORNADO_LOG_LEVEL", help="Logging level."
 )
@@ -181,30 +214,6 @@ def showcase(job_count: int, queue_backend: str | None) -> None:
 
     with reported_errors():
         run_showcase(job_count=job_count, queue_backend=queue_backend)
-
-
-def _register() -> None:
-    from cli.dev import dev
-    from cli.images import docker_engine, image
-    from cli.newtask import newtask
-    from cli.pipeline import pipeline
-    from cli.release import release, supervise
-
-    cli.add_command(submit)
-    cli.add_command(jobs)
-    cli.add_command(dlq)
-    cli.add_command(tenants)
-    cli.add_command(ponto)
-    cli.add_command(dev)
-    cli.add_command(docker_engine)
-    cli.add_command(image)
-    cli.add_command(newtask)
-    cli.add_command(pipeline)
-    cli.add_command(release)
-    cli.add_command(supervise)
-
-
-_register()
 
 
 def main() -> None:
