@@ -168,7 +168,7 @@ def test_detached_cades_signature_verifies_and_catches_any_change() -> None:
 
 
 def test_openssl_accepts_the_p7s(tmp_path: Path) -> None:
-    assert shutil.which("openssl"), "openssl is needed: Debian's openssl package (bash .ci/bootstrap installs it)"
+    assert shutil.which("openssl"), "openssl is needed (bash .ci/bootstrap installs it)"
     data = GOLDEN.read_bytes()
     (tmp_path / "afd.txt").write_bytes(data)
     (tmp_path / "afd.p7s").write_bytes(sign_detached(data, load_signer(make_test_signer_pem())))
