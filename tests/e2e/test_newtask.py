@@ -131,9 +131,11 @@ def _stop_workers(installation: Installation) -> None:
     for folder in (state / "runtime" / TASK).glob("*"):
         ProcessRuntime(settings, state_dir=state / "runtime").stop(TASK, folder.name, grace_period=20)
     if installation.env.get("DOCKER_HOST"):
+        from tornado_core.adapters.docker_engine import connect
         from tornado_core.adapters.docker_runtime import DockerRuntime
 
-        runtime = DockerRuntime(settings)
+        # The installation's engine, not whatever this process's environment points at.
+        runtime = DockerRuntime(settings, client=connect(installation.env["DOCKER_HOST"]))
         for version in ("1.0.0", "1.1.0"):
             runtime.stop(TASK, version, grace_period=20)
 
