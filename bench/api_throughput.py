@@ -40,7 +40,7 @@ import threading
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from bench._common import (
@@ -217,6 +217,27 @@ def _self_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _timed_run(
+    stack: BenchStack,
+    workers: list[threading.Thread],
+    gate: threading.Barrier,
+    count: int,
+    stored: Callable[[], int],
+) -> Baseline:
+    """Start ``workers``, release them together through ``gate``, time them to the last join."""
+    for worker in workers:
+        worker.start()
+    meter = CpuMeter(stack_groups(stack))
+    gate.wait()
+    meter.start()
+    cpu0, t0 = _self_cpu(), time.perf_counter()
+    for worker in workers:
+        worker.join()
+    seconds, self_cpu = time.perf_counter() - t0, _self_cpu() - cpu0
+    meter.stop()
+    return Baseline(count, seconds, stored(), meter, self_cpu)
+
+
 def pg_direct_producers(stack: BenchStack, count: int, threads: int = CONNECTIONS) -> Baseline:
     """``threads`` producers, own connection each, one message per ``send_batch``."""
     prefix = unique("p64")
@@ -237,20 +258,9 @@ def pg_direct_producers(stack: BenchStack, count: int, threads: int = CONNECTION
                     assert errors == [None], errors
 
             workers = [threading.Thread(target=producer) for _ in range(threads)]
-            for worker in workers:
-                worker.start()
-            meter = CpuMeter(stack_groups(stack))
-            gate.wait()
-            meter.start()
-            cpu0, t0 = _self_cpu(), time.perf_counter()
-            for worker in workers:
-                worker.join()
-            seconds, self_cpu = time.perf_counter() - t0, _self_cpu() - cpu0
-            meter.stop()
-            stored = services.queue.depth(spec.name).total
+            return _timed_run(stack, workers, gate, count, lambda: services.queue.depth(spec.name).total)
         finally:
             drop_queues(services)
-    return Baseline(count, seconds, stored, meter, self_cpu)
 
 
 def pg_replay(stack: BenchStack, sizes: Counter[int], lanes: int) -> Baseline:
@@ -275,20 +285,9 @@ def pg_replay(stack: BenchStack, sizes: Counter[int], lanes: int) -> Baseline:
                     assert all(e is None for e in errors), errors
 
             workers = [threading.Thread(target=lane, args=(i,)) for i in range(lanes)]
-            for worker in workers:
-                worker.start()
-            meter = CpuMeter(stack_groups(stack))
-            gate.wait()
-            meter.start()
-            cpu0, t0 = _self_cpu(), time.perf_counter()
-            for worker in workers:
-                worker.join()
-            seconds, self_cpu = time.perf_counter() - t0, _self_cpu() - cpu0
-            meter.stop()
-            stored = services.queue.depth(spec.name).total
+            return _timed_run(stack, workers, gate, count, lambda: services.queue.depth(spec.name).total)
         finally:
             drop_queues(services)
-    return Baseline(count, seconds, stored, meter, self_cpu)
 
 
 def sqs_batch_loop(stack: BenchStack, count: int) -> Baseline:
