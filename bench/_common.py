@@ -24,13 +24,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tornado_core.adapters.devstack import DevStack, StackInfo
 from tornado_core.bootstrap import build_services
+from tornado_core.devstack import DevStack, StackInfo
 from tornado_core.naming import queue_spec
 from tornado_core.ports.queue import QueueSpec
+from tornado_core.producer.submission import PreparedJob, Submitter
 from tornado_core.services import Services
 from tornado_core.settings import Settings
-from tornado_core.submission import PreparedJob, Submitter
 from tornado_core.tokens import hash_token, new_token
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -63,7 +63,7 @@ from bench._common import (
     unique,
 )
 from bench._loadgen import WRK_HINT, LoadResult, closed_loop, generator_name
-from tornado_core.adapters.aws import make_client
+from tornado_core.adapters.aws.clients import make_client
 from tornado_core.adapters.postgres.pool import connect
 from tornado_core.ports.queue import OutgoingMessage
 

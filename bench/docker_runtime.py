@@ -25,18 +25,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tornado_core.adapters.devstack import DevStack
-from tornado_core.adapters.docker_engine import DockerEngine
-from tornado_core.adapters.docker_runtime import DockerRuntime
-from tornado_core.adapters.images import ImageRequest, build_image, ensure_base_image
+from tornado_core.adapters.runtimes.docker.engine import DockerEngine
+from tornado_core.adapters.runtimes.docker.runtime import DockerRuntime
+from tornado_core.adapters.runtimes.images.builder import ImageRequest, build_image, ensure_base_image
 from tornado_core.bootstrap import build_services
+from tornado_core.devstack import DevStack
 from tornado_core.naming import queue_spec
 from tornado_core.ports.jobs import JobStatus
 from tornado_core.ports.queue import OutgoingMessage
 from tornado_core.ports.runtime import Deployment
+from tornado_core.producer.submission import Submitter
 from tornado_core.services import Services
 from tornado_core.settings import Settings
-from tornado_core.submission import Submitter
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")

@@ -57,7 +57,7 @@ from bench._common import (
 )
 from bench._loadgen import HttpConnection, post_request
 from tornado_core.adapters.postgres.pool import connect
-from tornado_core.adapters.processes import LocalCluster
+from tornado_core.adapters.runtimes.process.cluster import LocalCluster
 from tornado_core.ports.queue import OutgoingMessage
 
 WORKER_CONCURRENCY = 16

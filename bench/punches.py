@@ -31,9 +31,9 @@ from pathlib import Path
 
 from tasks.ponto.admin import add_demo_establishment
 from tasks.ponto.devices import make_punches, send_punches
-from tornado_core.adapters.devstack import DevStack, default_state_dir
-from tornado_core.adapters.processes import LocalCluster, free_port
+from tornado_core.adapters.runtimes.process.cluster import LocalCluster, free_port
 from tornado_core.bootstrap import build_services, provision_queues
+from tornado_core.devstack import DevStack, default_state_dir
 from tornado_core.services import Services
 from tornado_core.settings import Settings
 from tornado_core.tokens import hash_token, new_token

@@ -47,13 +47,13 @@ import psycopg2
 
 from tests.data.releasable_base import EFFECTS_TABLE
 from tests.e2e.release_helpers import RELEASABLE, TASK, SteadyLoad
-from tornado_core.adapters.devstack import DevStack, default_state_dir
-from tornado_core.adapters.process_runtime import ProcessRuntime
-from tornado_core.adapters.processes import LocalCluster
+from tornado_core.adapters.runtimes.process.cluster import LocalCluster
+from tornado_core.adapters.runtimes.process.runtime import ProcessRuntime
 from tornado_core.bootstrap import build_release_manager, build_services
+from tornado_core.devstack import DevStack, default_state_dir
 from tornado_core.ports.jobs import JobStorePort
-from tornado_core.releases import DeployRequest, ReleaseManager
-from tornado_core.rollout import Rollout, RunPlan
+from tornado_core.releases.manager import DeployRequest, ReleaseManager
+from tornado_core.releases.rollout import Rollout, RunPlan
 from tornado_core.settings import Settings
 from tornado_core.tokens import hash_token, new_token
 
@@ -137,8 +137,8 @@ def _say(line: str) -> None:
 @contextlib.contextmanager
 def docker_images() -> Iterator[DockerSetup]:
     """The project's engine up, ``DOCKER_HOST`` set, the base image and both versions' images built."""
-    from tornado_core.adapters.docker_engine import DockerEngine
-    from tornado_core.adapters.images import (
+    from tornado_core.adapters.runtimes.docker.engine import DockerEngine
+    from tornado_core.adapters.runtimes.images.builder import (
         ImageRequest,
         build_image,
         ensure_base_image,
@@ -189,7 +189,7 @@ def docker_images() -> Iterator[DockerSetup]:
 
 def stop_docker_workers(settings: Settings) -> None:
     """Stop (and remove) the round's containers of both versions, whatever state they are in."""
-    from tornado_core.adapters.docker_runtime import DockerRuntime
+    from tornado_core.adapters.runtimes.docker.runtime import DockerRuntime
 
     runtime = DockerRuntime(settings)
     for version in VERSIONS:

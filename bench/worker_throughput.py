@@ -59,7 +59,7 @@ from bench._common import (
     unique,
 )
 from tornado_core.adapters.postgres.pool import connect
-from tornado_core.adapters.processes import LocalCluster
+from tornado_core.adapters.runtimes.process.cluster import LocalCluster
 from tornado_core.ports.jobs import ClaimOutcome, NewJob
 from tornado_core.ports.queue import OutgoingMessage, ReceivedMessage
 from tornado_core.services import Services
@@ -296,11 +296,11 @@ class _Timed:
 def breakdown(stack: BenchStack, backend: str, count: int, concurrency: int) -> str:
     """Where one worker's wall time goes: the port calls of the real loop, timed in-process.
 
-    Runs :class:`tornado_core.worker.Worker` (the code ``tornado worker`` runs) in
+    Runs :class:`tornado_core.worker.loop.Worker` (the code ``tornado worker`` runs) in
     this process with its queue and job store wrapped by timers, on ``count``
     pre-filled jobs.
     """
-    from tornado_core.worker import Worker, WorkerOptions
+    from tornado_core.worker.loop import Worker, WorkerOptions
 
     prefix = unique("bd")
     settings = stack.settings(backend, prefix)

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import click
 
-from tornado_core.adapters.devstack import DevStack, DevStackError, StackStatus, default_state_dir
+from tornado_core.devstack import DevStack, DevStackError, StackStatus, default_state_dir
 from tornado_core.errors import TornadoError
+from tornado_core.local_machine import LocalProcessError
 
 #: Exit code of ``status`` when a service is not running (as LSB init scripts do).
 NOT_RUNNING = 3
@@ -21,7 +22,7 @@ def _errors() -> Iterator[None]:
     """Any stack failure becomes one ``Error: ...`` line and exit code 1."""
     try:
         yield
-    except DevStackError as exc:
+    except (DevStackError, LocalProcessError) as exc:
         raise click.ClickException(str(exc).splitlines()[0] + _log_hint(str(exc))) from None
     except TornadoError as exc:
         raise click.ClickException(str(exc)) from None

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from tornado_core.adapters.devstack import default_state_dir
+from tornado_core.devstack import default_state_dir
 from tornado_core.errors import TornadoError
 
 #: Exit code of ``status`` when the engine does not run (as LSB init scripts do).
@@ -35,7 +35,7 @@ def _errors() -> Iterator[None]:
 
 
 def _engine(state_dir: Path | None) -> Any:
-    from tornado_core.adapters.docker_engine import DockerEngine
+    from tornado_core.adapters.runtimes.docker.engine import DockerEngine
 
     return DockerEngine(state_dir or default_state_dir())
 
@@ -97,7 +97,7 @@ def image(ctx: click.Context, state_dir: Path | None) -> None:
 
 
 def _client(state_dir: Path) -> Any:
-    from tornado_core.adapters.docker_engine import DockerEngine, connect
+    from tornado_core.adapters.runtimes.docker.engine import DockerEngine, connect
 
     if os.environ.get("DOCKER_HOST"):
         return connect(os.environ["DOCKER_HOST"])
@@ -118,7 +118,7 @@ def _say(line: str) -> None:
 @click.pass_obj
 def build_base(state_dir: Path, tag: str | None, suite: str, mirror: str, rebuild: bool) -> None:
     """Make the offline base image exist: present, loaded from the cache, or debootstrapped (~1 min)."""
-    from tornado_core.adapters.images import BASE_IMAGE, ensure_base_image
+    from tornado_core.adapters.runtimes.images.builder import BASE_IMAGE, ensure_base_image
 
     with _errors():
         how = ensure_base_image(
@@ -153,7 +153,7 @@ def build(
     no_verify: bool,
 ) -> None:
     """Build a task version's image (wheelhouse on this host, legacy builder, host network)."""
-    from tornado_core.adapters.images import (
+    from tornado_core.adapters.runtimes.images.builder import (
         BASE_IMAGE,
         ImageRequest,
         build_image,

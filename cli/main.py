@@ -169,8 +169,8 @@ def worker(
     tasks_modules: tuple[str, ...],
 ) -> None:
     """Pull and run the jobs of one task version until SIGTERM."""
-    from tornado_core.adapters.ecs_protection import protection_from_env
-    from tornado_core.worker import Worker, WorkerOptions
+    from tornado_core.adapters.runtimes.ecs.protection import protection_from_env
+    from tornado_core.worker.loop import Worker, WorkerOptions
 
     with _services_with(tasks_modules) as services:
         spec = services.registry.get(task_name, version)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from tornado_core.scaffold import ScaffoldError, plan_project, write_project
+from tornado_core.toolchain.scaffold import ScaffoldError, plan_project, write_project
 
 
 @click.command()

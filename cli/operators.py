@@ -5,10 +5,10 @@ from __future__ import annotations
 import click
 
 from cli.context import cli_services
-from tornado_core.dead_letters import DeadLetterQueue
 from tornado_core.naming import dead_letter_name, queue_name
 from tornado_core.services import Services
 from tornado_core.tokens import hash_token, new_token
+from tornado_core.worker.dead_letters import DeadLetterQueue
 
 
 def _dead_letter_queue(services: Services, task: str, version: str | None) -> DeadLetterQueue:

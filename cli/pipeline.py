@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from tornado_core.pipeline import (
+from tornado_core.toolchain.pipeline import (
     STAGES,
     CommandRunner,
     PipelineError,
@@ -136,7 +136,7 @@ def _context(project_dir: Path, options: PipelineOptions, env: dict[str, str]) -
 
 def _local_env(project_dir: Path, *, docker: bool) -> dict[str, str]:
     """This environment, pointed at the local stack and Docker engine (the project's own if none is set)."""
-    from tornado_core.adapters.devstack import DevStack, default_state_dir
+    from tornado_core.devstack import DevStack, default_state_dir
     from tornado_core.errors import TornadoError
 
     env = dict(os.environ)
@@ -146,7 +146,7 @@ def _local_env(project_dir: Path, *, docker: bool) -> dict[str, str]:
             env.update(DevStack(state_dir).up().env())
             click.echo(f"local stack: {state_dir} (stop it with `tornado dev down`)")
         if docker and not env.get("DOCKER_HOST"):
-            from tornado_core.adapters.docker_engine import DockerEngine
+            from tornado_core.adapters.runtimes.docker.engine import DockerEngine
 
             engine = DockerEngine(state_dir)
             engine.up()

@@ -14,15 +14,15 @@ import click
 
 from cli.context import load_settings, reported_errors
 from cli.release_view import backlog_bar, backlog_lines, status_table
-from tornado_core.releases import DeployRequest, ReleaseManager
-from tornado_core.rollout import Rollout, RunPlan
+from tornado_core.releases.manager import DeployRequest, ReleaseManager
+from tornado_core.releases.rollout import Rollout, RunPlan
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
 def runtime_state_dir() -> Path:
     """The process runtime's folder: ``$TORNADO_STATE_DIR/runtime`` or ``./.tornado/runtime``."""
-    from tornado_core.adapters.devstack import default_state_dir
+    from tornado_core.devstack import default_state_dir
 
     return default_state_dir() / "runtime"
 
@@ -275,6 +275,6 @@ def describe(task: str, version: str) -> None:
 @click.option("--dir", "directory", required=True, type=click.Path(file_okay=False, path_type=Path))
 def supervise(directory: Path) -> None:
     """Run and restart the workers described in DIR/spec.json until SIGTERM (process runtime)."""
-    from tornado_core.adapters.supervisor import Supervisor
+    from tornado_core.adapters.runtimes.process.supervisor import Supervisor
 
     sys.exit(Supervisor(directory, dict(os.environ)).run())

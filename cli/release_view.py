@@ -10,8 +10,8 @@ from typing import Any
 
 import click
 
-from tornado_core.release_queues import Backlog
-from tornado_core.release_view import VersionStatus
+from tornado_core.releases.queues import Backlog
+from tornado_core.releases.view import VersionStatus
 
 _COLUMNS = (
     ("VERSION", "version"),

@@ -18,10 +18,10 @@ from typing import Any
 
 import click
 
-from tornado_core.adapters.devstack import DevStack, default_state_dir
-from tornado_core.adapters.processes import LocalCluster
+from tornado_core.adapters.runtimes.process.cluster import LocalCluster
 from tornado_core.bootstrap import services_from
 from tornado_core.client import TornadoClient
+from tornado_core.devstack import DevStack, default_state_dir
 from tornado_core.ports.jobs import JobRecord, JobStatus
 from tornado_core.services import Services
 from tornado_core.settings import Settings

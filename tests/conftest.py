@@ -1,6 +1,6 @@
 """Shared fixtures: the real local stack (PostgreSQL + SQS/S3 endpoint), started once per session.
 
-The fixtures drive the same :class:`~tornado_core.adapters.devstack.DevStack` as
+The fixtures drive the same :class:`~tornado_core.devstack.DevStack` as
 ``tornado dev up``. Set ``TORNADO_TEST_DATABASE_URL`` and ``TORNADO_TEST_AWS_ENDPOINT``
 to run against services you started yourself instead.
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tornado_core.adapters.devstack import DevStack, ExternalStack, StackInfo
+from tornado_core.devstack import DevStack, ExternalStack, StackInfo
 from tornado_core.errors import TornadoError
 
 pytest_plugins = ["tests.docker_fixtures"]

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from tornado_core.adapters.docker_engine import DockerEngine
-from tornado_core.adapters.images import (
+from tornado_core.adapters.runtimes.docker.engine import DockerEngine
+from tornado_core.adapters.runtimes.images.builder import (
     BASE_IMAGE,
     ImageRequest,
     build_image,

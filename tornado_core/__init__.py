@@ -3,7 +3,6 @@
 The public API for task authors and operators; everything else is internal.
 """
 
-from tornado_core.context import TaskContext
 from tornado_core.errors import (
     ConfigError,
     JobTimeout,
@@ -18,6 +17,7 @@ from tornado_core.registry import TaskRegistry
 from tornado_core.retry import RetryPolicy
 from tornado_core.settings import Settings
 from tornado_core.task import TaskSpec, task
+from tornado_core.task_context import TaskContext
 
 __all__ = [
     "ConfigError",

@@ -19,22 +19,22 @@ from tornado_core.naming import queue_spec
 from tornado_core.ports.database import DatabasePort
 from tornado_core.ports.queue import QueuePort
 from tornado_core.ports.runtime import RuntimePort
+from tornado_core.producer.submission import Submitter, VersionResolver
 from tornado_core.registry import TaskRegistry
 from tornado_core.routing import Router
 from tornado_core.services import Services
 from tornado_core.settings import Settings
-from tornado_core.submission import Submitter, VersionResolver
 from tornado_core.versions import VersionCatalog, newest_version
 
 if TYPE_CHECKING:
     from tornado_core.adapters.postgres import PostgresPool
-    from tornado_core.releases import ReleaseManager
+    from tornado_core.releases.manager import ReleaseManager
 
 #: Runtimes by name: (module, class). Each class takes ``(settings, ...)``.
 RUNTIMES: dict[str, tuple[str, str]] = {
-    "process": ("tornado_core.adapters.process_runtime", "ProcessRuntime"),
-    "docker": ("tornado_core.adapters.docker_runtime", "DockerRuntime"),
-    "ecs": ("tornado_core.adapters.ecs_runtime", "EcsRuntime"),
+    "process": ("tornado_core.adapters.runtimes.process.runtime", "ProcessRuntime"),
+    "docker": ("tornado_core.adapters.runtimes.docker.runtime", "DockerRuntime"),
+    "ecs": ("tornado_core.adapters.runtimes.ecs.runtime", "EcsRuntime"),
 }
 
 
@@ -63,9 +63,9 @@ def build_services(
     Returns:
         The services and a function that closes their connections.
     """
-    from tornado_core.adapters.aws import make_client
+    from tornado_core.adapters.aws.clients import make_client
+    from tornado_core.adapters.aws.s3 import S3ObjectStore
     from tornado_core.adapters.postgres import PostgresJobStore, PostgresLimiter, PostgresTenantStore
-    from tornado_core.adapters.s3 import S3ObjectStore
 
     closers = _Closers()
     pool = _pool(settings.database_url, pool_size, closers)
@@ -102,8 +102,8 @@ def _pool(dsn: str, size: int, closers: _Closers) -> PostgresPool:
 
 def _queue(settings: Settings, pool: PostgresPool, closers: _Closers) -> QueuePort:
     if settings.queue_backend == "sqs":
-        from tornado_core.adapters.aws import make_client
-        from tornado_core.adapters.sqs import SqsQueue
+        from tornado_core.adapters.aws.clients import make_client
+        from tornado_core.adapters.aws.sqs import SqsQueue
 
         return SqsQueue(
             make_client("sqs", region=settings.aws_region, endpoint_url=settings.aws_endpoint_url)
@@ -232,7 +232,7 @@ def build_release_manager(
     """
     from tornado_core.adapters.postgres import PostgresPool
     from tornado_core.adapters.postgres.releases import PostgresReleaseStore
-    from tornado_core.releases import ReleaseManager
+    from tornado_core.releases.manager import ReleaseManager
 
     pool = PostgresPool(services.settings.database_url, min_size=0, max_size=2)
     store = PostgresReleaseStore(pool)

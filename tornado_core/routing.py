@@ -111,7 +111,7 @@ def choose_version(route: RouteTable, tenant: str, job_id: str) -> str:
 
 
 class Router:
-    """A :data:`~tornado_core.submission.VersionResolver` over a route source.
+    """A :data:`~tornado_core.producer.submission.VersionResolver` over a route source.
 
     Args:
         routes: The route table of a task, or ``None`` when it has none (a cache).

@@ -13,7 +13,7 @@ from tornado_core.errors import PayloadInvalid
 from tornado_core.retry import RetryPolicy
 
 if TYPE_CHECKING:
-    from tornado_core.context import TaskContext
+    from tornado_core.task_context import TaskContext
 
 Handler = Callable[["TaskContext", Any], Any]
 

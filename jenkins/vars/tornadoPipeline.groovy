@@ -9,7 +9,7 @@ import io.tornado.jenkins.TornadoCli
  *
  * Every stage runs `tornado pipeline step <stage>`: the logic lives in Tornado's Python code and
  * `tornado pipeline run --local` runs the same stages on a developer's machine. The stage names
- * below are checked against tornado_core/pipeline.py by Tornado's tests.
+ * below are checked against tornado_core/toolchain/pipeline.py by Tornado's tests.
  */
 def call(Map settings = [:]) {
     PipelineConfig cfg = PipelineConfig.from(settings)

@@ -5,7 +5,7 @@
    retried job reloads exactly the same rows.
 2. Extract those rows with a server-side cursor into gzip CSV parts, then the manifest.
 3. Load (warehouse, one transaction): stage, COPY, dedupe, MERGE, audit row
-   (:func:`tornado_core.adapters.redshift.load_manifest`).
+   (:func:`tasks.ponto.redshift.load_manifest`).
 4. Only after that commit: advance the watermark and mark the batch loaded.
 
 A crash between 3 and 4 re-runs 3 as a no-op (audited batch); a new batch over the
@@ -26,7 +26,7 @@ from typing import Any
 
 from tasks.ponto.afd import local_dh
 from tasks.ponto.models import ExportPayload
-from tornado_core.adapters.redshift import Column, LoadResult, WarehouseTable, load_manifest, manifest
+from tasks.ponto.redshift import Column, LoadResult, WarehouseTable, load_manifest, manifest
 from tornado_core.ports.database import DatabasePort
 from tornado_core.ports.objects import ObjectStorePort
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tornado_core.adapters.processes import LocalCluster
+from tornado_core.adapters.runtimes.process.cluster import LocalCluster
 from tornado_core.bootstrap import build_services
 from tornado_core.client import TornadoClient
 from tornado_core.naming import dead_letter_name, queue_name

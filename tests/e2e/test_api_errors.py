@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tornado_core.adapters.processes import LocalCluster, free_port
+from tornado_core.adapters.runtimes.process.cluster import LocalCluster, free_port
 from tornado_core.client import ApiError, TornadoClient
 from tornado_core.services import Services
 

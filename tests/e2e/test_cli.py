@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tornado_core.adapters.devstack import DevStack
-from tornado_core.adapters.processes import LocalCluster
+from tornado_core.adapters.runtimes.process.cluster import LocalCluster
 from tornado_core.client import TornadoClient
+from tornado_core.devstack import DevStack
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 

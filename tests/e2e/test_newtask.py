@@ -23,11 +23,11 @@ import pytest
 
 from tests.docker_fixtures import image_cache
 from tests.e2e.helpers import wait_until
-from tornado_core.adapters.devstack import DevStack, ExternalStack
-from tornado_core.adapters.process_runtime import ProcessRuntime
-from tornado_core.adapters.processes import LocalCluster
+from tornado_core.adapters.runtimes.process.cluster import LocalCluster
+from tornado_core.adapters.runtimes.process.runtime import ProcessRuntime
 from tornado_core.bootstrap import build_services
 from tornado_core.client import ApiError, TornadoClient
+from tornado_core.devstack import DevStack, ExternalStack
 from tornado_core.ports.jobs import JobRecord, JobStatus
 from tornado_core.services import Services
 from tornado_core.settings import Settings
@@ -131,8 +131,8 @@ def _stop_workers(installation: Installation) -> None:
     for folder in (state / "runtime" / TASK).glob("*"):
         ProcessRuntime(settings, state_dir=state / "runtime").stop(TASK, folder.name, grace_period=20)
     if installation.env.get("DOCKER_HOST"):
-        from tornado_core.adapters.docker_engine import connect
-        from tornado_core.adapters.docker_runtime import DockerRuntime
+        from tornado_core.adapters.runtimes.docker.engine import connect
+        from tornado_core.adapters.runtimes.docker.runtime import DockerRuntime
 
         # The installation's engine, not whatever this process's environment points at.
         runtime = DockerRuntime(settings, client=connect(installation.env["DOCKER_HOST"]))

@@ -15,7 +15,7 @@ from tests.e2e.ponto_support import (
     post,
     wait_recorded,
 )
-from tornado_core.adapters.processes import LocalCluster
+from tornado_core.adapters.runtimes.process.cluster import LocalCluster
 from tornado_core.services import Services
 
 

@@ -24,7 +24,7 @@ from tests.e2e.ponto_support import (
     recorded,
     wait_recorded,
 )
-from tornado_core.adapters.processes import LocalCluster
+from tornado_core.adapters.runtimes.process.cluster import LocalCluster
 from tornado_core.client import TornadoClient
 from tornado_core.ports.jobs import JobStatus
 from tornado_core.services import Services

@@ -17,7 +17,7 @@ from tests.e2e.ponto_support import (
     recorded,
     wait_recorded,
 )
-from tornado_core.adapters.processes import LocalCluster
+from tornado_core.adapters.runtimes.process.cluster import LocalCluster
 from tornado_core.services import Services
 
 

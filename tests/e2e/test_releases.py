@@ -27,13 +27,13 @@ from cli.main import cli
 from tests.data.releasable_base import EFFECTS_TABLE
 from tests.e2e.helpers import wait_until
 from tests.e2e.release_helpers import TASK, SteadyLoad, code_of, wait_all_done, worker_pids
-from tornado_core.adapters.devstack import DevStack, ExternalStack
 from tornado_core.adapters.postgres import PostgresPool
 from tornado_core.adapters.postgres.releases import PostgresReleaseStore
-from tornado_core.adapters.process_runtime import ProcessRuntime
-from tornado_core.adapters.processes import LocalCluster
+from tornado_core.adapters.runtimes.process.cluster import LocalCluster
+from tornado_core.adapters.runtimes.process.runtime import ProcessRuntime
 from tornado_core.bootstrap import build_services
 from tornado_core.client import ApiError, TornadoClient
+from tornado_core.devstack import DevStack, ExternalStack
 from tornado_core.naming import dead_letter_name, queue_name
 from tornado_core.ports.jobs import JobStatus
 from tornado_core.services import Services

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.helpers import wait_for_job
-from tornado_core.adapters.devstack import DevStack
-from tornado_core.adapters.processes import LocalCluster
+from tornado_core.adapters.runtimes.process.cluster import LocalCluster
 from tornado_core.bootstrap import build_services
 from tornado_core.client import TornadoClient
+from tornado_core.devstack import DevStack
 from tornado_core.ports.jobs import JobStatus
 from tornado_core.services import Services
 from tornado_core.settings import Settings

@@ -9,7 +9,7 @@ from typing import Any
 import psycopg2
 
 from tests.e2e.helpers import wait_for_job, wait_until
-from tornado_core.adapters.processes import LocalCluster
+from tornado_core.adapters.runtimes.process.cluster import LocalCluster
 from tornado_core.client import TornadoClient
 from tornado_core.ports.jobs import JobStatus
 from tornado_core.services import Services

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 import pytest
 
 from tasks.ponto.admin import add_demo_establishment
-from tornado_core.adapters.aws import make_client
-from tornado_core.adapters.devstack import BUCKET, REGION, StackInfo
+from tornado_core.adapters.aws.clients import make_client
+from tornado_core.adapters.aws.s3 import S3ObjectStore
 from tornado_core.adapters.postgres import PostgresPool
-from tornado_core.adapters.s3 import S3ObjectStore
+from tornado_core.devstack import BUCKET, REGION, StackInfo
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,11 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from tornado_core.adapters.aws import make_client
-from tornado_core.adapters.devstack import DevStack, DevStackError, StackInfo
-from tornado_core.adapters.devstack.process import is_alive, wait_until
-from tornado_core.adapters.s3 import S3ObjectStore
-from tornado_core.adapters.sqs import SqsQueue
+from tornado_core.adapters.aws.clients import make_client
+from tornado_core.adapters.aws.s3 import S3ObjectStore
+from tornado_core.adapters.aws.sqs import SqsQueue
+from tornado_core.devstack import DevStack, DevStackError, StackInfo
+from tornado_core.local_machine import is_alive, wait_until
 from tornado_core.ports.queue import OutgoingMessage, QueueSpec
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

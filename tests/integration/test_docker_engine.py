@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from tornado_core.adapters.docker_engine import DockerEngine, DockerEngineError, default_docker_host
-from tornado_core.adapters.images import ensure_base_image
+from tornado_core.adapters.runtimes.docker.engine import DockerEngine, DockerEngineError, default_docker_host
+from tornado_core.adapters.runtimes.images.builder import ensure_base_image
 
 from ..docker_fixtures import image_cache
 

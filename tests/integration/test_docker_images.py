@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tornado_core.adapters.images import (
+from tornado_core.adapters.runtimes.images.builder import (
     ImageError,
     ImageRequest,
     build_image,

@@ -16,16 +16,16 @@ from typing import Any
 
 import pytest
 
-from tornado_core.adapters.docker_runtime import DockerRuntime
+from tornado_core.adapters.runtimes.docker.runtime import DockerRuntime
 from tornado_core.bootstrap import build_services
 from tornado_core.errors import RuntimeFailure
 from tornado_core.naming import queue_spec
 from tornado_core.ports.jobs import JobStatus
 from tornado_core.ports.queue import OutgoingMessage
 from tornado_core.ports.runtime import Deployment, InstanceState
+from tornado_core.producer.submission import Submitter
 from tornado_core.services import Services
 from tornado_core.settings import Settings
-from tornado_core.submission import Submitter
 
 HEALTHY_TIMEOUT = 90.0
 

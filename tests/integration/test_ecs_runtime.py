@@ -21,19 +21,19 @@ from typing import Any
 import pytest
 
 import tasks.demo.handlers as demo
-from tornado_core.adapters.aws import make_client
-from tornado_core.adapters.ecs_protection import TaskProtection, protection_from_env
-from tornado_core.adapters.ecs_runtime import FARGATE_MAX_STOP_TIMEOUT, EcsConfig, EcsRuntime
+from tornado_core.adapters.aws.clients import make_client
+from tornado_core.adapters.runtimes.ecs.protection import TaskProtection, protection_from_env
+from tornado_core.adapters.runtimes.ecs.runtime import FARGATE_MAX_STOP_TIMEOUT, EcsConfig, EcsRuntime
 from tornado_core.errors import RuntimeFailure
 from tornado_core.naming import queue_spec
 from tornado_core.ports.jobs import JobStatus
 from tornado_core.ports.queue import OutgoingMessage
 from tornado_core.ports.runtime import Deployment, InstanceState
+from tornado_core.producer.submission import Submitter
 from tornado_core.registry import TaskRegistry
 from tornado_core.settings import Settings
-from tornado_core.submission import Submitter
-from tornado_core.testing import memory_services
-from tornado_core.worker import Worker, WorkerOptions
+from tornado_core.toolchain.testing import memory_services
+from tornado_core.worker.loop import Worker, WorkerOptions
 
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/tornado/demo.sleep:1.0.0"
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from tornado_core.pipeline import STAGES
-from tornado_core.scaffold import available_archetypes, parse_name, render_project
+from tornado_core.toolchain.pipeline import STAGES
+from tornado_core.toolchain.scaffold import available_archetypes, parse_name, render_project
 
 ROOT = Path(__file__).resolve().parents[2]
 LIBRARY = ROOT / "jenkins"

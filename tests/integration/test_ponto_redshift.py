@@ -11,10 +11,10 @@ import pytest
 from tasks.ponto.export import PUNCHES, export_punches
 from tasks.ponto.ledger import record_punches
 from tasks.ponto.models import ExportPayload, QueuedPunch
+from tasks.ponto.redshift import LoadFailed, load_manifest, manifest
 from tests.integration.ponto_fixtures import Erp, erp_fixture, erp_pool_fixture, s3_fixture  # noqa: F401
+from tornado_core.adapters.aws.s3 import S3ObjectStore
 from tornado_core.adapters.postgres import PostgresPool
-from tornado_core.adapters.redshift import LoadFailed, load_manifest, manifest
-from tornado_core.adapters.s3 import S3ObjectStore
 from tornado_core.errors import ObjectStoreError
 
 

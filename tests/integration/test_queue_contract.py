@@ -23,7 +23,7 @@ MAX_RECEIVE_COUNT = 2
 
 
 def _memory(request: pytest.FixtureRequest) -> Iterator[QueuePort]:
-    from tornado_core.adapters.memory import MemoryQueue
+    from tornado_core.adapters.memory.stores import MemoryQueue
 
     yield MemoryQueue()
 
@@ -39,8 +39,8 @@ def _postgres(request: pytest.FixtureRequest) -> Iterator[QueuePort]:
 
 
 def _sqs(request: pytest.FixtureRequest) -> Iterator[QueuePort]:
-    from tornado_core.adapters.aws import make_client
-    from tornado_core.adapters.sqs import SqsQueue
+    from tornado_core.adapters.aws.clients import make_client
+    from tornado_core.adapters.aws.sqs import SqsQueue
 
     client = make_client(
         "sqs",

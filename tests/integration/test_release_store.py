@@ -9,10 +9,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from tornado_core.adapters.devstack import DevStack, ExternalStack
 from tornado_core.adapters.postgres import PostgresJobStore, PostgresPool
 from tornado_core.adapters.postgres.releases import PostgresReleaseStore
 from tornado_core.adapters.postgres.routes import PostgresRouteCache
+from tornado_core.devstack import DevStack, ExternalStack
 from tornado_core.errors import ReleaseError
 from tornado_core.ports.jobs import Failure, JobStatus, NewJob
 from tornado_core.ports.releases import ReleaseState, VersionRelease

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from tornado_core.adapters.aws import make_client
-from tornado_core.adapters.devstack.process import free_port
-from tornado_core.adapters.s3 import S3ObjectStore
+from tornado_core.adapters.aws.clients import make_client
+from tornado_core.adapters.aws.s3 import S3ObjectStore
 from tornado_core.errors import ObjectStoreError, TornadoError
+from tornado_core.local_machine import free_port
 
 
 @pytest.fixture

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from botocore.stub import Stubber
 
-from tornado_core.adapters.aws import make_client
-from tornado_core.adapters.devstack.process import free_port
-from tornado_core.adapters.sqs import SqsQueue
+from tornado_core.adapters.aws.clients import make_client
+from tornado_core.adapters.aws.sqs import SqsQueue
 from tornado_core.errors import QueueUnavailable
+from tornado_core.local_machine import free_port
 from tornado_core.ports.queue import OutgoingMessage, QueueSpec
 
 

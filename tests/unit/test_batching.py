@@ -10,10 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tornado_core.adapters.memory import MemoryQueue
-from tornado_core.batching import SendBatcher
+from tornado_core.adapters.memory.stores import MemoryQueue
 from tornado_core.errors import QueueUnavailable
 from tornado_core.ports.queue import OutgoingMessage, QueueSpec
+from tornado_core.producer.batching import SendBatcher
 
 QUEUE = "q"
 

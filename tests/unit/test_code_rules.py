@@ -56,7 +56,7 @@ def test_importing_the_core_starts_nothing_and_reads_no_environment() -> None:
         "        assert not k.startswith('TORNADO'), f'import read {k}'\n"
         "        return super().get(k, d)\n"
         "os.environ = Spy(os.environ)\n"
-        "import tornado_core, tornado_core.worker, tornado_core.submission, tornado_core.execution\n"
+        "import tornado_core, tornado_core.worker, tornado_core.producer.submission\n"
         "assert threading.active_count() == 1, threading.enumerate()\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)

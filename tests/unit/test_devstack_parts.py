@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from tornado_core.adapters.devstack import DevStack, DevStackError, StackInfo, default_state_dir
-from tornado_core.adapters.devstack.databases import database_name, with_database
-from tornado_core.adapters.devstack.postgres import find_binaries
-from tornado_core.adapters.devstack.process import free_port, is_alive, port_open
-from tornado_core.adapters.devstack.state import StackState, load_state, save_state
+from tornado_core.adapters.postgres.admin import DatabaseAdminError, database_name, with_database
+from tornado_core.devstack import DevStack, DevStackError, StackInfo, default_state_dir
+from tornado_core.devstack.postgres import find_binaries
+from tornado_core.devstack.state import StackState, load_state, save_state
+from tornado_core.local_machine import free_port, is_alive, port_open
 
 
 def fake_tools(bin_dir: Path) -> Path:
@@ -85,7 +85,7 @@ def test_dsn_helpers() -> None:
     dsn = "postgresql://postgres@127.0.0.1:5432/tornado"
     assert with_database(dsn, "other") == "postgresql://postgres@127.0.0.1:5432/other"
     assert database_name(dsn) == "tornado"
-    with pytest.raises(DevStackError):
+    with pytest.raises(DatabaseAdminError, match="expected a postgresql:// URL"):
         with_database("mysql://x/y", "z")
 
 

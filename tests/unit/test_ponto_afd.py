@@ -26,7 +26,7 @@ from tasks.ponto.afd import (
 from tasks.ponto.identity import cnpj_problem, cpf_problem
 from tasks.ponto.signing import SignatureInvalid, load_signer, sign_detached, verify_detached
 from tasks.ponto.verify import verify_afd
-from tornado_core.adapters.devstack.certs import make_test_signer_pem
+from tornado_core.devstack.certs import make_test_signer_pem
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "ponto" / "AFDBR51202100000111222333000181REP_P.txt"
 ACRE = ZoneInfo("America/Rio_Branco")

@@ -11,10 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tornado_core.adapters.memory import MemoryJobStore
+from tornado_core.adapters.memory.stores import MemoryJobStore
 from tornado_core.errors import StoreUnavailable
 from tornado_core.ports.jobs import JobStatus, NewJob
-from tornado_core.recording import QueuedRecorder
+from tornado_core.producer.recording import QueuedRecorder
 
 
 class SlowStore(MemoryJobStore):
@@ -96,7 +96,7 @@ def test_store_down_drops_with_a_warning(
         await recorder.close()
         return recorder
 
-    with caplog.at_level(logging.WARNING, logger="tornado_core.recording"):
+    with caplog.at_level(logging.WARNING, logger="tornado_core.producer.recording"):
         recorder = asyncio.run(run())
     assert recorder.dropped == 2
     assert recorder.pending == 0

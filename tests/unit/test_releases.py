@@ -9,8 +9,8 @@ import pytest
 from pydantic import BaseModel
 
 from tornado_core import RetryPolicy, TaskContext, TaskSpec, task
-from tornado_core.adapters.memory import MemoryJobStore
-from tornado_core.adapters.memory_releases import MemoryReleaseStore
+from tornado_core.adapters.memory.releases import MemoryReleaseStore
+from tornado_core.adapters.memory.stores import MemoryJobStore
 from tornado_core.bootstrap import Routing, build_submitter, provision_queues
 from tornado_core.errors import PayloadInvalid, ReleaseError
 from tornado_core.message import Envelope
@@ -20,12 +20,12 @@ from tornado_core.ports.queue import OutgoingMessage
 from tornado_core.ports.releases import ReleaseState
 from tornado_core.ports.runtime import Deployment, InstanceState, WorkerInstance
 from tornado_core.registry import TaskRegistry
-from tornado_core.release_queues import Pace
-from tornado_core.releases import DeployRequest, ReleaseManager
-from tornado_core.rollout import Rollout, RunPlan
+from tornado_core.releases.manager import DeployRequest, ReleaseManager
+from tornado_core.releases.queues import Pace
+from tornado_core.releases.rollout import Rollout, RunPlan
 from tornado_core.routing import Router
 from tornado_core.services import Services
-from tornado_core.testing import memory_services
+from tornado_core.toolchain.testing import memory_services
 from tornado_core.versions import TaskVersion, newest_version
 
 TASK = "erp.sync"

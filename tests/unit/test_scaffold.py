@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import cli
-from tornado_core import scaffold
-from tornado_core.scaffold import (
+from tornado_core.toolchain import scaffold
+from tornado_core.toolchain.scaffold import (
     ScaffoldError,
     archetypes_root,
     available_archetypes,

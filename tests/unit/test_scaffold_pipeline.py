@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tornado_core.pipeline import (
+from tornado_core.toolchain.pipeline import (
     ACTIONS,
     ROLLBACK,
     STAGES,
@@ -22,7 +22,7 @@ from tornado_core.pipeline import (
     run_stages,
     stage,
 )
-from tornado_core.scaffold import plan_project, write_project
+from tornado_core.toolchain.scaffold import plan_project, write_project
 
 TORNADO = ("tornado",)
 

@@ -10,10 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from tornado_core import TaskContext, TaskSpec, bootstrap, task
 from tornado_core.bootstrap import build_runtime
 from tornado_core.errors import PayloadInvalid, ReleaseError, RuntimeFailure, TaskNotFound, VersionNotFound
+from tornado_core.producer.submission import Submitter
 from tornado_core.registry import TaskRegistry
 from tornado_core.settings import Settings
-from tornado_core.submission import Submitter
-from tornado_core.testing import memory_services
+from tornado_core.toolchain.testing import memory_services
 from tornado_core.versions import TaskVersion
 
 

@@ -21,8 +21,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPResponse
 from tornado.testing import AsyncHTTPTestCase, gen_test
 
 import tasks.demo.handlers as demo
-from tornado_core.adapters.memory import MemoryJobStore, MemoryQueue, MemoryTenantStore
-from tornado_core.context import TaskContext
+from tornado_core.adapters.memory.stores import MemoryJobStore, MemoryQueue, MemoryTenantStore
 from tornado_core.errors import ObjectStoreError, StoreUnavailable
 from tornado_core.message import Envelope
 from tornado_core.naming import queue_spec
@@ -31,8 +30,9 @@ from tornado_core.ports.queue import OutgoingMessage
 from tornado_core.registry import TaskRegistry
 from tornado_core.settings import Settings
 from tornado_core.task import task
-from tornado_core.testing import memory_services
+from tornado_core.task_context import TaskContext
 from tornado_core.tokens import hash_token, new_token
+from tornado_core.toolchain.testing import memory_services
 from tornado_core.web import ApiApplication, make_app
 from tornado_core.web.auth import TokenCache
 from tornado_core.web.openapi import openapi_document
@@ -669,7 +669,7 @@ SERVE_SCRIPT = """
 import sys
 import tasks.demo.handlers as demo
 from tornado_core.registry import TaskRegistry
-from tornado_core.testing import memory_services
+from tornado_core.toolchain.testing import memory_services
 from tornado_core.web import serve
 
 def build():

@@ -12,16 +12,16 @@ from typing import Any, cast
 import pytest
 
 import tasks.demo.handlers as demo
-from tornado_core.adapters.memory import MemoryJobStore, MemoryQueue
+from tornado_core.adapters.memory.stores import MemoryJobStore, MemoryQueue
 from tornado_core.errors import StoreUnavailable
 from tornado_core.naming import dead_letter_name, queue_spec
 from tornado_core.ports.jobs import ClaimOutcome, JobStatus, NewJob
 from tornado_core.ports.queue import OutgoingMessage
+from tornado_core.producer.submission import Submitter
 from tornado_core.registry import TaskRegistry
 from tornado_core.services import Services
-from tornado_core.submission import Submitter
-from tornado_core.testing import memory_services
-from tornado_core.worker import Worker, WorkerOptions
+from tornado_core.toolchain.testing import memory_services
+from tornado_core.worker.loop import Worker, WorkerOptions
 
 
 @pytest.fixture
@@ -197,7 +197,7 @@ class OutageJobStore(MemoryJobStore):
 def test_a_job_store_outage_pauses_polling_instead_of_burning_delivery_attempts(
     services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("tornado_core.execution.STORE_DOWN_DELAY", 0.2)  # deferred messages reappear fast
+    monkeypatch.setattr("tornado_core.worker.runner.STORE_DOWN_DELAY", 0.2)  # deferred messages reappear fast
     store = OutageJobStore()
     store.down = True
     services = dataclasses.replace(services, jobs=store)

@@ -8,10 +8,10 @@ from typing import Any
 
 import tornado.web
 
-from tornado_core.batching import SendBatcher
-from tornado_core.recording import QueuedRecorder
+from tornado_core.producer.batching import SendBatcher
+from tornado_core.producer.recording import QueuedRecorder
+from tornado_core.producer.submission import Submitter, VersionResolver
 from tornado_core.services import Services
-from tornado_core.submission import Submitter, VersionResolver
 from tornado_core.versions import VersionCatalog
 from tornado_core.web.auth import TokenCache
 from tornado_core.web.context import ApiContext

@@ -6,8 +6,8 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
-from tornado_core.batching import SendBatcher
-from tornado_core.recording import QueuedRecorder
+from tornado_core.producer.batching import SendBatcher
+from tornado_core.producer.recording import QueuedRecorder
 from tornado_core.services import Services
 from tornado_core.web.auth import TokenCache
 from tornado_core.web.enqueue import Enqueuer

@@ -17,8 +17,8 @@ from types import FrameType
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
+from tornado_core.producer.submission import VersionResolver
 from tornado_core.services import Services
-from tornado_core.submission import VersionResolver
 from tornado_core.versions import VersionCatalog
 from tornado_core.web.app import make_app
 

@@ -2,7 +2,7 @@ package io.tornado.jenkins
 
 /**
  * Glue between Jenkins and the `tornado` CLI: every stage runs `tornado pipeline step <stage>`, so the
- * stage's logic lives in Tornado's tested Python code (tornado_core/pipeline.py), the same code that
+ * stage's logic lives in Tornado's tested Python code (tornado_core/toolchain/pipeline.py), the same code that
  * `tornado pipeline run --local` runs on a developer's machine.
  */
 class TornadoCli implements Serializable {

@@ -1,0 +1,1 @@
+"""The docker runtime: worker containers on a private ``dockerd`` the project starts."""

@@ -1,0 +1,194 @@
+"""Turning a request ``{task, tenant, payload}`` into an envelope ready for its queue.
+
+Validation, version choice, job id and claim check happen here, the same for the
+HTTP API, the Python client and the CLI. Sending is the caller's business (the
+API micro-batches sends; see :mod:`tornado_core.producer.batching`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from tornado_core.errors import PayloadInvalid, TaskNotFound, TaskNotSubmittable, VersionNotFound
+from tornado_core.job_ids import JobIds
+from tornado_core.message import Envelope
+from tornado_core.naming import payload_key, queue_name
+from tornado_core.ports.jobs import NewJob
+from tornado_core.ports.objects import ObjectStorePort
+from tornado_core.registry import TaskRegistry
+from tornado_core.services import Services
+from tornado_core.versions import VersionCatalog, newest_version
+
+#: Picks the version of a task a new job goes to: ``(task, tenant, job_id) -> version``.
+VersionResolver = Callable[[str, str, str], str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PreparedJob:
+    """A validated job, ready to send.
+
+    Attributes:
+        envelope: What goes on the queue.
+        queue: The name of the (task, version) queue to send it to.
+    """
+
+    envelope: Envelope
+    queue: str
+
+    @property
+    def body(self) -> str:
+        """The message body."""
+        return self.envelope.to_json()
+
+    def as_new_job(self, idempotency_key: str | None = None) -> NewJob:
+        """The job-store record of this job once the queue has accepted it."""
+        e = self.envelope
+        return NewJob(
+            job_id=e.job_id,
+            tenant=e.tenant,
+            task=e.task,
+            version=e.version,
+            submitted_at=e.submitted_at,
+            idempotency_key=idempotency_key,
+        )
+
+    def receipt(self) -> dict[str, str]:
+        """What the API answers once the job is queued."""
+        e = self.envelope
+        return {"id": e.job_id, "task": e.task, "version": e.version, "status": "queued"}
+
+
+class Submitter:
+    """Validates submissions and builds their envelopes.
+
+    Args:
+        registry: Known tasks.
+        job_ids: Job id issuer.
+        objects: Where large payloads go (claim check).
+        queue_prefix: Prefix of queue names.
+        claim_check_bytes: Payloads larger than this are stored in ``objects``.
+        resolve_version: Routing; defaults to the newest registered version.
+        catalog: Versions registered by releases, whose code this process may
+            not have; their payloads are checked against the stored JSON Schema.
+    """
+
+    def __init__(
+        self,
+        *,
+        registry: TaskRegistry,
+        job_ids: JobIds,
+        objects: ObjectStorePort,
+        queue_prefix: str,
+        claim_check_bytes: int,
+        resolve_version: VersionResolver | None = None,
+        catalog: VersionCatalog | None = None,
+    ) -> None:
+        self._registry = registry
+        self._job_ids = job_ids
+        self._objects = objects
+        self._prefix = queue_prefix
+        self._claim_check_bytes = claim_check_bytes
+        self._catalog = catalog
+        self._resolve = resolve_version or (lambda task, _t, _id: newest_version(registry, catalog, task))
+
+    @classmethod
+    def for_services(
+        cls,
+        services: Services,
+        *,
+        resolve_version: VersionResolver | None = None,
+        catalog: VersionCatalog | None = None,
+    ) -> Submitter:
+        """A submitter on the process's services (registry, job ids, objects, settings)."""
+        return cls(
+            registry=services.registry,
+            job_ids=services.job_ids,
+            objects=services.objects,
+            queue_prefix=services.settings.queue_prefix,
+            claim_check_bytes=services.settings.claim_check_bytes,
+            resolve_version=resolve_version,
+            catalog=catalog,
+        )
+
+    def prepare(
+        self,
+        *,
+        task: str,
+        tenant: str,
+        payload: Any,
+        idempotency_key: str | None = None,
+        version: str | None = None,
+        internal_ok: bool = False,
+    ) -> PreparedJob:
+        """Validate and build the envelope of one job.
+
+        Args:
+            task: Task name.
+            tenant: Submitting tenant.
+            payload: JSON payload (a dict).
+            idempotency_key: Same key, same job id.
+            version: Pin a version instead of routing (smoke jobs, tests).
+            internal_ok: Allow internal tasks (Tornado's own endpoints only).
+
+        Raises:
+            TaskNotFound: Unknown task.
+            TaskNotSubmittable: An internal task without ``internal_ok``.
+            VersionNotFound: A pinned version that is not registered.
+            PayloadInvalid: The payload violates the task's schema.
+        """
+        newest_version(self._registry, self._catalog, task)  # TaskNotFound
+        if not internal_ok and any(spec.internal for spec in self._registry.versions(task)):
+            raise TaskNotSubmittable(task)
+        job_id = (
+            self._job_ids.for_idempotency_key(tenant, f"{task}\0{idempotency_key}")
+            if idempotency_key
+            else self._job_ids.new(tenant)
+        )
+        chosen = version or self._resolve(task, tenant, job_id)
+        self._validate(task, chosen, payload)
+        envelope = Envelope(
+            job_id=job_id,
+            task=task,
+            version=chosen,
+            tenant=tenant,
+            payload=payload,
+            submitted_at=time.time(),
+        )
+        envelope = self._claim_check(envelope)
+        return PreparedJob(envelope=envelope, queue=queue_name(self._prefix, task, chosen))
+
+    def _validate(self, task: str, version: str, payload: Any) -> None:
+        """With the task's code (pydantic) if at hand, else with its registered JSON Schema."""
+        check: Callable[[Any], object]
+        try:
+            spec = self._registry.get(task, version)
+        except (TaskNotFound, VersionNotFound):
+            known = self._catalog.task_version(task, version) if self._catalog is not None else None
+            if known is None:
+                raise VersionNotFound(task, version) from None
+            check = known.validate
+        else:
+            check = spec.parse_payload
+        if not isinstance(payload, dict):
+            raise PayloadInvalid([{"field": "payload", "message": "must be a JSON object"}])
+        check(payload)
+
+    def _claim_check(self, envelope: Envelope) -> Envelope:
+        text = json.dumps(envelope.payload, separators=(",", ":"), ensure_ascii=False)
+        if len(text.encode()) <= self._claim_check_bytes:
+            return envelope
+        key = payload_key(envelope.task, envelope.job_id)
+        self._objects.put(key, text.encode(), content_type="application/json")
+        return Envelope(
+            job_id=envelope.job_id,
+            task=envelope.task,
+            version=envelope.version,
+            tenant=envelope.tenant,
+            payload=None,
+            payload_ref=key,
+            submitted_at=envelope.submitted_at,
+        )

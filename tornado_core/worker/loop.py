@@ -1,0 +1,352 @@
+"""The consume loop of one task version.
+
+Guarantees (see DESIGN.md, "Worker semantics"):
+
+* long-poll batch receive of up to ten messages: ``concurrency`` threads plus a
+  small prefetch, so that a deep queue is read in batches;
+* ``concurrency`` jobs at once in threads, capped globally per task by the
+  concurrency limiter (slots are taken *before* receiving and capped tasks do
+  not prefetch, so a full cap never inflates receive counts);
+* a heartbeat keeps running and prefetched messages hidden and leases alive;
+* finished messages are deleted in batches (their outcome is recorded first);
+* on stop (SIGTERM): no more polling, prefetched messages are made visible
+  again at once, running jobs finish within the grace period, and anything
+  still unfinished after it is made visible again too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from tornado_core.errors import BackendError
+from tornado_core.naming import queue_spec
+from tornado_core.ports.queue import ReceivedMessage
+from tornado_core.services import Services
+from tornado_core.task import TaskSpec
+from tornado_core.worker.acks import Acknowledger
+from tornado_core.worker.runner import Delivery, JobRunner, Outcome
+
+logger = logging.getLogger("tornado.worker")
+
+
+def default_worker_id() -> str:
+    """``host:pid:random`` — unique per worker process."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkerOptions:
+    """How a worker runs.
+
+    Attributes:
+        concurrency: Jobs this process runs at once.
+        grace_period: Seconds running jobs get to finish after a stop request.
+        poll_wait: Long-poll seconds per receive (SQS allows up to 20).
+        worker_id: Identity recorded in job leases.
+        health_file: Touched whenever the loop polls (liveness probes, readiness
+            of local processes); ``None`` disables it.
+        on_busy_change: Called with ``True`` when the worker starts running a job
+            after being idle and ``False`` when it becomes idle again (e.g. ECS
+            task scale-in protection); calls never overlap and errors are logged.
+        prefetch: Messages received ahead of a free thread, so one receive fetches
+            a batch (kept hidden by the heartbeat, returned at once on stop);
+            default ``min(10, concurrency)``, and 0 for tasks with a global cap.
+    """
+
+    concurrency: int = 4
+    grace_period: float = 30.0
+    poll_wait: float = 5.0
+    worker_id: str = field(default_factory=default_worker_id)
+    health_file: Path | None = None
+    on_busy_change: Callable[[bool], None] | None = None
+    prefetch: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        if self.prefetch is not None and self.prefetch < 0:
+            raise ValueError("prefetch must not be negative")
+
+
+@dataclass
+class _Running:
+    delivery: Delivery
+    slot: AbstractContextManager[None]
+    job_id: str | None
+
+
+class Worker:
+    """Pulls and runs the jobs of one task version until stopped.
+
+    Args:
+        services: The process's services.
+        spec: The task version to serve; the worker polls only its queue.
+        options: Concurrency, grace period, poll wait.
+        on_outcome: Called with each message's outcome (metrics, tests).
+    """
+
+    def __init__(
+        self,
+        services: Services,
+        spec: TaskSpec,
+        options: WorkerOptions | None = None,
+        *,
+        on_outcome: Callable[[str], None] | None = None,
+    ) -> None:
+        self._services = services
+        self._spec = spec
+        self._options = options or WorkerOptions()
+        self._queue = queue_spec(services.settings.queue_prefix, spec)
+        self._acks: Acknowledger | None = None
+        self._runner = JobRunner(services, spec, worker_id=self._options.worker_id, acknowledge=self._ack)
+        # Uncapped tasks keep up to a batch of messages waiting, so that a receive fetches
+        # many at once; capped tasks take no more than the global slots they hold.
+        default_prefetch = 0 if spec.max_concurrency else min(10, self._options.concurrency)
+        self._prefetch = default_prefetch if self._options.prefetch is None else self._options.prefetch
+        self._waiting: deque[_Running] = deque()
+        self._on_outcome = on_outcome or (lambda _outcome: None)
+        self._running: dict[str, _Running] = {}
+        self._lock = threading.Lock()
+        self._slot_freed = threading.Event()
+        self._store_down = threading.Event()
+        self._stop = threading.Event()
+        self._heartbeat_stop = threading.Event()
+        self._busy = False
+        self._busy_lock = threading.Lock()
+
+    @property
+    def queue_name(self) -> str:
+        """The queue this worker polls."""
+        return self._queue.name
+
+    def stop(self) -> None:
+        """Ask the loop to stop polling and drain (safe from a signal handler)."""
+        self._stop.set()
+        self._slot_freed.set()
+
+    def run(self) -> None:
+        """Poll and run jobs until :meth:`stop`, then drain within the grace period."""
+        self._services.queue.ensure_queue(self._queue)
+        logger.info(
+            "worker %s polling %s (concurrency %d)",
+            self._options.worker_id,
+            self._queue.name,
+            self._options.concurrency,
+        )
+        heartbeat = threading.Thread(target=self._heartbeat_loop, name="tornado-heartbeat", daemon=True)
+        self._acks = Acknowledger(self._services.queue)
+        try:
+            with ThreadPoolExecutor(self._options.concurrency, thread_name_prefix="tornado-job") as pool:
+                heartbeat.start()
+                while not self._stop.is_set():
+                    self._touch_health_file()
+                    self._poll_once(pool)
+                self._return_waiting()
+                self._drain()
+                self._heartbeat_stop.set()
+        finally:
+            self._acks.close()
+        heartbeat.join(timeout=1)
+        logger.info("worker %s stopped", self._options.worker_id)
+
+    def _touch_health_file(self) -> None:
+        path = self._options.health_file
+        if path is None:
+            return
+        try:
+            path.touch()
+        except OSError as exc:
+            logger.warning("cannot touch health file %s: %s", path, exc)
+
+    def _ack(self, queue: str, receipt: str) -> None:
+        if self._acks is None:
+            self._services.queue.delete(queue, [receipt])
+        else:
+            self._acks.ack(queue, receipt)
+
+    def _store_answers(self) -> bool:
+        """After a job store outage, poll again only once it answers."""
+        if not self._store_down.is_set():
+            return True
+        try:
+            self._services.jobs.ping()
+        except BackendError:
+            self._stop.wait(1.0)
+            return False
+        logger.info("job store answers again: polling resumes")
+        self._store_down.clear()
+        return True
+
+    def _poll_once(self, pool: ThreadPoolExecutor) -> None:
+        if not self._store_answers():
+            return
+        self._start_waiting(pool)
+        with self._lock:
+            blocked = bool(self._waiting)
+        slots = [] if blocked else self._take_slots()
+        if not slots:  # all busy, or messages wait for a free thread: wait for one
+            self._slot_freed.wait(timeout=0.5)
+            self._slot_freed.clear()
+            return
+        try:
+            messages = self._services.queue.receive(
+                self._queue.name,
+                max_messages=len(slots),
+                wait_seconds=self._options.poll_wait,
+                visibility_timeout=self._spec.visibility_timeout,
+            )
+        except BackendError as exc:
+            logger.warning("receive failed: %s; retrying in 1s", exc)
+            self._release_all(slots)
+            self._stop.wait(1.0)
+            return
+        if self._stop.is_set():
+            self._return_unstarted(messages)
+            self._release_all(slots)
+            return
+        with self._lock:
+            for message in messages:
+                delivery = Delivery(queue=self._queue.name, message=message, started=time.monotonic())
+                self._waiting.append(_Running(delivery, slots.pop(), _job_id_of(message)))
+        self._release_all(slots)
+        self._start_waiting(pool)
+
+    def _start_waiting(self, pool: ThreadPoolExecutor) -> None:
+        while True:
+            with self._lock:
+                if not self._waiting or len(self._running) >= self._options.concurrency:
+                    return
+                item = self._waiting.popleft()
+            self._start(pool, item)
+
+    def _return_waiting(self) -> None:
+        with self._lock:
+            waiting, self._waiting = list(self._waiting), deque()
+        self._return_unstarted([item.delivery.message for item in waiting])
+        self._release_all([item.slot for item in waiting])
+
+    def _take_slots(self) -> list[AbstractContextManager[None]]:
+        with self._lock:
+            free = self._options.concurrency + self._prefetch - len(self._running) - len(self._waiting)
+        wanted = min(free, 10)
+        slots: list[AbstractContextManager[None]] = []
+        cap = self._spec.max_concurrency
+        for _ in range(wanted):
+            try:
+                limiter = self._services.limiter
+                slot = limiter.try_acquire(self._spec.name, cap) if cap else contextlib.nullcontext()
+            except BackendError as exc:  # the limiter's database is down: poll again later, do not die
+                logger.warning("concurrency limiter unavailable: %s; retrying in 1s", exc)
+                self._release_all(slots)
+                self._stop.wait(1.0)
+                break
+            if slot is None:
+                break
+            slot.__enter__()
+            slots.append(slot)
+        return slots
+
+    @staticmethod
+    def _release_all(slots: list[AbstractContextManager[None]]) -> None:
+        for slot in slots:
+            slot.__exit__(None, None, None)
+        slots.clear()
+
+    def _start(self, pool: ThreadPoolExecutor, item: _Running) -> None:
+        delivery = replace(item.delivery, started=time.monotonic())  # the deadline counts from here
+        with self._lock:
+            self._running[delivery.message.receipt] = replace(item, delivery=delivery)
+        self._report_busy()
+        future = pool.submit(self._runner.run, delivery)
+        future.add_done_callback(lambda f: self._finished(delivery.message.receipt, f))
+
+    def _finished(self, receipt: str, future: Future[str]) -> None:
+        with self._lock:
+            running = self._running.pop(receipt, None)
+        if running is not None:
+            running.slot.__exit__(None, None, None)
+        self._report_busy()
+        exc = future.exception()
+        if exc is not None:
+            logger.error("job runner crashed: %r (the message will reappear)", exc)
+        else:
+            outcome = future.result()
+            if outcome == Outcome.DEFERRED_STORE_DOWN:
+                self._store_down.set()  # stop receiving: each receive would burn a delivery attempt
+            self._on_outcome(outcome)
+        self._slot_freed.set()
+
+    def _report_busy(self) -> None:
+        """Tell ``on_busy_change`` when the worker goes from idle to busy or back."""
+        hook = self._options.on_busy_change
+        if hook is None:
+            return
+        with self._busy_lock:  # serialized, and re-read: the last call matches the current state
+            with self._lock:
+                busy = bool(self._running)
+            if busy == self._busy:
+                return
+            self._busy = busy
+            try:
+                hook(busy)
+            except Exception:  # a hook must never break the loop
+                logger.exception("on_busy_change hook failed")
+
+    def _heartbeat_loop(self) -> None:
+        interval = max(self._spec.visibility_timeout / 3, 0.2)
+        while not self._heartbeat_stop.wait(interval):
+            self._beat()
+
+    def _beat(self) -> None:
+        with self._lock:
+            running = [*self._running.values(), *self._waiting]
+        now = time.monotonic()
+        for item in running:
+            if now - item.delivery.started > self._spec.timeout:
+                continue  # past its timeout: let the message reappear for another attempt
+            try:
+                self._services.queue.change_visibility(
+                    item.delivery.queue, item.delivery.message.receipt, self._spec.visibility_timeout
+                )
+                if item.job_id:
+                    self._services.jobs.extend_lease(item.job_id, lease_seconds=self._spec.visibility_timeout)
+            except BackendError as exc:
+                logger.warning("heartbeat failed for %s: %s", item.delivery.message.message_id, exc)
+
+    def _drain(self) -> None:
+        deadline = time.monotonic() + self._options.grace_period
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._running:
+                    return
+            time.sleep(0.05)
+        with self._lock:
+            leftovers = [r.delivery.message for r in self._running.values()]
+        logger.warning("grace period over: %d unfinished job(s) made visible again", len(leftovers))
+        self._return_unstarted(leftovers)
+
+    def _return_unstarted(self, messages: Sequence[ReceivedMessage]) -> None:
+        for message in messages:
+            with contextlib.suppress(BackendError):
+                self._services.queue.change_visibility(self._queue.name, message.receipt, 0)
+
+
+def _job_id_of(message: ReceivedMessage) -> str | None:
+    try:
+        job_id = json.loads(message.body).get("job_id")
+    except (ValueError, AttributeError):
+        return None
+    return job_id if isinstance(job_id, str) else None

@@ -1,0 +1,209 @@
+"""Running one delivered message: the effectively-once gate, the handler, the outcome.
+
+:class:`JobRunner` decides, for one message, between acknowledging, retrying
+through the visibility timeout (never republishing, so the queue's receive
+count grows and its redrive policy fires) and dead-lettering.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from tornado_core.errors import (
+    EnvelopeInvalid,
+    NonRetryable,
+    ObjectStoreError,
+    PayloadInvalid,
+    Retry,
+    StoreUnavailable,
+)
+from tornado_core.message import Envelope
+from tornado_core.naming import dead_letter_name, result_key
+from tornado_core.ports.jobs import ClaimOutcome, Failure, JobStatus, NewJob
+from tornado_core.ports.queue import OutgoingMessage, ReceivedMessage
+from tornado_core.retry import backoff_delay
+from tornado_core.services import Services
+from tornado_core.task import TaskSpec
+from tornado_core.task_context import TaskContext, job_logger
+
+logger = logging.getLogger("tornado.worker")
+
+#: Seconds to keep a message hidden when the job store cannot be reached.
+STORE_DOWN_DELAY = 5.0
+
+
+class Outcome:
+    """What happened to a message (for logs, metrics and tests)."""
+
+    SUCCEEDED = "succeeded"
+    SKIPPED_DONE = "skipped_already_done"
+    DEFERRED_BUSY = "deferred_busy"
+    DEFERRED_STORE_DOWN = "deferred_store_down"
+    RETRYING = "retrying"
+    DEAD = "dead"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Delivery:
+    """A message being worked on: where it came from and its envelope."""
+
+    queue: str
+    message: ReceivedMessage
+    started: float
+
+
+class JobRunner:
+    """Runs delivered messages of one task version.
+
+    Args:
+        services: The process's services.
+        spec: The task version this worker serves.
+        worker_id: Identifies this worker in job leases.
+        acknowledge: ``(queue, receipt)`` deletes a finished message; at once by
+            default, batched by the worker (see :mod:`tornado_core.worker.acks`).
+    """
+
+    def __init__(
+        self,
+        services: Services,
+        spec: TaskSpec,
+        *,
+        worker_id: str,
+        acknowledge: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self._services = services
+        self._spec = spec
+        self._worker_id = worker_id
+        self._acknowledge = acknowledge or (lambda queue, receipt: services.queue.delete(queue, [receipt]))
+
+    def run(self, delivery: Delivery) -> str:
+        """Process one message to its outcome; never raises for a job's own failure."""
+        message = delivery.message
+        try:
+            envelope = Envelope.from_json(message.body)
+        except EnvelopeInvalid as exc:
+            logger.error("dead-lettering an unreadable message %s: %s", message.message_id, exc)
+            self._dead_letter(delivery)
+            return Outcome.DEAD
+        job = NewJob(
+            job_id=envelope.job_id,
+            tenant=envelope.tenant,
+            task=envelope.task,
+            version=envelope.version,
+            submitted_at=envelope.submitted_at,
+        )
+        try:
+            claim = self._services.jobs.claim(
+                job,
+                attempt=message.receive_count,
+                lease_seconds=self._spec.visibility_timeout,
+                # One holder per delivered message: a duplicate message of the same job
+                # (a re-submitted idempotency key) is BUSY even in the same process.
+                worker=f"{self._worker_id}/{message.message_id}",
+            )
+        except StoreUnavailable as exc:
+            logger.warning("job store unreachable, job %s postponed: %s", job.job_id, exc)
+            self._hide(delivery, STORE_DOWN_DELAY)
+            return Outcome.DEFERRED_STORE_DOWN
+        if claim is ClaimOutcome.ALREADY_DONE:
+            self._acknowledge(delivery.queue, message.receipt)
+            return Outcome.SKIPPED_DONE
+        if claim is ClaimOutcome.BUSY:
+            self._hide(delivery, self._spec.visibility_timeout)
+            return Outcome.DEFERRED_BUSY
+        return self._execute(delivery, envelope)
+
+    def _execute(self, delivery: Delivery, envelope: Envelope) -> str:
+        log = job_logger(logger, job=envelope.job_id, task=envelope.task, version=envelope.version)
+        try:
+            result = self._call_handler(delivery, envelope, log)
+            stored, ref = self._store_result(envelope, result)
+        except Exception as exc:  # the handler's failure is data, not a crash
+            return self._fail(delivery, envelope, exc, log)
+        self._services.jobs.record_success(envelope.job_id, result=stored, result_ref=ref)
+        self._acknowledge(delivery.queue, delivery.message.receipt)
+        log.info("succeeded in %.3fs", time.monotonic() - delivery.started)
+        return Outcome.SUCCEEDED
+
+    def _call_handler(self, delivery: Delivery, envelope: Envelope, log: Any) -> Any:
+        payload = self._spec.parse_payload(self._load_payload(envelope))
+        jobs = self._services.jobs
+
+        def report(fraction: float, note: str | None) -> None:
+            jobs.record_progress(envelope.job_id, fraction=fraction, note=note)
+
+        ctx = TaskContext(
+            job_id=envelope.job_id,
+            task=envelope.task,
+            version=envelope.version,
+            tenant=envelope.tenant,
+            attempt=delivery.message.receive_count,
+            s3=self._services.objects,
+            rds=self._services.rds,
+            redshift=self._services.redshift,
+            logger=log,
+            deadline=delivery.started + self._spec.timeout,
+            _progress_sink=report,
+        )
+        return self._spec.handler(ctx, payload)
+
+    def _load_payload(self, envelope: Envelope) -> Any:
+        if envelope.payload_ref is None:
+            return envelope.payload
+        try:
+            return json.loads(self._services.objects.get(envelope.payload_ref))
+        except ObjectStoreError as exc:
+            raise Retry(f"claim-checked payload unavailable: {exc}") from exc
+
+    def _store_result(self, envelope: Envelope, result: Any) -> tuple[Any, str | None]:
+        try:
+            text = json.dumps(result, separators=(",", ":"), ensure_ascii=False)
+        except (TypeError, ValueError) as exc:
+            raise NonRetryable(f"result is not JSON-serialisable: {exc}") from exc
+        if len(text.encode()) <= self._services.settings.claim_check_bytes:
+            return result, None
+        key = result_key(envelope.task, envelope.job_id)
+        self._services.objects.put(key, text.encode(), content_type="application/json")
+        return None, key
+
+    def _fail(self, delivery: Delivery, envelope: Envelope, exc: Exception, log: Any) -> str:
+        failure = Failure(
+            error_type=type(exc).__name__,
+            message=str(exc),
+            traceback="".join(traceback.format_exception(exc)),
+        )
+        attempt = delivery.message.receive_count
+        final = isinstance(exc, NonRetryable | PayloadInvalid)
+        if final or attempt >= self._spec.retry.max_attempts:
+            self._services.jobs.record_failure(envelope.job_id, status=JobStatus.DEAD, failure=failure)
+            if final:
+                self._dead_letter(delivery)
+            else:
+                # Show it again at once: the queue's redrive policy moves it to the DLQ.
+                self._hide(delivery, 0)
+            log.error("dead after attempt %d: %s: %s", attempt, failure.error_type, failure.message)
+            return Outcome.DEAD
+        delay = exc.delay if isinstance(exc, Retry) and exc.delay is not None else None
+        if delay is None:
+            delay = backoff_delay(self._spec.retry, attempt)
+        self._services.jobs.record_failure(envelope.job_id, status=JobStatus.RETRYING, failure=failure)
+        self._hide(delivery, delay)
+        log.warning("attempt %d failed (%s: %s); retry in %.1fs", attempt, failure.error_type, exc, delay)
+        return Outcome.RETRYING
+
+    def _hide(self, delivery: Delivery, seconds: float) -> None:
+        self._services.queue.change_visibility(delivery.queue, delivery.message.receipt, seconds)
+
+    def _dead_letter(self, delivery: Delivery) -> None:
+        queue = self._services.queue
+        errors = queue.send_batch(dead_letter_name(delivery.queue), [OutgoingMessage(delivery.message.body)])
+        if errors[0] is None:
+            queue.delete(delivery.queue, [delivery.message.receipt])
+        else:  # leave it: the redrive policy will move it after its receives run out
+            logger.error("could not dead-letter message %s: %s", delivery.message.message_id, errors[0])
