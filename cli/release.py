@@ -260,7 +260,7 @@ def describe(task: str, version: str) -> None:
     """Print the contract (JSON Schema, queue settings) of TASK VERSION from the code at hand."""
     from tornado_core.bootstrap import task_registry
     from tornado_core.errors import TaskNotFound, VersionNotFound
-    from tornado_core.versions import DESCRIBE_NOT_FOUND, TaskVersion
+    from tornado_core.versions import DESCRIBE_NOT_FOUND, contract_of
 
     modules = os.environ.get("TORNADO_TASKS_MODULES", "").split()
     try:
@@ -268,7 +268,7 @@ def describe(task: str, version: str) -> None:
     except (TaskNotFound, VersionNotFound) as exc:
         click.echo(str(exc), err=True)
         sys.exit(DESCRIBE_NOT_FOUND)
-    click.echo(json.dumps(TaskVersion.from_spec(spec).to_json()))
+    click.echo(json.dumps(contract_of(spec).to_json()))
 
 
 @click.command(hidden=True)

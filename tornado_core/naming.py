@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from tornado_core.ports.queue import QueueSpec
+from tornado_core.ports.versions import TaskVersion
 from tornado_core.task import TaskSpec
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
@@ -26,13 +27,24 @@ def dead_letter_name(queue: str) -> str:
 
 
 def queue_spec(prefix: str, spec: TaskSpec) -> QueueSpec:
-    """The queue and DLQ of a task version, with its redrive policy."""
-    name = queue_name(prefix, spec.name, spec.version)
+    """The queue and DLQ of a task version whose code is at hand, with its redrive policy."""
+    return _queue_spec(prefix, spec.name, spec.version, spec.retry.max_attempts, spec.visibility_timeout)
+
+
+def contract_queue_spec(prefix: str, contract: TaskVersion) -> QueueSpec:
+    """The queue and DLQ of a task version known by its stored contract."""
+    return _queue_spec(
+        prefix, contract.task, contract.version, contract.max_attempts, contract.visibility_timeout
+    )
+
+
+def _queue_spec(prefix: str, task: str, version: str, max_attempts: int, visibility: float) -> QueueSpec:
+    name = queue_name(prefix, task, version)
     return QueueSpec(
         name=name,
         dead_letter_name=dead_letter_name(name),
-        max_receive_count=spec.retry.max_attempts,
-        visibility_timeout=spec.visibility_timeout,
+        max_receive_count=max_attempts,
+        visibility_timeout=visibility,
     )
 
 

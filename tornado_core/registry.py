@@ -69,15 +69,16 @@ class TaskRegistry:
     def versions(self, name: str) -> list[TaskSpec]:
         """Every registered version of ``name``, oldest first."""
         found = [s for (n, _), s in self._specs.items() if n == name]
-        return sorted(found, key=lambda s: _version_key(s.version))
+        return sorted(found, key=lambda s: version_sort_key(s.version))
 
     def names(self) -> list[str]:
         """Task names, sorted."""
         return sorted({n for n, _ in self._specs})
 
     def __iter__(self) -> Iterator[TaskSpec]:
-        return iter(sorted(self._specs.values(), key=lambda s: (s.name, _version_key(s.version))))
+        return iter(sorted(self._specs.values(), key=lambda s: (s.name, version_sort_key(s.version))))
 
 
-def _version_key(version: str) -> tuple[tuple[int, str], ...]:
+def version_sort_key(version: str) -> tuple[tuple[int, str], ...]:
+    """Sort key of a version string: ``1.10`` after ``1.9``, numbers before words."""
     return tuple((int(p), "") if p.isdigit() else (-1, p) for p in version.replace("-", ".").split("."))

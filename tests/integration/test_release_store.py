@@ -16,8 +16,9 @@ from tornado_core.devstack import DevStack, ExternalStack
 from tornado_core.errors import ReleaseError
 from tornado_core.ports.jobs import Failure, JobStatus, NewJob
 from tornado_core.ports.releases import ReleaseState, VersionRelease
-from tornado_core.routing import Router, RouteTable, choose_version
-from tornado_core.versions import TaskVersion
+from tornado_core.ports.routes import RouteTable
+from tornado_core.ports.versions import TaskVersion
+from tornado_core.routing import Router, choose_version
 
 pytestmark = pytest.mark.integration
 

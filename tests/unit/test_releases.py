@@ -19,6 +19,7 @@ from tornado_core.ports.jobs import Failure, JobStatus, NewJob
 from tornado_core.ports.queue import OutgoingMessage
 from tornado_core.ports.releases import ReleaseState
 from tornado_core.ports.runtime import Deployment, InstanceState, WorkerInstance
+from tornado_core.ports.versions import TaskVersion
 from tornado_core.registry import TaskRegistry
 from tornado_core.releases.manager import DeployRequest, ReleaseManager
 from tornado_core.releases.queues import Pace
@@ -26,7 +27,7 @@ from tornado_core.releases.rollout import Rollout, RunPlan
 from tornado_core.routing import Router
 from tornado_core.services import Services
 from tornado_core.toolchain.testing import memory_services
-from tornado_core.versions import TaskVersion, newest_version
+from tornado_core.versions import contract_of, newest_version
 
 TASK = "erp.sync"
 
@@ -90,7 +91,7 @@ def store(services: Services) -> MemoryReleaseStore:
 
 @pytest.fixture
 def runtime() -> FakeRuntime:
-    contracts = {(TASK, v): TaskVersion.from_spec(declare(v)) for v in ("2.0.0", "3.0.0")}
+    contracts = {(TASK, v): contract_of(declare(v)) for v in ("2.0.0", "3.0.0")}
     return FakeRuntime(contracts=contracts)
 
 

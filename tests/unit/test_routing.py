@@ -6,7 +6,8 @@ import uuid
 
 import pytest
 
-from tornado_core.routing import Router, RouteTable, bucket, choose_version
+from tornado_core.ports.routes import RouteTable
+from tornado_core.routing import Router, bucket, choose_version
 
 
 def ids(count: int) -> list[str]:

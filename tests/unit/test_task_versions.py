@@ -10,11 +10,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from tornado_core import TaskContext, TaskSpec, bootstrap, task
 from tornado_core.bootstrap import build_runtime
 from tornado_core.errors import PayloadInvalid, ReleaseError, RuntimeFailure, TaskNotFound, VersionNotFound
+from tornado_core.naming import contract_queue_spec
+from tornado_core.ports.versions import TaskVersion
 from tornado_core.producer.submission import Submitter
 from tornado_core.registry import TaskRegistry
 from tornado_core.settings import Settings
 from tornado_core.toolchain.testing import memory_services
-from tornado_core.versions import TaskVersion
+from tornado_core.versions import contract_of
 
 
 class Line(BaseModel):
@@ -43,9 +45,9 @@ def errors(check: object, payload: object) -> list[dict[str, str]]:
 
 
 def test_a_contract_travels_as_json_and_builds_the_same_queue_spec() -> None:
-    contract = TaskVersion.from_spec(declare("2.1.0"))
+    contract = contract_of(declare("2.1.0"))
     assert TaskVersion.from_json(contract.to_json()) == contract
-    spec = contract.queue_spec("tornado")
+    spec = contract_queue_spec("tornado", contract)
     assert (spec.name, spec.dead_letter_name) == ("tornado-erp-order-v2_1_0", "tornado-erp-order-v2_1_0-dlq")
     assert (spec.max_receive_count, spec.visibility_timeout) == (5, 7)
     with pytest.raises(ValueError, match="not a task version description"):
@@ -63,13 +65,13 @@ def test_a_contract_travels_as_json_and_builds_the_same_queue_spec() -> None:
 )
 def test_schema_errors_name_the_same_fields_as_pydantic(payload: dict[str, object]) -> None:
     spec = declare("1.0.0")
-    by_schema = errors(TaskVersion.from_spec(spec).validate, payload)
+    by_schema = errors(contract_of(spec).validate, payload)
     by_model = errors(spec.parse_payload, payload)
     assert sorted(e["field"] for e in by_schema) == sorted(e["field"] for e in by_model)
 
 
 def test_the_submitter_accepts_versions_it_has_no_code_for_through_the_catalog() -> None:
-    contract = TaskVersion.from_spec(declare("3.0.0"))
+    contract = contract_of(declare("3.0.0"))
 
     class Catalog:
         def task_version(self, task: str, version: str) -> TaskVersion | None:

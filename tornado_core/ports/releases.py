@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from tornado_core.routing import RouteTable
-from tornado_core.versions import TaskVersion
+from tornado_core.ports.routes import RouteTable
+from tornado_core.ports.versions import TaskVersion
 
 
 class ReleaseState(StrEnum):

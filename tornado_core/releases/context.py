@@ -8,9 +8,9 @@ from dataclasses import replace
 from tornado_core.errors import ReleaseError, TaskNotFound
 from tornado_core.naming import queue_name
 from tornado_core.ports.releases import RUNNING_STATES, ReleaseState, ReleaseStorePort, VersionRelease
+from tornado_core.ports.routes import RouteTable
 from tornado_core.ports.runtime import Deployment, InstanceState, RuntimePort
 from tornado_core.releases.queues import Backlog, Pace, QueueWatch
-from tornado_core.routing import RouteTable
 from tornado_core.services import Services
 from tornado_core.versions import newest_of, newest_version
 

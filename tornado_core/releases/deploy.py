@@ -8,12 +8,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tornado_core.errors import ReleaseError, TaskNotFound, VersionNotFound
+from tornado_core.naming import contract_queue_spec
 from tornado_core.ports.releases import RUNNING_STATES, ReleaseState, VersionRelease
+from tornado_core.ports.routes import RouteTable
 from tornado_core.ports.runtime import RuntimePort
+from tornado_core.ports.versions import TaskVersion
 from tornado_core.releases.context import ReleaseContext, deployment_of, name_of
 from tornado_core.releases.smoke import SmokeTest
-from tornado_core.routing import RouteTable
-from tornado_core.versions import TaskVersion, VersionDescriber
+from tornado_core.versions import VersionDescriber, contract_of
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,7 +69,9 @@ class Deployer:
             raise ReleaseError(f"{name_of(existing)} is being rolled back: run `release rollback` first")
         contract = self._contract(request, runtime)
         release = self._begin_deploy(request, contract, existing)
-        self._ctx.services.queue.ensure_queue(contract.queue_spec(self._ctx.services.settings.queue_prefix))
+        self._ctx.services.queue.ensure_queue(
+            contract_queue_spec(self._ctx.services.settings.queue_prefix, contract)
+        )
         self._ctx.store.register_version(contract)
         runtime.ensure(deployment_of(release))
         runtime.wait_healthy(
@@ -79,7 +83,7 @@ class Deployer:
 
     def _contract(self, request: DeployRequest, runtime: RuntimePort) -> TaskVersion:
         with contextlib.suppress(TaskNotFound, VersionNotFound):
-            return TaskVersion.from_spec(self._ctx.services.registry.get(request.task, request.version))
+            return contract_of(self._ctx.services.registry.get(request.task, request.version))
         known = self._ctx.store.task_version(request.task, request.version)
         if known is not None:
             return known

@@ -17,6 +17,7 @@ from dataclasses import replace
 from tornado_core.errors import ReleaseError
 from tornado_core.naming import dead_letter_name
 from tornado_core.ports.releases import RUNNING_STATES, ReleaseState, ReleaseStorePort, VersionRelease
+from tornado_core.ports.routes import RouteTable
 from tornado_core.ports.runtime import InstanceState
 from tornado_core.releases.context import (
     ReleaseContext,
@@ -28,7 +29,6 @@ from tornado_core.releases.context import (
 from tornado_core.releases.deploy import Deployer, DeployRequest
 from tornado_core.releases.queues import Backlog, Pace
 from tornado_core.releases.view import VersionStatus, version_status
-from tornado_core.routing import RouteTable
 from tornado_core.services import Services
 
 __all__ = ["DeployRequest", "ReleaseManager"]

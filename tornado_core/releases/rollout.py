@@ -17,9 +17,9 @@ from typing import Literal
 
 from tornado_core.errors import ReleaseError
 from tornado_core.ports.releases import ReleaseState, VersionStats
+from tornado_core.ports.routes import RouteTable
 from tornado_core.releases.manager import DeployRequest, ReleaseManager
 from tornado_core.releases.queues import Backlog
-from tornado_core.routing import RouteTable
 
 Strategy = Literal["bluegreen", "canary"]
 

@@ -16,8 +16,8 @@ from tornado_core.adapters.memory.stores import MemoryJobStore
 from tornado_core.errors import ReleaseError
 from tornado_core.ports.jobs import JobStatus
 from tornado_core.ports.releases import ReleaseEvent, VersionRelease, VersionStats
-from tornado_core.routing import RouteTable
-from tornado_core.versions import TaskVersion
+from tornado_core.ports.routes import RouteTable
+from tornado_core.ports.versions import TaskVersion
 
 
 class MemoryReleaseStore:

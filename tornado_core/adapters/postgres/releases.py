@@ -17,8 +17,8 @@ from psycopg2.extras import Json
 from tornado_core.adapters.postgres.pool import UNREACHABLE, PostgresPool, close_quietly
 from tornado_core.errors import ReleaseError, StoreUnavailable
 from tornado_core.ports.releases import ReleaseEvent, ReleaseState, VersionRelease, VersionStats
-from tornado_core.routing import RouteTable
-from tornado_core.versions import TaskVersion
+from tornado_core.ports.routes import RouteTable
+from tornado_core.ports.versions import TaskVersion
 
 _RELEASE_COLUMNS = (
     "task, version, state, runtime, replicas, concurrency, grace_period, image, python_path,"

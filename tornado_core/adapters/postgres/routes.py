@@ -21,8 +21,8 @@ from tornado_core.adapters.postgres._listener import QueueListener
 from tornado_core.adapters.postgres.pool import PostgresPool
 from tornado_core.adapters.postgres.releases import ROUTE_COLUMNS, route_from_row, version_from_row
 from tornado_core.errors import StoreUnavailable
-from tornado_core.routing import RouteTable
-from tornado_core.versions import TaskVersion
+from tornado_core.ports.routes import RouteTable
+from tornado_core.ports.versions import TaskVersion
 
 log = logging.getLogger(__name__)
 

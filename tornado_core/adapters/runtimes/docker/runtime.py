@@ -45,7 +45,7 @@ from tornado_core.ports.runtime import Deployment, InstanceState, WorkerInstance
 from tornado_core.settings import Settings
 
 if TYPE_CHECKING:
-    from tornado_core.versions import TaskVersion
+    from tornado_core.ports.versions import TaskVersion
 
 logger = logging.getLogger("tornado.runtime.docker")
 
@@ -189,7 +189,8 @@ class DockerRuntime:
         Raises:
             RuntimeFailure: The image is missing or the command failed otherwise.
         """
-        from tornado_core.versions import DESCRIBE_NOT_FOUND, TaskVersion, describe_args
+        from tornado_core.ports.versions import TaskVersion
+        from tornado_core.versions import DESCRIBE_NOT_FOUND, describe_args
 
         image = deployment.image or image_ref(deployment.task, deployment.version)
         command = ["tornado", *describe_args(deployment.task, deployment.version)]

@@ -32,8 +32,9 @@ from tornado_core.adapters.runtimes.process.supervisor import (
 from tornado_core.errors import RuntimeFailure
 from tornado_core.local_machine import LocalProcessError, is_alive, spawn_detached, tail, terminate
 from tornado_core.ports.runtime import Deployment, InstanceState, WorkerInstance
+from tornado_core.ports.versions import TaskVersion
 from tornado_core.settings import Settings
-from tornado_core.versions import DESCRIBE_NOT_FOUND, TaskVersion, describe_args
+from tornado_core.versions import DESCRIBE_NOT_FOUND, describe_args
 
 _SUPERVISOR_FILE = "supervisor.json"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
