@@ -223,13 +223,13 @@ class Server:
 def api_server(stack: BenchStack, backend: str, prefix: str, *, processes: int = 1) -> Iterator[Server]:
     """The Tornado API on a free port.
 
-    One process: the real ``tornado api`` command (``python -m cli api``). More:
+    One process: the real ``tornado api`` command (``python -m tornado_cli api``). More:
     ``bench._api``, i.e. ``serve(factory, processes=N)``, as ``tornado api`` has
     no option for it.
     """
     port = free_port()
     if processes == 1:
-        args = ["cli", "api", "--host", "127.0.0.1", "--port", str(port)]
+        args = ["tornado_cli", "api", "--host", "127.0.0.1", "--port", str(port)]
     else:
         args = ["bench._api", "--port", str(port), "--processes", str(processes)]
     child = spawn(f"api-{backend}-{processes}p-{port}", args, stack.env(backend, prefix), stack.log_dir)

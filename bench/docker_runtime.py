@@ -155,7 +155,7 @@ def main() -> None:
     parser.add_argument("--rebuild-base", action="store_true", help="build the base image from the mirror")
     parser.add_argument("--markdown", type=Path, help="also write the table to this file")
     args = parser.parse_args()
-    from tasks.demo import __version__ as version
+    from tornado_tasks.demo import __version__ as version
 
     cache = Path(os.environ.get("TORNADO_IMAGE_CACHE", REPO_ROOT / ".tornado" / "images"))
     rows: Rows = []

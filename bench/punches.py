@@ -29,8 +29,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tasks.ponto.admin import add_demo_establishment
-from tasks.ponto.devices import make_punches, send_punches
+from tornado_tasks.ponto.admin import add_demo_establishment
+from tornado_tasks.ponto.devices import make_punches, send_punches
+
 from tornado_core.adapters.runtimes.process.cluster import LocalCluster, free_port
 from tornado_core.bootstrap import build_services, provision_queues
 from tornado_core.devstack import DevStack, default_state_dir

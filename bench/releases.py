@@ -51,6 +51,7 @@ from tornado_core.adapters.runtimes.process.cluster import LocalCluster
 from tornado_core.adapters.runtimes.process.runtime import ProcessRuntime
 from tornado_core.bootstrap import build_release_manager, build_services
 from tornado_core.devstack import DevStack, default_state_dir
+from tornado_core.local_machine import tornado_argv
 from tornado_core.ports.jobs import JobStorePort
 from tornado_core.releases.manager import DeployRequest, ReleaseManager
 from tornado_core.releases.rollout import Rollout, RunPlan
@@ -293,7 +294,7 @@ def first_on(load: SteadyLoad, jobs: JobStorePort, version: str, *, since: float
 
 def cli_startup(env_dir: Path) -> float:
     started = time.monotonic()
-    subprocess.run([sys.executable, "-m", "cli", "--help"], capture_output=True, check=True, cwd=env_dir)
+    subprocess.run(tornado_argv("--help"), capture_output=True, check=True, cwd=env_dir)
     return time.monotonic() - started
 
 

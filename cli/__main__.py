@@ -1,5 +1,5 @@
-"""``python -m cli`` runs the ``tornado`` command."""
+"""``python -m tornado_cli`` runs the ``tornado`` command."""
 
-from cli.main import main
+from tornado_cli.main import main
 
 main()

@@ -9,17 +9,7 @@ from typing import Any
 import click
 
 from tornado_core.client import ApiError, TornadoClient
-
-api_url_option = click.option(
-    "--api-url",
-    envvar="TORNADO_API_URL",
-    default="http://127.0.0.1:8080",
-    show_default=True,
-    help="The Tornado API (env TORNADO_API_URL).",
-)
-token_option = click.option(
-    "--token", envvar="TORNADO_TOKEN", required=True, help="Tenant bearer token (env TORNADO_TOKEN)."
-)
+from tornado_core.commands import api_url_option, token_option
 
 
 def _client(api_url: str, token: str) -> TornadoClient:

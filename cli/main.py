@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING
 
 import click
 
-from cli.context import load_settings, reported_errors
+from tornado_core.commands import load_settings, reported_errors
 from tornado_core.errors import TornadoError
+from tornado_core.plugins import COMMANDS_GROUP, Plugin, PluginError, discover
 from tornado_core.services import Services
 
 if TYPE_CHECKING:
@@ -26,34 +27,66 @@ if TYPE_CHECKING:
 #: Commands defined in their own modules, imported only when used (a worker never loads the
 #: release, image or scaffolding code, and ``tornado --help`` stays quick).
 LAZY_COMMANDS = {
-    "submit": "cli.jobs:submit",
-    "jobs": "cli.jobs:jobs",
-    "dlq": "cli.operators:dlq",
-    "tenants": "cli.operators:tenants",
-    "ponto": "cli.ponto:ponto",
-    "dev": "cli.dev:dev",
-    "docker": "cli.images:docker_engine",
-    "image": "cli.images:image",
-    "newtask": "cli.newtask:newtask",
-    "pipeline": "cli.pipeline:pipeline",
-    "release": "cli.release:release",
-    "supervise": "cli.release:supervise",
+    "submit": "tornado_cli.jobs:submit",
+    "jobs": "tornado_cli.jobs:jobs",
+    "dlq": "tornado_cli.operators:dlq",
+    "tenants": "tornado_cli.operators:tenants",
+    "dev": "tornado_cli.dev:dev",
+    "docker": "tornado_cli.images:docker_engine",
+    "image": "tornado_cli.images:image",
+    "newtask": "tornado_cli.newtask:newtask",
+    "pipeline": "tornado_cli.pipeline:pipeline",
+    "release": "tornado_cli.release:release",
+    "supervise": "tornado_cli.release:supervise",
 }
 
 
 class LazyGroup(click.Group):
-    """A click group whose sub-commands in :data:`LAZY_COMMANDS` load on first use."""
+    """The ``tornado`` group: built-in commands load on first use, plugin commands come through
+    the ``tornado.commands`` door (one entry point per command, named as the command)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        """Every command name, sorted."""
-        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+        """Every command name, built-in and plugin, sorted."""
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS, *self._plugins()})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        """The command, importing its module if it is a lazy one."""
-        if cmd_name in LAZY_COMMANDS and cmd_name not in self.commands:
-            module_name, attribute = LAZY_COMMANDS[cmd_name].split(":")
-            self.add_command(getattr(importlib.import_module(module_name), attribute), cmd_name)
+        """The command, importing its module if it is a lazy or plugin one."""
+        if cmd_name not in self.commands:
+            if cmd_name in LAZY_COMMANDS:
+                module_name, attribute = LAZY_COMMANDS[cmd_name].split(":")
+                self.add_command(getattr(importlib.import_module(module_name), attribute), cmd_name)
+            elif cmd_name in self._plugins():
+                self.add_command(_plugin_command(self._plugins()[cmd_name]), cmd_name)
         return super().get_command(ctx, cmd_name)
+
+    def _plugins(self) -> dict[str, Plugin]:
+        found: dict[str, Plugin] | None = getattr(self, "_found_plugins", None)
+        if found is None:  # built-in names win over a plugin's
+            found = {p.name: p for p in discover(COMMANDS_GROUP) if p.name not in LAZY_COMMANDS}
+            self._found_plugins = found
+        return found
+
+
+def _plugin_command(plugin: Plugin) -> click.Command:
+    """The plugin's command, or a stand-in that reports why it cannot be loaded (exit 1)."""
+    try:
+        command = plugin.load()
+    except PluginError as error:
+        return _broken_command(plugin, str(error))
+    if not isinstance(command, click.Command):
+        kind = type(command).__name__
+        return _broken_command(plugin, f"the {plugin.describe()} is a {kind}, not a click command")
+    return command
+
+
+def _broken_command(plugin: Plugin, reason: str) -> click.Command:
+    def fail() -> None:
+        raise click.ClickException(reason)
+
+    return click.Command(
+        plugin.name, callback=fail, help=f"(broken plugin from {plugin.package or plugin.target})",
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    )  # fmt: skip
 
 
 @click.group(
@@ -82,7 +115,7 @@ tasks_module_option = click.option(
 
 @contextmanager
 def _services_with(tasks_modules: tuple[str, ...]) -> Iterator[Services]:
-    """Like ``cli_services``, with the tasks of extra modules besides the entry points."""
+    """Like ``command_services``, with the tasks of extra modules besides the entry points."""
     from tornado_core.bootstrap import services_from, task_registry
 
     settings = load_settings()
@@ -210,7 +243,7 @@ def migrate() -> None:
 )
 def showcase(job_count: int, queue_backend: str | None) -> None:
     """Start the local stack, API and workers; submit jobs over HTTP; print a summary."""
-    from cli.showcase import run_showcase
+    from tornado_cli.showcase import run_showcase
 
     with reported_errors():
         run_showcase(job_count=job_count, queue_backend=queue_backend)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cli.context import cli_services
+from tornado_core.commands import command_services
 from tornado_core.naming import dead_letter_name, queue_name
 from tornado_core.services import Services
 from tornado_core.tokens import hash_token, new_token
@@ -34,7 +34,7 @@ def dlq() -> None:
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
 def dlq_list(task: str, version: str | None, limit: int) -> None:
     """List dead letters (they stay in the queue)."""
-    with cli_services() as services:
+    with command_services() as services:
         letters = _dead_letter_queue(services, task, version).peek(limit)
     for letter in letters:
         click.echo(f"{letter.job_id or '?':<36} {letter.task or '?':<20} tenant={letter.tenant or '?'}")
@@ -47,7 +47,7 @@ def dlq_list(task: str, version: str | None, limit: int) -> None:
 @click.option("--limit", default=None, type=click.IntRange(1), help="At most this many (default: all).")
 def dlq_redrive(task: str, version: str | None, limit: int | None) -> None:
     """Move dead letters back to their work queue for another round of attempts."""
-    with cli_services() as services:
+    with command_services() as services:
         moved = _dead_letter_queue(services, task, version).redrive(limit)
     click.echo(f"redrove {moved} job(s)")
 
@@ -59,7 +59,7 @@ def dlq_redrive(task: str, version: str | None, limit: int | None) -> None:
 @click.confirmation_option(prompt="Delete these dead letters for good?")
 def dlq_discard(task: str, version: str | None, limit: int | None) -> None:
     """Delete dead letters for good (their jobs become failed)."""
-    with cli_services() as services:
+    with command_services() as services:
         dropped = _dead_letter_queue(services, task, version).discard(limit)
     click.echo(f"discarded {dropped} job(s)")
 
@@ -76,7 +76,7 @@ def tenants_create(name: str) -> None:
     if not name or len(name) > 64 or not all(c.isalnum() or c in "-_." for c in name):
         raise click.BadParameter("use 1-64 letters, digits, '-', '_' or '.'", param_hint="NAME")
     token = new_token()
-    with cli_services() as services:
+    with command_services() as services:
         services.tenants.create(name, hash_token(token))
     click.echo(token)
     click.echo(f"tenant {name!r} created; keep this token, it is not shown again", err=True)
@@ -85,6 +85,6 @@ def tenants_create(name: str) -> None:
 @tenants.command("list")
 def tenants_list() -> None:
     """List tenants."""
-    with cli_services() as services:
+    with command_services() as services:
         for tenant in services.tenants.list():
             click.echo(f"{tenant.name}\t{tenant.created_at.isoformat(timespec='seconds')}")

@@ -161,7 +161,7 @@ def subprocess_runner(env: Mapping[str, str]) -> CommandRunner:
     """Runs commands with ``env``, echoing each; their output goes straight to the console."""
 
     def run(argv: Sequence[str], *, cwd: Path, capture: bool = False) -> str:
-        shown = ["tornado", *argv[3:]] if list(argv[1:3]) == ["-m", "cli"] else list(argv)
+        shown = ["tornado", *argv[3:]] if list(argv[1:3]) == ["-m", "tornado_cli"] else list(argv)
         click.echo("    $ " + " ".join(shown))
         try:
             result = subprocess.run(

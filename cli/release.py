@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from tornado_cli.release_view import backlog_bar, backlog_lines, status_table
 
-from cli.context import load_settings, reported_errors
-from cli.release_view import backlog_bar, backlog_lines, status_table
+from tornado_core.commands import load_settings, reported_errors
 from tornado_core.releases.manager import DeployRequest, ReleaseManager
 from tornado_core.releases.rollout import Rollout, RunPlan
 

@@ -144,7 +144,7 @@ def unique_prefix() -> str:
 def stack_env(stack_info: StackInfo) -> dict[str, str]:
     """Environment for child processes: this one's (PATH ...) without TORNADO_*, plus the stack's.
 
-    The repository root is on PYTHONPATH so ``python -m cli`` works from any directory.
+    The repository root is on PYTHONPATH so ``python -m tornado_cli`` works from any directory.
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith("TORNADO_")}
     env.update(stack_info.env())

@@ -81,7 +81,7 @@ def base_image(docker_client: Any) -> str:
 @pytest.fixture(scope="session")
 def demo_version() -> str:
     """The version of the built-in demo tasks."""
-    from tasks.demo import __version__
+    from tornado_tasks.demo import __version__
 
     return str(__version__)
 

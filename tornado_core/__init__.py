@@ -1,18 +1,26 @@
 """Tornado: heavy ERP background jobs off the request path.
 
-The public API for task authors and operators; everything else is internal.
+The public API: for task authors (``task``, ``TaskContext``, the errors a handler raises, the
+ports a handler reaches through its context) and for ERP developers (``TornadoClient``).
+Plugin packages that add HTTP endpoints or CLI commands use :mod:`tornado_core.extend`.
+Everything else is internal; docs/architecture.md maps it.
 """
 
+from tornado_core.client import TornadoClient
 from tornado_core.errors import (
+    ApiError,
     ConfigError,
     JobTimeout,
     NonRetryable,
+    ObjectStoreError,
     PayloadInvalid,
     Retry,
     TaskNotFound,
     TornadoError,
     VersionNotFound,
 )
+from tornado_core.ports.database import DatabasePort
+from tornado_core.ports.objects import ObjectStorePort
 from tornado_core.registry import TaskRegistry
 from tornado_core.retry import RetryPolicy
 from tornado_core.settings import Settings
@@ -20,9 +28,13 @@ from tornado_core.task import TaskSpec, task
 from tornado_core.task_context import TaskContext
 
 __all__ = [
+    "ApiError",
     "ConfigError",
+    "DatabasePort",
     "JobTimeout",
     "NonRetryable",
+    "ObjectStoreError",
+    "ObjectStorePort",
     "PayloadInvalid",
     "Retry",
     "RetryPolicy",
@@ -31,6 +43,7 @@ __all__ = [
     "TaskNotFound",
     "TaskRegistry",
     "TaskSpec",
+    "TornadoClient",
     "TornadoError",
     "VersionNotFound",
     "task",

@@ -1,4 +1,6 @@
-"""Python client of the Tornado HTTP API (standard library only).
+"""Python client of the Tornado HTTP API (standard library only), for ERP developers.
+
+Part of the public surface: ``from tornado_core import TornadoClient, ApiError``.
 
 Example::
 
@@ -17,27 +19,11 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from tornado_core.errors import TornadoError
+from tornado_core.errors import ApiError
+
+__all__ = ["TERMINAL_STATUSES", "ApiError", "TornadoClient"]
 
 TERMINAL_STATUSES = frozenset({"succeeded", "failed", "dead"})
-
-
-class ApiError(TornadoError):
-    """The API answered with an error (or could not be reached: ``status`` 0).
-
-    Attributes:
-        status: HTTP status code; 0 when the API was unreachable.
-        code: The error's machine-readable code.
-        fields: Field-level problems, ``[{"field", "message"}]``.
-    """
-
-    def __init__(
-        self, status: int, code: str, message: str, fields: list[dict[str, str]] | None = None
-    ) -> None:
-        super().__init__(f"{status} {code}: {message}" if status else message)
-        self.status = status
-        self.code = code
-        self.fields = fields or []
 
 
 class TornadoClient:
@@ -130,5 +116,9 @@ def _api_error(exc: urllib.error.HTTPError) -> ApiError:
     except (ValueError, AttributeError):
         error = {}
     return ApiError(
-        exc.code, error.get("code", "http_error"), error.get("message", exc.reason), error.get("fields")
+        exc.code,
+        error.get("code", "http_error"),
+        error.get("message", exc.reason),
+        fields=error.get("fields"),
+        headers=dict(exc.headers.items()) if exc.headers else None,
     )

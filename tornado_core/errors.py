@@ -10,6 +10,9 @@ Retry semantics travel on the exception a handler raises:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 
 class TornadoError(Exception):
     """Root of every error Tornado raises on purpose."""
@@ -95,6 +98,44 @@ class JobNotFound(TornadoError):
 
 class AuthError(TornadoError):
     """A bearer token is missing or unknown."""
+
+
+class ApiError(TornadoError):
+    """An error answer of the HTTP API: its status, machine code, message and offending fields.
+
+    The API raises it to answer with an error; :class:`~tornado_core.client.TornadoClient`
+    raises the same class when the API answered with one (``status`` 0: unreachable).
+
+    Args:
+        status: HTTP status code; 0 when the API could not be reached.
+        code: Stable machine-readable code (``snake_case``).
+        message: Human-readable explanation (never a traceback).
+        fields: Field-level problems, each ``{"field": ..., "message": ...}``.
+        headers: Extra response headers (``Retry-After``, ``WWW-Authenticate``...).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        fields: list[dict[str, str]] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(f"{status} {code}: {message}" if status else message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.fields = fields or []
+        self.headers = dict(headers or {})
+
+    def body(self) -> dict[str, Any]:
+        """The ``{"error": {...}}`` document."""
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.fields:
+            error["fields"] = self.fields
+        return {"error": error}
 
 
 class TaskError(TornadoError):

@@ -61,6 +61,11 @@ def locked(state_dir: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def tornado_argv(*args: str) -> list[str]:
+    """The command line that runs ``tornado ARGS`` with this Python (the console script may be off PATH)."""
+    return [sys.executable, "-m", "tornado_cli", *args]
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 nobody listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -68,7 +68,7 @@ DESCRIBE_NOT_FOUND = 3
 def describe_args(task: str, version: str) -> list[str]:
     """Arguments after ``tornado`` that print a version's contract as JSON (:meth:`TaskVersion.to_json`).
 
-    Run them where the version's code is: ``python -m cli ...`` with its python
+    Run them where the version's code is: ``python -m tornado_cli ...`` with its python
     path (process runtime), ``tornado ...`` in its image (docker, ecs). Exit code
     :data:`DESCRIBE_NOT_FOUND` means the code has no such task version.
     """

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from tasks.ponto.identity import cpf_problem, digits_only, employer_id_problem, normalize_cpf
-from tasks.ponto.ledger import append_events
-from tasks.ponto.schema import ensure_schema
+from .identity import cpf_problem, digits_only, employer_id_problem, normalize_cpf
+from .ledger import append_events
+from .schema import ensure_schema
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -7,7 +7,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from tasks.ponto.afd import EmployeeRecord, Employer, EmployerRecord, Header, PunchRecord, Record
+from .afd import EmployeeRecord, Employer, EmployerRecord, Header, PunchRecord, Record
 
 _REP = """
 SELECT r.tenant, r.inpi_number, r.developer_type, r.developer_id, e.employer_type, e.employer_id,

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from tasks.ponto.afd import render_afd
-from tasks.ponto.afd_source import load_afd_source
-from tasks.ponto.verify import Report, verify_afd
+from .afd import render_afd
+from .afd_source import load_afd_source
+from .verify import Report, verify_afd
 
 _NSRS = """
 SELECT nsr FROM ponto_punch WHERE rep_id = %(rep)s

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasks.ponto.afd import local_dh
+from .afd import local_dh
 
 
 def rep_owners(conn: Any) -> dict[str, str]:

@@ -5,7 +5,7 @@
    retried job reloads exactly the same rows.
 2. Extract those rows with a server-side cursor into gzip CSV parts, then the manifest.
 3. Load (warehouse, one transaction): stage, COPY, dedupe, MERGE, audit row
-   (:func:`tasks.ponto.redshift.load_manifest`).
+   (:func:`tornado_tasks.ponto.redshift.load_manifest`).
 4. Only after that commit: advance the watermark and mark the batch loaded.
 
 A crash between 3 and 4 re-runs 3 as a no-op (audited batch); a new batch over the
@@ -24,11 +24,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from tasks.ponto.afd import local_dh
-from tasks.ponto.models import ExportPayload
-from tasks.ponto.redshift import Column, LoadResult, WarehouseTable, load_manifest, manifest
 from tornado_core.ports.database import DatabasePort
 from tornado_core.ports.objects import ObjectStorePort
+
+from .afd import local_dh
+from .models import ExportPayload
+from .redshift import Column, LoadResult, WarehouseTable, load_manifest, manifest
 
 PUNCHES = WarehouseTable(
     schema="ponto",

@@ -6,15 +6,16 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
-from tasks.ponto.afd import afd_file_name, render_afd
-from tasks.ponto.afd_source import load_afd_source
-from tasks.ponto.export import export_punches
-from tasks.ponto.ledger import record_punches
-from tasks.ponto.models import AfdPayload, ExportPayload, RecordPayload
-from tasks.ponto.signing import SIGNER_KEYS, load_signer, sign_detached
 from tornado_core import NonRetryable, RetryPolicy, TaskContext, task
 from tornado_core.errors import ObjectStoreError
 from tornado_core.ports.objects import ObjectStorePort
+
+from .afd import afd_file_name, render_afd
+from .afd_source import load_afd_source
+from .export import export_punches
+from .ledger import record_punches
+from .models import AfdPayload, ExportPayload, RecordPayload
+from .signing import SIGNER_KEYS, load_signer, sign_detached
 
 #: ``ponto.record`` jobs running at once across every worker: each holds one ERP connection
 #: for a few milliseconds, and batches of one tenant serialise on its REP counters anyway.

@@ -13,9 +13,9 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from tasks.ponto.afd import COLLECTORS
-from tasks.ponto.identity import cpf_problem, digits_only
-from tasks.ponto.models import Geo
+from .afd import COLLECTORS
+from .identity import cpf_problem, digits_only
+from .models import Geo
 
 #: How far ahead of the API's clock a punch time may be (collector clocks drift).
 MAX_AHEAD = timedelta(minutes=5)

@@ -21,9 +21,10 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from tasks.ponto.afd import chain_hash, punch_fields
-from tasks.ponto.models import QueuedPunch
 from tornado_core.errors import Retry
+
+from .afd import chain_hash, punch_fields
+from .models import QueuedPunch
 
 _LOCK = """
 SELECT c.rep_id, c.last_nsr, c.last_hash, r.tenant, e.time_zone

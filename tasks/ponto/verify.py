@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from tasks.ponto.afd import (
+from .afd import (
     CRC_TYPES,
     CRLF,
     ENCODING,
@@ -16,8 +16,8 @@ from tasks.ponto.afd import (
     chain_hash,
     crc16_kermit,
 )
-from tasks.ponto.identity import cpf_problem
-from tasks.ponto.signing import SignatureInfo, SignatureInvalid, verify_detached
+from .identity import cpf_problem
+from .signing import SignatureInfo, SignatureInvalid, verify_detached
 
 _DH = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:00[+-]\d{4}$")
 _HASH = re.compile(r"^[0-9a-f]{64}$")

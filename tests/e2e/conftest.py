@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 from tornado_core.adapters.runtimes.process.cluster import LocalCluster
 from tornado_core.bootstrap import build_services
 from tornado_core.client import TornadoClient
+from tornado_core.local_machine import tornado_argv
 from tornado_core.naming import dead_letter_name, queue_name
 from tornado_core.services import Services
 from tornado_core.settings import Settings
@@ -110,7 +110,7 @@ def tornado_cli(e2e_env: dict[str, str]) -> Callable[..., subprocess.CompletedPr
 
     def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            [sys.executable, "-m", "cli", *args], env=e2e_env, capture_output=True, text=True, timeout=120
+            tornado_argv(*args), env=e2e_env, capture_output=True, text=True, timeout=120
         )
         if check and result.returncode != 0:
             raise AssertionError(f"tornado {' '.join(args)} exited {result.returncode}:\n{result.stderr}")

@@ -7,9 +7,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from tasks.ponto.admin import add_demo_establishment
-from tasks.ponto.audit import audit_rep, rep_nsrs
-from tasks.ponto.devices import DeviceRun, send_punches
+from tornado_tasks.ponto.admin import add_demo_establishment
+from tornado_tasks.ponto.audit import audit_rep, rep_nsrs
+from tornado_tasks.ponto.devices import DeviceRun, send_punches
+
 from tests.e2e.helpers import wait_until
 from tornado_core.services import Services
 from tornado_core.tokens import hash_token, new_token

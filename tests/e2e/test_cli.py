@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 from tornado_core.adapters.runtimes.process.cluster import LocalCluster
 from tornado_core.client import TornadoClient
 from tornado_core.devstack import DevStack
+from tornado_core.local_machine import tornado_argv
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -88,7 +88,7 @@ def test_worker_for_an_unknown_task_fails_clearly(tornado_cli: Cli) -> None:
 
 def test_commands_without_settings_say_how_to_get_them() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "cli", "worker", "--task", "demo.echo"],
+        tornado_argv("worker", "--task", "demo.echo"),
         env={"PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,
@@ -104,7 +104,7 @@ def test_showcase_runs_end_to_end_on_the_local_stack(
 ) -> None:
     env = {**stack_env, "TORNADO_STATE_DIR": str(dev_stack.state_dir)}
     result = subprocess.run(
-        [sys.executable, "-m", "cli", "showcase", "--jobs", "40", "--queue", backend],
+        tornado_argv("showcase", "--jobs", "40", "--queue", backend),
         env=env,
         capture_output=True,
         text=True,

@@ -28,6 +28,7 @@ from tornado_core.adapters.runtimes.process.runtime import ProcessRuntime
 from tornado_core.bootstrap import build_services
 from tornado_core.client import ApiError, TornadoClient
 from tornado_core.devstack import DevStack, ExternalStack
+from tornado_core.local_machine import tornado_argv
 from tornado_core.ports.jobs import JobRecord, JobStatus
 from tornado_core.services import Services
 from tornado_core.settings import Settings
@@ -48,7 +49,7 @@ class Installation:
     def tornado(self, *args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         """Run ``tornado ARGS`` as a developer would; a non-zero exit fails the test with its output."""
         result = subprocess.run(
-            [sys.executable, "-m", "cli", *args], cwd=cwd, env=self.env, capture_output=True, text=True,
+            tornado_argv(*args), cwd=cwd, env=self.env, capture_output=True, text=True,
             timeout=timeout, check=False,
         )
         assert result.returncode == 0, f"tornado {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
@@ -221,7 +222,7 @@ def test_the_tests_of_every_other_archetype_pass_at_once_against_the_local_stack
     archetype: str, stack_env: dict[str, str], tmp_path: Path
 ) -> None:
     subprocess.run(
-        [sys.executable, "-m", "cli", "newtask", "acme.report", "--archetype", archetype, "--dest", "p"],
+        tornado_argv("newtask", "acme.report", "--archetype", archetype, "--dest", "p"),
         cwd=tmp_path, env=stack_env, capture_output=True, check=True,
     )
     tests = subprocess.run(

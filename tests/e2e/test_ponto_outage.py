@@ -7,8 +7,8 @@ import time
 from datetime import UTC, datetime
 
 import pytest
+from tornado_tasks.ponto.devices import DeviceRun, make_punches
 
-from tasks.ponto.devices import DeviceRun, make_punches
 from tests.e2e.ponto_support import (
     assert_exactly_once_gap_free_and_chained,
     create_ponto_tenant,

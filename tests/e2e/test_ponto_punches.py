@@ -12,8 +12,8 @@ from typing import Any
 
 import psycopg2
 import pytest
+from tornado_tasks.ponto.devices import make_punches
 
-from tasks.ponto.devices import make_punches
 from tests.e2e.helpers import wait_for_job, wait_until
 from tests.e2e.ponto_support import (
     PontoTenant,

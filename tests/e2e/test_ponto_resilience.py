@@ -6,8 +6,8 @@ import threading
 from datetime import UTC, datetime
 
 import pytest
+from tornado_tasks.ponto.devices import DeviceRun, make_punches
 
-from tasks.ponto.devices import DeviceRun, make_punches
 from tests.e2e.helpers import wait_until
 from tests.e2e.ponto_support import (
     PontoTenant,

@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,8 +21,8 @@ from pathlib import Path
 import psycopg2
 import pytest
 from click.testing import CliRunner
+from tornado_cli.main import cli
 
-from cli.main import cli
 from tests.data.releasable_base import EFFECTS_TABLE
 from tests.e2e.helpers import wait_until
 from tests.e2e.release_helpers import TASK, SteadyLoad, code_of, wait_all_done, worker_pids
@@ -34,6 +33,7 @@ from tornado_core.adapters.runtimes.process.runtime import ProcessRuntime
 from tornado_core.bootstrap import build_services
 from tornado_core.client import ApiError, TornadoClient
 from tornado_core.devstack import DevStack, ExternalStack
+from tornado_core.local_machine import tornado_argv
 from tornado_core.naming import dead_letter_name, queue_name
 from tornado_core.ports.jobs import JobStatus
 from tornado_core.services import Services
@@ -55,7 +55,7 @@ class World:
     def cli(self, *args: str, check: bool = True, timeout: float = 180) -> subprocess.CompletedProcess[str]:
         """Run ``tornado ARGS``; with ``check`` a non-zero exit fails the test with its stderr."""
         result = subprocess.run(
-            [sys.executable, "-m", "cli", *args],
+            tornado_argv(*args),
             env=self.env,
             capture_output=True,
             text=True,
@@ -73,7 +73,7 @@ class World:
     def start_cli(self, *args: str) -> subprocess.Popen[str]:
         """Start ``tornado ARGS`` in the background (to kill it mid-way)."""
         return subprocess.Popen(
-            [sys.executable, "-m", "cli", *args],
+            tornado_argv(*args),
             env=self.env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

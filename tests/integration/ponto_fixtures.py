@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from tornado_tasks.ponto.admin import add_demo_establishment
 
-from tasks.ponto.admin import add_demo_establishment
 from tornado_core.adapters.aws.clients import make_client
 from tornado_core.adapters.aws.s3 import S3ObjectStore
 from tornado_core.adapters.postgres import PostgresPool

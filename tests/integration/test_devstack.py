@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from tornado_core.adapters.aws.clients import make_client
 from tornado_core.adapters.aws.s3 import S3ObjectStore
 from tornado_core.adapters.aws.sqs import SqsQueue
 from tornado_core.devstack import DevStack, DevStackError, StackInfo
-from tornado_core.local_machine import is_alive, wait_until
+from tornado_core.local_machine import is_alive, tornado_argv, wait_until
 from tornado_core.ports.queue import OutgoingMessage, QueueSpec
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -37,7 +36,7 @@ def stack(make_state_dir: Callable[[], Path], dev_stack: object) -> Iterator[Dev
 def _tornado(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), **(env_extra or {})}
     return subprocess.run(
-        [sys.executable, "-m", "cli", *args], capture_output=True, text=True, env=env, timeout=120
+        tornado_argv(*args), capture_output=True, text=True, env=env, timeout=120
     )
 
 

@@ -65,8 +65,7 @@ def test_the_cli_runs_an_engine_and_uses_it_for_images(
     make_state_dir: Callable[[], Path], docker_engine: DockerEngine, base_image: str
 ) -> None:
     from click.testing import CliRunner
-
-    from cli.main import cli
+    from tornado_cli.main import cli
 
     state, runner = make_state_dir(), CliRunner()
     up = runner.invoke(cli, ["docker", "up", "--state-dir", str(state)])

@@ -19,8 +19,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+import tornado_tasks.demo.handlers as demo
 
-import tasks.demo.handlers as demo
 from tornado_core.adapters.aws.clients import make_client
 from tornado_core.adapters.runtimes.ecs.protection import TaskProtection, protection_from_env
 from tornado_core.adapters.runtimes.ecs.runtime import FARGATE_MAX_STOP_TIMEOUT, EcsConfig, EcsRuntime

@@ -9,13 +9,13 @@ from datetime import UTC, date, datetime, timedelta
 
 import psycopg2
 import pytest
+from tornado_tasks.ponto.afd import render_afd
+from tornado_tasks.ponto.afd_source import load_afd_source
+from tornado_tasks.ponto.audit import rep_nsrs
+from tornado_tasks.ponto.ledger import PunchOutcome, record_punches
+from tornado_tasks.ponto.models import QueuedPunch
+from tornado_tasks.ponto.verify import verify_afd
 
-from tasks.ponto.afd import render_afd
-from tasks.ponto.afd_source import load_afd_source
-from tasks.ponto.audit import rep_nsrs
-from tasks.ponto.ledger import PunchOutcome, record_punches
-from tasks.ponto.models import QueuedPunch
-from tasks.ponto.verify import verify_afd
 from tests.integration.ponto_fixtures import Erp, erp_fixture, erp_pool_fixture, make_erp  # noqa: F401
 from tornado_core.errors import Retry, StoreUnavailable
 

@@ -7,11 +7,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
+from tornado_tasks.ponto.export import PUNCHES, export_punches
+from tornado_tasks.ponto.ledger import record_punches
+from tornado_tasks.ponto.models import ExportPayload, QueuedPunch
+from tornado_tasks.ponto.redshift import LoadFailed, load_manifest, manifest
 
-from tasks.ponto.export import PUNCHES, export_punches
-from tasks.ponto.ledger import record_punches
-from tasks.ponto.models import ExportPayload, QueuedPunch
-from tasks.ponto.redshift import LoadFailed, load_manifest, manifest
 from tests.integration.ponto_fixtures import Erp, erp_fixture, erp_pool_fixture, s3_fixture  # noqa: F401
 from tornado_core.adapters.aws.s3 import S3ObjectStore
 from tornado_core.adapters.postgres import PostgresPool

@@ -9,8 +9,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-
-from tasks.ponto.afd import (
+from tornado_tasks.ponto.afd import (
     EmployeeRecord,
     Employer,
     EmployerRecord,
@@ -23,9 +22,10 @@ from tasks.ponto.afd import (
     punch_fields,
     render_afd,
 )
-from tasks.ponto.identity import cnpj_problem, cpf_problem
-from tasks.ponto.signing import SignatureInvalid, load_signer, sign_detached, verify_detached
-from tasks.ponto.verify import verify_afd
+from tornado_tasks.ponto.identity import cnpj_problem, cpf_problem
+from tornado_tasks.ponto.signing import SignatureInvalid, load_signer, sign_detached, verify_detached
+from tornado_tasks.ponto.verify import verify_afd
+
 from tornado_core.devstack.certs import make_test_signer_pem
 
 GOLDEN = Path(__file__).resolve().parents[1] / "data" / "ponto" / "AFDBR51202100000111222333000181REP_P.txt"

@@ -7,9 +7,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-
-from tasks.ponto.intake import check_punch
-from tasks.ponto.models import RecordPayload
+from tornado_tasks.ponto.intake import check_punch
+from tornado_tasks.ponto.models import RecordPayload
 
 NOW = datetime(2025, 3, 10, 15, 0, tzinfo=UTC)
 ACRE = timezone(timedelta(hours=-5))

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from tornado_cli.main import cli
 
-from cli.main import cli
 from tornado_core.toolchain import scaffold
 from tornado_core.toolchain.scaffold import (
     ScaffoldError,

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
+from tornado_core.local_machine import tornado_argv
 from tornado_core.toolchain.pipeline import (
     ACTIONS,
     ROLLBACK,
@@ -194,7 +194,7 @@ def test_a_failure_before_the_deploy_needs_no_rollback(project_dir: Path) -> Non
 
 def test_the_cli_lists_the_stages() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "cli", "pipeline", "stages"], capture_output=True, text=True, check=True
+        tornado_argv("pipeline", "stages"), capture_output=True, text=True, check=True
     )
     keys = [line.split("[")[1].split("]")[0] for line in result.stdout.splitlines()]
     assert keys == [s.key for s in STAGES]

@@ -16,11 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+import tornado_tasks.demo.handlers as demo
 from pydantic import BaseModel
 from tornado.httpclient import AsyncHTTPClient, HTTPResponse
 from tornado.testing import AsyncHTTPTestCase, gen_test
 
-import tasks.demo.handlers as demo
 from tornado_core.adapters.memory.stores import MemoryJobStore, MemoryQueue, MemoryTenantStore
 from tornado_core.errors import ObjectStoreError, StoreUnavailable
 from tornado_core.message import Envelope
@@ -667,7 +667,7 @@ def test_openapi_document_is_valid_and_hoists_nested_definitions() -> None:
 
 SERVE_SCRIPT = """
 import sys
-import tasks.demo.handlers as demo
+import tornado_tasks.demo.handlers as demo
 from tornado_core.registry import TaskRegistry
 from tornado_core.toolchain.testing import memory_services
 from tornado_core.web import serve

@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 import pytest
+import tornado_tasks.demo.handlers as demo
 
-import tasks.demo.handlers as demo
 from tornado_core.adapters.memory.stores import MemoryJobStore, MemoryQueue
 from tornado_core.errors import StoreUnavailable
 from tornado_core.naming import dead_letter_name, queue_spec

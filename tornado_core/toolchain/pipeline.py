@@ -150,7 +150,7 @@ class PipelineOptions:
     strategy: str = "bluegreen"
     canary_steps: tuple[int, ...] = (10, 50, 100)
     max_error_rate: float = 2.0
-    tornado: tuple[str, ...] = (sys.executable, "-m", "cli")
+    tornado: tuple[str, ...] = (sys.executable, "-m", "tornado_cli")
     python: str = sys.executable
 
 

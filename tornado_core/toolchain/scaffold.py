@@ -47,7 +47,9 @@ _PART = r"[a-z][a-z0-9_]*"
 _NAME = re.compile(rf"^{_PART}([.-]{_PART})+$")
 #: Names the generated modules import or use; a handler must not shadow them.
 _TEMPLATE_NAMES = frozenset({"annotations", "task", "ctx", "payload", "field", "csv", "io", "decimal"})
-_RESERVED = frozenset({"tornado_core", "tasks", "cli", "tests", "test", "archetypes", "jenkins"})
+_RESERVED = frozenset(
+    {"tornado_core", "tornado_cli", "tornado_tasks", "tasks", "cli", "tests", "test", "archetypes", "jenkins"}
+)
 NAME_RULE = (
     "use a dotted lower-case task name such as 'nfe.cancel' or 'sped.fiscal_export', "
     "or the same as a project name such as 'nfe-cancel': at least two parts, each starting "

@@ -1,13 +1,15 @@
-"""Building the tornado application: routes, shared state and the quiet access log."""
+"""Building the tornado application: routes (the core's and the plugins'), shared state, access log."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
 import tornado.web
 
+from tornado_core.plugins import API_GROUP, Plugin, discover
 from tornado_core.producer.batching import SendBatcher
 from tornado_core.producer.recording import QueuedRecorder
 from tornado_core.producer.submission import Submitter, VersionResolver
@@ -16,6 +18,7 @@ from tornado_core.versions import VersionCatalog
 from tornado_core.web.auth import TokenCache
 from tornado_core.web.context import ApiContext
 from tornado_core.web.enqueue import Enqueuer
+from tornado_core.web.extensions import Route, load_extensions, merged_openapi
 from tornado_core.web.handlers import (
     BatchHandler,
     HealthHandler,
@@ -25,7 +28,6 @@ from tornado_core.web.handlers import (
     OpenApiHandler,
     ReadyHandler,
 )
-from tornado_core.web.punches import punch_openapi, punch_routes
 
 _access_log = logging.getLogger("tornado_core.web.access")
 
@@ -39,23 +41,17 @@ class ApiApplication(tornado.web.Application):
     Args:
         api: The shared state handed to every handler.
         owns_executor: Shut the executor down in :meth:`aclose`.
+        plugins: ``tornado.api`` plugins whose endpoints are served beside the core's.
     """
 
-    def __init__(self, api: ApiContext, *, owns_executor: bool) -> None:
-        args = {"api": api}
-        routes: list[tuple[str, type[tornado.web.RequestHandler], dict[str, Any]]] = [
-            (r"/v1/jobs", JobsHandler, args),
-            (r"/v1/jobs:batch", BatchHandler, args),
-            (r"/v1/jobs/([^/]+)", JobHandler, args),
-            (r"/healthz", HealthHandler, args),
-            (r"/readyz", ReadyHandler, args),
-            (r"/openapi.json", OpenApiHandler, args),
-            *punch_routes(api),
-        ]
+    def __init__(self, api: ApiContext, *, owns_executor: bool, plugins: Sequence[Plugin] = ()) -> None:
+        routes = core_routes(api)
+        extensions = load_extensions(api, plugins, taken={pattern for pattern, _, _ in routes})
+        api.openapi_extra = merged_openapi(extensions)
         super().__init__(
-            routes,
+            [*routes, *(route for extension in extensions for route in extension.routes)],
             default_handler_class=NotFoundHandler,
-            default_handler_args=args,
+            default_handler_args={"api": api},
             log_function=_log_request,
             serve_traceback=False,
         )
@@ -74,12 +70,26 @@ class ApiApplication(tornado.web.Application):
             self.api.executor.shutdown(wait=False)
 
 
+def core_routes(api: ApiContext) -> list[Route]:
+    """The core's own routes: jobs, health, readiness and the OpenAPI document."""
+    args = {"api": api}
+    return [
+        (r"/v1/jobs", JobsHandler, args),
+        (r"/v1/jobs:batch", BatchHandler, args),
+        (r"/v1/jobs/([^/]+)", JobHandler, args),
+        (r"/healthz", HealthHandler, args),
+        (r"/readyz", ReadyHandler, args),
+        (r"/openapi.json", OpenApiHandler, args),
+    ]
+
+
 def make_app(
     services: Services,
     *,
     executor: Executor | None = None,
     resolve_version: VersionResolver | None = None,
     catalog: VersionCatalog | None = None,
+    plugins: Sequence[Plugin] | None = None,
 ) -> ApiApplication:
     """Build the HTTP API.
 
@@ -93,6 +103,7 @@ def make_app(
             to the newest registered version.
         catalog: Versions registered by releases; jobs of those this process has
             no code for are validated against their stored JSON Schema.
+        plugins: The ``tornado.api`` plugins to serve; by default every installed one.
 
     Returns:
         The application; serve it with ``HTTPServer(app, **app.http_server_options())``.
@@ -100,15 +111,7 @@ def make_app(
     owns_executor = executor is None
     pool = executor or ThreadPoolExecutor(DEFAULT_WORKERS, thread_name_prefix="tornado-api")
     settings = services.settings
-    submitter = Submitter(
-        registry=services.registry,
-        job_ids=services.job_ids,
-        objects=services.objects,
-        queue_prefix=settings.queue_prefix,
-        claim_check_bytes=settings.claim_check_bytes,
-        resolve_version=resolve_version,
-        catalog=catalog,
-    )
+    submitter = Submitter.for_services(services, resolve_version=resolve_version, catalog=catalog)
     batcher = SendBatcher(services.queue, pool)
     recorder = QueuedRecorder(services.jobs, pool)
     enqueuer = Enqueuer(
@@ -126,9 +129,9 @@ def make_app(
         recorder=recorder,
         executor=pool,
         max_body_bytes=settings.max_body_bytes,
-        openapi_extra=punch_openapi(),
     )
-    return ApiApplication(api, owns_executor=owns_executor)
+    chosen = discover(API_GROUP) if plugins is None else plugins
+    return ApiApplication(api, owns_executor=owns_executor, plugins=chosen)
 
 
 def _log_request(handler: tornado.web.RequestHandler) -> None:

@@ -13,9 +13,9 @@ from tornado.http1connection import HTTP1Connection
 from tornado.log import app_log
 from tornado.web import HTTPError, RequestHandler, stream_request_body
 
-from tornado_core.errors import TornadoError
+from tornado_core.errors import ApiError, TornadoError
 from tornado_core.web.context import ApiContext
-from tornado_core.web.errors import ApiError, translate, unauthorized
+from tornado_core.web.errors import translate, unauthorized
 from tornado_core.web.requests import parse_json_object
 
 _JSON = "application/json"

@@ -9,11 +9,11 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from tornado_core.errors import QueueUnavailable
+from tornado_core.errors import ApiError, QueueUnavailable
 from tornado_core.producer.batching import SendBatcher
 from tornado_core.producer.recording import QueuedRecorder
 from tornado_core.producer.submission import PreparedJob, Submitter
-from tornado_core.web.errors import ApiError, translate
+from tornado_core.web.errors import translate
 from tornado_core.web.requests import JobRequest, parse_job_request
 
 _T = TypeVar("_T")

@@ -11,13 +11,12 @@ Every error response is::
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from http import HTTPStatus
-from typing import Any
 
 from tornado.web import HTTPError
 
 from tornado_core.errors import (
+    ApiError,
     AuthError,
     JobNotFound,
     ObjectStoreError,
@@ -48,41 +47,6 @@ _GENERIC_CODES: dict[int, str] = {
     500: "internal",
     503: "unavailable",
 }
-
-
-class ApiError(Exception):
-    """An error with its HTTP status, machine code, message and offending fields.
-
-    Args:
-        status: HTTP status code.
-        code: Stable machine-readable code (``snake_case``).
-        message: Human-readable explanation (never a traceback).
-        fields: Field-level problems, each ``{"field": ..., "message": ...}``.
-        headers: Extra response headers (``Retry-After``, ``WWW-Authenticate``...).
-    """
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        *,
-        fields: list[FieldError] | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.fields = fields or []
-        self.headers = dict(headers or {})
-
-    def body(self) -> dict[str, Any]:
-        """The ``{"error": {...}}`` document."""
-        error: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.fields:
-            error["fields"] = self.fields
-        return {"error": error}
 
 
 def field_error(status: int, code: str, field: str, message: str) -> ApiError:

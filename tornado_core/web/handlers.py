@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from tornado_core.errors import JobNotFound
+from tornado_core.errors import ApiError, JobNotFound
 from tornado_core.web.base import AuthenticatedHandler, BaseHandler, JsonBodyHandler
-from tornado_core.web.errors import ApiError
 from tornado_core.web.requests import parse_batch, parse_job_request, parse_list_query
 
 

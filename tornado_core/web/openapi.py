@@ -28,7 +28,7 @@ def openapi_document(
     Each task gets ``<Task>Payload`` (its payload JSON Schema, nested definitions
     hoisted into ``components``) and ``<Task>JobRequest``; ``JobRequest`` is their
     union, discriminated by ``task``. Internal tasks are left out: nobody may submit them.
-    ``extra_paths`` and ``extra_schemas`` add endpoints beyond ``/v1/jobs`` (punches).
+    ``extra_paths`` and ``extra_schemas`` add the endpoints of ``tornado.api`` plugins.
     """
     schemas = _static_schemas() | (extra_schemas or {})
     mapping: dict[str, str] = {}

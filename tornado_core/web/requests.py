@@ -7,8 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from tornado_core.errors import ApiError
 from tornado_core.ports.jobs import JobStatus
-from tornado_core.web.errors import ApiError, FieldError, field_error
+from tornado_core.web.errors import FieldError, field_error
 
 MAX_BATCH = 500
 MAX_LIST_LIMIT = 500

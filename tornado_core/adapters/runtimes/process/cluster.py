@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Mapping, Sequence
@@ -16,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tornado_core.errors import TornadoError
-from tornado_core.local_machine import free_port
+from tornado_core.local_machine import free_port, tornado_argv
 
 __all__ = ["LocalCluster", "ManagedProcess", "ProcessError", "free_port"]
 
@@ -47,7 +46,7 @@ class ManagedProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.popen = subprocess.Popen(
-                [sys.executable, "-m", "cli", *self.args],
+                tornado_argv(*self.args),
                 env=dict(self.env),
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -18,7 +18,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -30,7 +29,14 @@ from tornado_core.adapters.runtimes.process.supervisor import (
     write_json,
 )
 from tornado_core.errors import RuntimeFailure
-from tornado_core.local_machine import LocalProcessError, is_alive, spawn_detached, tail, terminate
+from tornado_core.local_machine import (
+    LocalProcessError,
+    is_alive,
+    spawn_detached,
+    tail,
+    terminate,
+    tornado_argv,
+)
 from tornado_core.ports.runtime import Deployment, InstanceState, WorkerInstance
 from tornado_core.ports.versions import TaskVersion
 from tornado_core.settings import Settings
@@ -159,7 +165,7 @@ class ProcessRuntime:
         Raises:
             RuntimeFailure: The command failed for another reason than a missing task.
         """
-        argv = [sys.executable, "-m", "cli", *describe_args(deployment.task, deployment.version)]
+        argv = tornado_argv(*describe_args(deployment.task, deployment.version))
         result = subprocess.run(
             argv, env=self._env(deployment), capture_output=True, text=True, timeout=120, check=False
         )
@@ -197,7 +203,7 @@ class ProcessRuntime:
         return data if isinstance(pid, int) and is_alive(pid, marker=str(folder)) else None
 
     def _spawn(self, folder: Path, env: dict[str, str], digest: str) -> None:
-        argv = [sys.executable, "-m", "cli", "supervise", "--dir", str(folder)]
+        argv = tornado_argv("supervise", "--dir", str(folder))
         pid = spawn_detached(argv, log=folder / "logs" / "supervisor.log", env=env)
         write_json(folder / _SUPERVISOR_FILE, {"pid": pid, "digest": digest, "started": time.time()})
 

@@ -1,5 +1,7 @@
 """``POST /v1/punches`` and ``GET /v1/punches/{id}``: time-clock punches (ponto), storage first.
 
+Served through the API's door for plugins (entry point ``tornado.api``: :func:`punch_endpoints`).
+
 Each punch is validated on its own (bad ones get their own error, good ones go on).
 Valid punches of a tenant are micro-batched into ``ponto.record`` jobs: the first
 punch of an idle lane opens a window of ``linger`` seconds, and whatever arrives
@@ -21,17 +23,21 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-import tornado.web
-
-from tasks.ponto.directory import find_punch, rep_owners
-from tasks.ponto.intake import MAX_PUNCHES, Checked, IncomingPunch, check_punch
+from tornado_core import DatabasePort
 from tornado_core.errors import StoreUnavailable
-from tornado_core.ports.database import DatabasePort
-from tornado_core.web.base import AuthenticatedHandler, JsonBodyHandler
-from tornado_core.web.context import ApiContext
-from tornado_core.web.enqueue import Enqueuer
-from tornado_core.web.errors import ApiError, field_error, translate
-from tornado_core.web.requests import JobRequest
+from tornado_core.extend import (
+    ApiContext,
+    ApiError,
+    ApiExtension,
+    AuthenticatedHandler,
+    JsonBodyHandler,
+    field_error,
+    submit_job,
+    translate,
+)
+
+from .directory import find_punch, rep_owners
+from .intake import MAX_PUNCHES, Checked, IncomingPunch, check_punch
 
 RECORD_TASK = "ponto.record"
 #: Seconds the first punch of an idle lane waits for company.
@@ -111,15 +117,15 @@ class PunchLanes:
     """Micro-batches a tenant's valid punches into ``ponto.record`` jobs.
 
     Args:
-        enqueuer: The storage-first enqueue path of the API.
+        api: The API's shared state (its storage-first enqueue path).
         linger: Seconds a lane waits after its first punch.
         max_punches: Punches per message at most (a full lane flushes at once).
     """
 
     def __init__(
-        self, enqueuer: Enqueuer, *, linger: float = LINGER, max_punches: int = MAX_PER_MESSAGE
+        self, api: ApiContext, *, linger: float = LINGER, max_punches: int = MAX_PER_MESSAGE
     ) -> None:
-        self._enqueuer = enqueuer
+        self._api = api
         self._linger = linger
         self._max = max_punches
         self._lanes: dict[str, _Lane] = {}
@@ -153,9 +159,7 @@ class PunchLanes:
         payload = {"punches": [punch for punch, _ in batch]}
         try:
             size = _PUNCH_BYTES * len(batch)  # an estimate: serialising just to measure costs too much
-            receipt = await self._enqueuer.submit(
-                tenant, JobRequest(RECORD_TASK, payload), body_size=size, internal_ok=True
-            )
+            receipt = await submit_job(self._api, tenant, RECORD_TASK, payload, size_hint=size)
         except Exception as exc:
             for _, future in batch:
                 if not future.done():
@@ -225,15 +229,17 @@ def punch_openapi() -> tuple[dict[str, Any], dict[str, Any]]:
 _REF = "#/components/schemas/"
 
 
-def punch_routes(api: ApiContext) -> list[tuple[str, type[tornado.web.RequestHandler], dict[str, Any]]]:
-    """The routes of the punch endpoints, with their shared state."""
+def punch_endpoints(api: ApiContext) -> ApiExtension:
+    """The punch endpoints with their shared state and OpenAPI document (the ``tornado.api`` door)."""
 
     async def run(func: Callable[[], Any]) -> Any:
         return await asyncio.get_running_loop().run_in_executor(api.executor, func)
 
-    state = PunchState(PunchLanes(api.enqueuer), RepDirectory(api.services.rds, run))
+    state = PunchState(PunchLanes(api), RepDirectory(api.services.rds, run))
     args = {"api": api, "punches": state}
-    return [(r"/v1/punches", PunchesHandler, args), (r"/v1/punches/([^/]+)", PunchHandler, args)]
+    routes = [(r"/v1/punches", PunchesHandler, args), (r"/v1/punches/([^/]+)", PunchHandler, args)]
+    paths, schemas = punch_openapi()
+    return ApiExtension(routes=routes, openapi_paths=paths, openapi_schemas=schemas)
 
 
 def _parse_batch(body: dict[str, Any]) -> list[Any]:

@@ -1,4 +1,7 @@
-"""``tornado ponto``: time-clock setup, AFD verification and the Redshift export schedule."""
+"""``tornado ponto``: time-clock setup, AFD verification and the Redshift export schedule.
+
+Added to ``tornado`` through the commands door (entry point ``tornado.commands``).
+"""
 
 from __future__ import annotations
 
@@ -10,9 +13,8 @@ from typing import Any
 
 import click
 
-from cli.context import cli_services
-from cli.jobs import api_url_option, token_option
-from tornado_core.client import ApiError, TornadoClient
+from tornado_core import ApiError, TornadoClient
+from tornado_core.extend import api_url_option, command_services, token_option
 
 EXPORT_TASK = "ponto.export_redshift"
 _log = logging.getLogger("tornado.ponto")
@@ -44,7 +46,7 @@ def verify_afd_command(
     file: Path, signature: Path | None, no_signature: bool, previous_hash: str | None
 ) -> None:
     """Check an AFD: layout, CRC-16, NSR order, hash chain, trailer counts, CAdES signature."""
-    from tasks.ponto.verify import verify_afd
+    from .verify import verify_afd
 
     p7s_path = None if no_signature else (signature or _signature_path(file))
     p7s = p7s_path.read_bytes() if p7s_path else None
@@ -75,10 +77,10 @@ def verify_afd_command(
 @click.argument("reps", nargs=-1, required=True)
 def audit(reps: tuple[str, ...]) -> None:
     """Re-verify what REPS recorded: NSRs 1..n without a gap and the whole SHA-256 chain."""
-    from tasks.ponto.audit import audit_rep
+    from .audit import audit_rep
 
     failed = 0
-    with cli_services() as services, services.rds.connection() as conn:
+    with command_services() as services, services.rds.connection() as conn:
         for rep in reps:
             try:
                 report = audit_rep(conn, rep)
@@ -98,9 +100,9 @@ def audit(reps: tuple[str, ...]) -> None:
 @ponto.command("init-db")
 def init_db() -> None:
     """Create the ponto tables in the ERP database (TORNADO_ERP_DATABASE_URL)."""
-    from tasks.ponto.schema import ensure_schema
+    from .schema import ensure_schema
 
-    with cli_services() as services, services.rds.connection() as conn:
+    with command_services() as services, services.rds.connection() as conn:
         ensure_schema(conn)
     click.echo("ponto tables are ready")
 
@@ -125,7 +127,7 @@ def add_establishment_command(
     cno_caepf: str,
 ) -> None:
     """Register an establishment (employer data of the AFD and its time zone)."""
-    from tasks.ponto.admin import Establishment, add_establishment
+    from .admin import Establishment, add_establishment
 
     if bool(cnpj) == bool(employer_cpf):
         raise click.UsageError("give exactly one of --cnpj and --cpf")
@@ -153,7 +155,7 @@ def add_rep_command(
     rep_id: str, establishment: str, inpi: str, developer_cnpj: str, responsible_cpf: str
 ) -> None:
     """Register a REP-P (its NSR sequence starts with the employer record, NSR 1)."""
-    from tasks.ponto.admin import Rep, add_rep
+    from .admin import Rep, add_rep
 
     rep = Rep(
         rep_id=rep_id,
@@ -174,7 +176,7 @@ def add_rep_command(
 @click.option("--responsible-cpf", required=True)
 def add_employee_command(rep_id: str, cpf: str, name: str, responsible_cpf: str) -> None:
     """Include an employee on a REP (type-5 record)."""
-    from tasks.ponto.admin import add_employee
+    from .admin import add_employee
 
     nsr = _admin(
         lambda conn: add_employee(conn, rep_id=rep_id, cpf=cpf, name=name, responsible_cpf=responsible_cpf)
@@ -183,7 +185,7 @@ def add_employee_command(rep_id: str, cpf: str, name: str, responsible_cpf: str)
 
 
 def _admin(action: Any) -> Any:
-    with cli_services() as services:
+    with command_services() as services:
         try:
             with services.rds.connection() as conn:
                 return action(conn)
@@ -196,7 +198,7 @@ def _admin(action: Any) -> Any:
 @click.option("--tenant", default=None, help="Only for this tenant (default: every tenant without its own).")
 def install_signer(pem: Path, tenant: str | None) -> None:
     """Store the AFD signing key and certificate (one PEM) in the object store."""
-    from tasks.ponto.signing import SIGNER_KEYS, load_signer
+    from .signing import SIGNER_KEYS, load_signer
 
     data = pem.read_bytes()
     try:
@@ -204,7 +206,7 @@ def install_signer(pem: Path, tenant: str | None) -> None:
     except ValueError as exc:
         raise click.ClickException(f"{pem}: {exc}") from None
     key = SIGNER_KEYS[0].format(tenant=tenant) if tenant else SIGNER_KEYS[1]
-    with cli_services() as services:
+    with command_services() as services:
         services.objects.put(key, data, content_type="application/x-pem-file")
     click.echo(f"signer {signer.certificate.subject.rfc4514_string()} stored at {key}")
 

@@ -1,4 +1,9 @@
-"""Shared CLI plumbing: settings from the environment, services, clean error lines."""
+"""CLI plumbing shared by the ``tornado`` command and the command groups that plugins add.
+
+Settings from the environment, services for one command, one clear error line instead of a
+traceback, and the options that point a command at the API. Plugins reach it through
+:mod:`tornado_core.extend`.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +29,7 @@ def load_settings() -> Settings:
 
 
 @contextmanager
-def cli_services() -> Iterator[Services]:
+def command_services() -> Iterator[Services]:
     """Services for one command; any Tornado error becomes one clear line and exit 1."""
     from tornado_core.bootstrap import services_from
 
@@ -40,3 +45,15 @@ def reported_errors() -> Iterator[None]:
         yield
     except TornadoError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+api_url_option = click.option(
+    "--api-url",
+    envvar="TORNADO_API_URL",
+    default="http://127.0.0.1:8080",
+    show_default=True,
+    help="The Tornado API (env TORNADO_API_URL).",
+)
+token_option = click.option(
+    "--token", envvar="TORNADO_TOKEN", required=True, help="Tenant bearer token (env TORNADO_TOKEN)."
+)
