@@ -1,6 +1,6 @@
 """The consume loop of one task version.
 
-Guarantees (see DESIGN.md, "Worker semantics"):
+Guarantees (docs/operations.md, "Worker semantics"; where this file sits: docs/architecture.md):
 
 * long-poll batch receive of up to ten messages: ``concurrency`` threads plus a
   small prefetch, so that a deep queue is read in batches;
