@@ -59,12 +59,10 @@ class LazyGroup(click.Group):
                 self.add_command(_plugin_command(self._plugins()[cmd_name]), cmd_name)
         return super().get_command(ctx, cmd_name)
 
-    def _plugins(self) -> dict[str, Plugin]:
-        found: dict[str, Plugin] | None = getattr(self, "_found_plugins", None)
-        if found is None:  # built-in names win over a plugin's
-            found = {p.name: p for p in discover(COMMANDS_GROUP) if p.name not in LAZY_COMMANDS}
-            self._found_plugins = found
-        return found
+    @staticmethod
+    def _plugins() -> dict[str, Plugin]:
+        """Installed plugin commands, by name (a built-in name wins over a plugin's)."""
+        return {p.name: p for p in discover(COMMANDS_GROUP) if p.name not in LAZY_COMMANDS}
 
 
 def _plugin_command(plugin: Plugin) -> click.Command:

@@ -1,0 +1,1 @@
+"""A plugin that adds an endpoint and a command through Tornado's doors (a test fixture)."""
