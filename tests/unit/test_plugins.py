@@ -126,7 +126,8 @@ class PluginApiTest(AsyncHTTPTestCase):
     def test_broken_plugins_are_named_and_take_nothing_down(self) -> None:
         assert len(self.plugin_errors) == 2, self.plugin_errors
         explodes, clash = sorted(self.plugin_errors)
-        assert explodes.startswith("the tornado.api plugin 'broken' (tornado_broken_plugin.explodes:endpoints,")
+        named = "the tornado.api plugin 'broken' (tornado_broken_plugin.explodes:endpoints, "
+        assert explodes.startswith(named)
         assert "RuntimeError: the hello database driver is not installed" in explodes
         assert "its endpoints are not served" in explodes
         assert "'clash'" in clash and "adds routes already served: /v1/jobs" in clash
