@@ -113,10 +113,14 @@ def _say(line: str) -> None:
 @image.command("build-base")
 @click.option("--tag", default=None, help="Image name [default: tornado/python:3.11-bookworm].")
 @click.option("--suite", default="bookworm", show_default=True, help="Debian release.")
-@click.option("--mirror", default="http://deb.debian.org/debian", show_default=True, help="Debian mirror.")
+@click.option(
+    "--mirror",
+    default=None,
+    help="Debian mirror (default: TORNADO_DEBIAN_MIRROR, else this machine's apt sources)",
+)
 @click.option("--rebuild", is_flag=True, help="Build from the mirror even if the image or its cache exists.")
 @click.pass_obj
-def build_base(state_dir: Path, tag: str | None, suite: str, mirror: str, rebuild: bool) -> None:
+def build_base(state_dir: Path, tag: str | None, suite: str, mirror: str | None, rebuild: bool) -> None:
     """Make the offline base image exist: present, loaded from the cache, or debootstrapped (~1 min)."""
     from tornado_core.adapters.runtimes.images.builder import BASE_IMAGE, ensure_base_image
 

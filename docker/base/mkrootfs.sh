@@ -1,17 +1,27 @@
 #!/usr/bin/env bash
-# Builds the root filesystem of Tornado's offline base image as a tar file, from Debian's mirror
+# Builds the root filesystem of Tornado's offline base image as a tar file, from a Debian mirror
 # (no container registry needed). `tornado image build-base` runs it and `docker import`s the tar.
 #
-#   docker/base/mkrootfs.sh OUT.tar [SUITE] [MIRROR]
+#   docker/base/mkrootfs.sh OUT.tar SUITE MIRROR
+#
+# MIRROR is required (no default): build-base passes $TORNADO_DEBIAN_MIRROR, its --mirror, or the
+# Debian archive named by this machine's apt sources.
 #
 # Uses mmdebstrap (fast, streams a tar) and falls back to debootstrap. Needs root (both tools
 # chroot). Packages: python3, python3-venv, ca-certificates, tini; docs, man pages and locales
 # are left out; apt lists are removed.
 set -euo pipefail
 
-out=${1:?usage: mkrootfs.sh OUT.tar [SUITE] [MIRROR]}
-suite=${2:-bookworm}
-mirror=${3:-http://deb.debian.org/debian}
+if [ -z "${1:-}" ] || [ -z "${2:-}" ] || [ -z "${3:-}" ]; then
+  echo "usage: mkrootfs.sh OUT.tar SUITE MIRROR" >&2
+  if [ -z "${3:-}" ]; then
+    echo "no Debian mirror given: set TORNADO_DEBIAN_MIRROR or pass --mirror to 'tornado image build-base'" >&2
+  fi
+  exit 2
+fi
+out=$1
+suite=$2
+mirror=$3
 packages=python3,python3-venv,ca-certificates,tini
 
 if command -v mmdebstrap >/dev/null 2>&1; then

@@ -1,7 +1,8 @@
 """Container images without a registry: the offline base image and per-task-version images.
 
 * The base image (``tornado/python:3.11-bookworm``: Debian, python3, python3-venv,
-  ca-certificates, tini) is debootstrapped from Debian's mirror by
+  ca-certificates, tini) is debootstrapped from a Debian mirror (``$TORNADO_DEBIAN_MIRROR``,
+  else the one this machine's apt uses: :func:`debian_mirror`) by
   ``docker/base/mkrootfs.sh`` and ``docker import``-ed; a ``docker save | gzip``
   tarball in the cache folder makes later engines load it in about a second.
 * A task version's image is built from ``docker/worker/Dockerfile`` (or the task
@@ -28,6 +29,7 @@ from typing import Any
 import docker.errors
 from docker.utils.build import exclude_paths
 
+from tornado_core.adapters.runtimes.images.apt_sources import debian_archive
 from tornado_core.adapters.runtimes.images.contract import TASK_LABEL, VERSION_LABEL
 from tornado_core.adapters.runtimes.images.wheelhouse import build_wheelhouse
 from tornado_core.errors import RuntimeFailure
@@ -36,7 +38,8 @@ from tornado_core.local_machine import locked
 #: The offline base image every Tornado image builds ``FROM`` (build arg ``BASE_IMAGE``).
 BASE_IMAGE = "tornado/python:3.11-bookworm"
 DEBIAN_SUITE = "bookworm"
-DEBIAN_MIRROR = "http://deb.debian.org/debian"
+#: Names the Debian mirror to build the base image from (else this machine's apt sources are read).
+MIRROR_VARIABLE = "TORNADO_DEBIAN_MIRROR"
 #: Never copied from a task project into a build context.
 ALWAYS_EXCLUDED = (
     ".git",
@@ -76,13 +79,40 @@ def image_ref(task: str, version: str, *, repository: str = "tornado") -> str:
 # --------------------------------------------------------------------------- base image
 
 
+def debian_mirror(apt_dir: Path = Path("/etc/apt"), env: Mapping[str, str] | None = None) -> str:
+    """The Debian mirror to build the base image from.
+
+    ``$TORNADO_DEBIAN_MIRROR`` if set, else the Debian archive this machine's apt sources name
+    (``sources.list``, ``sources.list.d/*.list`` and ``*.sources``; not the security archive).
+
+    Args:
+        apt_dir: The apt configuration folder.
+        env: The environment (default: ``os.environ``).
+
+    Returns:
+        The mirror's URL, e.g. ``http://mirror.example.test/debian``.
+
+    Raises:
+        ImageError: Neither names a Debian mirror.
+    """
+    environ = os.environ if env is None else env
+    chosen = environ.get(MIRROR_VARIABLE, "").strip() or debian_archive(apt_dir)
+    if not chosen:
+        raise ImageError(
+            f"no Debian mirror to build the base image from: {MIRROR_VARIABLE} is not set and the apt "
+            f"sources in {apt_dir} name no Debian archive; set {MIRROR_VARIABLE}=<mirror URL> or pass "
+            "--mirror <mirror URL>"
+        )
+    return chosen
+
+
 def ensure_base_image(
     client: Any,
     *,
     cache_dir: Path,
     tag: str = BASE_IMAGE,
     suite: str = DEBIAN_SUITE,
-    mirror: str = DEBIAN_MIRROR,
+    mirror: str | None = None,
     rebuild: bool = False,
     log: Log = _quiet,
 ) -> str:
@@ -93,7 +123,8 @@ def ensure_base_image(
         cache_dir: Keeps ``<tag>.tar.gz`` (``docker save``) between engines.
         tag: Image name of the base.
         suite: Debian release.
-        mirror: Debian mirror URL (the apt mirror is reachable; registries are not).
+        mirror: Debian mirror URL (the apt mirror is reachable; registries are not). ``None``:
+            :func:`debian_mirror`, asked only when the base must be built.
         rebuild: Build from the mirror even if the image or its tarball exists.
         log: Receives progress lines.
 
@@ -101,7 +132,7 @@ def ensure_base_image(
         ``"present"``, ``"loaded"`` or ``"built"``.
 
     Raises:
-        ImageError: The rootfs could not be made or imported.
+        ImageError: No Debian mirror is known, or the rootfs could not be made or imported.
     """
     tarball = cache_dir / (re.sub(r"[^A-Za-z0-9_.-]", "_", tag) + ".tar.gz")
     with locked(cache_dir):
@@ -113,6 +144,7 @@ def ensure_base_image(
                 client.images.load(handle)
             if _exists(client, tag):
                 return "loaded"
+        mirror = mirror or debian_mirror()
         _build_base(client, tag=tag, suite=suite, mirror=mirror, workdir=cache_dir, log=log)
         _save(client, tag, tarball, log)
     return "built"
