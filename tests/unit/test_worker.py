@@ -6,6 +6,7 @@ import dataclasses
 import json
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any, cast
 
@@ -13,15 +14,19 @@ import pytest
 import tornado_tasks.demo.handlers as demo
 
 from tornado_core.adapters.memory.stores import MemoryJobStore, MemoryQueue
-from tornado_core.errors import StoreUnavailable
+from tornado_core.errors import NonRetryable, StoreUnavailable
 from tornado_core.naming import dead_letter_name, queue_spec
 from tornado_core.ports.jobs import ClaimOutcome, JobStatus, NewJob
 from tornado_core.ports.queue import OutgoingMessage
 from tornado_core.producer.submission import Submitter
 from tornado_core.registry import TaskRegistry
 from tornado_core.services import Services
+from tornado_core.task import TaskSpec
+from tornado_core.task_context import TaskContext
 from tornado_core.toolchain.testing import memory_services
+from tornado_core.worker.acks import Acknowledger
 from tornado_core.worker.loop import Worker, WorkerOptions
+from tornado_core.worker.runner import Delivery, JobRunner, Outcome
 
 
 @pytest.fixture
@@ -32,6 +37,11 @@ def services() -> Services:
 
 
 def submit(services: Services, task: str, payload: dict[str, object]) -> str:
+    return queue_job(services, task, payload)[0]
+
+
+def queue_job(services: Services, task: str, payload: dict[str, object]) -> tuple[str, str]:
+    """Queue a job as the API does; returns its id and its message body."""
     submitter = Submitter(
         registry=services.registry,
         job_ids=services.job_ids,
@@ -43,18 +53,19 @@ def submit(services: Services, task: str, payload: dict[str, object]) -> str:
     services.queue.ensure_queue(queue_spec(services.settings.queue_prefix, services.registry.get(task)))
     assert services.queue.send_batch(prepared.queue, [OutgoingMessage(prepared.body)]) == [None]
     services.jobs.record_queued([prepared.as_new_job()])
-    return prepared.envelope.job_id
+    return prepared.envelope.job_id, prepared.body
 
 
 @pytest.fixture
 def run_worker(services: Services) -> Iterator[Callable[[str], Worker]]:
     started: list[tuple[Worker, threading.Thread]] = []
 
-    def start(task: str, concurrency: int = 2) -> Worker:
+    def start(task: str, concurrency: int = 2, on_outcome: Callable[[str], None] | None = None) -> Worker:
         worker = Worker(
             services,
             services.registry.get(task),
             WorkerOptions(concurrency=concurrency, poll_wait=0.1, grace_period=5),
+            on_outcome=on_outcome,
         )
         thread = threading.Thread(target=worker.run, daemon=True)
         thread.start()
@@ -221,3 +232,165 @@ def test_a_job_store_outage_pauses_polling_instead_of_burning_delivery_attempts(
 
 def _unset() -> Any:
     return type("Unset", (), {"status": None})()
+
+
+# --- one parse per delivery, acknowledgements through a sink, outcome strings ----------------------
+
+
+@pytest.fixture
+def parses(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """How often each message body was parsed as JSON (``Envelope.from_json`` parses with ``json.loads``)."""
+    counts: Counter[str] = Counter()
+    original = json.loads
+
+    def counting(text: Any, **kwargs: Any) -> Any:
+        if isinstance(text, str):
+            counts[text] += 1
+        return original(text, **kwargs)
+
+    monkeypatch.setattr(json, "loads", counting)
+    return counts
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
+def test_each_delivery_parses_its_body_once(
+    services: Services, run_worker: Callable[[str], Worker], parses: Counter[str]
+) -> None:
+    bodies = dict(queue_job(services, "demo.echo", {"message": f"m{i}"}) for i in range(3))
+    echoes = list(bodies)
+    failing, failing_body = queue_job(services, "demo.fail", {"reason": "redelivered until the DLQ"})
+    bodies[failing] = failing_body
+    run_worker("demo.echo")
+    worker = run_worker("demo.fail")
+    for job_id in echoes:
+        wait_for_status(services, job_id, JobStatus.SUCCEEDED)
+    wait_until(lambda: services.queue.depth(dead_letter_name(worker.queue_name)).total == 1, "no DLQ")
+    assert [parses[bodies[job_id]] for job_id in echoes] == [1, 1, 1]
+    record = services.jobs.get(failing)
+    assert record is not None
+    assert record.attempts == 3
+    assert parses[bodies[failing]] == record.attempts  # once per delivery, never twice for one
+
+
+def test_heartbeats_take_the_job_id_from_the_parsed_envelope(
+    services: Services,
+    run_worker: Callable[..., Worker],
+    parses: Counter[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    extended = threading.Event()
+    extend_lease = services.jobs.extend_lease
+
+    def spy(job_id: str, *, lease_seconds: float) -> None:
+        extend_lease(job_id, lease_seconds=lease_seconds)
+        extended.set()
+
+    monkeypatch.setattr(services.jobs, "extend_lease", spy)
+
+    def wait_for_a_heartbeat(ctx: TaskContext, payload: Any) -> dict[str, str]:
+        if not extended.wait(timeout=10):
+            raise NonRetryable("no heartbeat extended the lease")
+        return {"job": ctx.job_id}
+
+    spec = TaskSpec(
+        name="probe.heartbeat",
+        version="1.0.0",
+        payload_model=demo.EchoPayload,
+        handler=wait_for_a_heartbeat,
+        visibility_timeout=0.6,
+    )
+    services.registry.register(spec)
+    job_id, body = queue_job(services, "probe.heartbeat", {"message": "hold on"})
+    run_worker("probe.heartbeat", concurrency=1)
+    wait_for_status(services, job_id, JobStatus.SUCCEEDED)
+    assert extended.is_set()
+    assert parses[body] == 1  # the heartbeat read the job id without parsing the body again
+
+
+def test_an_unreadable_body_is_parsed_once_and_dead_lettered(
+    services: Services, run_worker: Callable[..., Worker], parses: Counter[str]
+) -> None:
+    queue = queue_spec(services.settings.queue_prefix, services.registry.get("demo.echo"))
+    services.queue.ensure_queue(queue)
+    body = json.dumps({"job_id": "j-1", "schema": 99})  # a schema this version does not read
+    services.queue.send_batch(queue.name, [OutgoingMessage(body)])
+    outcomes: list[str] = []
+    run_worker("demo.echo", concurrency=1, on_outcome=outcomes.append)
+    wait_until(lambda: services.queue.depth(queue.dead_letter_name).total == 1, "not dead-lettered")
+    wait_until(lambda: outcomes == [Outcome.DEAD], "no outcome reported")
+    assert services.queue.depth(queue.name).total == 0
+    assert parses[body] == 1
+
+
+class RecordingSink:
+    """An acknowledgement sink that only writes down what it was handed."""
+
+    def __init__(self) -> None:
+        self.acked: list[tuple[str, str]] = []
+
+    def ack(self, queue: str, receipt: str) -> None:
+        self.acked.append((queue, receipt))
+
+
+def receive_one(services: Services, task: str) -> Delivery:
+    queue = queue_spec(services.settings.queue_prefix, services.registry.get(task)).name
+    [message] = services.queue.receive(queue, max_messages=1, wait_seconds=0, visibility_timeout=30)
+    return Delivery.received(queue, message, started=time.monotonic())
+
+
+def test_the_runner_acknowledges_through_the_sink_it_is_given(services: Services) -> None:
+    job_id = submit(services, "demo.echo", {"message": "ack me"})
+    delivery = receive_one(services, "demo.echo")
+    sink = RecordingSink()
+    runner = JobRunner(services, services.registry.get("demo.echo"), worker_id="w", acks=sink)
+    assert runner.run(delivery) is Outcome.SUCCEEDED
+    assert sink.acked == [(delivery.queue, delivery.message.receipt)]
+    assert services.queue.depth(delivery.queue).in_flight == 1  # only the sink decides when it is deleted
+    record = services.jobs.get(job_id)
+    assert record is not None
+    assert record.status is JobStatus.SUCCEEDED
+    assert runner.run(delivery) is Outcome.SKIPPED_DONE  # a duplicate of a finished job: acknowledged too
+    assert sink.acked == [(delivery.queue, delivery.message.receipt)] * 2
+
+
+def test_without_a_sink_the_runner_deletes_at_once(services: Services) -> None:
+    submit(services, "demo.echo", {"message": "delete me"})
+    delivery = receive_one(services, "demo.echo")
+    runner = JobRunner(services, services.registry.get("demo.echo"), worker_id="w")
+    assert runner.run(delivery) is Outcome.SUCCEEDED
+    assert services.queue.depth(delivery.queue).total == 0
+
+
+def test_the_acknowledger_thread_runs_from_start_to_close(services: Services) -> None:
+    submit(services, "demo.echo", {"message": "batched"})
+    delivery = receive_one(services, "demo.echo")
+    before = {thread.ident for thread in threading.enumerate()}
+    acks = Acknowledger(services.queue)
+    Worker(services, services.registry.get("demo.echo"), WorkerOptions(concurrency=2))
+    assert {thread.ident for thread in threading.enumerate()} <= before  # constructing starts nothing
+    acks.start()
+    acks.ack(delivery.queue, delivery.message.receipt)
+    acks.close()
+    assert services.queue.depth(delivery.queue).total == 0
+
+
+def test_outcomes_are_the_same_strings_as_before() -> None:
+    assert {outcome.name: str(outcome) for outcome in Outcome} == {
+        "SUCCEEDED": "succeeded",
+        "SKIPPED_DONE": "skipped_already_done",
+        "DEFERRED_BUSY": "deferred_busy",
+        "DEFERRED_STORE_DOWN": "deferred_store_down",
+        "RETRYING": "retrying",
+        "DEAD": "dead",
+    }
+    assert all(isinstance(outcome, str) for outcome in Outcome)
+    assert Outcome.DEAD == "dead"
+    assert f"{Outcome.DEFERRED_BUSY}" == "deferred_busy"
+    assert "%s" % Outcome.RETRYING == "retrying"  # noqa: UP031 - the logs format outcomes this way
+    assert json.dumps({"outcome": Outcome.SUCCEEDED}) == '{"outcome": "succeeded"}'

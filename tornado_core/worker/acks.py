@@ -1,4 +1,9 @@
-"""Batched acknowledgements: deleting finished messages ten at a time instead of one by one.
+"""Acknowledgements: deleting finished messages, at once or ten at a time.
+
+The job runner acknowledges through an :class:`AckSink`. :class:`ImmediateAcks`
+deletes each message at once; the worker loop uses :class:`Acknowledger`, which
+deletes in batches from a background thread that runs between :meth:`Acknowledger.start`
+and :meth:`Acknowledger.close` (constructing one starts nothing).
 
 A job's outcome is already recorded in the job store when its message is handed
 here, so a crash before the flush only means a redelivery that the claim step
@@ -10,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import defaultdict
+from typing import Protocol
 
 from tornado_core.errors import BackendError
 from tornado_core.ports.queue import QueuePort
@@ -22,8 +28,33 @@ FLUSH_AFTER = 0.02
 BATCH = 10
 
 
+class AckSink(Protocol):
+    """Where the job runner hands the messages it has finished with."""
+
+    def ack(self, queue: str, receipt: str) -> None:
+        """Delete this delivered message from ``queue`` (now or soon)."""
+
+
+class ImmediateAcks:
+    """Deletes each acknowledged message at once, one delete call per message.
+
+    Args:
+        queue: The queue port.
+    """
+
+    def __init__(self, queue: QueuePort) -> None:
+        self._queue = queue
+
+    def ack(self, queue: str, receipt: str) -> None:
+        """Delete this message now."""
+        self._queue.delete(queue, [receipt])
+
+
 class Acknowledger:
     """Collects receipts and deletes them in batches from a background thread.
+
+    The thread runs from :meth:`start` to :meth:`close`; receipts handed over
+    before :meth:`start` wait for it.
 
     Args:
         queue: The queue port.
@@ -36,6 +67,12 @@ class Acknowledger:
         self._pending: dict[str, list[str]] = defaultdict(list)
         self._cond = threading.Condition()
         self._closed = False
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the background thread that deletes the batches."""
+        with self._cond:
+            self._closed = False
         self._thread = threading.Thread(target=self._loop, name="tornado-acks", daemon=True)
         self._thread.start()
 
@@ -52,7 +89,8 @@ class Acknowledger:
         with self._cond:
             self._closed = True
             self._cond.notify()
-        self._thread.join(timeout=30)
+        if self._thread is not None:
+            self._thread.join(timeout=30)
 
     def _loop(self) -> None:
         while True:

@@ -7,8 +7,13 @@ Guarantees (docs/operations.md, "Worker semantics"; where this file sits: docs/a
 * ``concurrency`` jobs at once in threads, capped globally per task by the
   concurrency limiter (slots are taken *before* receiving and capped tasks do
   not prefetch, so a full cap never inflates receive counts);
+* each message body is parsed once, when it is received, into a
+  :class:`~tornado_core.worker.runner.Delivery` carrying its envelope: the
+  heartbeat takes the job id from it and the runner runs from it;
 * a heartbeat keeps running and prefetched messages hidden and leases alive;
-* finished messages are deleted in batches (their outcome is recorded first);
+* finished messages are deleted in batches (their outcome is recorded first):
+  the runner acknowledges through an :class:`~tornado_core.worker.acks.Acknowledger`
+  created with the worker, whose thread runs only while :meth:`Worker.run` does;
 * on stop (SIGTERM): no more polling, prefetched messages are made visible
   again at once, running jobs finish within the grace period, and anything
   still unfinished after it is made visible again too.
@@ -17,7 +22,6 @@ Guarantees (docs/operations.md, "Worker semantics"; where this file sits: docs/a
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import socket
@@ -85,7 +89,13 @@ class WorkerOptions:
 class _Running:
     delivery: Delivery
     slot: AbstractContextManager[None]
-    job_id: str | None
+
+    @property
+    def job_id(self) -> str | None:
+        """The job whose lease the heartbeat extends (none for an unreadable message)."""
+        envelope = self.delivery.envelope
+        # The envelope's fields are not type-checked when parsed: only a string id is a lease key.
+        return envelope.job_id if envelope is not None and isinstance(envelope.job_id, str) else None
 
 
 class Worker:
@@ -110,8 +120,9 @@ class Worker:
         self._spec = spec
         self._options = options or WorkerOptions()
         self._queue = queue_spec(services.settings.queue_prefix, spec)
-        self._acks: Acknowledger | None = None
-        self._runner = JobRunner(services, spec, worker_id=self._options.worker_id, acknowledge=self._ack)
+        # Constructing the acknowledger starts nothing: its thread runs from run() to its end.
+        self._acks = Acknowledger(services.queue)
+        self._runner = JobRunner(services, spec, worker_id=self._options.worker_id, acks=self._acks)
         # Uncapped tasks keep up to a batch of messages waiting, so that a receive fetches
         # many at once; capped tasks take no more than the global slots they hold.
         default_prefetch = 0 if spec.max_concurrency else min(10, self._options.concurrency)
@@ -147,7 +158,7 @@ class Worker:
             self._options.concurrency,
         )
         heartbeat = threading.Thread(target=self._heartbeat_loop, name="tornado-heartbeat", daemon=True)
-        self._acks = Acknowledger(self._services.queue)
+        self._acks.start()
         try:
             with ThreadPoolExecutor(self._options.concurrency, thread_name_prefix="tornado-job") as pool:
                 heartbeat.start()
@@ -170,12 +181,6 @@ class Worker:
             path.touch()
         except OSError as exc:
             logger.warning("cannot touch health file %s: %s", path, exc)
-
-    def _ack(self, queue: str, receipt: str) -> None:
-        if self._acks is None:
-            self._services.queue.delete(queue, [receipt])
-        else:
-            self._acks.ack(queue, receipt)
 
     def _store_answers(self) -> bool:
         """After a job store outage, poll again only once it answers."""
@@ -217,12 +222,16 @@ class Worker:
             self._return_unstarted(messages)
             self._release_all(slots)
             return
-        with self._lock:
-            for message in messages:
-                delivery = Delivery(queue=self._queue.name, message=message, started=time.monotonic())
-                self._waiting.append(_Running(delivery, slots.pop(), _job_id_of(message)))
-        self._release_all(slots)
+        self._hold(messages, slots)
         self._start_waiting(pool)
+
+    def _hold(self, messages: Sequence[ReceivedMessage], slots: list[AbstractContextManager[None]]) -> None:
+        """Parse each received message once and queue it with a slot; release the unused slots."""
+        deliveries = [Delivery.received(self._queue.name, m, started=time.monotonic()) for m in messages]
+        with self._lock:
+            for delivery in deliveries:
+                self._waiting.append(_Running(delivery, slots.pop()))
+        self._release_all(slots)
 
     def _start_waiting(self, pool: ThreadPoolExecutor) -> None:
         while True:
@@ -273,7 +282,7 @@ class Worker:
         future = pool.submit(self._runner.run, delivery)
         future.add_done_callback(lambda f: self._finished(delivery.message.receipt, f))
 
-    def _finished(self, receipt: str, future: Future[str]) -> None:
+    def _finished(self, receipt: str, future: Future[Outcome]) -> None:
         with self._lock:
             running = self._running.pop(receipt, None)
         if running is not None:
@@ -284,7 +293,7 @@ class Worker:
             logger.error("job runner crashed: %r (the message will reappear)", exc)
         else:
             outcome = future.result()
-            if outcome == Outcome.DEFERRED_STORE_DOWN:
+            if outcome is Outcome.DEFERRED_STORE_DOWN:
                 self._store_down.set()  # stop receiving: each receive would burn a delivery attempt
             self._on_outcome(outcome)
         self._slot_freed.set()
@@ -342,11 +351,3 @@ class Worker:
         for message in messages:
             with contextlib.suppress(BackendError):
                 self._services.queue.change_visibility(self._queue.name, message.receipt, 0)
-
-
-def _job_id_of(message: ReceivedMessage) -> str | None:
-    try:
-        job_id = json.loads(message.body).get("job_id")
-    except (ValueError, AttributeError):
-        return None
-    return job_id if isinstance(job_id, str) else None

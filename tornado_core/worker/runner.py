@@ -1,8 +1,11 @@
 """Running one delivered message: the effectively-once gate, the handler, the outcome.
 
-:class:`JobRunner` decides, for one message, between acknowledging, retrying
-through the visibility timeout (never republishing, so the queue's receive
-count grows and its redrive policy fires) and dead-lettering.
+A :class:`Delivery` is built once per received message (:meth:`Delivery.received`),
+which parses the body into its :class:`~tornado_core.message.Envelope` a single time;
+:class:`JobRunner` works from that envelope and decides, for one message, between
+acknowledging (through the :class:`~tornado_core.worker.acks.AckSink` it was given),
+retrying through the visibility timeout (never republishing, so the queue's receive
+count grows and its redrive policy fires) and dead-lettering (unreadable bodies too).
 """
 
 from __future__ import annotations
@@ -11,8 +14,8 @@ import json
 import logging
 import time
 import traceback
-from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from tornado_core.errors import (
@@ -31,6 +34,7 @@ from tornado_core.retry import backoff_delay
 from tornado_core.services import Services
 from tornado_core.task import TaskSpec
 from tornado_core.task_context import TaskContext, job_logger
+from tornado_core.worker.acks import AckSink, ImmediateAcks
 
 logger = logging.getLogger("tornado.worker")
 
@@ -38,8 +42,8 @@ logger = logging.getLogger("tornado.worker")
 STORE_DOWN_DELAY = 5.0
 
 
-class Outcome:
-    """What happened to a message (for logs, metrics and tests)."""
+class Outcome(StrEnum):
+    """What happened to a message (for logs, metrics and tests); each value is a plain string."""
 
     SUCCEEDED = "succeeded"
     SKIPPED_DONE = "skipped_already_done"
@@ -51,11 +55,43 @@ class Outcome:
 
 @dataclass(frozen=True, kw_only=True)
 class Delivery:
-    """A message being worked on: where it came from and its envelope."""
+    """A message being worked on: where it came from and its envelope.
+
+    Build it with :meth:`received`, which parses the body; the runner and the
+    heartbeat read :attr:`envelope` instead of parsing the body again.
+
+    Attributes:
+        queue: Name of the queue the message came from.
+        message: The message as received.
+        started: ``time.monotonic()`` when work on it started (the job's deadline counts from it).
+        envelope: The parsed body, or ``None`` when it is not an envelope this version reads.
+        unreadable: Why the body is not an envelope (``None`` when :attr:`envelope` is set).
+    """
 
     queue: str
     message: ReceivedMessage
     started: float
+    envelope: Envelope | None
+    unreadable: str | None = None
+
+    @classmethod
+    def received(cls, queue: str, message: ReceivedMessage, *, started: float) -> Delivery:
+        """Parse a received message's body, once, into a delivery.
+
+        Args:
+            queue: Name of the queue the message came from.
+            message: The message as received.
+            started: ``time.monotonic()`` at receipt.
+
+        Returns:
+            The delivery; an unreadable body gives ``envelope=None`` and the reason
+            (the runner dead-letters it).
+        """
+        try:
+            envelope = Envelope.from_json(message.body)
+        except EnvelopeInvalid as exc:
+            return cls(queue=queue, message=message, started=started, envelope=None, unreadable=str(exc))
+        return cls(queue=queue, message=message, started=started, envelope=envelope)
 
 
 class JobRunner:
@@ -65,8 +101,9 @@ class JobRunner:
         services: The process's services.
         spec: The task version this worker serves.
         worker_id: Identifies this worker in job leases.
-        acknowledge: ``(queue, receipt)`` deletes a finished message; at once by
-            default, batched by the worker (see :mod:`tornado_core.worker.acks`).
+        acks: Where finished messages are acknowledged; deleted at once by default
+            (:class:`~tornado_core.worker.acks.ImmediateAcks`), batched by the worker
+            loop (:class:`~tornado_core.worker.acks.Acknowledger`).
     """
 
     def __init__(
@@ -75,20 +112,28 @@ class JobRunner:
         spec: TaskSpec,
         *,
         worker_id: str,
-        acknowledge: Callable[[str, str], None] | None = None,
+        acks: AckSink | None = None,
     ) -> None:
         self._services = services
         self._spec = spec
         self._worker_id = worker_id
-        self._acknowledge = acknowledge or (lambda queue, receipt: services.queue.delete(queue, [receipt]))
+        self._acks: AckSink = acks if acks is not None else ImmediateAcks(services.queue)
 
-    def run(self, delivery: Delivery) -> str:
-        """Process one message to its outcome; never raises for a job's own failure."""
+    def run(self, delivery: Delivery) -> Outcome:
+        """Process one message to its outcome; never raises for a job's own failure.
+
+        Args:
+            delivery: The received message and its envelope (see :meth:`Delivery.received`).
+
+        Returns:
+            What happened to the message.
+        """
         message = delivery.message
-        try:
-            envelope = Envelope.from_json(message.body)
-        except EnvelopeInvalid as exc:
-            logger.error("dead-lettering an unreadable message %s: %s", message.message_id, exc)
+        envelope = delivery.envelope
+        if envelope is None:
+            logger.error(
+                "dead-lettering an unreadable message %s: %s", message.message_id, delivery.unreadable
+            )
             self._dead_letter(delivery)
             return Outcome.DEAD
         job = NewJob(
@@ -112,14 +157,14 @@ class JobRunner:
             self._hide(delivery, STORE_DOWN_DELAY)
             return Outcome.DEFERRED_STORE_DOWN
         if claim is ClaimOutcome.ALREADY_DONE:
-            self._acknowledge(delivery.queue, message.receipt)
+            self._acks.ack(delivery.queue, message.receipt)
             return Outcome.SKIPPED_DONE
         if claim is ClaimOutcome.BUSY:
             self._hide(delivery, self._spec.visibility_timeout)
             return Outcome.DEFERRED_BUSY
         return self._execute(delivery, envelope)
 
-    def _execute(self, delivery: Delivery, envelope: Envelope) -> str:
+    def _execute(self, delivery: Delivery, envelope: Envelope) -> Outcome:
         log = job_logger(logger, job=envelope.job_id, task=envelope.task, version=envelope.version)
         try:
             result = self._call_handler(delivery, envelope, log)
@@ -127,7 +172,7 @@ class JobRunner:
         except Exception as exc:  # the handler's failure is data, not a crash
             return self._fail(delivery, envelope, exc, log)
         self._services.jobs.record_success(envelope.job_id, result=stored, result_ref=ref)
-        self._acknowledge(delivery.queue, delivery.message.receipt)
+        self._acks.ack(delivery.queue, delivery.message.receipt)
         log.info("succeeded in %.3fs", time.monotonic() - delivery.started)
         return Outcome.SUCCEEDED
 
@@ -172,7 +217,7 @@ class JobRunner:
         self._services.objects.put(key, text.encode(), content_type="application/json")
         return None, key
 
-    def _fail(self, delivery: Delivery, envelope: Envelope, exc: Exception, log: Any) -> str:
+    def _fail(self, delivery: Delivery, envelope: Envelope, exc: Exception, log: Any) -> Outcome:
         failure = Failure(
             error_type=type(exc).__name__,
             message=str(exc),
