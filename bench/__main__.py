@@ -8,21 +8,18 @@ publish). ``--markdown`` also writes the tables to FILE. Takes about 8 minutes.
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 import time
 from pathlib import Path
 
 from bench import api_throughput, latency, worker_throughput
-from bench._common import BACKENDS, local_stack, log, machine
+from bench._common import BACKENDS, bench_parser, local_stack, log, machine
 from bench._loadgen import WRK_HINT
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = bench_parser(__doc__)
     parser.add_argument("--quick", action="store_true", help="short runs (smoke test)")
     parser.add_argument("--backend", action="append", choices=BACKENDS, help="only this backend (repeatable)")
     parser.add_argument("--markdown", type=Path, help="also write the tables to this file")

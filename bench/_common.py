@@ -1,4 +1,4 @@
-"""Shared plumbing of the benchmarks: the local stack, child processes, tables.
+"""Shared plumbing of the benchmarks: the local stack, child processes, CPU accounting, tables.
 
 Every benchmark starts (or reuses) the local stack, measures Tornado and a
 baseline in the same run, prints a table and stops what it started.
@@ -6,26 +6,34 @@ baseline in the same run, prints a table and stops what it started.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import json
 import os
 import platform
+import resource
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+from psycopg2.extensions import cursor as Cursor
+
+from tornado_core.adapters.postgres.pool import connect
 from tornado_core.bootstrap import build_services
 from tornado_core.devstack import DevStack, StackInfo
+from tornado_core.local_machine import free_port
 from tornado_core.naming import queue_spec
 from tornado_core.ports.queue import QueueSpec
 from tornado_core.producer.submission import PreparedJob, Submitter
@@ -36,9 +44,27 @@ from tornado_core.tokens import hash_token, new_token
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BACKENDS = ("postgres", "sqs")
 ECHO = "demo.echo"
+#: What the benchmarks post to ``/v1/jobs``.
+ECHO_BODY = json.dumps(
+    {"task": ECHO, "payload": {"message": "nota fiscal 35240112345678000190550010000012341000012345"}}
+)
 
 
 # --------------------------------------------------------------------------- stack
+
+
+def python_path() -> str:
+    """``PYTHONPATH`` of child processes: the repository first, then ours."""
+    return os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+
+
+def child_env(stack_env: Mapping[str, str], **extra: str) -> dict[str, str]:
+    """Our environment without TORNADO_*, plus the stack's, :func:`python_path` and ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TORNADO_")}
+    env.update(stack_env)
+    env["PYTHONPATH"] = python_path()
+    env.update(extra)
+    return env
 
 
 @dataclass
@@ -52,13 +78,9 @@ class BenchStack:
 
     def env(self, backend: str, prefix: str) -> dict[str, str]:
         """Environment of child processes: ours without TORNADO_*, plus the stack's."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TORNADO_")}
-        env.update(self.info.env())
-        env["TORNADO_QUEUE"] = backend
-        env["TORNADO_QUEUE_PREFIX"] = prefix
-        env["TORNADO_LOG_LEVEL"] = "WARNING"
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
-        return env
+        return child_env(
+            self.info.env(), TORNADO_QUEUE=backend, TORNADO_QUEUE_PREFIX=prefix, TORNADO_LOG_LEVEL="WARNING"
+        )
 
     def settings(self, backend: str, prefix: str) -> Settings:
         """Settings of this process for one backend and queue prefix."""
@@ -140,14 +162,38 @@ def stack_from_args(stack: BenchStack | None) -> Iterator[BenchStack]:
         yield own
 
 
+@contextlib.contextmanager
+def pg_cursor(dsn: str) -> Iterator[Cursor]:
+    """A cursor on a connection of its own (autocommit), closed at the end."""
+    conn = connect(dsn, autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            yield cur
+    finally:
+        conn.close()
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def bench_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The command line of a benchmark, described by its module docstring."""
+    return argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def bench_args(parser: argparse.ArgumentParser) -> dict[str, Any]:
+    """Add ``--backend``, parse, and return the options given as the keyword arguments of ``run()``.
+
+    Each option's ``dest`` is the name of a ``run()`` argument; options left unset
+    (``None``) are left out, so that ``run()``'s defaults apply.
+    """
+    parser.add_argument(
+        "--backend", dest="backends", action="append", choices=BACKENDS, help="only this backend (repeatable)"
+    )
+    return {name: value for name, value in vars(parser.parse_args()).items() if value is not None}
+
+
 # --------------------------------------------------------------------------- processes
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
@@ -248,7 +294,7 @@ def hello_server(processes: int = 1) -> Iterator[Server]:
     """The trivial tornado POST handler (``bench._hello``); yields its URL."""
     port = free_port()
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = python_path()
     child = spawn(
         f"hello-{processes}p-{port}",
         ["bench._hello", "--port", str(port), "--processes", str(processes)],
@@ -263,6 +309,18 @@ def hello_server(processes: int = 1) -> Iterator[Server]:
         child.stop()
         with contextlib.suppress(OSError):
             child.log_path.unlink()
+
+
+def warm_up(url: str, token: str, posts: int = 3) -> None:
+    """POST demo.echo a few times: loads the token cache, opens pool connections, starts executor threads."""
+    for _ in range(posts):
+        request = urllib.request.Request(
+            url + "/v1/jobs",
+            data=ECHO_BODY.encode(),
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            assert answer.status == 202, answer.status
 
 
 # --------------------------------------------------------------------------- output
@@ -293,6 +351,19 @@ class Row:
     ratio: str = ""
     target: str = ""
     note: str = ""
+
+
+def backend_label(backend: str) -> str:
+    """The backend as the tables name it (``sqs (moto)``: the local SQS is moto)."""
+    return "postgres" if backend == "postgres" else "sqs (moto)"
+
+
+def rows_per_backend(
+    stack: BenchStack | None, backends: Sequence[str], rows_of: Callable[[BenchStack, str], list[Row]]
+) -> list[Row]:
+    """``rows_of(stack, backend)`` for each backend asked for (postgres first), on ``stack`` or a new one."""
+    with stack_from_args(stack) as bench_stack:
+        return [row for backend in BACKENDS if backend in backends for row in rows_of(bench_stack, backend)]
 
 
 def ratio(value: float, base: float) -> str:
@@ -379,19 +450,53 @@ def prepared_jobs(services: Services, tenant: str, count: int) -> list[PreparedJ
     ]
 
 
+@dataclass(frozen=True)
+class Scope:
+    """What one measured run has to itself: a queue prefix, its services, a tenant, the demo.echo queue."""
+
+    prefix: str
+    services: Services
+    tenant: str
+    token: str
+    spec: QueueSpec
+
+    @property
+    def dsn(self) -> str:
+        """The job store's database."""
+        return self.services.settings.database_url
+
+    def stored(self) -> int:
+        """Messages in the demo.echo queue now."""
+        return self.services.queue.depth(self.spec.name).total
+
+
+@contextlib.contextmanager
+def scope(stack: BenchStack, backend: str, tag: str, *, pool_size: int = 16) -> Iterator[Scope]:
+    """A fresh queue prefix and tenant (both ``unique(tag)``); drops the prefix's queues at the end."""
+    prefix = unique(tag)
+    with stack.services(backend, prefix, pool_size=pool_size) as services:
+        tenant, token = new_tenant(services, tag)
+        try:
+            yield Scope(prefix, services, tenant, token, echo_spec(services))
+        finally:
+            drop_queues(services)
+
+
 # --------------------------------------------------------------------------- CPU accounting
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
-def tree_cpu(root: int) -> float:
+def tree_cpu(root: int, *, reaped: bool = False) -> float:
     """CPU seconds (user + system) used so far by live process ``root`` and its descendants.
 
     Descendants are found by parent pid, not process group: PostgreSQL backends
-    call ``setsid()``, pre-forked API processes do not.
+    call ``setsid()``, pre-forked API processes do not. With ``reaped``, each
+    process also counts the CPU of the children it has waited for.
     """
     parents: dict[int, int] = {}
     cpu: dict[int, int] = {}
+    last = 15 if reaped else 13  # utime, stime[, cutime, cstime]
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -402,7 +507,7 @@ def tree_cpu(root: int) -> float:
             continue
         pid = int(entry.name)
         parents[pid] = int(fields[1])
-        cpu[pid] = int(fields[11]) + int(fields[12])
+        cpu[pid] = sum(int(v) for v in fields[11:last])
     children: dict[int, list[int]] = {}
     for pid, parent in parents.items():
         children.setdefault(parent, []).append(pid)
@@ -412,6 +517,12 @@ def tree_cpu(root: int) -> float:
         total += cpu.get(pid, 0)
         todo.extend(children.get(pid, ()))
     return total / _TICK
+
+
+def process_cpu() -> float:
+    """CPU seconds (user + system) this process used so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 @dataclass
@@ -444,6 +555,10 @@ class CpuMeter:
         """Average cores ``name`` kept busy."""
         return self.used.get(name, 0.0) / self.wall if self.wall > 0 else 0.0
 
+    def stack_cores(self) -> str:
+        """Cores the stack's servers kept busy, e.g. ``postgres 0.41, moto 0.02`` (those that ran)."""
+        return ", ".join(f"{n} {self.cores(n):.2f}" for n in ("postgres", "moto") if self.used.get(n))
+
 
 def _machine_times() -> tuple[float, float]:
     """(busy, total) jiffies of all CPUs, from /proc/stat."""
@@ -457,3 +572,56 @@ def stack_groups(stack: BenchStack) -> dict[str, int | None]:
     """Root pids of the stack's PostgreSQL and moto servers."""
     status = DevStack(stack.state_dir).status()
     return {"postgres": status.postgres_pid, "moto": status.moto_pid}
+
+
+@dataclass
+class Stopwatch:
+    """Wall seconds, this process's CPU seconds and ``cpu``'s trees, from :meth:`start` to :meth:`stop`."""
+
+    cpu: CpuMeter
+    started: float = 0.0  # perf_counter() at start
+    seconds: float = 0.0
+    self_cpu: float = 0.0
+    _cpu0: float = 0.0
+
+    def start(self) -> Stopwatch:
+        self.cpu.start()
+        self._cpu0, self.started = process_cpu(), time.perf_counter()
+        return self
+
+    def stop(self) -> Stopwatch:
+        self.seconds, self.self_cpu = time.perf_counter() - self.started, process_cpu() - self._cpu0
+        self.cpu.stop()
+        return self
+
+
+def run_gated(threads: Sequence[threading.Thread], gate: threading.Barrier, watch: Stopwatch) -> Stopwatch:
+    """Start ``threads``, release them together through ``gate`` (one party more: this thread).
+
+    ``watch`` runs from the release to the last join.
+    """
+    for thread in threads:
+        thread.start()
+    gate.wait()
+    watch.start()
+    for thread in threads:
+        thread.join()
+    return watch.stop()
+
+
+@dataclass
+class ClientRun:
+    """A baseline run in this process: ``count`` messages in ``seconds``, ``self_cpu`` CPU seconds of ours."""
+
+    count: int
+    seconds: float
+    cpu: CpuMeter
+    self_cpu: float
+
+    @property
+    def rate(self) -> float:
+        return self.count / self.seconds if self.seconds > 0 else 0.0
+
+    def cores_note(self, client: str) -> str:
+        """``cores used: <client> 0.93, postgres 0.41``."""
+        return f"cores used: {client} {self.self_cpu / self.seconds:.2f}, {self.cpu.stack_cores()}"

@@ -32,46 +32,43 @@ the same count on a fresh queue: both go from depth 0 to the same depth.
 
 from __future__ import annotations
 
-import argparse
 import itertools
-import json
-import resource
 import threading
 import time
-import urllib.request
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bench._common import (
     BACKENDS,
+    ECHO_BODY,
     BenchStack,
+    ClientRun,
     CpuMeter,
     Row,
+    Scope,
+    Stopwatch,
     api_server,
-    drop_queues,
-    echo_spec,
+    bench_args,
+    bench_parser,
     hello_server,
     log,
-    new_tenant,
+    pg_cursor,
     prepared_jobs,
     print_table,
     ratio,
     reset_queue,
-    stack_from_args,
+    rows_per_backend,
+    run_gated,
+    scope,
     stack_groups,
-    unique,
+    warm_up,
 )
 from bench._loadgen import WRK_HINT, LoadResult, closed_loop, generator_name
 from tornado_core.adapters.aws.clients import make_client
-from tornado_core.adapters.postgres.pool import connect
 from tornado_core.ports.queue import OutgoingMessage
 
 CONNECTIONS = 64
-BODY = json.dumps(
-    {"task": "demo.echo", "payload": {"message": "nota fiscal 35240112345678000190550010000012341000012345"}}
-)
-WARMUP_POSTS = 3
 TARGET = 0.8
 
 
@@ -96,15 +93,12 @@ class ApiRun:
         api_cpu = self.cpu.used.get("api", 0.0)
         accepted = self.load.count(202)
         per_job = f"{api_cpu / accepted * 1e6:.0f} us API CPU/job" if accepted else "no job accepted"
-        others = ", ".join(
-            f"{name} {self.cpu.cores(name):.2f}" for name in ("postgres", "moto") if self.cpu.used.get(name)
-        )
         return (
             f"{self.load.generator}: {self.load.count(202)} x 202 in {self.load.duration_s:.1f}s; "
             f"non-2xx {self.load.non_2xx}"
             f"{_statuses(self.load)}; socket errors {self.load.errors}; stored {self.stored}; "
             f"p50 {self.load.p50_ms:.0f} ms, p99 {self.load.p99_ms:.0f} ms; mean send batch {mean}; "
-            f"{per_job}; cores used: API {self.cpu.cores('api'):.2f}, {others}; "
+            f"{per_job}; cores used: API {self.cpu.cores('api'):.2f}, {self.cpu.stack_cores()}; "
             f"machine busy {self.cpu.machine_busy:.0%}"
         )
 
@@ -117,70 +111,48 @@ def _statuses(load: LoadResult) -> str:
 # --------------------------------------------------------------------------- Tornado
 
 
-def _warm_up(url: str, token: str) -> None:
-    """Load the token cache, open pool connections and start executor threads."""
-    for _ in range(WARMUP_POSTS):
-        request = urllib.request.Request(
-            url + "/v1/jobs",
-            data=BODY.encode(),
-            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            assert answer.status == 202, answer.status
-
-
 def run_api(
     stack: BenchStack, backend: str, *, processes: int, duration: float, max_requests: int = 0
 ) -> ApiRun:
     """Measure the API on a fresh queue; the queues are dropped afterwards."""
-    prefix = unique("api")
-    settings = stack.settings(backend, prefix)
-    with stack.services(backend, prefix) as services:
-        _tenant, token = new_tenant(services, "api")
-        spec = echo_spec(services)
-        try:
-            with api_server(stack, backend, prefix, processes=processes) as server:
-                _warm_up(server.url, token)
-                reset_queue(services, spec)
-                meter = CpuMeter({"api": server.pid, **stack_groups(stack)}).start()
-                load = closed_loop(
-                    server.url + "/v1/jobs",
-                    BODY,
-                    token=token,
-                    connections=CONNECTIONS,
-                    duration=duration,
-                    max_requests=max_requests,
-                )
-                meter.stop()
-                time.sleep(0.5)  # answers in flight when the generator stopped
-                stored = services.queue.depth(spec.name).total
-            sizes = _batch_sizes(settings.database_url, spec.name) if backend == "postgres" else Counter()
-        finally:
-            drop_queues(services)
+    with scope(stack, backend, "api") as scoped:
+        with api_server(stack, backend, scoped.prefix, processes=processes) as server:
+            warm_up(server.url, scoped.token)
+            reset_queue(scoped.services, scoped.spec)
+            meter = CpuMeter({"api": server.pid, **stack_groups(stack)}).start()
+            load = closed_loop(
+                server.url + "/v1/jobs",
+                ECHO_BODY,
+                token=scoped.token,
+                connections=CONNECTIONS,
+                duration=duration,
+                max_requests=max_requests,
+            )
+            meter.stop()
+            time.sleep(0.5)  # answers in flight when the generator stopped
+            stored = scoped.stored()
+        sizes = _batch_sizes(scoped.dsn, scoped.spec.name) if backend == "postgres" else Counter()
     return ApiRun(load=load, stored=stored, batch_sizes=sizes, cpu=meter, processes=processes)
 
 
 def _batch_sizes(dsn: str, queue: str) -> Counter[int]:
     """Sizes of the API's send batches: one multi-row INSERT per batch, so rows of a batch share ``xmin``."""
-    conn = connect(dsn, autocommit=True)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(
-                "SELECT n, count(*) FROM (SELECT count(*) AS n FROM tornado_messages WHERE queue = %s"
-                " GROUP BY xmin::text) AS batches GROUP BY n",
-                (queue,),
-            )
-            return Counter(dict(cur.fetchall()))
-    finally:
-        conn.close()
+    with pg_cursor(dsn) as cur:
+        cur.execute(
+            "SELECT n, count(*) FROM (SELECT count(*) AS n FROM tornado_messages WHERE queue = %s"
+            " GROUP BY xmin::text) AS batches GROUP BY n",
+            (queue,),
+        )
+        return Counter(dict(cur.fetchall()))
 
 
 def run_hello(stack: BenchStack, *, processes: int, duration: float) -> tuple[LoadResult, CpuMeter]:
     """The trivial tornado POST handler under the same load."""
     with hello_server(processes) as server:
-        closed_loop(server.url + "/", BODY, token=None, connections=CONNECTIONS, duration=1)  # warm-up
+        url = server.url + "/"
+        closed_loop(url, ECHO_BODY, token=None, connections=CONNECTIONS, duration=1)  # warm-up
         meter = CpuMeter({"api": server.pid}).start()
-        load = closed_loop(server.url + "/", BODY, token=None, connections=CONNECTIONS, duration=duration)
+        load = closed_loop(url, ECHO_BODY, token=None, connections=CONNECTIONS, duration=duration)
         meter.stop()
     return load, meter
 
@@ -189,132 +161,85 @@ def run_hello(stack: BenchStack, *, processes: int, duration: float) -> tuple[Lo
 
 
 @dataclass
-class Baseline:
+class Baseline(ClientRun):
     """A bare-adapter run: ``count`` messages stored in ``seconds``."""
 
-    count: int
-    seconds: float
     stored: int
-    cpu: CpuMeter
-    self_cpu: float
 
-    @property
-    def rate(self) -> float:
-        return self.count / self.seconds if self.seconds > 0 else 0.0
+    @classmethod
+    def timed(cls, watch: Stopwatch, count: int, scoped: Scope) -> Baseline:
+        """``count`` messages stored in the time ``watch`` measured; ``stored`` read from the queue now."""
+        return cls(count, watch.seconds, watch.cpu, watch.self_cpu, stored=scoped.stored())
 
     def note(self, what: str) -> str:
-        others = ", ".join(
-            f"{name} {self.cpu.cores(name):.2f}" for name in ("postgres", "moto") if self.cpu.used.get(name)
-        )
         return (
             f"{what}: {self.count} messages in {self.seconds:.2f}s, stored {self.stored}; "
-            f"cores used: producer {self.self_cpu / self.seconds:.2f}, {others}"
+            + self.cores_note("producer")
         )
 
 
-def _self_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+def _bodies(scoped: Scope, count: int) -> list[str]:
+    """Create the scope's queue; ``count`` demo.echo envelopes for it."""
+    scoped.services.queue.ensure_queue(scoped.spec)
+    return [job.body for job in prepared_jobs(scoped.services, scoped.tenant, count)]
 
 
-def _timed_run(
-    stack: BenchStack,
-    workers: list[threading.Thread],
-    gate: threading.Barrier,
-    count: int,
-    stored: Callable[[], int],
-) -> Baseline:
-    """Start ``workers``, release them together through ``gate``, time them to the last join."""
-    for worker in workers:
-        worker.start()
-    meter = CpuMeter(stack_groups(stack))
-    gate.wait()
-    meter.start()
-    cpu0, t0 = _self_cpu(), time.perf_counter()
-    for worker in workers:
-        worker.join()
-    seconds, self_cpu = time.perf_counter() - t0, _self_cpu() - cpu0
-    meter.stop()
-    return Baseline(count, seconds, stored(), meter, self_cpu)
+def _stack_watch(stack: BenchStack) -> Stopwatch:
+    return Stopwatch(CpuMeter(stack_groups(stack)))
 
 
 def pg_direct_producers(stack: BenchStack, count: int, threads: int = CONNECTIONS) -> Baseline:
     """``threads`` producers, own connection each, one message per ``send_batch``."""
-    prefix = unique("p64")
-    with stack.services("postgres", prefix, pool_size=threads) as services:
-        tenant, _ = new_tenant(services, "p64")
-        spec = echo_spec(services)
-        try:
-            services.queue.ensure_queue(spec)
-            bodies = [job.body for job in prepared_jobs(services, tenant, count)]
-            ticket = itertools.count()
-            gate = threading.Barrier(threads + 1)
+    with scope(stack, "postgres", "p64", pool_size=threads) as scoped:
+        queue, name = scoped.services.queue, scoped.spec.name
+        bodies = _bodies(scoped, count)
+        ticket = itertools.count()
+        gate = threading.Barrier(threads + 1)
 
-            def producer() -> None:
-                services.queue.ping()  # open this thread's connection before the clock starts
-                gate.wait()
-                while (i := next(ticket)) < count:
-                    errors = services.queue.send_batch(spec.name, [OutgoingMessage(bodies[i])])
-                    assert errors == [None], errors
+        def producer() -> None:
+            queue.ping()  # open this thread's connection before the clock starts
+            gate.wait()
+            while (i := next(ticket)) < count:
+                errors = queue.send_batch(name, [OutgoingMessage(bodies[i])])
+                assert errors == [None], errors
 
-            workers = [threading.Thread(target=producer) for _ in range(threads)]
-            return _timed_run(stack, workers, gate, count, lambda: services.queue.depth(spec.name).total)
-        finally:
-            drop_queues(services)
+        workers = [threading.Thread(target=producer) for _ in range(threads)]
+        return Baseline.timed(run_gated(workers, gate, _stack_watch(stack)), count, scoped)
 
 
 def pg_replay(stack: BenchStack, sizes: Counter[int], lanes: int) -> Baseline:
     """The API's batch sizes, replayed with ``send_batch``; one sequential lane per API process."""
     batches = sorted(sizes.elements(), reverse=True)
     count = sum(batches)
-    prefix = unique("rpl")
-    with stack.services("postgres", prefix, pool_size=lanes) as services:
-        tenant, _ = new_tenant(services, "rpl")
-        spec = echo_spec(services)
-        try:
-            services.queue.ensure_queue(spec)
-            bodies = iter([job.body for job in prepared_jobs(services, tenant, count)])
-            plan = [[OutgoingMessage(next(bodies)) for _ in range(size)] for size in batches]
-            gate = threading.Barrier(lanes + 1)
+    with scope(stack, "postgres", "rpl", pool_size=lanes) as scoped:
+        queue, name = scoped.services.queue, scoped.spec.name
+        bodies = iter(_bodies(scoped, count))
+        plan = [[OutgoingMessage(next(bodies)) for _ in range(size)] for size in batches]
+        gate = threading.Barrier(lanes + 1)
 
-            def lane(index: int) -> None:
-                services.queue.ping()
-                gate.wait()
-                for batch in plan[index::lanes]:
-                    errors = services.queue.send_batch(spec.name, batch)
-                    assert all(e is None for e in errors), errors
+        def lane(index: int) -> None:
+            queue.ping()
+            gate.wait()
+            for batch in plan[index::lanes]:
+                errors = queue.send_batch(name, batch)
+                assert all(e is None for e in errors), errors
 
-            workers = [threading.Thread(target=lane, args=(i,)) for i in range(lanes)]
-            return _timed_run(stack, workers, gate, count, lambda: services.queue.depth(spec.name).total)
-        finally:
-            drop_queues(services)
+        workers = [threading.Thread(target=lane, args=(i,)) for i in range(lanes)]
+        return Baseline.timed(run_gated(workers, gate, _stack_watch(stack)), count, scoped)
 
 
 def sqs_batch_loop(stack: BenchStack, count: int) -> Baseline:
     """A plain boto3 SendMessageBatch loop (10 per call, one thread) on a fresh queue."""
-    prefix = unique("sqb")
-    with stack.services("sqs", prefix) as services:
-        tenant, _ = new_tenant(services, "sqb")
-        spec = echo_spec(services)
-        try:
-            services.queue.ensure_queue(spec)
-            bodies = [job.body for job in prepared_jobs(services, tenant, count)]
-            client = make_client(
-                "sqs", region=stack.info.aws_region, endpoint_url=stack.info.aws_endpoint_url
-            )
-            url = client.get_queue_url(QueueName=spec.name)["QueueUrl"]
-            meter = CpuMeter(stack_groups(stack)).start()
-            cpu0, t0 = _self_cpu(), time.perf_counter()
-            for start in range(0, count, 10):
-                entries = [{"Id": str(i), "MessageBody": b} for i, b in enumerate(bodies[start : start + 10])]
-                answer = client.send_message_batch(QueueUrl=url, Entries=entries)
-                assert not answer.get("Failed"), answer["Failed"]
-            seconds, self_cpu = time.perf_counter() - t0, _self_cpu() - cpu0
-            meter.stop()
-            stored = services.queue.depth(spec.name).total
-        finally:
-            drop_queues(services)
-    return Baseline(count, seconds, stored, meter, self_cpu)
+    with scope(stack, "sqs", "sqb") as scoped:
+        bodies = _bodies(scoped, count)
+        client = make_client("sqs", region=stack.info.aws_region, endpoint_url=stack.info.aws_endpoint_url)
+        url = client.get_queue_url(QueueName=scoped.spec.name)["QueueUrl"]
+        watch = _stack_watch(stack).start()
+        for start in range(0, count, 10):
+            entries = [{"Id": str(i), "MessageBody": b} for i, b in enumerate(bodies[start : start + 10])]
+            answer = client.send_message_batch(QueueUrl=url, Entries=entries)
+            assert not answer.get("Failed"), answer["Failed"]
+        return Baseline.timed(watch.stop(), count, scoped)
 
 
 # --------------------------------------------------------------------------- tables
@@ -322,84 +247,89 @@ def sqs_batch_loop(stack: BenchStack, count: int) -> Baseline:
 
 def _postgres_rows(stack: BenchStack, duration: float) -> list[Row]:
     rows: list[Row] = []
-    hello: dict[int, float] = {}
-    hello_cpu: dict[int, float] = {}
+    hello: dict[int, tuple[float, float]] = {}  # processes -> (requests/s, server CPU us per request)
     for processes in (1, 2):
-        log(f"api_throughput: hello ceiling, {processes} process(es), {duration:.0f}s")
-        load, cpu = run_hello(stack, processes=processes, duration=duration)
-        hello[processes] = load.rate(202)
-        cpu_per = cpu.used.get("api", 0.0) / max(1, load.count(202)) * 1e6
-        hello_cpu[processes] = cpu_per
-        rows.append(
-            Row(
-                "postgres",
-                f"HTTP ceiling: trivial tornado POST handler, {processes} proc",
-                f"{load.rate(202):,.0f}/s",
-                "",
-                "",
-                "",
-                f"non-2xx {load.non_2xx}; p50 {load.p50_ms:.0f} ms, p99 {load.p99_ms:.0f} ms; "
-                f"{cpu_per:.0f} us server CPU/request; server cores {cpu.cores('api'):.2f}; "
-                f"machine busy {cpu.machine_busy:.0%}",
-            )
-        )
+        row, hello[processes] = _hello_row(stack, processes, duration)
+        rows.append(row)
     for processes in (1, 2):
-        log(f"api_throughput: postgres API, {processes} process(es), {duration:.0f}s")
-        api = run_api(stack, "postgres", processes=processes, duration=duration)
-        count = api.load.count(202)
-        log(f"api_throughput: baselines for {count} messages (64 direct producers, replay)")
-        direct = pg_direct_producers(stack, count)
-        replay = pg_replay(stack, api.batch_sizes, lanes=processes)
-        label = f"API accepted jobs/s, {processes} proc"
-        rows.append(
-            Row(
-                "postgres",
-                f"{label} vs 64 direct producers",
-                f"{api.accepted:,.0f}/s",
-                f"{direct.rate:,.0f}/s",
-                ratio(api.accepted, direct.rate),
-                f">= {TARGET}",
-                api.note() + " | baseline " + direct.note("64 threads x send_batch([1 message])"),
-            )
-        )
-        rows.append(
-            Row(
-                "postgres",
-                f"{label} vs storage ceiling",
-                f"{api.accepted:,.0f}/s",
-                f"{replay.rate:,.0f}/s",
-                ratio(api.accepted, replay.rate),
-                "-",
-                replay.note(
-                    f"the API's {sum(api.batch_sizes.values())} batches replayed in {processes} lane(s)"
-                ),
-            )
-        )
-        rows.append(
-            Row(
-                "postgres",
-                f"{label} vs HTTP ceiling",
-                f"{api.accepted:,.0f}/s",
-                f"{hello[processes]:,.0f}/s",
-                ratio(api.accepted, hello[processes]),
-                "-",
-                f"trivial tornado POST handler, {processes} proc",
-            )
-        )
-        api_cpu = api.cpu.used.get("api", 0.0) / max(1, count) * 1e6
-        rows.append(
-            Row(
-                "postgres",
-                f"API server CPU per accepted job, {processes} proc, vs hello CPU per request",
-                f"{api_cpu:,.0f} us",
-                f"{hello_cpu[processes]:,.0f} us",
-                ratio(hello_cpu[processes], api_cpu),
-                "-",
-                "ratio = hello / API (1.0 = the API costs no more CPU than a trivial handler); "
-                "CPU time does not depend on what else runs on the machine, unlike the rates",
-            )
-        )
+        rows += _api_rows(stack, processes, duration, *hello[processes])
     return rows
+
+
+def _hello_row(stack: BenchStack, processes: int, duration: float) -> tuple[Row, tuple[float, float]]:
+    """The HTTP ceiling's row, and its (requests/s, server CPU us per request)."""
+    log(f"api_throughput: hello ceiling, {processes} process(es), {duration:.0f}s")
+    load, cpu = run_hello(stack, processes=processes, duration=duration)
+    cpu_per = cpu.used.get("api", 0.0) / max(1, load.count(202)) * 1e6
+    row = Row(
+        "postgres",
+        f"HTTP ceiling: trivial tornado POST handler, {processes} proc",
+        f"{load.rate(202):,.0f}/s",
+        note=f"non-2xx {load.non_2xx}; p50 {load.p50_ms:.0f} ms, p99 {load.p99_ms:.0f} ms; "
+        f"{cpu_per:.0f} us server CPU/request; server cores {cpu.cores('api'):.2f}; "
+        f"machine busy {cpu.machine_busy:.0%}",
+    )
+    return row, (load.rate(202), cpu_per)
+
+
+def _api_rows(
+    stack: BenchStack, processes: int, duration: float, hello_rate: float, hello_cpu: float
+) -> list[Row]:
+    """The API with ``processes`` against its three baselines, and its CPU per job against hello's."""
+    log(f"api_throughput: postgres API, {processes} process(es), {duration:.0f}s")
+    api = run_api(stack, "postgres", processes=processes, duration=duration)
+    count = api.load.count(202)
+    log(f"api_throughput: baselines for {count} messages (64 direct producers, replay)")
+    direct = pg_direct_producers(stack, count)
+    replay = pg_replay(stack, api.batch_sizes, lanes=processes)
+    label = f"API accepted jobs/s, {processes} proc"
+    accepted = f"{api.accepted:,.0f}/s"
+    replayed = f"the API's {sum(api.batch_sizes.values())} batches replayed in {processes} lane(s)"
+    return [
+        Row(
+            "postgres",
+            f"{label} vs 64 direct producers",
+            accepted,
+            f"{direct.rate:,.0f}/s",
+            ratio(api.accepted, direct.rate),
+            f">= {TARGET}",
+            api.note() + " | baseline " + direct.note("64 threads x send_batch([1 message])"),
+        ),
+        Row(
+            "postgres",
+            f"{label} vs storage ceiling",
+            accepted,
+            f"{replay.rate:,.0f}/s",
+            ratio(api.accepted, replay.rate),
+            "-",
+            replay.note(replayed),
+        ),
+        Row(
+            "postgres",
+            f"{label} vs HTTP ceiling",
+            accepted,
+            f"{hello_rate:,.0f}/s",
+            ratio(api.accepted, hello_rate),
+            "-",
+            f"trivial tornado POST handler, {processes} proc",
+        ),
+        _cpu_row(api, hello_cpu),
+    ]
+
+
+def _cpu_row(api: ApiRun, hello_cpu: float) -> Row:
+    """The API's server CPU per accepted job against the trivial handler's per request."""
+    api_cpu = api.cpu.used.get("api", 0.0) / max(1, api.load.count(202)) * 1e6
+    return Row(
+        "postgres",
+        f"API server CPU per accepted job, {api.processes} proc, vs hello CPU per request",
+        f"{api_cpu:,.0f} us",
+        f"{hello_cpu:,.0f} us",
+        ratio(hello_cpu, api_cpu),
+        "-",
+        "ratio = hello / API (1.0 = the API costs no more CPU than a trivial handler); "
+        "CPU time does not depend on what else runs on the machine, unlike the rates",
+    )
 
 
 def _sqs_rows(stack: BenchStack, jobs: int, repeats: int) -> list[Row]:
@@ -447,12 +377,15 @@ def run(
     generator = generator_name()
     if generator != "wrk":
         log(WRK_HINT)
-    with stack_from_args(stack) as bench_stack:
-        rows: list[Row] = []
-        if "postgres" in backends:
-            rows += _postgres_rows(bench_stack, duration)
-        if "sqs" in backends:
-            rows += _sqs_rows(bench_stack, sqs_jobs, sqs_repeats)
+    rows = rows_per_backend(
+        stack,
+        backends,
+        lambda bench_stack, backend: (
+            _postgres_rows(bench_stack, duration)
+            if backend == "postgres"
+            else _sqs_rows(bench_stack, sqs_jobs, sqs_repeats)
+        ),
+    )
     timed = (
         "wrk -t1 (C, one thread)"
         if generator == "wrk"
@@ -461,7 +394,7 @@ def run(
     notes = [
         f"load generator: {timed}"
         f" for timed runs, Python asyncio for count-bounded (sqs) runs; {CONNECTIONS} keep-alive "
-        f"connections, closed loop; body {len(BODY)} bytes; only 202 counts",
+        f"connections, closed loop; body {len(ECHO_BODY)} bytes; only 202 counts",
         f"postgres runs last {duration:.0f}s each; sqs runs stop after {sqs_jobs} answers "
         f"(moto's per-call cost grows with queue depth: every run starts on a fresh, empty queue), "
         f"median of {sqs_repeats} rounds",
@@ -474,20 +407,11 @@ def run(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = bench_parser(__doc__)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per postgres run")
     parser.add_argument("--sqs-jobs", type=int, default=300, help="requests per sqs run")
     parser.add_argument("--sqs-repeats", type=int, default=3, help="sqs rounds (the median is reported)")
-    parser.add_argument("--backend", action="append", choices=BACKENDS, help="only this backend (repeatable)")
-    args = parser.parse_args()
-    run(
-        backends=args.backend or BACKENDS,
-        duration=args.duration,
-        sqs_jobs=args.sqs_jobs,
-        sqs_repeats=args.sqs_repeats,
-    )
+    run(**bench_args(parser))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ Takes about 3 minutes (4 with ``--rebuild-base``) on 2 cores.
 
 from __future__ import annotations
 
-import argparse
 import os
 import tempfile
 import time
@@ -25,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from bench._common import REPO_ROOT, bench_parser
 from tornado_core.adapters.runtimes.docker.engine import DockerEngine
 from tornado_core.adapters.runtimes.docker.runtime import DockerRuntime
 from tornado_core.adapters.runtimes.images.builder import ImageRequest, build_image, ensure_base_image
@@ -38,7 +38,6 @@ from tornado_core.producer.submission import Submitter
 from tornado_core.services import Services
 from tornado_core.settings import Settings
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
 Rows = list[tuple[str, float, str]]
 
@@ -149,9 +148,7 @@ def markdown(rows: Rows, command: str, load_before: float) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = bench_parser(__doc__)
     parser.add_argument("--rebuild-base", action="store_true", help="build the base image from the mirror")
     parser.add_argument("--markdown", type=Path, help="also write the table to this file")
     args = parser.parse_args()

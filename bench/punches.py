@@ -14,16 +14,11 @@ needed), a fresh ERP database per run, and its own queue prefix and tenant.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import platform
-import signal
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,43 +27,17 @@ from pathlib import Path
 from tornado_tasks.ponto.admin import add_demo_establishment
 from tornado_tasks.ponto.devices import make_punches, send_punches
 
-from tornado_core.adapters.runtimes.process.cluster import LocalCluster, free_port
-from tornado_core.bootstrap import build_services, provision_queues
+from bench._common import Child, bench_parser, child_env, spawn, tree_cpu, wait_http
+from tornado_core.adapters.runtimes.process.cluster import LocalCluster
+from tornado_core.bootstrap import build_services
 from tornado_core.devstack import DevStack, default_state_dir
+from tornado_core.local_machine import free_port
 from tornado_core.services import Services
 from tornado_core.settings import Settings
 from tornado_core.tokens import hash_token, new_token
-from tornado_core.web import serve
 
 REFERENCE_SECONDS = 22.0
 REFERENCE_PUNCHES = 20_000
-
-
-def _proc_cpu(pid: int) -> float:
-    """CPU seconds of ``pid`` and of its children it has reaped."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
-
-
-def tree_cpu(pid: int) -> float:
-    """CPU seconds of a process tree (live descendants included)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    total, todo = 0.0, [pid]
-    while todo:
-        current = todo.pop()
-        total += _proc_cpu(current)
-        todo.extend(children.get(current, []))
-    return total
 
 
 @dataclass(frozen=True)
@@ -117,46 +86,13 @@ def _count(services: Services, tenant: str) -> int:
         return int(cur.fetchone()[0])
 
 
-def serve_api(port: int, processes: int) -> None:
-    """Serve the API from ``processes`` pre-forked processes sharing one socket (blocks)."""
-
-    def make() -> Services:
-        return build_services(Settings.load(os.environ))[0]
-
-    first, close = build_services(Settings.load(os.environ))
-    provision_queues(first)
-    close()
-    serve(make, port=port, processes=processes)
-
-
-def start_api(env: dict[str, str], processes: int, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """``serve_api`` in a child process; returns it and its URL once ``/healthz`` answers."""
+def start_api(env: dict[str, str], processes: int, logs: Path) -> tuple[Child, str]:
+    """The API pre-forked (``bench._api``: ``serve(factory, processes=N)``), and its URL once it answers."""
     port = free_port()
-    with log.open("ab") as out:
-        child = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "bench.punches",
-                "--serve-api",
-                str(port),
-                "--api-processes",
-                str(processes),
-            ],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    child = spawn("api", ["bench._api", "--port", str(port), "--processes", str(processes)], env, logs)
     url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            with urllib.request.urlopen(url + "/healthz", timeout=1):
-                return child, url
-        except OSError:
-            time.sleep(0.1)
-    child.kill()
-    raise RuntimeError(f"the API did not start; see {log}")
+    wait_http(child, url + "/healthz")
+    return child, url
 
 
 def run_once(
@@ -164,34 +100,32 @@ def run_once(
 ) -> Result:
     """Start API and workers on a fresh ERP database, send ``size`` punches, wait until all are stored."""
     erp = stack.create_database()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TORNADO_")}
-    env.update(stack.env())
-    env.update(
+    env = child_env(
+        stack.env(),
         TORNADO_QUEUE=backend,
         TORNADO_ERP_DATABASE_URL=erp,
         TORNADO_LOG_LEVEL="WARNING",
         TORNADO_QUEUE_PREFIX=f"bp{uuid.uuid4().hex[:6]}",
-        PYTHONPATH=str(Path.cwd()),
     )
     services, close = build_services(Settings.load(env))
     logs = Path(tempfile.mkdtemp(prefix="tornado-bench-punches-"))
     cluster = LocalCluster(env, logs)
-    api: subprocess.Popen[bytes] | None = None
+    api: Child | None = None
     try:
         tenant, token = f"bench-{uuid.uuid4().hex[:6]}", new_token()
         services.tenants.create(tenant, hash_token(token))
         with services.rds.connection() as conn:
             rep_ids = add_demo_establishment(conn, tenant=tenant, reps=reps)
-        api, url = start_api(env, api_processes, logs / "api.log")
+        api, url = start_api(env, api_processes, logs)
         for _ in range(workers):
             cluster.start_worker("ponto.record", concurrency=8, extra=["--poll-wait", "1"])
         punches = make_punches(rep_ids, size, now=datetime.now(UTC), seed=size)
         pids = {
-            "api": [api.pid],
+            "api": [api.popen.pid],
             "workers": [p.pid for p in cluster.processes],
             "postgres": [stack.status().postgres_pid or 0],
         }
-        before = {k: sum(tree_cpu(p) for p in v) for k, v in pids.items()}
+        before = {k: sum(tree_cpu(p, reaped=True) for p in v) for k, v in pids.items()}
         mine, started = time.process_time(), time.monotonic()
         run = asyncio.run(send_punches(url, token, punches, devices=devices, timeout=900))
         accepted = time.monotonic() - started
@@ -199,15 +133,14 @@ def run_once(
         while _count(services, tenant) < size:
             time.sleep(0.05)
         wall = time.monotonic() - started
-        cpu = {k: sum(tree_cpu(p) for p in v) - before[k] for k, v in pids.items()}
+        cpu = {k: sum(tree_cpu(p, reaped=True) for p in v) - before[k] for k, v in pids.items()}
         cpu["devices"] = devices_cpu
         median, p99 = run.percentile(0.5) * 1000, run.percentile(0.99) * 1000
         jobs = len(set(run.accepted.values()))
         return Result(backend, size, accepted, wall, median, p99, jobs, run.retries, cpu)
     finally:
         if api is not None:
-            api.send_signal(signal.SIGTERM)
-            api.wait(timeout=60)
+            api.stop(grace=60)
         cluster.stop_all(grace=20)
         close()
         stack.drop_database(erp)
@@ -215,20 +148,14 @@ def run_once(
 
 def main() -> None:
     """Run the sizes asked for and print a Markdown table."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = bench_parser(__doc__)
     parser.add_argument("--backend", choices=("postgres", "sqs"), default="postgres")
     parser.add_argument("--sizes", default="20000,100000", help="Comma-separated punch counts.")
     parser.add_argument("--devices", type=int, default=200, help="Concurrent simulated devices.")
     parser.add_argument("--reps", type=int, default=20, help="REPs the punches spread over.")
     parser.add_argument("--workers", type=int, default=1, help="ponto.record worker processes.")
     parser.add_argument("--api-processes", type=int, default=2, help="API processes (pre-forked).")
-    parser.add_argument("--serve-api", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve_api is not None:
-        serve_api(args.serve_api, args.api_processes)
-        return
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
     stack = DevStack(default_state_dir(dict(os.environ)))

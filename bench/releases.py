@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -45,8 +44,8 @@ from typing import Any
 
 import psycopg2
 
-from tests.data.releasable_base import EFFECTS_TABLE
-from tests.e2e.release_helpers import RELEASABLE, TASK, SteadyLoad
+from bench._common import REPO_ROOT, bench_parser, child_env
+from bench._releasable import EFFECTS_TABLE, TASK, code_dir, release_payload, task_project
 from tornado_core.adapters.runtimes.process.cluster import LocalCluster
 from tornado_core.adapters.runtimes.process.runtime import ProcessRuntime
 from tornado_core.bootstrap import build_release_manager, build_services
@@ -57,8 +56,8 @@ from tornado_core.releases.manager import DeployRequest, ReleaseManager
 from tornado_core.releases.rollout import Rollout, RunPlan
 from tornado_core.settings import Settings
 from tornado_core.tokens import hash_token, new_token
+from tornado_core.toolchain.steady_load import SteadyLoad
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 VERSIONS = ("1.0.0", "2.0.0")
 #: Image of each version with ``--runtime docker`` (built once per benchmark run).
 IMAGE = "tornado-bench/demo.release:{version}"
@@ -78,7 +77,7 @@ def request(version: str, *, smoke: bool, runtime: str = "process") -> DeployReq
     if runtime == "docker":
         where: dict[str, Any] = {"runtime": "docker", "image": IMAGE.format(version=version)}
     else:
-        where = {"python_path": str(RELEASABLE / f"v{version[0]}"), "tasks_module": "releasable"}
+        where = {"python_path": str(code_dir(version)), "tasks_module": "releasable"}
     return DeployRequest(
         task=TASK,
         version=version,
@@ -101,34 +100,6 @@ class DockerSetup:
     base: str  # "present", "loaded" or "built"
     base_seconds: float
     images: dict[str, float]  # version -> build + verify seconds
-
-
-def task_project(version: str, folder: Path) -> Path:
-    """A minimal task project of ``demo.release`` ``version`` (entry point ``tornado.tasks``).
-
-    The code is that of ``tests/data/releasable/vN`` with ``tests/data/releasable_base.py``
-    copied into the package, since ``tests`` is no part of an image.
-    """
-    project = folder / f"releasable-{version}"
-    package = project / "releasable"
-    package.mkdir(parents=True)
-    source = (RELEASABLE / f"v{version[0]}" / "releasable" / "__init__.py").read_text()
-    base_import = "from tests.data.releasable_base import declare"
-    if base_import not in source:
-        raise RuntimeError(f"unexpected {RELEASABLE}/v{version[0]}: no {base_import!r}")
-    (package / "__init__.py").write_text(source.replace(base_import, "from releasable._base import declare"))
-    shutil.copy2(REPO_ROOT / "tests" / "data" / "releasable_base.py", package / "_base.py")
-    (project / "setup.cfg").write_text(
-        "[metadata]\n"
-        "name = tornado-bench-releasable\n"
-        f"version = {version}\n\n"
-        "[options]\npackages = releasable\ninstall_requires =\n    tornado-core\n\n"
-        "[options.entry_points]\ntornado.tasks =\n    releasable = releasable\n"
-    )
-    (project / "pyproject.toml").write_text(
-        '[build-system]\nrequires = ["setuptools>=61", "wheel"]\nbuild-backend = "setuptools.build_meta"\n'
-    )
-    return project
 
 
 def _say(line: str) -> None:
@@ -201,15 +172,13 @@ def stop_docker_workers(settings: Settings) -> None:
 def installation(stack: DevStack, backend: str, work: Path) -> Iterator[tuple[dict[str, str], str]]:
     """A fresh database and queue prefix, an API process; yields its env and URL."""
     database = stack.create_database()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TORNADO_")}
-    env.update(stack.info().env())
-    env.update(
+    env = child_env(
+        stack.info().env(),
         TORNADO_QUEUE=backend,
         TORNADO_QUEUE_PREFIX=f"bench{uuid.uuid4().hex[:6]}",
         TORNADO_DATABASE_URL=database,
         TORNADO_STATE_DIR=str(work),
         TORNADO_LOG_LEVEL="WARNING",
-        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
     )
     cluster = LocalCluster(env, work / "logs")
     try:
@@ -262,7 +231,7 @@ def measure(
         max_error_rate=2,
     )
     marks: list[tuple[str, float]] = []
-    with SteadyLoad(url, token, rate) as load:
+    with SteadyLoad(url, token, TASK, rate, payload=release_payload) as load:
         time.sleep(2)
         started = time.time()
         Rollout(manager, note=lambda line: marks.append((line.strip().split(" ")[0], time.time()))).run(plan)
@@ -303,9 +272,7 @@ def summary(values: list[float]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = bench_parser(__doc__)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rate", type=float, default=20.0, help="Jobs per second submitted meanwhile.")
     parser.add_argument("--bake", type=float, default=5.0, help="Seconds the bluegreen run watches.")

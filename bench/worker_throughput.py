@@ -30,35 +30,38 @@ small ``N`` (default 200).
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
-import resource
 import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from bench._common import (
     BACKENDS,
     ECHO,
     BenchStack,
+    ClientRun,
     CpuMeter,
     Row,
-    drop_queues,
-    echo_spec,
+    Scope,
+    Stopwatch,
+    backend_label,
+    bench_args,
+    bench_parser,
     log,
-    new_tenant,
+    pg_cursor,
     prepared_jobs,
     print_grid,
     print_table,
     ratio,
+    rows_per_backend,
+    run_gated,
+    scope,
     stack_from_args,
     stack_groups,
-    unique,
 )
-from tornado_core.adapters.postgres.pool import connect
 from tornado_core.adapters.runtimes.process.cluster import LocalCluster
 from tornado_core.ports.jobs import ClaimOutcome, NewJob
 from tornado_core.ports.queue import OutgoingMessage, ReceivedMessage
@@ -68,11 +71,11 @@ TARGET = 0.8
 CONCURRENCIES = (4, 16)
 
 
-def prefill(services: Services, tenant: str, count: int) -> str:
+def prefill(scoped: Scope, count: int) -> str:
     """``count`` demo.echo jobs on a fresh queue with their ``queued`` rows; returns the queue name."""
-    spec = echo_spec(services)
+    services, spec = scoped.services, scoped.spec
     services.queue.ensure_queue(spec)
-    jobs = prepared_jobs(services, tenant, count)
+    jobs = prepared_jobs(services, scoped.tenant, count)
     size = services.queue.max_send_batch
     for start in range(0, count, size):
         chunk = jobs[start : start + size]
@@ -97,91 +100,72 @@ class WorkerRun:
 
     def note(self) -> str:
         worker_cpu = self.cpu.used.get("worker", 0.0)
-        others = ", ".join(
-            f"{n} {self.cpu.cores(n):.2f}" for n in ("postgres", "moto") if self.cpu.used.get(n)
-        )
         return (
             f"N={self.count}, concurrency {self.concurrency}: first claim to last success "
             f"{self.seconds:.2f}s; statuses {self.statuses}; {worker_cpu / self.count * 1e6:.0f} us "
-            f"worker CPU/job; cores used: worker {self.cpu.cores('worker'):.2f}, {others}; "
+            f"worker CPU/job; cores used: worker {self.cpu.cores('worker'):.2f}, {self.cpu.stack_cores()}; "
             f"machine busy {self.cpu.machine_busy:.0%}"
         )
 
 
 def _job_counts(dsn: str, tenant: str) -> tuple[dict[str, int], Any, Any]:
-    conn = connect(dsn, autocommit=True)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(
-                "SELECT status, count(*) FROM tornado_jobs WHERE tenant = %s GROUP BY status", (tenant,)
-            )
-            statuses = dict(cur.fetchall())
-            cur.execute(
-                "SELECT min(started_at), max(finished_at) FROM tornado_jobs WHERE tenant = %s", (tenant,)
-            )
-            first, last = cur.fetchone()
-    finally:
-        conn.close()
+    with pg_cursor(dsn) as cur:
+        cur.execute("SELECT status, count(*) FROM tornado_jobs WHERE tenant = %s GROUP BY status", (tenant,))
+        statuses = dict(cur.fetchall())
+        cur.execute("SELECT min(started_at), max(finished_at) FROM tornado_jobs WHERE tenant = %s", (tenant,))
+        first, last = cur.fetchone() or (None, None)
     return statuses, first, last
+
+
+def _wait_succeeded(
+    scoped: Scope, count: int, timeout: float, check: Callable[[], None] = lambda: None
+) -> tuple[dict[str, int], float]:
+    """Poll the job store until ``count`` jobs succeeded (or ``timeout``, or ``check`` raises).
+
+    Returns the statuses and the seconds from the first claim to the last success.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        statuses, first, last = _job_counts(scoped.dsn, scoped.tenant)
+        if statuses.get("succeeded", 0) >= count or time.monotonic() > deadline:
+            return statuses, (last - first).total_seconds() if first and last else 0.0
+        check()
+        time.sleep(0.1)
 
 
 def run_worker(
     stack: BenchStack, backend: str, count: int, *, concurrency: int, timeout: float = 240.0
 ) -> WorkerRun:
     """One worker process drains ``count`` pre-filled jobs."""
-    prefix = unique("wk")
-    settings = stack.settings(backend, prefix)
-    with stack.services(backend, prefix) as services:
-        tenant, _ = new_tenant(services, "wk")
+    with scope(stack, backend, "wk") as scoped:
+        prefill(scoped, count)
+        cluster = LocalCluster(stack.env(backend, scoped.prefix), stack.log_dir / scoped.prefix)
         try:
-            prefill(services, tenant, count)
-            cluster = LocalCluster(stack.env(backend, prefix), stack.log_dir / prefix)
-            try:
-                worker = cluster.start_worker(ECHO, concurrency=concurrency, extra=["--poll-wait", "1"])
-                meter = CpuMeter({"worker": worker.pid, **stack_groups(stack)}).start()
-                deadline = time.monotonic() + timeout
-                while True:
-                    statuses, first, last = _job_counts(settings.database_url, tenant)
-                    if statuses.get("succeeded", 0) >= count or time.monotonic() > deadline:
-                        break
-                    if not worker.alive():
-                        raise RuntimeError(f"worker died:\n{worker.log_tail()}")
-                    time.sleep(0.1)
-                meter.stop()
-            finally:
-                cluster.stop_all(grace=15)
+            worker = cluster.start_worker(ECHO, concurrency=concurrency, extra=["--poll-wait", "1"])
+
+            def alive() -> None:
+                if not worker.alive():
+                    raise RuntimeError(f"worker died:\n{worker.log_tail()}")
+
+            meter = CpuMeter({"worker": worker.pid, **stack_groups(stack)}).start()
+            statuses, seconds = _wait_succeeded(scoped, count, timeout, alive)
+            meter.stop()
         finally:
-            drop_queues(services)
+            cluster.stop_all(grace=15)
     if statuses.get("succeeded", 0) < count:
         raise RuntimeError(f"only {statuses} after {timeout:.0f}s")
-    return WorkerRun(count, (last - first).total_seconds(), meter, concurrency, statuses)
+    return WorkerRun(count, seconds, meter, concurrency, statuses)
 
 
 @dataclass
-class LoopRun:
-    count: int
-    seconds: float
-    cpu: CpuMeter
-    self_cpu: float
+class LoopRun(ClientRun):
     threads: int
 
-    @property
-    def rate(self) -> float:
-        return self.count / self.seconds if self.seconds > 0 else 0.0
-
     def note(self, what: str) -> str:
-        others = ", ".join(
-            f"{n} {self.cpu.cores(n):.2f}" for n in ("postgres", "moto") if self.cpu.used.get(n)
-        )
         return (
             f"{what}: N={self.count} in {self.seconds:.2f}s; {self.self_cpu / self.count * 1e6:.0f} us "
-            f"client CPU/job; cores used: client {self.self_cpu / self.seconds:.2f}, {others}"
+            f"client CPU/job; " + self.cores_note("client")
         )
-
-
-def _self_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def _run_stored(services: Services, queue_name: str, message: ReceivedMessage) -> bool:
@@ -205,65 +189,65 @@ def _run_stored(services: Services, queue_name: str, message: ReceivedMessage) -
     return outcome is ClaimOutcome.CLAIMED
 
 
+@dataclass
+class _Drain:
+    """The consumers of :func:`run_loop`: they count distinct finished messages and stop at ``count``."""
+
+    services: Services
+    name: str
+    count: int
+    with_store: bool
+    timeout: float
+    deadline: float = field(init=False)
+    done: set[str] = field(default_factory=set)  # a queue may deliver a message twice
+    finished: list[float] = field(default_factory=list)  # perf_counter() when the last was done
+    errors: list[BaseException] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.deadline = time.monotonic() + self.timeout
+
+    def consume(self, gate: threading.Barrier) -> None:
+        try:
+            self._consume(gate)
+        except BaseException as exc:
+            self.errors.append(exc)
+            self.stop.set()
+
+    def _consume(self, gate: threading.Barrier) -> None:
+        queue, name = self.services.queue, self.name
+        queue.ping()
+        gate.wait()
+        while not self.stop.is_set():
+            if time.monotonic() > self.deadline:
+                raise TimeoutError(f"only {len(self.done)} of {self.count} done after {self.timeout:.0f}s")
+            messages = queue.receive(name, max_messages=10, wait_seconds=1, visibility_timeout=60)
+            finished_ids = [m.message_id for m in messages]
+            if not self.with_store:
+                queue.delete(name, [m.receipt for m in messages])
+            else:
+                finished_ids = [m.message_id for m in messages if _run_stored(self.services, name, m)]
+            with self.lock:
+                self.done.update(finished_ids)
+                if len(self.done) >= self.count and not self.stop.is_set():
+                    self.finished.append(time.perf_counter())
+                    self.stop.set()
+
+
 def run_loop(
     stack: BenchStack, backend: str, count: int, *, with_store: bool, threads: int = 1, timeout: float = 180.0
 ) -> LoopRun:
     """Bare receive + delete loop; ``with_store`` adds the worker's claim + success per job."""
-    prefix = unique("lp")
-    with stack.services(backend, prefix, pool_size=max(4, threads + 2)) as services:
-        tenant, _ = new_tenant(services, "lp")
-        try:
-            name = prefill(services, tenant, count)
-            queue = services.queue
-            done: set[str] = set()  # distinct ids: a queue may deliver a message twice
-            finished: list[float] = []
-            stop = threading.Event()
-            lock = threading.Lock()
-            gate = threading.Barrier(threads + 1)
-            errors: list[BaseException] = []
-            deadline = time.monotonic() + timeout
-
-            def consume() -> None:
-                try:
-                    _consume()
-                except BaseException as exc:
-                    errors.append(exc)
-                    stop.set()
-
-            def _consume() -> None:
-                queue.ping()
-                gate.wait()
-                while not stop.is_set():
-                    if time.monotonic() > deadline:
-                        raise TimeoutError(f"only {len(done)} of {count} done after {timeout:.0f}s")
-                    messages = queue.receive(name, max_messages=10, wait_seconds=1, visibility_timeout=60)
-                    finished_ids = [m.message_id for m in messages]
-                    if not with_store:
-                        queue.delete(name, [m.receipt for m in messages])
-                    else:
-                        finished_ids = [m.message_id for m in messages if _run_stored(services, name, m)]
-                    with lock:
-                        done.update(finished_ids)
-                        if len(done) >= count and not stop.is_set():
-                            finished.append(time.perf_counter())
-                            stop.set()
-
-            workers = [threading.Thread(target=consume) for _ in range(threads)]
-            for w in workers:
-                w.start()
-            meter = CpuMeter(stack_groups(stack))
-            gate.wait()
-            meter.start()
-            cpu0, t0 = _self_cpu(), time.perf_counter()
-            for w in workers:
-                w.join()
-            meter.stop()
-            if errors:
-                raise errors[0]
-            seconds, self_cpu = finished[0] - t0, _self_cpu() - cpu0
-        finally:
-            drop_queues(services)
-    return LoopRun(count, seconds, meter, self_cpu, threads)
+    with scope(stack, backend, "lp", pool_size=max(4, threads + 2)) as scoped:
+        name = prefill(scoped, count)
+        drain = _Drain(scoped.services, name, count, with_store, timeout)
+        gate = threading.Barrier(threads + 1)
+        workers = [threading.Thread(target=drain.consume, args=(gate,)) for _ in range(threads)]
+        watch = run_gated(workers, gate, Stopwatch(CpuMeter(stack_groups(stack))))
+        if drain.errors:
+            raise drain.errors[0]
+    return LoopRun(count, drain.finished[0] - watch.started, watch.cpu, watch.self_cpu, threads)
 
 
 class _Timed:
@@ -300,37 +284,7 @@ def breakdown(stack: BenchStack, backend: str, count: int, concurrency: int) -> 
     this process with its queue and job store wrapped by timers, on ``count``
     pre-filled jobs.
     """
-    from tornado_core.worker.loop import Worker, WorkerOptions
-
-    prefix = unique("bd")
-    settings = stack.settings(backend, prefix)
-    totals: dict[str, list[float]] = {}
-    lock = threading.Lock()
-    with stack.services(backend, prefix) as services:
-        tenant, _ = new_tenant(services, "bd")
-        try:
-            prefill(services, tenant, count)
-            timed = dataclasses.replace(
-                services,
-                queue=_Timed(services.queue, "queue", totals, lock),  # type: ignore[arg-type]
-                jobs=_Timed(services.jobs, "jobs", totals, lock),  # type: ignore[arg-type]
-            )
-            worker = Worker(
-                timed, services.registry.get(ECHO), WorkerOptions(concurrency=concurrency, poll_wait=1)
-            )
-            thread = threading.Thread(target=worker.run, daemon=True)
-            thread.start()
-            deadline = time.monotonic() + 240
-            while time.monotonic() < deadline:
-                statuses, first, last = _job_counts(settings.database_url, tenant)
-                if statuses.get("succeeded", 0) >= count:
-                    break
-                time.sleep(0.1)
-            worker.stop()
-            thread.join(timeout=30)
-        finally:
-            drop_queues(services)
-    wall = (last - first).total_seconds()
+    totals, wall = _timed_worker(stack, backend, count, concurrency)
     rows: list[tuple[str, ...]] = []
     for name, (calls, seconds) in sorted(totals.items(), key=lambda kv: -kv[1][1]):
         if "ensure_queue" in name:
@@ -346,7 +300,47 @@ def breakdown(stack: BenchStack, backend: str, count: int, concurrency: int) -> 
                 f"{seconds / capacity:.0%}",
             )
         )
-    notes = [
+    return print_grid(
+        f"Bench 2b: where the worker's time goes ({backend}, concurrency {concurrency}, timed port calls)",
+        ("backend", "port call (thread)", "mean per call", "calls per job", "thread time per job", "share"),
+        rows,
+        _breakdown_notes(count, concurrency, wall),
+    )
+
+
+def _timed_worker(
+    stack: BenchStack, backend: str, count: int, concurrency: int
+) -> tuple[dict[str, list[float]], float]:
+    """The real worker loop, in this process, on ``count`` pre-filled jobs, its ports timed.
+
+    Returns ``{"queue.receive (poll thread)": [calls, seconds], ...}`` and the seconds
+    from the first claim to the last success.
+    """
+    from tornado_core.worker.loop import Worker, WorkerOptions
+
+    totals: dict[str, list[float]] = {}
+    lock = threading.Lock()
+    with scope(stack, backend, "bd") as scoped:
+        services = scoped.services
+        prefill(scoped, count)
+        timed = dataclasses.replace(
+            services,
+            queue=_Timed(services.queue, "queue", totals, lock),  # type: ignore[arg-type]
+            jobs=_Timed(services.jobs, "jobs", totals, lock),  # type: ignore[arg-type]
+        )
+        worker = Worker(
+            timed, services.registry.get(ECHO), WorkerOptions(concurrency=concurrency, poll_wait=1)
+        )
+        thread = threading.Thread(target=worker.run, daemon=True)
+        thread.start()
+        _statuses, wall = _wait_succeeded(scoped, count, timeout=240)
+        worker.stop()
+        thread.join(timeout=30)
+    return totals, wall
+
+
+def _breakdown_notes(count: int, concurrency: int, wall: float) -> list[str]:
+    return [
         f"N={count}, concurrency {concurrency}: {count / wall:.0f} jobs/s in-process "
         "(first claim to last success "
         f"{wall:.2f}s)",
@@ -355,24 +349,10 @@ def breakdown(stack: BenchStack, backend: str, count: int, concurrency: int) -> 
         "the single poll thread receives only as many messages as there are free slots, and slots free one "
         "job at a time, so it receives ~1 message per call at steady state",
     ]
-    header = (
-        "backend",
-        "port call (thread)",
-        "mean per call",
-        "calls per job",
-        "thread time per job",
-        "share",
-    )
-    return print_grid(
-        f"Bench 2b: where the worker's time goes ({backend}, concurrency {concurrency}, timed port calls)",
-        header,
-        rows,
-        notes,
-    )
 
 
 def _rows(stack: BenchStack, backend: str, count: int, concurrencies: Sequence[int]) -> list[Row]:
-    label = "postgres" if backend == "postgres" else "sqs (moto)"
+    label = backend_label(backend)
     log(f"worker_throughput: {backend} raw receive + delete loop, N={count}")
     raw = run_loop(stack, backend, count, with_store=False)
     rows = []
@@ -420,12 +400,13 @@ def run(
     breakdown_jobs: int = 1500,
 ) -> str:
     """Run bench 2 and print its table; returns the table's text."""
-    with stack_from_args(stack) as bench_stack:
-        rows: list[Row] = []
-        if "postgres" in backends:
-            rows += _rows(bench_stack, "postgres", jobs, concurrencies)
-        if "sqs" in backends:
-            rows += _rows(bench_stack, "sqs", sqs_jobs, concurrencies)
+    rows = rows_per_backend(
+        stack,
+        backends,
+        lambda bench_stack, backend: _rows(
+            bench_stack, backend, jobs if backend == "postgres" else sqs_jobs, concurrencies
+        ),
+    )
     notes = [
         "every run starts on a fresh queue pre-filled with N demo.echo envelopes and their 'queued' rows",
         "worker: `tornado worker --task demo.echo --poll-wait 1`; per job it claims "
@@ -443,22 +424,19 @@ def run(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = bench_parser(__doc__)
     parser.add_argument("--jobs", type=int, default=3000, help="N on postgres")
     parser.add_argument("--sqs-jobs", type=int, default=200, help="N on sqs")
-    parser.add_argument("--concurrency", type=int, action="append", help="worker concurrency (repeatable)")
-    parser.add_argument("--backend", action="append", choices=BACKENDS, help="only this backend (repeatable)")
-    parser.add_argument("--breakdown-jobs", type=int, default=1500, help="N of the timed breakdown (0: skip)")
-    args = parser.parse_args()
-    run(
-        backends=args.backend or BACKENDS,
-        breakdown_jobs=args.breakdown_jobs,
-        jobs=args.jobs,
-        sqs_jobs=args.sqs_jobs,
-        concurrencies=args.concurrency or CONCURRENCIES,
+    parser.add_argument(
+        "--concurrency",
+        dest="concurrencies",
+        metavar="CONCURRENCY",
+        type=int,
+        action="append",
+        help="worker concurrency (repeatable)",
     )
+    parser.add_argument("--breakdown-jobs", type=int, default=1500, help="N of the timed breakdown (0: skip)")
+    run(**bench_args(parser))
 
 
 if __name__ == "__main__":

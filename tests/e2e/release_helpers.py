@@ -1,18 +1,14 @@
-"""Helpers of the release tests (and ``bench/releases.py``): steady HTTP load, worker processes."""
+"""Helpers of the release tests: a steady HTTP load of ``demo.release``, worker processes."""
 
 from __future__ import annotations
 
-import itertools
-import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tornado_core.client import ApiError, TornadoClient
 from tornado_core.ports.jobs import JobRecord, JobStatus
 from tornado_core.services import Services
+from tornado_core.toolchain.steady_load import SteadyLoad
 
 RELEASABLE = Path(__file__).resolve().parents[1] / "data" / "releasable"
 TASK = "demo.release"
@@ -23,63 +19,14 @@ def code_of(version: str) -> list[str]:
     return ["--python-path", str(RELEASABLE / f"v{version[0]}"), "--tasks-module", "releasable"]
 
 
-@dataclass(frozen=True)
-class Submitted:
-    """One accepted job: its id, the version it was routed to, when it was sent and answered."""
-
-    job_id: str
-    version: str
-    sent: float
-    answered: float
+def release_load(api_url: str, token: str, rate: float) -> SteadyLoad:
+    """A steady load of ``demo.release`` jobs that each record their effect in the ERP table."""
+    return SteadyLoad(api_url, token, TASK, rate, payload=release_payload)
 
 
-@dataclass
-class SteadyLoad:
-    """Submits ``demo.release`` jobs at ``rate`` per second over HTTP until stopped (open loop).
-
-    Every answer is kept: accepted jobs in ``submitted``, anything else in ``failures``.
-    """
-
-    api_url: str
-    token: str
-    rate: float
-    payload: Callable[[int], dict[str, Any]] = lambda n: {"n": n, "seconds": 0.02, "record_effect": True}
-    threads: int = 4
-    submitted: list[Submitted] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _counter: itertools.count[int] = field(default_factory=itertools.count)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    _workers: list[threading.Thread] = field(default_factory=list)
-
-    def __enter__(self) -> SteadyLoad:
-        started = time.monotonic()
-        for _ in range(self.threads):
-            thread = threading.Thread(target=self._run, args=(started,), daemon=True)
-            thread.start()
-            self._workers.append(thread)
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._stop.set()
-        for thread in self._workers:
-            thread.join(timeout=30)
-
-    def _run(self, started: float) -> None:
-        client = TornadoClient(self.api_url, self.token, timeout=30)
-        while not self._stop.is_set():
-            with self._lock:
-                n = next(self._counter)
-            delay = started + n / self.rate - time.monotonic()
-            if delay > 0 and self._stop.wait(delay):
-                return
-            sent = time.time()
-            try:
-                receipt = client.submit(TASK, self.payload(n))
-            except ApiError as exc:
-                self.failures.append(f"{exc.status} {exc}")
-                continue
-            self.submitted.append(Submitted(receipt["id"], receipt["version"], sent, time.time()))
+def release_payload(n: int) -> dict[str, Any]:
+    """Job ``n`` of the load: a short run whose effect is counted in ``release_effects``."""
+    return {"n": n, "seconds": 0.02, "record_effect": True}
 
 
 def wait_all_done(services: Services, job_ids: list[str], *, timeout: float = 90.0) -> dict[str, JobRecord]:

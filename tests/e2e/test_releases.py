@@ -25,7 +25,7 @@ from tornado_cli.main import cli
 
 from tests.data.releasable_base import EFFECTS_TABLE
 from tests.e2e.helpers import wait_until
-from tests.e2e.release_helpers import TASK, SteadyLoad, code_of, wait_all_done, worker_pids
+from tests.e2e.release_helpers import TASK, code_of, release_load, wait_all_done, worker_pids
 from tornado_core.adapters.postgres import PostgresPool
 from tornado_core.adapters.postgres.releases import PostgresReleaseStore
 from tornado_core.adapters.runtimes.process.cluster import LocalCluster
@@ -151,7 +151,7 @@ def test_bluegreen_under_load_every_job_succeeds_once_and_v1_gets_nothing_after_
 ) -> None:
     world = make_world(backend)
     world.deploy("1.0.0", "--replicas", "2")
-    with SteadyLoad(world.api_url, world.token, rate) as load:
+    with release_load(world.api_url, world.token, rate) as load:
         time.sleep(1.5)
         world.deploy("2.0.0", "--replicas", "2", "--smoke", "--smoke-payload", '{"n": 0}')
         world.cli("release", "promote", TASK, "2.0.0")
@@ -187,7 +187,7 @@ def test_canary_of_a_failing_version_rolls_back_and_its_jobs_succeed_on_the_stab
 ) -> None:
     world = make_world("postgres")
     world.deploy("2.0.0", "--replicas", "2")
-    with SteadyLoad(world.api_url, world.token, 20.0) as load:
+    with release_load(world.api_url, world.token, 20.0) as load:
         time.sleep(1)
         run = world.cli(
             "release",
