@@ -54,8 +54,8 @@ class JobIds:
 
     def belongs_to(self, job_id: str, tenant: str) -> bool:
         """Whether ``job_id`` was issued by this deployment for ``tenant``."""
-        if len(job_id) != _BODY_LEN + _MAC_LEN:
-            return False
+        if len(job_id) != _BODY_LEN + _MAC_LEN or not job_id.isascii():
+            return False  # compare_digest takes ASCII text only; no id of ours is anything else
         body, mac = job_id[:_BODY_LEN], job_id[_BODY_LEN:]
         return hmac.compare_digest(mac, self._mac(body, tenant))
 

@@ -153,3 +153,35 @@ def test_recorder_keeps_going_after_the_store_comes_back(executor: ThreadPoolExe
     asyncio.run(run())
     assert store.get("job-00001") is None
     assert store.get("job-00002") is not None
+
+
+class PickyStore(MemoryJobStore):
+    """Refuses any batch that holds a row its database cannot store (as psycopg2 refuses a NUL)."""
+
+    def record_queued(self, jobs: Sequence[NewJob]) -> None:
+        if any("\0" in (j.idempotency_key or "") for j in jobs):
+            raise ValueError("A string literal cannot contain NUL (0x00) characters.")
+        super().record_queued(jobs)
+
+
+def test_one_refused_row_costs_only_itself(executor: ThreadPoolExecutor) -> None:
+    store = PickyStore()
+    rows = [job(n) for n in range(40)]
+    poisoned = NewJob(
+        job_id="job-poisoned", tenant="globex", task="demo.echo", version="1", submitted_at=time.time(),
+        idempotency_key="bad\0key",
+    )  # fmt: skip
+    rows.insert(17, poisoned)
+
+    async def run() -> QueuedRecorder:
+        recorder = QueuedRecorder(store, executor, batch_size=500)
+        for row in rows:
+            recorder.add(row)
+        await recorder.close()
+        return recorder
+
+    recorder = asyncio.run(run())
+
+    recorded = {j.job_id for j in rows if store.get(j.job_id) is not None}
+    assert recorded == {j.job_id for j in rows} - {"job-poisoned"}
+    assert recorder.dropped == 1

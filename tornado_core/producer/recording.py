@@ -100,14 +100,20 @@ class QueuedRecorder:
             self._task = None
 
     async def _write(self, batch: list[NewJob]) -> None:
+        """Record ``batch``; a row the store refuses costs only itself, never its neighbours."""
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(self._executor, self._jobs.record_queued, batch)
         except StoreUnavailable as exc:
             self._drop(len(batch), f"job store unavailable: {exc}")
         except Exception:
-            _log.exception("recording %d queued jobs failed unexpectedly; dropped", len(batch))
-            self._dropped += len(batch)
+            if len(batch) > 1:  # find the refused row(s) by halves: log2(batch) extra calls per bad row
+                middle = len(batch) // 2
+                await self._write(batch[:middle])
+                await self._write(batch[middle:])
+                return
+            _log.exception("the job store refused the queued row of job %s; dropped", batch[0].job_id)
+            self._dropped += 1
 
     def _drop(self, count: int, reason: str) -> None:
         self._dropped += count

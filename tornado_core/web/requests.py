@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +16,8 @@ MAX_LIST_LIMIT = 500
 DEFAULT_LIST_LIMIT = 50
 MAX_IDEMPOTENCY_KEY = 200
 MAX_CURSOR = 200
+#: Deepest nesting of objects and arrays accepted in a request body (payloads included).
+MAX_JSON_DEPTH = 64
 _JOB_FIELDS = frozenset({"task", "payload", "idempotency_key"})
 
 
@@ -42,12 +44,17 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
     """Decode a request body that must be a JSON object.
 
     Raises:
-        ApiError: 400 ``json_invalid`` if it is not JSON; 422 if it is not an object.
+        ApiError: 400 ``json_invalid`` if it is not JSON, repeats a key in an object, or holds a
+            lone UTF-16 surrogate (``"\\ud800"``); 422 if it is not an object or nests deeper
+            than :data:`MAX_JSON_DEPTH` levels.
     """
     try:
-        data = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+        data = json.loads(body.decode("utf-8"), parse_constant=_reject_constant, object_pairs_hook=_unique)
+    except RecursionError:
+        raise _too_deep() from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise ApiError(400, "json_invalid", f"the request body is not valid JSON: {exc}") from None
+    _check_structure(data)
     if not isinstance(data, dict):
         raise field_error(422, "request_invalid", "(body)", "must be a JSON object")
     return data
@@ -55,6 +62,52 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object from its pairs, refusing a repeated key (last-wins would hide one of them)."""
+    data = dict(pairs)
+    if len(data) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"the key {key!r} appears twice in one object")
+            seen.add(key)
+    return data
+
+
+def _check_structure(data: Any) -> None:
+    """Refuse nesting deeper than :data:`MAX_JSON_DEPTH` and strings that are not Unicode text."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            _check_text(value)
+            continue
+        if not isinstance(value, dict | list):
+            continue
+        if depth > MAX_JSON_DEPTH:
+            raise _too_deep()
+        children: Iterable[Any] = value
+        if isinstance(value, dict):
+            for key in value:
+                _check_text(key)
+            children = value.values()
+        stack.extend((child, depth + 1) for child in children if isinstance(child, str | dict | list))
+
+
+def _check_text(text: str) -> None:
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        message = "the request body is not valid JSON: a string holds a lone UTF-16 surrogate"
+        raise ApiError(400, "json_invalid", message) from None
+
+
+def _too_deep() -> ApiError:
+    return field_error(422, "request_invalid", "(body)", f"nests deeper than {MAX_JSON_DEPTH} levels")
 
 
 def parse_job_request(data: Any) -> JobRequest:
@@ -83,17 +136,21 @@ def _job_request_problems(data: dict[str, Any]) -> list[FieldError]:
         problems.append({"field": "payload", "message": "Field required"})
     elif not isinstance(data["payload"], dict):
         problems.append({"field": "payload", "message": "must be a JSON object"})
-    key = data.get("idempotency_key")
-    if key is not None and (not isinstance(key, str) or not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY):
-        problems.append(
-            {
-                "field": "idempotency_key",
-                "message": f"must be a string of 1 to {MAX_IDEMPOTENCY_KEY} characters",
-            }
-        )
+    if "idempotency_key" in data:
+        problem = _idempotency_key_problem(data["idempotency_key"])
+        if problem:
+            problems.append({"field": "idempotency_key", "message": problem})
     for name in sorted(set(data) - _JOB_FIELDS):
         problems.append({"field": name, "message": "unknown field"})
     return problems
+
+
+def _idempotency_key_problem(key: Any) -> str | None:
+    if not isinstance(key, str) or not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
+        return f"must be a string of 1 to {MAX_IDEMPOTENCY_KEY} characters"
+    if "\0" in key:
+        return "must not contain NUL characters"
+    return None
 
 
 def parse_batch(data: dict[str, Any]) -> list[Any]:
@@ -125,7 +182,7 @@ def parse_list_query(get: Callable[[str], str | None]) -> ListQuery:
     """
     status_text = get("status")
     status: JobStatus | None = None
-    if status_text:
+    if status_text is not None:
         try:
             status = JobStatus(status_text)
         except ValueError:
