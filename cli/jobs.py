@@ -34,7 +34,7 @@ def _echo_json(data: Any) -> None:
 @click.argument("task")
 @click.argument("payload", default="{}")
 @click.option("--idempotency-key", default=None, help="Same key, same job (safe re-submits).")
-@click.option("--wait", is_flag=True, help="Wait for the job to finish, with a progress bar.")
+@click.option("--wait", is_flag=True, help="Wait for the job to finish; exit 1 unless it succeeded.")
 @click.option("--timeout", default=300.0, show_default=True, help="Seconds to wait with --wait.")
 @api_url_option
 @token_option
@@ -51,7 +51,7 @@ def submit(
     if not wait:
         _echo_json(job)
         return
-    _echo_json(_wait_with_bar(client, job["id"], timeout))
+    _finish(_wait_with_bar(client, job["id"], timeout))
 
 
 @click.group()
@@ -100,7 +100,11 @@ def list_jobs(
 @token_option
 def wait_job(job_id: str, timeout: float, api_url: str, token: str) -> None:
     """Wait for a job to finish, with a progress bar; exit 1 unless it succeeded."""
-    job = _wait_with_bar(_client(api_url, token), job_id, timeout)
+    _finish(_wait_with_bar(_client(api_url, token), job_id, timeout))
+
+
+def _finish(job: dict[str, Any]) -> None:
+    """Print the finished job; exit 1 unless it succeeded (scripts and Jenkins read the code)."""
     _echo_json(job)
     if job["status"] != "succeeded":
         raise click.exceptions.Exit(1)

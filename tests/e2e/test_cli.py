@@ -50,6 +50,12 @@ def test_jobs_wait_exits_1_for_a_dead_job(as_user: Cli) -> None:
     assert json.loads(waited.stdout)["status"] == "dead"
 
 
+def test_submit_wait_exits_1_for_a_dead_job_like_jobs_wait(as_user: Cli) -> None:
+    waited = as_user("submit", "demo.fail", '{"retryable": false}', "--wait", "--timeout", "60", check=False)
+    assert waited.returncode == 1
+    assert json.loads(waited.stdout)["status"] == "dead"
+
+
 @pytest.mark.parametrize(
     ("payload", "code", "message"),
     [
