@@ -5,9 +5,12 @@ These tests own a second stack (not the session's), since they stop and kill it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
 import subprocess
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -205,3 +208,49 @@ def test_down_stops_both_and_up_brings_back_the_same_stack(stack: DevStack) -> N
     stack.down()  # stopping a stopped stack is fine
     assert stack.up() == info
     assert stack.status().running
+
+
+class Squatter:
+    """Another program listening on a port of 127.0.0.1 (it accepts and hangs up, as servers do)."""
+
+    def __init__(self, port: int = 0) -> None:
+        self.socket = socket.create_server(("127.0.0.1", port))
+        self.port = int(self.socket.getsockname()[1])
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                connection, _ = self.socket.accept()
+                connection.close()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.socket.shutdown(socket.SHUT_RDWR)
+        self.socket.close()
+        self._thread.join(timeout=5)
+
+
+def test_a_first_up_moves_off_ports_another_program_took_since_they_were_picked(
+    make_state_dir: Callable[[], Path], dev_stack: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    squatter = Squatter()
+    picks = iter([squatter.port, squatter.port])  # both services are handed the squatted port first
+    monkeypatch.setattr("tornado_core.devstack.state.free_port", lambda: next(picks))
+    fresh = DevStack(make_state_dir())
+    try:
+        info = fresh.up()
+        status = fresh.status()
+        assert status.running
+        assert squatter.port not in (status.postgres_port, status.moto_port)
+        assert _query(info.database_url, "SELECT 1") == [(1,)]
+        fresh.down()
+        # Once the stack has been up, its ports are its address: a squatter is an error, not a move.
+        squatter.close()
+        squatter = Squatter(status.moto_port)
+        with pytest.raises(DevStackError, match=f"port {status.moto_port} on 127.0.0.1 is taken"):
+            fresh.up()
+    finally:
+        squatter.close()
+        fresh.down()

@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from tornado_core.devstack.errors import DevStackError
+from tornado_core.devstack.errors import DevStackError, PortTaken
 from tornado_core.local_machine import (
     is_alive,
     port_open,
@@ -58,10 +58,7 @@ class MotoServer:
             DevStackError: The port is taken or the server did not come up.
         """
         if not wait_until(lambda: not port_open(self.port), timeout=PORT_RELEASE_TIMEOUT):
-            raise DevStackError(
-                f"port {self.port} on 127.0.0.1 is taken by another program; stop it or "
-                "use another state dir (the endpoint keeps the port chosen at the first `up`)"
-            )
+            raise PortTaken(self.port, "the endpoint")
         env = {k: v for k, v in os.environ.items() if not k.startswith("MOTO_")}
         env.setdefault("AWS_ACCESS_KEY_ID", "test")
         env.setdefault("AWS_SECRET_ACCESS_KEY", "test")
@@ -78,6 +75,8 @@ class MotoServer:
         )
         if not (up and self.running(pid)):
             terminate(pid, marker=self.marker)
+            if port_open(self.port):  # taken between the check and the bind
+                raise PortTaken(self.port, "the endpoint")
             raise DevStackError(
                 f"the SQS/S3 endpoint (moto) did not start on port {self.port}; "
                 f"is moto[server] installed (`pip install 'moto[server]'`)?\n"

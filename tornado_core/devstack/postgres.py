@@ -11,7 +11,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from tornado_core.devstack.errors import DevStackError
+from tornado_core.devstack.errors import DevStackError, PortTaken
 from tornado_core.local_machine import is_alive, port_open, tail, wait_until
 
 #: The cluster's superuser (trust auth on loopback only).
@@ -189,19 +189,21 @@ class PostgresServer:
         if self.running():
             return
         if not wait_until(lambda: not port_open(self.port), timeout=5.0):
-            raise DevStackError(
-                f"port {self.port} on 127.0.0.1 is taken by another program; stop it or "
-                "use another state dir (PostgreSQL keeps the port chosen at the first `up`)"
-            )
+            raise PortTaken(self.port, "PostgreSQL")
         self._prepare_dirs()
         self._write_settings()
-        self._as_server(
-            [
-                self._bins().tool("pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_file),
-                "-w", "-t", "60", "-s", "start",
-            ],
-            what="start PostgreSQL",
-        )
+        try:
+            self._as_server(
+                [
+                    self._bins().tool("pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_file),
+                    "-w", "-t", "60", "-s", "start",
+                ],
+                what="start PostgreSQL",
+            )
+        except DevStackError:
+            if port_open(self.port) and not self.running():  # taken between the check and the bind
+                raise PortTaken(self.port, "PostgreSQL") from None
+            raise
 
     def stop(self) -> None:
         """Stop the server (fast mode: clients are disconnected); no-op if stopped."""

@@ -5,6 +5,7 @@ The ``tornado dev`` commands and the pytest fixtures both drive this class.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,12 +13,12 @@ from tornado_core.adapters.aws.clients import make_client
 from tornado_core.adapters.aws.s3 import S3ObjectStore
 from tornado_core.adapters.postgres.admin import DatabaseAdmin, database_name, migrate
 from tornado_core.devstack.certs import TEST_SIGNER_KEY, make_test_signer_pem
-from tornado_core.devstack.errors import DevStackError
+from tornado_core.devstack.errors import DevStackError, PortTaken
 from tornado_core.devstack.moto import MotoServer
 from tornado_core.devstack.postgres import PostgresServer
 from tornado_core.devstack.state import StackState, load_state, save_state
 from tornado_core.errors import TornadoError
-from tornado_core.local_machine import locked
+from tornado_core.local_machine import free_port, locked
 
 #: Job store and PostgreSQL queue.
 JOBS_DB = "tornado"
@@ -29,6 +30,8 @@ REDSHIFT_DB = "tornado_redshift"
 TEMPLATE_DB = "tornado_template"
 BUCKET = "tornado"
 REGION = "us-east-1"
+#: Ports a first ``up`` tries for each service before giving up.
+PORT_ATTEMPTS = 5
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,11 +105,27 @@ class DevStack:
             DevStackError: A service could not be installed or started.
         """
         with locked(self.state_dir):
-            state = load_state(self.state_dir) or StackState.new()
+            saved = load_state(self.state_dir)
+            state = saved or StackState.new()
             save_state(self.state_dir, state)
-            self._up_postgres(state)
-            self._up_moto(state)
+            # A first `up` picked its ports a moment ago: if another program took one since, pick
+            # again (nobody knows these ports yet). Later, the ports are the stack's address.
+            self._on_a_free_port(state, "postgres_port", self._up_postgres, may_move=saved is None)
+            self._on_a_free_port(state, "moto_port", self._up_moto, may_move=saved is None)
             return self._info(state)
+
+    def _on_a_free_port(
+        self, state: StackState, port_field: str, start: Callable[[StackState], None], *, may_move: bool
+    ) -> None:
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            try:
+                start(state)
+                return
+            except PortTaken:
+                if not may_move or attempt == PORT_ATTEMPTS:
+                    raise
+            setattr(state, port_field, free_port())
+            save_state(self.state_dir, state)
 
     def down(self) -> None:
         """Stop both services; data and ports are kept for the next ``up``."""
