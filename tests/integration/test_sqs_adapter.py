@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -14,6 +16,7 @@ from tornado_core.adapters.aws.sqs import SqsQueue
 from tornado_core.errors import QueueUnavailable
 from tornado_core.local_machine import free_port
 from tornado_core.ports.queue import OutgoingMessage, QueueSpec
+from tornado_core.producer.batching import SendBatcher
 
 
 @pytest.fixture
@@ -112,3 +115,25 @@ def test_per_entry_failures_come_back_as_error_texts() -> None:
     assert results[0] is None
     assert results[1] == "InvalidMessageContents: bad character"
     assert results[2] is not None
+
+
+def test_concurrent_large_sends_fit_sendmessagebatch_limit(client: Any, spec: QueueSpec) -> None:
+    """Ten ~150 KB messages (under the claim check) at once: each SQS batch stays under 1 MiB."""
+    queue = SqsQueue(client)
+    queue.ensure_queue(spec)
+    bodies = [json.dumps({"n": n, "blob": "x" * 150_000}) for n in range(10)]
+
+    async def send_all() -> list[str | None]:
+        with ThreadPoolExecutor(4) as executor:
+            batcher = SendBatcher(queue, executor)
+            return list(await asyncio.gather(*(batcher.send_many(spec.name, [body]) for body in bodies)))
+
+    outcomes = asyncio.run(send_all())
+
+    assert outcomes == [[None]] * 10
+    received: set[int] = set()
+    while len(received) < 10:
+        got = queue.receive(spec.name, max_messages=10, wait_seconds=1, visibility_timeout=30)
+        assert got, f"only {len(received)} of 10 messages arrived"
+        received.update(json.loads(m.body)["n"] for m in got)
+    assert received == set(range(10))

@@ -189,3 +189,49 @@ def test_queues_are_flushed_independently(executor: ThreadPoolExecutor) -> None:
     asyncio.run(run())
     assert queue.most_in_flight == 2  # in parallel, not one after the other
     assert queue.calls == [1, 1]
+
+
+class ByteBudgetQueue(MemoryQueue):
+    """Refuses a whole batch whose bodies exceed the byte budget, as SQS answers BatchRequestTooLong."""
+
+    max_send_batch_bytes = 1_000
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batch_bytes: list[int] = []
+
+    def send_batch(self, queue: str, messages: Sequence[OutgoingMessage]) -> list[str | None]:
+        size = sum(len(m.body.encode()) for m in messages)
+        self.batch_bytes.append(size)
+        if size > self.max_send_batch_bytes:
+            raise QueueUnavailable("BatchRequestTooLong: batch requests cannot be longer than 1000 bytes")
+        return super().send_batch(queue, messages)
+
+
+def test_batches_are_budgeted_by_bytes_as_well_as_count(executor: ThreadPoolExecutor) -> None:
+    queue = ByteBudgetQueue()
+    queue.ensure_queue(QueueSpec(name=QUEUE, dead_letter_name="d", max_receive_count=3, visibility_timeout=9))
+    bodies = [f"{n:03d}" + "é" * 150 for n in range(30)]  # 303 bytes each: three fit in the budget, not four
+
+    async def run() -> None:
+        batcher = SendBatcher(queue, executor)
+        await asyncio.gather(*(batcher.send(QUEUE, body) for body in bodies))
+
+    asyncio.run(run())
+
+    assert queue.depth(QUEUE).visible == 30
+    assert max(queue.batch_bytes) <= queue.max_send_batch_bytes
+    assert len(queue.batch_bytes) >= 10  # at least 30 / 3 calls
+
+
+def test_a_body_larger_than_the_budget_goes_alone_and_fails_alone(executor: ThreadPoolExecutor) -> None:
+    queue = ByteBudgetQueue()
+    queue.ensure_queue(QueueSpec(name=QUEUE, dead_letter_name="d", max_receive_count=3, visibility_timeout=9))
+
+    async def run() -> list[str | None]:
+        return await SendBatcher(queue, executor).send_many(QUEUE, ["small", "x" * 5_000, "also small"])
+
+    outcomes = asyncio.run(run())
+
+    assert outcomes[0] is None and outcomes[2] is None
+    assert outcomes[1] is not None and "BatchRequestTooLong" in outcomes[1]

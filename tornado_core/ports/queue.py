@@ -73,6 +73,8 @@ class QueuePort(Protocol):
 
     #: Largest number of messages one ``send_batch`` call accepts.
     max_send_batch: int
+    #: Largest sum of the bodies' UTF-8 bytes one ``send_batch`` call accepts.
+    max_send_batch_bytes: int
 
     def ensure_queue(self, spec: QueueSpec) -> None:
         """Create the queue and its DLQ with the redrive policy; idempotent."""
@@ -81,7 +83,7 @@ class QueuePort(Protocol):
         """Delete a queue and its messages; a missing queue is not an error."""
 
     def send_batch(self, queue: str, messages: Sequence[OutgoingMessage]) -> list[str | None]:
-        """Durably store up to ``max_send_batch`` messages.
+        """Durably store up to ``max_send_batch`` messages of ``max_send_batch_bytes`` in all.
 
         Returns:
             For each message, ``None`` if it was stored, else an error text.

@@ -3,9 +3,10 @@
 Per queue there is at most one flush in flight. A message that arrives while the
 queue is idle is flushed at once (no timer, no waiting for company); messages
 that arrive while a flush is in flight accumulate and all go in the next flush,
-split into chunks of ``queue.max_send_batch`` that are sent concurrently in the
-executor. Under load this turns N requests into about N / max_send_batch calls;
-with a single client it adds no latency.
+split into chunks of at most ``queue.max_send_batch`` messages and
+``queue.max_send_batch_bytes`` bytes that are sent concurrently in the executor.
+Under load this turns N requests into about N / max_send_batch calls; with a
+single client it adds no latency.
 
 Blocking port calls run in the executor, never on the event loop.
 """
@@ -97,8 +98,7 @@ class SendBatcher:
             _fail(leftovers, QueueUnavailable("send cancelled"))
 
     async def _flush(self, queue_name: str, batch: list[_Waiter]) -> None:
-        size = max(1, self._queue.max_send_batch)
-        chunks = [batch[i : i + size] for i in range(0, len(batch), size)]
+        chunks = _chunks(batch, max(1, self._queue.max_send_batch), self._queue.max_send_batch_bytes)
         await asyncio.gather(*(self._send_chunk(queue_name, chunk) for chunk in chunks))
 
     async def _send_chunk(self, queue_name: str, chunk: list[_Waiter]) -> None:
@@ -114,6 +114,24 @@ class SendBatcher:
             _fail(chunk, QueueUnavailable(f"send failed: {type(exc).__name__}"))
             return
         _settle(chunk, results)
+
+
+def _chunks(batch: list[_Waiter], count: int, size: int) -> list[list[_Waiter]]:
+    """Consecutive chunks of at most ``count`` messages and ``size`` body bytes (a larger body alone)."""
+    chunks: list[list[_Waiter]] = []
+    current: list[_Waiter] = []
+    used = 0
+    for waiter in batch:
+        body = waiter[0]
+        length = len(body) if body.isascii() else len(body.encode())
+        if current and (len(current) == count or used + length > size):
+            chunks.append(current)
+            current, used = [], 0
+        current.append(waiter)
+        used += length
+    if current:
+        chunks.append(current)
+    return chunks
 
 
 def _settle(chunk: list[_Waiter], results: Sequence[str | None]) -> None:

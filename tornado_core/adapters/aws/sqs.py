@@ -40,6 +40,8 @@ class SqsQueue:
     """
 
     max_send_batch = 10
+    #: SendMessageBatch's limit on the sum of the message sizes (1 MiB).
+    max_send_batch_bytes = 1_048_576
 
     def __init__(self, client: Any) -> None:
         self._client = client

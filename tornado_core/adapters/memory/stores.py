@@ -41,6 +41,7 @@ class MemoryQueue:
     """A thread-safe queue with SQS visibility, receive-count and redrive semantics."""
 
     max_send_batch = 10
+    max_send_batch_bytes = 1_048_576
 
     def __init__(self, clock: Any = time.monotonic) -> None:
         self._clock = clock

@@ -165,6 +165,8 @@ class PostgresQueue:
     """
 
     max_send_batch = 500
+    #: Bytes of bodies per multi-row INSERT (a bound on the statement's size, not a server limit).
+    max_send_batch_bytes = 16 * 1_048_576
 
     def __init__(self, pool: PostgresPool, *, fallback_poll: float = 0.05) -> None:
         self._pool = pool
