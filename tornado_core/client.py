@@ -24,6 +24,8 @@ from tornado_core.errors import ApiError
 __all__ = ["TERMINAL_STATUSES", "ApiError", "TornadoClient"]
 
 TERMINAL_STATUSES = frozenset({"succeeded", "failed", "dead"})
+#: The API's default body limit (``Settings.max_body_bytes``).
+DEFAULT_MAX_BODY = 8 * 1024 * 1024
 
 
 class TornadoClient:
@@ -33,12 +35,17 @@ class TornadoClient:
         base_url: The API's address, e.g. ``http://127.0.0.1:8080``.
         token: The tenant's bearer token.
         timeout: Seconds per HTTP request.
+        max_body_bytes: The API's body limit (``TORNADO_MAX_BODY_BYTES`` there): a larger request
+            is refused here with the API's own 413, instead of being cut off mid-upload.
     """
 
-    def __init__(self, base_url: str, token: str, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self, base_url: str, token: str, *, timeout: float = 30.0, max_body_bytes: int = DEFAULT_MAX_BODY
+    ) -> None:
         self._base = base_url.rstrip("/")
         self._token = token
         self._timeout = timeout
+        self._max_body = max_body_bytes
 
     def submit(
         self, task: str, payload: dict[str, Any], *, idempotency_key: str | None = None
@@ -97,6 +104,10 @@ class TornadoClient:
 
     def _call(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
         data = None if body is None else json.dumps(body).encode()
+        if data is not None and len(data) > self._max_body:
+            # The API answers 413 from the headers and stops reading; urllib, which reads the answer
+            # only after sending everything, would see a reset connection instead.
+            raise ApiError(413, "body_too_large", f"the body exceeds {self._max_body} bytes (not sent)")
         request = urllib.request.Request(self._base + path, data=data, method=method)
         request.add_header("Authorization", f"Bearer {self._token}")
         if data is not None:

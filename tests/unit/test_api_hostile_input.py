@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
 import json
+import select
+import socket
 
 import pytest
+from tornado.testing import gen_test
 
-from tests.unit.test_web_api import ApiTestCase
+from tests.unit.test_web_api import MAX_BODY, ApiTestCase
+from tornado_core.client import TornadoClient
 from tornado_core.errors import ApiError
+from tornado_core.local_machine import free_port
 from tornado_core.web.requests import MAX_JSON_DEPTH, parse_json_object
 
 ENDPOINTS = ("/v1/jobs", "/v1/jobs:batch", "/v1/punches")
@@ -86,3 +94,48 @@ def test_nesting_past_the_limit_is_refused() -> None:
     with pytest.raises(ApiError) as caught:
         parse_json_object(body)
     assert caught.value.status == 422 and caught.value.fields[0]["field"] == "(body)"
+
+
+def send_chunked_reading_early(port: int, token: str, total: int) -> bytes:
+    """POST a chunked body of ``total`` bytes the way curl does: stop and read once the API answers."""
+    head = (
+        "POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {token}\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    piece = b" " * 16384
+    chunk = f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
+    answer = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(head.encode())
+        sent = 0
+        with contextlib.suppress(OSError):  # the API may hang up once it has answered
+            while sent < total and not select.select([sock], [], [], 0)[0]:
+                sock.sendall(chunk)
+                sent += len(piece)
+        with contextlib.suppress(OSError):
+            while data := sock.recv(65536):
+                answer += data
+    return answer
+
+
+class TestOversizedStreams(ApiTestCase):
+    @gen_test(timeout=60)
+    async def test_an_endless_chunked_body_gets_the_json_413_not_a_bare_400(self) -> None:
+        port, total = self.get_http_port(), 50 * MAX_BODY
+        send = functools.partial(send_chunked_reading_early, port, self.token_a, total)
+        answer = await asyncio.get_running_loop().run_in_executor(None, send)
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 413 "), head
+        assert json.loads(body)["error"]["code"] == "body_too_large"
+        assert self.queued() == 0
+
+
+def test_the_client_refuses_a_body_over_the_limit_before_sending_it() -> None:
+    port = free_port()  # nothing listens there: a request that went out would be "unreachable"
+    client = TornadoClient(f"http://127.0.0.1:{port}", "tnd_token", max_body_bytes=1_000)
+    with pytest.raises(ApiError) as caught:
+        client.submit("demo.echo", {"message": "x" * 2_000})
+    assert (caught.value.status, caught.value.code) == (413, "body_too_large")
+    with pytest.raises(ApiError) as small:
+        client.submit("demo.echo", {"message": "x"})
+    assert small.value.status == 0  # a small body is sent (and finds nobody)
