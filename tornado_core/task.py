@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -53,14 +54,21 @@ class TaskSpec:
         return self.handler(ctx, payload)
 
     def parse_payload(self, data: Any) -> BaseModel:
-        """Validate ``data`` against the payload model.
+        """Validate ``data`` (decoded JSON) against the payload model, as JSON and strictly.
+
+        Strict JSON validation accepts exactly what the payload's JSON Schema (the OpenAPI
+        document, the stored contract) allows: no ``"5"`` for an integer, no number for a
+        date-time; ISO strings for dates, UUIDs and enums' values as JSON spells them.
 
         Raises:
             PayloadInvalid: With one field-level message per problem.
         """
         try:
-            return self.payload_model.model_validate(data)
-        except ValidationError as exc:
+            text = json.dumps(data, ensure_ascii=False, allow_nan=False)
+            return self.payload_model.model_validate_json(text, strict=True)
+        except ValueError as exc:
+            if not isinstance(exc, ValidationError):  # not JSON at all (a NaN, an object key...)
+                raise PayloadInvalid([{"field": "(payload)", "message": f"not JSON data: {exc}"}]) from None
             raise PayloadInvalid(
                 [
                     {"field": ".".join(str(p) for p in err["loc"]) or "(payload)", "message": err["msg"]}

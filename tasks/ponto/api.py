@@ -44,6 +44,8 @@ RECORD_TASK = "ponto.record"
 LINGER = 0.010
 #: Most punches per ``ponto.record`` message (keeps ten of them under SQS's 256 KiB batch limit).
 MAX_PER_MESSAGE = 64
+_REF = "#/components/schemas/"
+_JSON = "application/json"
 #: About how many bytes a queued punch takes in a message.
 _PUNCH_BYTES = 300
 
@@ -179,54 +181,129 @@ class PunchState:
 
 
 def punch_openapi() -> tuple[dict[str, Any], dict[str, Any]]:
-    """OpenAPI paths and schemas of the punch endpoints."""
-    punch = IncomingPunch.model_json_schema(ref_template="#/components/schemas/{model}")
+    """OpenAPI paths and schemas of the punch endpoints (every status they answer with)."""
+    punch = IncomingPunch.model_json_schema(ref_template=_REF + "{model}")
     nested = punch.pop("$defs", {})
     request = {
         "type": "object",
         "required": ["punches"],
         "additionalProperties": False,
         "properties": {
-            "punches": {
-                "type": "array",
-                "minItems": 1,
-                "maxItems": MAX_PUNCHES,
-                "items": {"$ref": _REF + "Punch"},
-            }
+            "punches": {"type": "array", "minItems": 1, "maxItems": MAX_PUNCHES, "items": _ref("Punch")}
         },
     }
-    json_body = {"required": True, "content": {"application/json": {"schema": {"$ref": _REF + "PunchBatch"}}}}
-    paths = {
-        "/v1/punches": {
-            "post": {
-                "summary": "Record time-clock punches (each accepted or refused on its own)",
-                "description": "202 with a receipt per accepted punch (its job id) once queued; "
-                "422 when no punch was valid; 503 when the queue refused them all.",
-                "operationId": "submitPunches",
-                "requestBody": json_body,
-                "responses": {
-                    "202": {"description": "Per-punch results."},
-                    "422": {"$ref": "#/components/responses/Unprocessable"},
-                    "503": {"$ref": "#/components/responses/Unavailable"},
-                },
-            }
-        },
-        "/v1/punches/{id}": {
-            "get": {
-                "summary": "A recorded punch: its NSR and hash (404 until recorded)",
-                "operationId": "getPunch",
-                "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
-                "responses": {
-                    "200": {"description": "The punch."},
-                    "404": {"$ref": "#/components/responses/NotFound"},
-                },
-            }
+    schemas = {"Punch": punch, "PunchBatch": request, "PunchResults": _results_schema(), **nested}
+    schemas["RecordedPunch"] = _recorded_schema()
+    paths = {"/v1/punches": {"post": _post_operation()}, "/v1/punches/{id}": {"get": _get_operation()}}
+    return paths, schemas
+
+
+def _post_operation() -> dict[str, Any]:
+    results = {"$ref": _REF + "PunchResults"}
+    return {
+        "summary": "Record time-clock punches (each accepted or refused on its own)",
+        "description": "202 with a receipt per accepted punch (its job id) once queued; "
+        "422 when no punch was valid (the per-punch results) or the body is not a punch batch (an Error); "
+        "503 when the queue refused them all.",
+        "operationId": "submitPunches",
+        "requestBody": {"required": True, "content": {_JSON: {"schema": {"$ref": _REF + "PunchBatch"}}}},
+        "responses": {
+            "202": {"description": "Per-punch results.", "content": {_JSON: {"schema": results}}},
+            "422": {
+                "description": "No punch was valid, or the body is not a punch batch.",
+                "content": {_JSON: {"schema": {"oneOf": [results, {"$ref": _REF + "Error"}]}}},
+            },
+        }
+        | _core_responses("400", "401", "413", "415", "503"),
+    }
+
+
+def _get_operation() -> dict[str, Any]:
+    return {
+        "summary": "A recorded punch: its NSR and hash (404 until recorded)",
+        "operationId": "getPunch",
+        "parameters": [
+            {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+        ],
+        "responses": {
+            "200": {"description": "The punch.", "content": {_JSON: {"schema": _ref("RecordedPunch")}}}
+        }
+        | _core_responses("400", "401", "404", "503"),
+    }
+
+
+#: The core's shared error responses (``#/components/responses/...``), by status.
+_CORE_RESPONSES = {
+    "400": "BadRequest",
+    "401": "Unauthorized",
+    "404": "NotFound",
+    "413": "TooLarge",
+    "415": "UnsupportedMediaType",
+    "503": "Unavailable",
+}
+
+
+def _ref(schema: str) -> dict[str, str]:
+    return {"$ref": _REF + schema}
+
+
+def _core_responses(*statuses: str) -> dict[str, Any]:
+    return {status: {"$ref": f"#/components/responses/{_CORE_RESPONSES[status]}"} for status in statuses}
+
+
+def _results_schema() -> dict[str, Any]:
+    accepted = {
+        "type": "object",
+        "required": ["index", "id", "status", "job_id"],
+        "properties": {
+            "index": {"type": "integer"},
+            "id": {"type": "string"},
+            "status": {"const": "queued"},
+            "job_id": {"type": "string"},
         },
     }
-    return paths, {"Punch": punch, "PunchBatch": request, **nested}
+    refused = {
+        "type": "object",
+        "required": ["index", "error"],
+        "properties": {
+            "index": {"type": "integer"},
+            "id": {"type": ["string", "null"]},
+            "error": {"$ref": _REF + "ErrorDetail"},
+        },
+    }
+    return {
+        "type": "object",
+        "required": ["accepted", "rejected", "results"],
+        "properties": {
+            "accepted": {"type": "integer"},
+            "rejected": {"type": "integer"},
+            "results": {"type": "array", "items": {"oneOf": [accepted, refused]}},
+        },
+    }
 
 
-_REF = "#/components/schemas/"
+def _recorded_schema() -> dict[str, Any]:
+    text = {"type": "string"}
+    return {
+        "type": "object",
+        "required": ["id", "status", "rep", "nsr", "marked_at", "recorded_at", "hash", "job_id"],
+        "properties": {
+            "id": {"type": "string", "format": "uuid"},
+            "status": {"const": "recorded"},
+            "rep": text,
+            "nsr": {"type": "integer"},
+            "marked_at": {"type": "string", "format": "date-time"},
+            "marked_local": text,
+            "recorded_at": {"type": "string", "format": "date-time"},
+            "recorded_local": text,
+            "time_zone": text,
+            "device_time": {"type": "string", "format": "date-time"},
+            "offline": {"type": "boolean"},
+            "hash": text,
+            "job_id": {"type": ["string", "null"]},
+        },
+    }
+
 
 
 def punch_endpoints(api: ApiContext) -> ApiExtension:

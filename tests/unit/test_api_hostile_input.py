@@ -139,3 +139,12 @@ def test_the_client_refuses_a_body_over_the_limit_before_sending_it() -> None:
     with pytest.raises(ApiError) as small:
         client.submit("demo.echo", {"message": "x"})
     assert small.value.status == 0  # a small body is sent (and finds nobody)
+
+
+class TestUndeclaredMethods(ApiTestCase):
+    def test_an_undeclared_method_is_405_before_the_body_or_the_token_is_looked_at(self) -> None:
+        for method, path in (("PUT", "/v1/jobs"), ("PATCH", "/v1/jobs:batch"), ("PUT", "/v1/punches")):
+            status, body, response = self.call(method, path, raw=b"x", content_type="text/plain", token=None)
+            assert status == 405, (method, path, body)
+            self.assert_error(status, body, "method_not_allowed")
+            assert "POST" in response.headers["Allow"]

@@ -80,6 +80,11 @@ class BaseHandler(RequestHandler):
         self.set_status(error.status)
         self.finish(json.dumps(error.body(), separators=(",", ":"), ensure_ascii=False))
 
+    def refuse_unknown_method(self) -> None:
+        """405 (with ``Allow``) for a method this handler does not implement, before anything else."""
+        if self.request.method not in self._allowed_methods():
+            raise HTTPError(405)
+
     def _allowed_methods(self) -> list[str]:
         names = ("GET", "POST", "PUT", "PATCH", "DELETE")
         cls = type(self)
@@ -99,7 +104,8 @@ class AuthenticatedHandler(BaseHandler):
     tenant: str
 
     async def prepare(self) -> None:
-        """Authenticate before anything else (bodies included)."""
+        """Refuse a method this resource does not have, then authenticate (before any body)."""
+        self.refuse_unknown_method()
         header = self.request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
@@ -124,6 +130,7 @@ class JsonBodyHandler(AuthenticatedHandler):
 
     async def prepare(self) -> None:
         """Authenticate, then check size and content type from the headers."""
+        self.refuse_unknown_method()
         self._chunks, self._received, self._too_large = [], 0, False
         limit = self.api.max_body_bytes
         # Let tornado read (and discard) up to twice the limit, so an oversized body

@@ -297,13 +297,16 @@ def _paths() -> dict[str, Any]:
             },
         },
         "/healthz": _probe("Process is alive (no dependencies checked)."),
-        "/readyz": _probe("Queue and job store answer (503 names the one that does not)."),
+        "/readyz": _probe("Queue and job store answer (503 names the one that does not).", ready=True),
         "/openapi.json": _probe("This document."),
     }
 
 
-def _probe(summary: str) -> dict[str, Any]:
-    return {"get": {"summary": summary, "security": [], "responses": {"200": {"description": "OK"}}}}
+def _probe(summary: str, *, ready: bool = False) -> dict[str, Any]:
+    responses: dict[str, Any] = {"200": {"description": "OK"}}
+    if ready:
+        responses |= _refs(("503", "Unavailable"))
+    return {"get": {"summary": summary, "security": [], "responses": responses}}
 
 
 def _list_parameters() -> list[dict[str, Any]]:
