@@ -35,12 +35,13 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from tornado_core.errors import BackendError
+from tornado_core.errors import BackendError, StoreUnavailable
 from tornado_core.naming import queue_spec
 from tornado_core.ports.queue import ReceivedMessage
 from tornado_core.services import Services
 from tornado_core.task import TaskSpec
 from tornado_core.worker.acks import Acknowledger
+from tornado_core.worker.heartbeat import Heartbeat
 from tornado_core.worker.runner import Delivery, JobRunner, Outcome
 
 logger = logging.getLogger("tornado.worker")
@@ -134,7 +135,9 @@ class Worker:
         self._slot_freed = threading.Event()
         self._store_down = threading.Event()
         self._stop = threading.Event()
-        self._heartbeat_stop = threading.Event()
+        # Duplicates of a job that runs here, held until it ends (then they find it done).
+        self._parked: dict[str, list[_Running]] = {}
+        self._heartbeat = Heartbeat(services, spec, self._held)
         self._busy = False
         self._busy_lock = threading.Lock()
 
@@ -157,20 +160,18 @@ class Worker:
             self._queue.name,
             self._options.concurrency,
         )
-        heartbeat = threading.Thread(target=self._heartbeat_loop, name="tornado-heartbeat", daemon=True)
         self._acks.start()
         try:
             with ThreadPoolExecutor(self._options.concurrency, thread_name_prefix="tornado-job") as pool:
-                heartbeat.start()
+                self._heartbeat.start()
                 while not self._stop.is_set():
                     self._touch_health_file()
                     self._poll_once(pool)
                 self._return_waiting()
                 self._drain()
-                self._heartbeat_stop.set()
         finally:
+            self._heartbeat.stop()
             self._acks.close()
-        heartbeat.join(timeout=1)
         logger.info("worker %s stopped", self._options.worker_id)
 
     def _touch_health_file(self) -> None:
@@ -239,11 +240,34 @@ class Worker:
                 if not self._waiting or len(self._running) >= self._options.concurrency:
                     return
                 item = self._waiting.popleft()
+                if self._park_if_running(item):
+                    continue
             self._start(pool, item)
+
+    def _park_if_running(self, item: _Running) -> bool:
+        """Hold a redelivered copy of a job that runs here; it goes on once that run ends.
+
+        A message reappears when its visibility could not be extended (a stalled backend). Its
+        job must not run twice at once in one worker; after the run, the copy finds the job done
+        (or retries it), and its newer receipt is the one that deletes the message.
+        """
+        job_id = item.job_id
+        if job_id is None or all(r.job_id != job_id for r in self._running.values()):
+            return False
+        self._parked.setdefault(job_id, []).append(item)
+        logger.info("job %s arrived again while it runs here: held until that run ends", job_id)
+        return True
+
+    def _held(self) -> list[tuple[Delivery, str | None]]:
+        """Every delivery this worker holds (running, waiting or parked), for the heartbeat."""
+        with self._lock:
+            parked = [item for items in self._parked.values() for item in items]
+            return [(i.delivery, i.job_id) for i in (*self._running.values(), *self._waiting, *parked)]
 
     def _return_waiting(self) -> None:
         with self._lock:
-            waiting, self._waiting = list(self._waiting), deque()
+            parked = [item for items in self._parked.values() for item in items]
+            waiting, self._waiting, self._parked = [*self._waiting, *parked], deque(), {}
         self._return_unstarted([item.delivery.message for item in waiting])
         self._release_all([item.slot for item in waiting])
 
@@ -285,11 +309,21 @@ class Worker:
     def _finished(self, receipt: str, future: Future[Outcome]) -> None:
         with self._lock:
             running = self._running.pop(receipt, None)
+            if running is not None and running.job_id in self._parked:
+                self._waiting.extendleft(reversed(self._parked.pop(running.job_id or "")))
         if running is not None:
             running.slot.__exit__(None, None, None)
         self._report_busy()
         exc = future.exception()
-        if exc is not None:
+        if isinstance(exc, BackendError):
+            logger.warning(
+                "%s: %s while running message %s; it reappears after its visibility timeout and the "
+                "job is tried again (its effects are keyed by its job id)",
+                type(exc).__name__, exc, receipt[:16],
+            )  # fmt: skip
+            if isinstance(exc, StoreUnavailable):
+                self._store_down.set()  # stop receiving until the store answers
+        elif exc is not None:
             logger.error("job runner crashed: %r (the message will reappear)", exc)
         else:
             outcome = future.result()
@@ -313,27 +347,6 @@ class Worker:
                 hook(busy)
             except Exception:  # a hook must never break the loop
                 logger.exception("on_busy_change hook failed")
-
-    def _heartbeat_loop(self) -> None:
-        interval = max(self._spec.visibility_timeout / 3, 0.2)
-        while not self._heartbeat_stop.wait(interval):
-            self._beat()
-
-    def _beat(self) -> None:
-        with self._lock:
-            running = [*self._running.values(), *self._waiting]
-        now = time.monotonic()
-        for item in running:
-            if now - item.delivery.started > self._spec.timeout:
-                continue  # past its timeout: let the message reappear for another attempt
-            try:
-                self._services.queue.change_visibility(
-                    item.delivery.queue, item.delivery.message.receipt, self._spec.visibility_timeout
-                )
-                if item.job_id:
-                    self._services.jobs.extend_lease(item.job_id, lease_seconds=self._spec.visibility_timeout)
-            except BackendError as exc:
-                logger.warning("heartbeat failed for %s: %s", item.delivery.message.message_id, exc)
 
     def _drain(self) -> None:
         deadline = time.monotonic() + self._options.grace_period
