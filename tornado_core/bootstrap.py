@@ -73,7 +73,10 @@ def build_services(
         pool if not settings.erp_database_url else _pool(settings.erp_database_url, pool_size, closers)
     )
     redshift = _pool(settings.redshift_url, 4, closers) if settings.redshift_url else None
-    s3 = make_client("s3", region=settings.aws_region, endpoint_url=settings.aws_endpoint_url)
+    s3 = make_client(
+        "s3", region=settings.aws_region, endpoint_url=settings.aws_endpoint_url,
+        read_timeout=settings.request_deadline,
+    )  # fmt: skip
     queue = _queue(settings, pool, closers)
     limiter = PostgresLimiter(settings.database_url)
     closers.add(limiter.close)
@@ -105,8 +108,12 @@ def _queue(settings: Settings, pool: PostgresPool, closers: _Closers) -> QueuePo
         from tornado_core.adapters.aws.clients import make_client
         from tornado_core.adapters.aws.sqs import SqsQueue
 
+        # Sends, deletes and visibility changes answer within the request deadline; long polls
+        # (receives) wait up to 20 s, on a client of their own.
+        region, endpoint = settings.aws_region, settings.aws_endpoint_url
         return SqsQueue(
-            make_client("sqs", region=settings.aws_region, endpoint_url=settings.aws_endpoint_url)
+            make_client("sqs", region=region, endpoint_url=endpoint, read_timeout=settings.request_deadline),
+            poll_client=make_client("sqs", region=region, endpoint_url=endpoint),
         )
     from tornado_core.adapters.postgres import PostgresQueue
 

@@ -159,3 +159,41 @@ def tail(path: Path, lines: int = 15) -> str:
         return ""
     return "\n".join(text.splitlines()[-lines:])
 
+
+def with_descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (children first found through ``/proc``)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(entry.name))
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        found.append(current)
+        pending.extend(children.get(current, []))
+    return found
+
+
+@contextlib.contextmanager
+def paused(pids: Sequence[int]) -> Iterator[None]:
+    """Freeze processes (SIGSTOP) for a block, then let them go on (SIGCONT).
+
+    A paused server still accepts TCP connections (its kernel does) but answers nothing: the
+    stalled backend that deadlines exist for.
+    """
+    stopped: list[int] = []
+    try:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+                stopped.append(pid)
+        yield
+    finally:
+        for pid in stopped:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)

@@ -29,6 +29,7 @@ ENV_VARS: dict[str, str] = {
     "TORNADO_SECRET_KEY": "secret_key",
     "TORNADO_CLAIM_CHECK_BYTES": "claim_check_bytes",
     "TORNADO_MAX_BODY_BYTES": "max_body_bytes",
+    "TORNADO_REQUEST_DEADLINE": "request_deadline",
 }
 
 
@@ -50,6 +51,9 @@ class Settings:
         secret_key: Signs job ids and idempotency keys; keep it secret and stable.
         claim_check_bytes: Payloads and results larger than this travel via S3.
         max_body_bytes: Largest HTTP request body the API accepts.
+        request_deadline: Seconds an API request may wait on its backends (queue, job store,
+            object store) before it is answered 503 with ``Retry-After``; also the read timeout
+            of the calls it makes.
     """
 
     queue_backend: QueueBackendName = "postgres"
@@ -63,6 +67,7 @@ class Settings:
     secret_key: str
     claim_check_bytes: int = 200_000
     max_body_bytes: int = 8 * 1024 * 1024
+    request_deadline: float = 5.0
 
     @classmethod
     def load(cls, env: Mapping[str, str], file: Path | None = None) -> Settings:
@@ -130,6 +135,8 @@ def _read_file(path: Path) -> dict[str, Any]:
 
 def _convert(name: str, raw: Any, annotation: Any) -> Any:
     """Accept the field's type, or a string for numbers (environment variables are strings)."""
+    if "float" in str(annotation):
+        return _to_seconds(name, raw)
     wants_int = "int" in str(annotation)
     if wants_int and isinstance(raw, str):
         try:
@@ -141,3 +148,13 @@ def _convert(name: str, raw: Any, annotation: Any) -> Any:
     if not wants_int and raw is not None and not isinstance(raw, str):
         raise ConfigError(f"{name} must be text, not {raw!r}")
     return raw
+
+
+def _to_seconds(name: str, raw: Any) -> float:
+    try:
+        value = float(raw) if isinstance(raw, str | int | float) and not isinstance(raw, bool) else None
+    except ValueError:
+        value = None
+    if value is None or not 0 < value < 3600:
+        raise ConfigError(f"{name} must be a number of seconds above 0 (and below 3600), not {raw!r}")
+    return value

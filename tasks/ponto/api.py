@@ -347,12 +347,12 @@ class PunchesHandler(JsonBodyHandler):
         items = _parse_batch(self.json_body())
         received_at = datetime.now(UTC)
         reps = {i["rep"] for i in items if isinstance(i, dict) and isinstance(i.get("rep"), str)}
-        owned = await self.punches.directory.owned_by(self.tenant, reps)
+        owned = await self.within_deadline(self.punches.directory.owned_by(self.tenant, reps))
         checked = [
             check_punch(item, index=n, received_at=received_at, rep_known=owned.__contains__)
             for n, item in enumerate(items)
         ]
-        results, outage = await self._queue(checked)
+        results, outage = await self.within_deadline(self._queue(checked))
         accepted = sum(1 for r in results if "error" not in r)
         if accepted == 0 and outage is not None and all(c.ok for c in checked):
             raise outage  # nothing was accepted because the queue is down: 503, retry later

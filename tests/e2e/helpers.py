@@ -1,9 +1,11 @@
-"""Polling helpers of the end-to-end tests."""
+"""Polling helpers of the end-to-end tests, and a look at the effects jobs leave in the ERP database."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+
+import psycopg2
 
 from tornado_core.ports.jobs import JobRecord, JobStatus
 from tornado_core.services import Services
@@ -33,3 +35,13 @@ def wait_for_job(services: Services, job_id: str, status: JobStatus, *, timeout:
     except AssertionError:
         record = services.jobs.get(job_id)
         raise AssertionError(f"job {job_id} is {record and record.status}, not {status}: {record}") from None
+
+
+def effect_rows(erp_url: str, job_id: str) -> int:
+    """Rows ``demo.sleep`` (``record_effect``) left in the ERP table ``demo_effects`` for one job."""
+    with psycopg2.connect(erp_url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT to_regclass('demo_effects') IS NOT NULL")
+        if not cur.fetchone()[0]:
+            return 0
+        cur.execute("SELECT count(*) FROM demo_effects WHERE job_id = %s", (job_id,))
+        return int(cur.fetchone()[0])

@@ -6,22 +6,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import psycopg2
-
-from tests.e2e.helpers import wait_for_job, wait_until
+from tests.e2e.helpers import effect_rows, wait_for_job, wait_until
 from tornado_core.adapters.runtimes.process.cluster import LocalCluster
 from tornado_core.client import TornadoClient
 from tornado_core.ports.jobs import JobStatus
 from tornado_core.services import Services
-
-
-def effect_rows(erp_url: str, job_id: str) -> int:
-    with psycopg2.connect(erp_url) as conn, conn.cursor() as cur:
-        cur.execute("SELECT to_regclass('demo_effects') IS NOT NULL")
-        if not cur.fetchone()[0]:
-            return 0
-        cur.execute("SELECT count(*) FROM demo_effects WHERE job_id = %s", (job_id,))
-        return int(cur.fetchone()[0])
 
 
 def test_job_outliving_its_visibility_timeout_is_not_redelivered_while_its_worker_lives(

@@ -5,7 +5,8 @@ The ``tornado dev`` commands and the pytest fixtures both drive this class.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from tornado_core.devstack.moto import MotoServer
 from tornado_core.devstack.postgres import PostgresServer
 from tornado_core.devstack.state import StackState, load_state, save_state
 from tornado_core.errors import TornadoError
-from tornado_core.local_machine import free_port, locked
+from tornado_core.local_machine import free_port, locked, paused, with_descendants
 
 #: Job store and PostgreSQL queue.
 JOBS_DB = "tornado"
@@ -185,6 +186,27 @@ class DevStack:
         if name in (JOBS_DB, ERP_DB, REDSHIFT_DB, TEMPLATE_DB, "postgres"):
             raise DevStackError(f"refusing to drop the stack's own database {name!r}")
         self._admin().drop(name)
+
+    @contextlib.contextmanager
+    def stalled(self, service: str) -> Iterator[None]:
+        """Freeze ``"postgres"`` (every server process) or the SQS/S3 ``"endpoint"`` for a block.
+
+        Fault tests use it: the service keeps its port and its connections but answers nothing,
+        as a server does when it hangs, until the block ends.
+
+        Raises:
+            DevStackError: The service is unknown or not running.
+        """
+        state = load_state(self.state_dir)
+        pid = None
+        if state is not None and service == "postgres":
+            pid = self._postgres(state).pid()
+        elif state is not None and service == "endpoint":
+            pid = state.moto_pid
+        if not pid:
+            raise DevStackError(f"cannot stall {service!r}: it is not a running service of this stack")
+        with paused(with_descendants(pid)):
+            yield
 
     def stop_postgres(self) -> None:
         """Stop PostgreSQL only (tests use this to simulate an outage)."""

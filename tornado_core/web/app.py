@@ -129,6 +129,7 @@ def make_app(
         recorder=recorder,
         executor=pool,
         max_body_bytes=settings.max_body_bytes,
+        request_deadline=settings.request_deadline,
     )
     chosen = discover(API_GROUP) if plugins is None else plugins
     return ApiApplication(api, owns_executor=owns_executor, plugins=chosen)

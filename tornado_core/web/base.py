@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -15,7 +16,7 @@ from tornado.web import HTTPError, RequestHandler, stream_request_body
 
 from tornado_core.errors import ApiError, TornadoError
 from tornado_core.web.context import ApiContext
-from tornado_core.web.errors import translate, unauthorized
+from tornado_core.web.errors import translate, unauthorized, unavailable
 from tornado_core.web.requests import parse_json_object
 
 _JSON = "application/json"
@@ -33,6 +34,7 @@ class BaseHandler(RequestHandler):
         """Receive the shared API state (from the route table)."""
         self.api = api
         self._counted = True
+        self._deadline: float | None = None
         api.in_flight += 1
 
     def set_default_headers(self) -> None:
@@ -45,9 +47,30 @@ class BaseHandler(RequestHandler):
         return None
 
     async def run_blocking(self, func: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
-        """Run a blocking port call in the API's executor."""
+        """Run a blocking port call in the API's executor, within the request's deadline."""
         call = functools.partial(func, *args, **kwargs)
-        return await asyncio.get_running_loop().run_in_executor(self.api.executor, call)
+        return await self.within_deadline(asyncio.get_running_loop().run_in_executor(self.api.executor, call))
+
+    async def within_deadline(self, work: Awaitable[_T]) -> _T:
+        """Await ``work``, but no later than the request's deadline on its backends.
+
+        The deadline (``Settings.request_deadline``) starts at the request's first backend call.
+        A stalled backend gets the client a 503 with ``Retry-After``, never a hang.
+
+        Raises:
+            ApiError: 503 ``backend_timeout`` when the deadline passes first.
+        """
+        now = time.monotonic()
+        if self._deadline is None:
+            self._deadline = now + self.api.request_deadline
+        try:
+            return await asyncio.wait_for(work, timeout=max(self._deadline - now, 0.0))
+        except TimeoutError:
+            raise unavailable(
+                "backend_timeout",
+                f"a backend did not answer within {self.api.request_deadline:g} s; retry later "
+                "(an idempotency key makes the retry safe: whether this request was queued is unknown)",
+            ) from None
 
     def on_finish(self) -> None:
         """Count the request as done (graceful shutdown waits for in-flight requests)."""
@@ -110,7 +133,7 @@ class AuthenticatedHandler(BaseHandler):
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise unauthorized("missing bearer token (Authorization: Bearer <token>)")
-        tenant = await self.api.tokens.tenant_for(token.strip())
+        tenant = await self.within_deadline(self.api.tokens.tenant_for(token.strip()))
         if tenant is None:
             raise unauthorized("unknown token")
         self.tenant = tenant

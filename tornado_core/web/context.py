@@ -26,6 +26,7 @@ class ApiContext:
         recorder: Write-behind of accepted jobs.
         executor: Runs every blocking port call.
         max_body_bytes: Largest request body accepted.
+        request_deadline: Seconds a request may wait on its backends before 503.
         ping_timeout: Seconds a readiness check may take.
         in_flight: Requests being handled now.
         openapi_extra: Paths and schemas of endpoints beyond ``/v1/jobs``.
@@ -38,6 +39,7 @@ class ApiContext:
     recorder: QueuedRecorder
     executor: Executor
     max_body_bytes: int
+    request_deadline: float = 5.0
     ping_timeout: float = 5.0
     in_flight: int = 0
     openapi_extra: tuple[dict[str, Any], dict[str, Any]] = field(default_factory=lambda: ({}, {}))

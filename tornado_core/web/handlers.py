@@ -16,7 +16,9 @@ class JobsHandler(JsonBodyHandler):
     async def post(self) -> None:
         """202 with the receipt, once the queue acknowledged the job."""
         request = parse_job_request(self.json_body())
-        receipt = await self.api.enqueuer.submit(self.tenant, request, body_size=self.body_size)
+        receipt = await self.within_deadline(
+            self.api.enqueuer.submit(self.tenant, request, body_size=self.body_size)
+        )
         self.write_json(receipt, 202)
 
     async def get(self) -> None:
@@ -39,7 +41,8 @@ class BatchHandler(JsonBodyHandler):
     async def post(self) -> None:
         """200 with one result per item (503 only if an outage refused every item)."""
         items = parse_batch(self.json_body())
-        results = await self.api.enqueuer.submit_batch(self.tenant, items, body_size=self.body_size)
+        submitted = self.api.enqueuer.submit_batch(self.tenant, items, body_size=self.body_size)
+        results = await self.within_deadline(submitted)
         accepted = sum(1 for result in results if "error" not in result)
         self.write_json({"accepted": accepted, "rejected": len(results) - accepted, "results": results})
 

@@ -21,17 +21,19 @@ MAX_ATTEMPTS = 3
 MAX_POOL_CONNECTIONS = 50
 
 
-def client_config(*, path_style: bool = False) -> Config:
+def client_config(*, path_style: bool = False, read_timeout: float = READ_TIMEOUT) -> Config:
     """The botocore configuration every Tornado client uses.
 
     Args:
         path_style: Address S3 buckets in the path (needed by local endpoints).
+        read_timeout: Seconds to wait for an answer; short on an API request's path, long
+            enough for a long poll on a worker's receives.
     """
     extra: dict[str, Any] = {"s3": {"addressing_style": "path"}} if path_style else {}
     return Config(
         retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
-        connect_timeout=CONNECT_TIMEOUT,
-        read_timeout=READ_TIMEOUT,
+        connect_timeout=min(CONNECT_TIMEOUT, read_timeout),
+        read_timeout=read_timeout,
         max_pool_connections=MAX_POOL_CONNECTIONS,
         **extra,
     )
@@ -43,6 +45,7 @@ def make_client(
     region: str,
     endpoint_url: str | None,
     credentials: tuple[str, str] | None = None,
+    read_timeout: float = READ_TIMEOUT,
 ) -> Any:
     """Build a boto3 client for ``service`` ("sqs", "s3", ...).
 
@@ -52,6 +55,7 @@ def make_client(
         endpoint_url: A local endpoint (moto) instead of AWS; ``None`` for AWS.
         credentials: ``(access key id, secret key)``; by default the usual
             boto3 chain (environment, profile, instance role).
+        read_timeout: Seconds to wait for each answer (see :func:`client_config`).
 
     Returns:
         A boto3 client.
@@ -62,5 +66,5 @@ def make_client(
         service,  # type: ignore[call-overload]
         region_name=region,
         endpoint_url=endpoint_url,
-        config=client_config(path_style=endpoint_url is not None),
+        config=client_config(path_style=endpoint_url is not None, read_timeout=read_timeout),
     )

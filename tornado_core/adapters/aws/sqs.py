@@ -37,14 +37,17 @@ class SqsQueue:
 
     Args:
         client: A boto3 SQS client (see :func:`tornado_core.adapters.aws.clients.make_client`).
+        poll_client: The client of long polls (receives), with a read timeout above 20 s;
+            ``client`` by default.
     """
 
     max_send_batch = 10
     #: SendMessageBatch's limit on the sum of the message sizes (1 MiB).
     max_send_batch_bytes = 1_048_576
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, *, poll_client: Any = None) -> None:
         self._client = client
+        self._poll_client = poll_client if poll_client is not None else client
         self._urls: dict[str, str] = {}
         self._lock = threading.Lock()
 
@@ -120,7 +123,7 @@ class SqsQueue:
         """Long-poll (at most 20 s) for up to ten visible messages."""
         response = self._with_url(
             queue,
-            lambda url: self._client.receive_message(
+            lambda url: self._poll_client.receive_message(
                 QueueUrl=url,
                 MaxNumberOfMessages=max(1, min(max_messages, MAX_RECEIVE)),
                 WaitTimeSeconds=_seconds(wait_seconds, MAX_WAIT_SECONDS),

@@ -24,7 +24,18 @@ UNREACHABLE = (psycopg2.OperationalError, psycopg2.InterfaceError)
 #: does not wait for the WAL flush (it is still atomic, and visible at once).
 ASYNC_COMMIT = "SET LOCAL synchronous_commit TO OFF"
 
-_CONNECT_TIMEOUT = 5
+#: libpq settings every connection gets unless its DSN names them: give up connecting after 5 s,
+#: and notice a server that vanished (no answer to keepalives, or unacknowledged data) within
+#: about 20 s instead of the kernel's two hours. A server that is up but stalled still answers
+#: TCP: the API's request deadline covers that case.
+_LINK_CHECKS: dict[str, Any] = {
+    "connect_timeout": 5,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 3,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 20_000,
+}
 
 
 def describe_dsn(dsn: str) -> str:
@@ -48,9 +59,7 @@ def connect(dsn: str, *, autocommit: bool = False) -> Connection:
     Raises:
         StoreUnavailable: The server cannot be reached.
     """
-    extra: dict[str, Any] = {}
-    if "connect_timeout" not in dsn:
-        extra["connect_timeout"] = _CONNECT_TIMEOUT
+    extra = {name: value for name, value in _LINK_CHECKS.items() if name not in dsn}
     try:
         conn: Connection = psycopg2.connect(dsn, **extra)
     except UNREACHABLE as exc:
