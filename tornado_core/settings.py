@@ -30,6 +30,8 @@ ENV_VARS: dict[str, str] = {
     "TORNADO_CLAIM_CHECK_BYTES": "claim_check_bytes",
     "TORNADO_MAX_BODY_BYTES": "max_body_bytes",
     "TORNADO_REQUEST_DEADLINE": "request_deadline",
+    "TORNADO_BODY_TIMEOUT": "body_timeout",
+    "TORNADO_MAX_CONNECTIONS": "max_connections",
 }
 
 
@@ -54,6 +56,9 @@ class Settings:
         request_deadline: Seconds an API request may wait on its backends (queue, job store,
             object store) before it is answered 503 with ``Retry-After``; also the read timeout
             of the calls it makes.
+        body_timeout: Seconds a client may take to send a request's body (slow clients are cut off).
+        max_connections: Client connections an API process holds at once; more are answered 503
+            at once. 0 derives it from the open-files limit (raised to its hard limit at start).
     """
 
     queue_backend: QueueBackendName = "postgres"
@@ -68,6 +73,8 @@ class Settings:
     claim_check_bytes: int = 200_000
     max_body_bytes: int = 8 * 1024 * 1024
     request_deadline: float = 5.0
+    body_timeout: float = 30.0
+    max_connections: int = 0
 
     @classmethod
     def load(cls, env: Mapping[str, str], file: Path | None = None) -> Settings:

@@ -60,7 +60,11 @@ class ApiApplication(tornado.web.Application):
 
     def http_server_options(self) -> dict[str, Any]:
         """Keyword arguments for ``tornado.httpserver.HTTPServer`` serving this app."""
-        return {"max_body_size": self.api.max_body_bytes, "idle_connection_timeout": 75.0}
+        return {
+            "max_body_size": self.api.max_body_bytes,
+            "idle_connection_timeout": 75.0,
+            "body_timeout": self.api.body_timeout,
+        }
 
     async def aclose(self) -> None:
         """Finish pending sends, flush the write-behind buffer, release the executor."""
@@ -130,6 +134,7 @@ def make_app(
         executor=pool,
         max_body_bytes=settings.max_body_bytes,
         request_deadline=settings.request_deadline,
+        body_timeout=settings.body_timeout,
     )
     chosen = discover(API_GROUP) if plugins is None else plugins
     return ApiApplication(api, owns_executor=owns_executor, plugins=chosen)

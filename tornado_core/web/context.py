@@ -27,6 +27,7 @@ class ApiContext:
         executor: Runs every blocking port call.
         max_body_bytes: Largest request body accepted.
         request_deadline: Seconds a request may wait on its backends before 503.
+        body_timeout: Seconds a client may take to send a body.
         ping_timeout: Seconds a readiness check may take.
         in_flight: Requests being handled now.
         openapi_extra: Paths and schemas of endpoints beyond ``/v1/jobs``.
@@ -40,6 +41,7 @@ class ApiContext:
     executor: Executor
     max_body_bytes: int
     request_deadline: float = 5.0
+    body_timeout: float = 30.0
     ping_timeout: float = 5.0
     in_flight: int = 0
     openapi_extra: tuple[dict[str, Any], dict[str, Any]] = field(default_factory=lambda: ({}, {}))

@@ -14,13 +14,13 @@ from contextlib import suppress
 from dataclasses import dataclass
 from types import FrameType
 
-from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from tornado_core.producer.submission import VersionResolver
 from tornado_core.services import Services
 from tornado_core.versions import VersionCatalog
 from tornado_core.web.app import make_app
+from tornado_core.web.connections import CappedHTTPServer, connection_cap, raise_open_files_limit
 
 _log = logging.getLogger(__name__)
 
@@ -65,6 +65,7 @@ def serve(
         resolve_version: Routing ``(task, tenant, job_id) -> version`` (see :func:`make_app`).
         catalog: Versions registered by releases (see :func:`make_app`).
     """
+    open_files = raise_open_files_limit()  # before the fork: the children inherit it
     sockets = bind_sockets(port, host)
     if processes != 1:
         _prefork(processes if processes > 0 else (os.cpu_count() or 1))
@@ -72,7 +73,8 @@ def serve(
     if isinstance(built, ApiParts):
         resolve_version, catalog = built.resolve_version, built.catalog
         built = built.services
-    asyncio.run(_serve(built, sockets, grace, resolve_version, catalog))
+    cap = connection_cap(built.settings.max_connections, open_files)
+    asyncio.run(_serve(built, sockets, grace, resolve_version, catalog, max_connections=cap))
 
 
 async def _serve(
@@ -81,16 +83,21 @@ async def _serve(
     grace: float,
     resolve_version: VersionResolver | None,
     catalog: VersionCatalog | None = None,
+    *,
+    max_connections: int = 0,
 ) -> None:
     app = make_app(services, resolve_version=resolve_version, catalog=catalog)
-    server = HTTPServer(app, **app.http_server_options())
+    server = CappedHTTPServer(app, max_connections=max_connections, **app.http_server_options())
     server.add_sockets(sockets)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     for sock in sockets:
-        _log.info("tornado API (pid %d) listening on %s", os.getpid(), sock.getsockname())
+        _log.info(
+            "tornado API (pid %d) listening on %s, at most %d connections",
+            os.getpid(), sock.getsockname(), max_connections,
+        )  # fmt: skip
     await stop.wait()
     _log.info("stopping: no new connections, waiting up to %gs for %d requests", grace, app.api.in_flight)
     server.stop()
