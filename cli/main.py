@@ -30,7 +30,7 @@ LAZY_COMMANDS = {
     "submit": "tornado_cli.jobs:submit",
     "jobs": "tornado_cli.jobs:jobs",
     "dlq": "tornado_cli.operators:dlq",
-    "tenants": "tornado_cli.operators:tenants",
+    "tenants": "tornado_cli.tenants:tenants",
     "dev": "tornado_cli.dev:dev",
     "docker": "tornado_cli.images:docker_engine",
     "image": "tornado_cli.images:image",

@@ -1,4 +1,4 @@
-"""Operator commands: dead-letter queues and tenants."""
+"""Operator commands: dead-letter queues."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import click
 from tornado_core.commands import command_services
 from tornado_core.naming import dead_letter_name, queue_name
 from tornado_core.services import Services
-from tornado_core.tokens import hash_token, new_token
 from tornado_core.worker.dead_letters import DeadLetterQueue
 
 
@@ -62,29 +61,3 @@ def dlq_discard(task: str, version: str | None, limit: int | None) -> None:
     with command_services() as services:
         dropped = _dead_letter_queue(services, task, version).discard(limit)
     click.echo(f"discarded {dropped} job(s)")
-
-
-@click.group()
-def tenants() -> None:
-    """Manage tenants and their API tokens."""
-
-
-@tenants.command("create")
-@click.argument("name")
-def tenants_create(name: str) -> None:
-    """Create tenant NAME and print its token (shown once; stored hashed)."""
-    if not name or len(name) > 64 or not all(c.isalnum() or c in "-_." for c in name):
-        raise click.BadParameter("use 1-64 letters, digits, '-', '_' or '.'", param_hint="NAME")
-    token = new_token()
-    with command_services() as services:
-        services.tenants.create(name, hash_token(token))
-    click.echo(token)
-    click.echo(f"tenant {name!r} created; keep this token, it is not shown again", err=True)
-
-
-@tenants.command("list")
-def tenants_list() -> None:
-    """List tenants."""
-    with command_services() as services:
-        for tenant in services.tenants.list():
-            click.echo(f"{tenant.name}\t{tenant.created_at.isoformat(timespec='seconds')}")

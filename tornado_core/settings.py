@@ -32,6 +32,7 @@ ENV_VARS: dict[str, str] = {
     "TORNADO_REQUEST_DEADLINE": "request_deadline",
     "TORNADO_BODY_TIMEOUT": "body_timeout",
     "TORNADO_MAX_CONNECTIONS": "max_connections",
+    "TORNADO_TENANT_REQUESTS_PER_SECOND": "tenant_requests_per_second",
 }
 
 
@@ -59,6 +60,8 @@ class Settings:
         body_timeout: Seconds a client may take to send a request's body (slow clients are cut off).
         max_connections: Client connections an API process holds at once; more are answered 503
             at once. 0 derives it from the open-files limit (raised to its hard limit at start).
+        tenant_requests_per_second: API requests per second of a tenant without a quota of its
+            own (``tornado tenants quota``); more get 429 with ``Retry-After``. 0: no quota.
     """
 
     queue_backend: QueueBackendName = "postgres"
@@ -75,6 +78,7 @@ class Settings:
     request_deadline: float = 5.0
     body_timeout: float = 30.0
     max_connections: int = 0
+    tenant_requests_per_second: float = 0.0
 
     @classmethod
     def load(cls, env: Mapping[str, str], file: Path | None = None) -> Settings:
@@ -143,7 +147,7 @@ def _read_file(path: Path) -> dict[str, Any]:
 def _convert(name: str, raw: Any, annotation: Any) -> Any:
     """Accept the field's type, or a string for numbers (environment variables are strings)."""
     if "float" in str(annotation):
-        return _to_seconds(name, raw)
+        return _to_number(name, raw, positive=name in _POSITIVE)
     wants_int = "int" in str(annotation)
     if wants_int and isinstance(raw, str):
         try:
@@ -157,11 +161,17 @@ def _convert(name: str, raw: Any, annotation: Any) -> Any:
     return raw
 
 
-def _to_seconds(name: str, raw: Any) -> float:
+#: Numeric settings that must be above zero (durations); the others may be zero.
+_POSITIVE = frozenset({"request_deadline", "body_timeout"})
+
+
+def _to_number(name: str, raw: Any, *, positive: bool) -> float:
     try:
         value = float(raw) if isinstance(raw, str | int | float) and not isinstance(raw, bool) else None
     except ValueError:
         value = None
-    if value is None or not 0 < value < 3600:
-        raise ConfigError(f"{name} must be a number of seconds above 0 (and below 3600), not {raw!r}")
+    low_ok = value is not None and (value > 0 if positive else value >= 0)
+    if value is None or not low_ok or value >= 1e9:
+        bound = "above 0" if positive else "of 0 or more"
+        raise ConfigError(f"{name} must be a number {bound}, not {raw!r}")
     return value

@@ -214,7 +214,7 @@ def _post_operation() -> dict[str, Any]:
                 "content": {_JSON: {"schema": {"oneOf": [results, {"$ref": _REF + "Error"}]}}},
             },
         }
-        | _core_responses("400", "401", "413", "415", "503"),
+        | _core_responses("400", "401", "413", "415", "429", "503"),
     }
 
 
@@ -228,7 +228,7 @@ def _get_operation() -> dict[str, Any]:
         "responses": {
             "200": {"description": "The punch.", "content": {_JSON: {"schema": _ref("RecordedPunch")}}}
         }
-        | _core_responses("400", "401", "404", "503"),
+        | _core_responses("400", "401", "404", "429", "503"),
     }
 
 
@@ -239,6 +239,7 @@ _CORE_RESPONSES = {
     "404": "NotFound",
     "413": "TooLarge",
     "415": "UnsupportedMediaType",
+    "429": "TooManyRequests",
     "503": "Unavailable",
 }
 

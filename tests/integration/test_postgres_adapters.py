@@ -306,9 +306,9 @@ def test_tenants(pool: PostgresPool, prefix: str) -> None:
         tenants.create(f"{prefix}-c", f"{prefix}-hash-a")  # token hashes are unique
     names = [t.name for t in tenants.list() if t.name.startswith(prefix)]
     assert names == [f"{prefix}-a", f"{prefix}-b"]
-    hashes = tenants.token_hashes()
-    assert hashes[f"{prefix}-hash-a"] == f"{prefix}-a"
-    assert f"{prefix}-other-hash" not in hashes
+    grants = tenants.grants()
+    assert grants[f"{prefix}-hash-a"].tenant == f"{prefix}-a"
+    assert f"{prefix}-other-hash" not in grants
 
 
 # --- migrations ----------------------------------------------------------------------------
@@ -509,3 +509,47 @@ def test_queue_rejects_oversized_batch_and_malformed_receipts(
     adapter.delete(spec.name, ["garbage", "1:not-a-uuid"])  # ignored like stale receipts
     with pytest.raises(QueueUnavailable, match="not valid"):
         adapter.change_visibility(spec.name, "garbage", 5)
+
+
+def test_tokens_are_rotated_revoked_expired_and_quotas_set(pool: PostgresPool, prefix: str) -> None:
+    tenants = PostgresTenantStore(pool)
+    name = f"{prefix}-t"
+    tenants.create(name, f"{prefix}-first")
+    tenants.add_token(name, f"{prefix}-second", expires_at=time.time() + 3600)
+    with pytest.raises(ConfigError, match="no tenant"):
+        tenants.add_token(f"{prefix}-nobody", f"{prefix}-third")
+    grants = tenants.grants()
+    assert grants[f"{prefix}-first"].tenant == name and grants[f"{prefix}-first"].expires_at is None
+    assert grants[f"{prefix}-second"].expires_at == pytest.approx(time.time() + 3600, abs=60)
+
+    assert tenants.expire_tokens(name, at=time.time() - 1, keep=f"{prefix}-second") == 1
+    assert f"{prefix}-first" not in tenants.grants()  # its overlap is over
+    tenants.set_quota(name, 12.5)
+    assert tenants.grants()[f"{prefix}-second"].requests_per_second == 12.5
+    assert [t.requests_per_second for t in tenants.list() if t.name == name] == [12.5]
+    assert tenants.revoke(name) == 1
+    assert not [g for g in tenants.grants().values() if g.tenant == name]
+    with pytest.raises(ConfigError, match="no tenant"):
+        tenants.set_quota(f"{prefix}-nobody", 1)
+
+
+def test_every_token_change_is_notified_with_its_hash(pool: PostgresPool, prefix: str) -> None:
+    tenants = PostgresTenantStore(pool)
+    heard: list[frozenset[str] | None] = []
+    stop = tenants.watch(heard.append)
+    try:
+        wait = time.monotonic() + 10
+        while None not in heard:  # listening (a connection is announced with None)
+            assert time.monotonic() < wait, "the listener did not connect"
+            time.sleep(0.02)
+        name = f"{prefix}-w"
+        tenants.create(name, f"{prefix}-w1")
+        tenants.set_quota(name, 3)
+        tenants.revoke(name)
+        changed = {f"{prefix}-w1"}
+        wait = time.monotonic() + 10
+        while sum(1 for h in heard if h and changed <= h) < 3:  # created, quota, revoked
+            assert time.monotonic() < wait, heard
+            time.sleep(0.02)
+    finally:
+        stop()

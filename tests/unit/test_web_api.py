@@ -21,12 +21,14 @@ from pydantic import BaseModel
 from tornado.httpclient import AsyncHTTPClient, HTTPResponse
 from tornado.testing import AsyncHTTPTestCase, gen_test
 
-from tornado_core.adapters.memory.stores import MemoryJobStore, MemoryQueue, MemoryTenantStore
+from tornado_core.adapters.memory.stores import MemoryJobStore, MemoryQueue
+from tornado_core.adapters.memory.tenants import MemoryTenantStore
 from tornado_core.errors import ObjectStoreError, StoreUnavailable
 from tornado_core.message import Envelope
 from tornado_core.naming import queue_spec
 from tornado_core.ports.jobs import JobStatus, NewJob
 from tornado_core.ports.queue import OutgoingMessage
+from tornado_core.ports.tenants import TokenGrant
 from tornado_core.registry import TaskRegistry
 from tornado_core.settings import Settings
 from tornado_core.task import task
@@ -342,21 +344,21 @@ class TestAuth(ApiTestCase):
         assert self.call("GET", "/v1/jobs")[0] == 200  # loads the cache
         calls: list[int] = []
 
-        def store_down() -> dict[str, str]:
+        def store_down() -> dict[str, Any]:
             calls.append(1)
             raise StoreUnavailable("down")
 
-        self.services.tenants.token_hashes = store_down  # type: ignore[method-assign]
+        self.services.tenants.grants = store_down  # type: ignore[method-assign]
         for _ in range(20):
             assert self.call("GET", "/v1/jobs/" + "x" * 36)[0] == 404  # known token, no store call
             assert self.call("GET", "/v1/jobs", token="tnd_nope")[0] == 401
         assert len(calls) <= 1
 
     def test_store_down_before_tokens_were_ever_loaded_is_503(self) -> None:
-        def store_down() -> dict[str, str]:
+        def store_down() -> dict[str, Any]:
             raise StoreUnavailable("down")
 
-        self.services.tenants.token_hashes = store_down  # type: ignore[method-assign]
+        self.services.tenants.grants = store_down  # type: ignore[method-assign]
         code, body, _ = self.call("GET", "/v1/jobs")
         assert code == 503
         self.assert_error(code, body, "store_unavailable")
@@ -371,17 +373,21 @@ class FakeClock:
 
 
 class CountingTenants(MemoryTenantStore):
-    def __init__(self) -> None:
+    def __init__(self, *, notifies: bool = True) -> None:
         super().__init__()
         self.loads = 0
+        self.notifies = notifies
 
-    def token_hashes(self) -> dict[str, str]:
+    def grants(self) -> dict[str, TokenGrant]:
         self.loads += 1
-        return super().token_hashes()
+        return super().grants()
+
+    def watch(self, on_change: Any) -> Any:
+        return super().watch(on_change) if self.notifies else (lambda: None)
 
 
-def test_token_cache_refreshes_on_unknown_tokens_at_most_once_per_second() -> None:
-    tenants, clock = CountingTenants(), FakeClock()
+def test_token_cache_reloads_on_unknown_tokens_at_most_once_per_second() -> None:
+    tenants, clock = CountingTenants(notifies=False), FakeClock()
     known = new_token()
     tenants.create("acme", hash_token(known))
 
@@ -389,14 +395,11 @@ def test_token_cache_refreshes_on_unknown_tokens_at_most_once_per_second() -> No
         with ThreadPoolExecutor(2) as pool:
             cache = TokenCache(tenants, pool, max_age=30, min_gap=1, clock=clock)
             assert await cache.tenant_for(known) == "acme"
-            fresh = new_token()
-            tenants.create("initech", hash_token(fresh))
-            assert await cache.tenant_for(fresh) is None  # within a second of the last load
-            assert await cache.tenant_for("tnd_other") is None
+            assert await cache.tenant_for("tnd_other") is None  # within a second of the last load
+            assert await cache.tenant_for("tnd_more") is None
             assert tenants.loads == 1
             clock.now += 1.5
-            assert await cache.tenant_for(fresh) == "initech"  # one refresh, then known
-            assert await cache.tenant_for(fresh) == "initech"
+            assert await cache.tenant_for("tnd_other") is None  # one reload, then refused
             assert tenants.loads == 2
             results = await asyncio.gather(*(cache.tenant_for(known) for _ in range(50)))
             assert set(results) == {"acme"} and tenants.loads == 2  # never per request
@@ -404,8 +407,23 @@ def test_token_cache_refreshes_on_unknown_tokens_at_most_once_per_second() -> No
     asyncio.run(run())
 
 
-def test_token_cache_refreshes_periodically_in_the_background() -> None:
+def test_a_token_created_a_moment_after_a_load_is_known_at_once() -> None:
     tenants, clock = CountingTenants(), FakeClock()
+    tenants.create("acme", hash_token(new_token()))
+
+    async def run() -> None:
+        with ThreadPoolExecutor(2) as pool:
+            cache = TokenCache(tenants, pool, max_age=30, min_gap=1, clock=clock)
+            assert await cache.tenant_for("tnd_unknown") is None  # loads once
+            fresh = new_token()
+            tenants.create("initech", hash_token(fresh))  # the store tells the cache
+            assert await cache.tenant_for(fresh) == "initech"  # no second of 401s
+
+    asyncio.run(run())
+
+
+def test_token_cache_reloads_periodically_when_changes_were_missed() -> None:
+    tenants, clock = CountingTenants(notifies=False), FakeClock()
     revoked = new_token()
     tenants.create("acme", hash_token(revoked))
 
@@ -413,9 +431,9 @@ def test_token_cache_refreshes_periodically_in_the_background() -> None:
         with ThreadPoolExecutor(2) as pool:
             cache = TokenCache(tenants, pool, max_age=30, min_gap=1, clock=clock)
             assert await cache.tenant_for(revoked) == "acme"
-            tenants._tenants.clear()  # the token is revoked
+            tenants.revoke("acme")  # no notification reaches this cache
             clock.now += 31
-            assert await cache.tenant_for(revoked) == "acme"  # served from cache, refresh started
+            assert await cache.tenant_for(revoked) == "acme"  # served from cache, reload started
             for _ in range(100):
                 if tenants.loads == 2 and await cache.tenant_for(revoked) is None:
                     break

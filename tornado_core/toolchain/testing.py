@@ -9,8 +9,8 @@ from tornado_core.adapters.memory.stores import (
     MemoryLimiter,
     MemoryObjectStore,
     MemoryQueue,
-    MemoryTenantStore,
 )
+from tornado_core.adapters.memory.tenants import MemoryTenantStore
 from tornado_core.job_ids import JobIds
 from tornado_core.ports.database import DatabasePort
 from tornado_core.registry import TaskRegistry

@@ -28,6 +28,7 @@ from tornado_core.web.handlers import (
     OpenApiHandler,
     ReadyHandler,
 )
+from tornado_core.web.quotas import TenantQuotas
 
 _access_log = logging.getLogger("tornado_core.web.access")
 
@@ -70,6 +71,7 @@ class ApiApplication(tornado.web.Application):
         """Finish pending sends, flush the write-behind buffer, release the executor."""
         await self.api.batcher.wait_idle()
         await self.api.recorder.close()
+        self.api.tokens.close()
         if self._owns_executor:
             self.api.executor.shutdown(wait=False)
 
@@ -94,6 +96,7 @@ def make_app(
     resolve_version: VersionResolver | None = None,
     catalog: VersionCatalog | None = None,
     plugins: Sequence[Plugin] | None = None,
+    quota_share: float = 1.0,
 ) -> ApiApplication:
     """Build the HTTP API.
 
@@ -108,6 +111,7 @@ def make_app(
         catalog: Versions registered by releases; jobs of those this process has
             no code for are validated against their stored JSON Schema.
         plugins: The ``tornado.api`` plugins to serve; by default every installed one.
+        quota_share: This process's share of each tenant's quota (``1 / processes``).
 
     Returns:
         The application; serve it with ``HTTPServer(app, **app.http_server_options())``.
@@ -135,6 +139,7 @@ def make_app(
         max_body_bytes=settings.max_body_bytes,
         request_deadline=settings.request_deadline,
         body_timeout=settings.body_timeout,
+        quotas=TenantQuotas(settings.tenant_requests_per_second, share=quota_share),
     )
     chosen = discover(API_GROUP) if plugins is None else plugins
     return ApiApplication(api, owns_executor=owns_executor, plugins=chosen)

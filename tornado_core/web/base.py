@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import math
 import time
 from collections.abc import Awaitable, Callable
 from types import TracebackType
@@ -133,10 +134,18 @@ class AuthenticatedHandler(BaseHandler):
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise unauthorized("missing bearer token (Authorization: Bearer <token>)")
-        tenant = await self.within_deadline(self.api.tokens.tenant_for(token.strip()))
-        if tenant is None:
-            raise unauthorized("unknown token")
-        self.tenant = tenant
+        grant = await self.within_deadline(self.api.tokens.grant_for(token.strip()))
+        if grant is None:
+            raise unauthorized("unknown or revoked token")
+        if not self.api.tokens.valid(grant):
+            raise unauthorized("expired token (`tornado tenants rotate` gives a new one)")
+        self.tenant = grant.tenant
+        wait = self.api.quotas.take(grant.tenant, grant.requests_per_second)
+        if wait > 0:
+            raise ApiError(
+                429, "rate_limited", f"tenant {grant.tenant!r} is over its request quota; retry later",
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            )  # fmt: skip
 
 
 @stream_request_body

@@ -12,6 +12,7 @@ from tornado_core.services import Services
 from tornado_core.web.auth import TokenCache
 from tornado_core.web.enqueue import Enqueuer
 from tornado_core.web.openapi import openapi_document
+from tornado_core.web.quotas import TenantQuotas
 
 
 @dataclass(kw_only=True)
@@ -28,6 +29,7 @@ class ApiContext:
         max_body_bytes: Largest request body accepted.
         request_deadline: Seconds a request may wait on its backends before 503.
         body_timeout: Seconds a client may take to send a body.
+        quotas: Per-tenant request quotas of this process.
         ping_timeout: Seconds a readiness check may take.
         in_flight: Requests being handled now.
         openapi_extra: Paths and schemas of endpoints beyond ``/v1/jobs``.
@@ -42,6 +44,7 @@ class ApiContext:
     max_body_bytes: int
     request_deadline: float = 5.0
     body_timeout: float = 30.0
+    quotas: TenantQuotas = field(default_factory=TenantQuotas)
     ping_timeout: float = 5.0
     in_flight: int = 0
     openapi_extra: tuple[dict[str, Any], dict[str, Any]] = field(default_factory=lambda: ({}, {}))

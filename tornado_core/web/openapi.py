@@ -230,7 +230,8 @@ def _responses() -> dict[str, Any]:
 
     return {
         "BadRequest": error("Malformed JSON or query parameter."),
-        "Unauthorized": error("Missing or unknown bearer token."),
+        "Unauthorized": error("Missing, unknown, revoked or expired bearer token."),
+        "TooManyRequests": error("The tenant is over its request quota; retry after Retry-After seconds."),
         "NotFound": error("No such job for this tenant, or no such route."),
         "TooLarge": error("The body exceeds the configured limit."),
         "UnsupportedMediaType": error("The body is not application/json."),
@@ -258,8 +259,10 @@ def _paths() -> dict[str, Any]:
         ("413", "TooLarge"),
         ("415", "UnsupportedMediaType"),
         ("422", "Unprocessable"),
+        ("429", "TooManyRequests"),
         ("503", "Unavailable"),
     )
+    read_errors = (("401", "Unauthorized"), ("429", "TooManyRequests"), ("503", "Unavailable"))
     return {
         "/v1/jobs": {
             "post": {
@@ -274,7 +277,7 @@ def _paths() -> dict[str, Any]:
                 "operationId": "listJobs",
                 "parameters": _list_parameters(),
                 "responses": {"200": _json_response("One page of jobs.", "JobPage")}
-                | _refs(("400", "BadRequest"), ("401", "Unauthorized"), ("503", "Unavailable")),
+                | _refs(("400", "BadRequest"), *read_errors),
             },
         },
         "/v1/jobs:batch": {
@@ -293,7 +296,7 @@ def _paths() -> dict[str, Any]:
                 "operationId": "getJob",
                 "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
                 "responses": {"200": _json_response("The job.", "Job")}
-                | _refs(("401", "Unauthorized"), ("404", "NotFound"), ("503", "Unavailable")),
+                | _refs(("404", "NotFound"), *read_errors),
             },
         },
         "/healthz": _probe("Process is alive (no dependencies checked)."),

@@ -74,7 +74,9 @@ def serve(
         resolve_version, catalog = built.resolve_version, built.catalog
         built = built.services
     cap = connection_cap(built.settings.max_connections, open_files)
-    asyncio.run(_serve(built, sockets, grace, resolve_version, catalog, max_connections=cap))
+    share = 1.0 / (processes if processes > 0 else (os.cpu_count() or 1))
+    serving = _serve(built, sockets, grace, resolve_version, catalog, max_connections=cap, quota_share=share)
+    asyncio.run(serving)
 
 
 async def _serve(
@@ -85,8 +87,9 @@ async def _serve(
     catalog: VersionCatalog | None = None,
     *,
     max_connections: int = 0,
+    quota_share: float = 1.0,
 ) -> None:
-    app = make_app(services, resolve_version=resolve_version, catalog=catalog)
+    app = make_app(services, resolve_version=resolve_version, catalog=catalog, quota_share=quota_share)
     server = CappedHTTPServer(app, max_connections=max_connections, **app.http_server_options())
     server.add_sockets(sockets)
     stop = asyncio.Event()

@@ -15,10 +15,9 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from tornado_core.errors import ConfigError, ObjectStoreError, QueueUnavailable
+from tornado_core.errors import ObjectStoreError, QueueUnavailable
 from tornado_core.ports.jobs import ClaimOutcome, Failure, JobPage, JobRecord, JobStatus, NewJob
 from tornado_core.ports.queue import OutgoingMessage, QueueDepth, QueueSpec, ReceivedMessage
-from tornado_core.ports.tenants import Tenant
 
 
 @dataclass
@@ -351,23 +350,3 @@ class MemoryLimiter:
         """Slots currently taken for ``task``."""
         with self._lock:
             return self._held.get(task, 0)
-
-
-class MemoryTenantStore:
-    """Tenants in a dict."""
-
-    def __init__(self) -> None:
-        self._tenants: dict[str, tuple[Tenant, str]] = {}
-
-    def create(self, name: str, token_hash: str) -> Tenant:
-        if name in self._tenants:
-            raise ConfigError(f"tenant {name!r} already exists")
-        tenant = Tenant(name, datetime.now(UTC))
-        self._tenants[name] = (tenant, token_hash)
-        return tenant
-
-    def list(self) -> list[Tenant]:
-        return [t for t, _ in sorted(self._tenants.values(), key=lambda p: p[0].name)]
-
-    def token_hashes(self) -> dict[str, str]:
-        return {h: t.name for t, h in self._tenants.values()}

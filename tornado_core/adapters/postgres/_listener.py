@@ -31,12 +31,20 @@ class QueueListener:
         connect: Opens an autocommit connection.
         reconnect_delay: Seconds between reconnection attempts.
         channel: The channel to listen on (route caches listen on another one).
+        on_notify: Also called, from the listening thread, with each batch of payloads, and with
+            ``None`` after every (re)connection (notifications may have been missed meanwhile).
     """
 
     def __init__(
-        self, connect: Callable[[], Connection], *, reconnect_delay: float = 0.5, channel: str = CHANNEL
+        self,
+        connect: Callable[[], Connection],
+        *,
+        reconnect_delay: float = 0.5,
+        channel: str = CHANNEL,
+        on_notify: Callable[[frozenset[str] | None], None] | None = None,
     ) -> None:
         self._connect = connect
+        self._on_notify = on_notify
         self._channel = channel
         self._reconnect_delay = reconnect_delay
         self._cond = threading.Condition()
@@ -53,7 +61,7 @@ class QueueListener:
 
     def generation(self, queue: str) -> tuple[int, int]:
         """A token that changes whenever ``queue`` is notified (starts the thread)."""
-        self._start()
+        self.start()
         with self._cond:
             return self._epoch, self._generations.get(queue, 0)
 
@@ -74,7 +82,8 @@ class QueueListener:
         if self._thread is not None:
             self._thread.join(timeout=2)
 
-    def _start(self) -> None:
+    def start(self) -> None:
+        """Start listening (idempotent)."""
         with self._cond:
             if self._thread is None and not self._stop.is_set():
                 self._thread = threading.Thread(
@@ -111,6 +120,7 @@ class QueueListener:
             self._epoch += 1
             self._healthy = True
             self._cond.notify_all()
+        self._tell(None)
         return conn
 
     def _pump(self, conn: Connection) -> None:
@@ -127,3 +137,12 @@ class QueueListener:
                 for queue in queues:
                     self._generations[queue] = self._generations.get(queue, 0) + 1
                 self._cond.notify_all()
+            self._tell(frozenset(queues))
+
+    def _tell(self, payloads: frozenset[str] | None) -> None:
+        if self._on_notify is None:
+            return
+        try:
+            self._on_notify(payloads)
+        except Exception:  # a listener's callback must never stop the listening
+            log.exception("a notification callback failed")
