@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import threading
-import time
 from datetime import UTC, datetime
 
 import pytest
 from tornado_tasks.ponto.devices import DeviceRun, make_punches
 
+from tests.e2e.helpers import wait_until
 from tests.e2e.ponto_support import (
     assert_exactly_once_gap_free_and_chained,
     create_ponto_tenant,
@@ -40,7 +40,8 @@ def test_postgres_restart_mid_run_the_api_keeps_accepting_and_the_backlog_drains
     dev_stack.stop_postgres()  # type: ignore[attr-defined]
     try:
         sender.start()
-        time.sleep(4)  # the devices keep punching while the database is down
+        # The devices keep punching, and the API keeps accepting, while the database is down.
+        wait_until(lambda: len(run.accepted) >= 50, what="punches accepted during the outage", timeout=120)
         accepted_while_down = len(run.accepted)
     finally:
         dev_stack.start_postgres()  # type: ignore[attr-defined]

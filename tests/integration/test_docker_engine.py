@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,11 +16,9 @@ from ..docker_fixtures import image_cache
 
 def test_up_is_idempotent_and_reports_where_it_listens(docker_engine: DockerEngine) -> None:
     before = docker_engine.status()
-    started = time.monotonic()
     host = docker_engine.up()
-    assert time.monotonic() - started < 2
     after = docker_engine.status()
-    assert after.running and after.pid == before.pid
+    assert after.running and after.pid == before.pid  # the running engine was kept, not restarted
     assert host == f"unix://{docker_engine.socket}" == docker_engine.env()["DOCKER_HOST"]
     assert docker_engine.socket.is_socket()
     assert after.version
@@ -41,9 +38,7 @@ def test_a_second_engine_starts_stops_and_loads_the_cached_base_image(
     engine.up()
     client = engine.client()
     try:
-        started = time.monotonic()
-        assert ensure_base_image(client, cache_dir=image_cache()) == "loaded"
-        assert time.monotonic() - started < 20
+        assert ensure_base_image(client, cache_dir=image_cache()) == "loaded"  # from the cache, not rebuilt
         assert ensure_base_image(client, cache_dir=image_cache()) == "present"
         output = client.containers.run(base_image, ["python3", "-c", "print('hi')"], remove=True)
         assert output.strip() == b"hi"

@@ -113,10 +113,8 @@ def test_stop_mid_job_lets_the_job_finish_and_the_worker_exit_zero(
     runtime.wait_healthy("demo.sleep", demo_version, replicas=1, timeout=HEALTHY_TIMEOUT)
     job_id = submit(services, "demo.sleep", demo_version, {"seconds": 3, "steps": 6})
     wait_status(services, job_id, JobStatus.RUNNING)
-    started = time.monotonic()
     codes = runtime.stop_instances("demo.sleep", demo_version, grace_period=20)
-    assert list(codes.values()) == [0]
-    assert time.monotonic() - started < 20  # drained, not killed at the deadline
+    assert list(codes.values()) == [0]  # drained and exited by itself: a kill at the deadline gives 137
     assert wait_status(services, job_id, JobStatus.SUCCEEDED, timeout=5) is JobStatus.SUCCEEDED
     assert runtime.instances("demo.sleep", demo_version) == []
 

@@ -108,8 +108,11 @@ def test_expired_lease_can_be_taken_over(pool: PostgresPool, prefix: str) -> Non
     assert store.claim(job, attempt=1, lease_seconds=0.2, worker="w1") is ClaimOutcome.CLAIMED
     store.extend_lease(job.job_id, lease_seconds=0.5)
     assert store.claim(job, attempt=1, lease_seconds=30, worker="w2") is ClaimOutcome.BUSY
-    time.sleep(0.6)
-    assert store.claim(job, attempt=2, lease_seconds=30, worker="w2") is ClaimOutcome.CLAIMED
+    deadline = time.monotonic() + 30
+    while (taken := store.claim(job, attempt=2, lease_seconds=30, worker="w2")) is ClaimOutcome.BUSY:
+        assert time.monotonic() < deadline, "the lease never expired"
+        time.sleep(0.05)
+    assert taken is ClaimOutcome.CLAIMED
 
 
 def test_concurrent_claims_admit_one_worker(pool: PostgresPool, prefix: str) -> None:
@@ -361,6 +364,15 @@ def backend_pid(pool: PostgresPool) -> int:
     return int(row[0])
 
 
+def backend_pids(dsn: str) -> set[int]:
+    """The server processes serving clients now."""
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute("SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend'")
+        pids = {int(row[0]) for row in cur.fetchall()}
+    conn.close()
+    return pids
+
+
 def terminate(dsn: str, pid: int) -> None:
     conn = psycopg2.connect(dsn)
     conn.autocommit = True
@@ -389,7 +401,10 @@ def test_pool_heals_after_idle_connection_is_killed(postgres_url: str) -> None:
     try:
         pid = backend_pid(pool)
         terminate(postgres_url, pid)
-        time.sleep(0.2)
+        deadline = time.monotonic() + 30
+        while pid in backend_pids(postgres_url):  # until the server has really ended it
+            assert time.monotonic() < deadline, f"backend {pid} did not end"
+            time.sleep(0.02)
         assert backend_pid(pool) != pid  # the dead connection was discarded, not handed out
     finally:
         pool.close()

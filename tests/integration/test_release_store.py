@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -51,14 +51,17 @@ def contract(task: str, version: str) -> TaskVersion:
     )
 
 
-def seen_within(predicate: object, seconds: float) -> float | None:
-    """Poll ``predicate`` for at most ``seconds``; how long it took, or ``None``."""
-    started = time.monotonic()
-    while time.monotonic() - started <= seconds:
-        if predicate():  # type: ignore[operator]
-            return time.monotonic() - started
+#: A generous bound: the cache reloads by itself only every 30 s, so seeing a change before that
+#: shows the notification at work (how fast it is, bench/ measures).
+NOTIFIED_WITHIN = 10.0
+
+
+def wait_for(predicate: Callable[[], object], what: str, timeout: float = NOTIFIED_WITHIN) -> None:
+    """Poll ``predicate`` until it is true; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"{what} did not happen within {timeout:g} s"
         time.sleep(0.01)
-    return None
 
 
 def test_routes_releases_and_events_are_saved_in_one_transaction(store: PostgresReleaseStore) -> None:
@@ -142,20 +145,20 @@ def test_one_release_operation_per_task_names_the_holder(store: PostgresReleaseS
         pass
 
 
-def test_the_cache_sees_a_route_change_in_under_a_second(
+def test_the_cache_follows_route_changes_as_they_are_notified(
     store: PostgresReleaseStore, cache: PostgresRouteCache
 ) -> None:
     task = f"t.cache{uuid.uuid4().hex[:6]}"
     assert cache.route(task) is None
     store.register_version(contract(task, "2.0.0"))
     store.save(operation="promote", route=RouteTable(task=task, current="1.0.0"))
-    assert seen_within(lambda: cache.route(task) is not None, 1.0) is not None
+    wait_for(lambda: cache.route(task) is not None, "the cache seeing the new route")
     for percent in (10, 50, 100):
         store.save(operation="ramp", route=RouteTable(task=task, current="1.0.0").ramped("2.0.0", percent))
-        took = seen_within(
-            lambda p=percent: (cache.route(task) or RouteTable(task=task, current="x")).ramp_percent == p, 1.0
+        wait_for(
+            lambda p=percent: (cache.route(task) or RouteTable(task=task, current="x")).ramp_percent == p,
+            f"the cache seeing the ramp to {percent}%",
         )
-        assert took is not None, f"ramp to {percent}% not seen within 1 s"
     assert cache.task_version(task, "2.0.0") == contract(task, "2.0.0")
     assert cache.version_names(task) == ["2.0.0"]
 
@@ -165,12 +168,17 @@ def test_routing_goes_on_with_the_last_known_table_while_postgres_is_gone(
     store: PostgresReleaseStore,
     cache: PostgresRouteCache,
     fresh_database_url: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     store.save(operation="promote", route=RouteTable(task="nfe.emit", current="2.0.0"))
-    assert seen_within(lambda: cache.route("nfe.emit") is not None, 1.0) is not None
+    wait_for(lambda: cache.route("nfe.emit") is not None, "the cache seeing the route")
     dev_stack.drop_database(fresh_database_url)  # every connection is cut, reloads fail from now on
     loaded = cache.loaded_at
-    time.sleep(1.5)
+    failures = len([r for r in caplog.records if "could not reload" in r.getMessage()])
+    wait_for(
+        lambda: len([r for r in caplog.records if "could not reload" in r.getMessage()]) >= failures + 2,
+        "two failed reloads",
+    )
     assert cache.loaded_at == loaded
     router = Router(cache.route, lambda task: "newest")
     assert router("nfe.emit", "acme", "job-1") == "2.0.0"

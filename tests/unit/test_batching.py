@@ -85,7 +85,8 @@ def test_concurrent_sends_are_batched_in_chunks(executor: ThreadPoolExecutor) ->
     async def run() -> None:
         batcher = SendBatcher(queue, executor)
         first = asyncio.ensure_future(batcher.send(QUEUE, "first"))
-        await asyncio.sleep(0.01)  # the first flush is now in flight
+        while not queue.calls:  # until the first flush is in flight
+            await asyncio.sleep(0.001)
         await asyncio.gather(first, *(batcher.send(QUEUE, f"m{i}") for i in range(95)))
 
     asyncio.run(run())

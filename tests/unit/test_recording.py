@@ -27,8 +27,10 @@ class SlowStore(MemoryJobStore):
         self.calls: list[int] = []
         self.gate = threading.Event()
         self.gate.set()
+        self.entered = threading.Event()
 
     def record_queued(self, jobs: Sequence[NewJob]) -> None:
+        self.entered.set()
         self.gate.wait(5)
         self.calls.append(len(jobs))
         time.sleep(self.delay)
@@ -72,10 +74,13 @@ def test_rows_added_during_a_write_are_batched(executor: ThreadPoolExecutor) -> 
 
     async def run() -> None:
         recorder = QueuedRecorder(store, executor, batch_size=100)
+        store.gate.clear()
         recorder.add(job(0))
-        await asyncio.sleep(0.01)
+        while not store.entered.is_set():  # until the first write is in flight
+            await asyncio.sleep(0.001)
         for n in range(1, 251):
             recorder.add(job(n))
+        store.gate.set()
         await recorder.close()
 
     asyncio.run(run())

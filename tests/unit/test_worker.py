@@ -194,6 +194,7 @@ class OutageJobStore(MemoryJobStore):
     def __init__(self) -> None:
         super().__init__()
         self.down = False
+        self.pings = 0
 
     def claim(self, job: NewJob, *, attempt: int, lease_seconds: float, worker: str) -> ClaimOutcome:
         if self.down:
@@ -201,6 +202,7 @@ class OutageJobStore(MemoryJobStore):
         return super().claim(job, attempt=attempt, lease_seconds=lease_seconds, worker=worker)
 
     def ping(self) -> None:
+        self.pings += 1
         if self.down:
             raise StoreUnavailable("job store is restarting")
 
@@ -217,7 +219,10 @@ def test_a_job_store_outage_pauses_polling_instead_of_burning_delivery_attempts(
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
     try:
-        time.sleep(1.5)  # the deferred message is visible again many times over
+        deadline = time.monotonic() + 30
+        while store.pings < 2:  # polling paused for a second at least: the message reappeared many times
+            assert time.monotonic() < deadline, "the worker never paused polling"
+            time.sleep(0.02)
         queue = cast(MemoryQueue, services.queue)
         assert queue.receive_counts(worker.queue_name) == [1]  # received once, then polling paused
         store.down = False

@@ -102,7 +102,10 @@ class QueueListener:
             except (psycopg2.Error, OSError, ValueError) as exc:
                 log.warning("queue listener lost its connection: %s", exc)
             finally:
-                self._healthy = False
+                with self._cond:  # waiters wake up and fall back to polling: nothing is notified now
+                    self._healthy = False
+                    self._epoch += 1
+                    self._cond.notify_all()
                 close_quietly(conn)
 
     def _listen(self) -> Connection | None:
