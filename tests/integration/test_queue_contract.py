@@ -207,5 +207,32 @@ def test_long_poll_wakes_on_send(adapter: QueuePort, spec: QueueSpec) -> None:
     assert [m.body for m in got] == ["wake up"]
 
 
-def test_ping(adapter: QueuePort) -> None:
-    adapter.ping()
+def test_ping_answers_when_the_queue_service_does_and_raises_when_it_is_gone(
+    adapter: QueuePort, request: pytest.FixtureRequest
+) -> None:
+    assert adapter.ping() is None
+    gone = _unreachable(adapter, request)
+    if gone is None:  # the in-memory queue cannot be unreachable
+        return
+    with pytest.raises(QueueUnavailable):
+        gone.ping()
+    with pytest.raises(QueueUnavailable):
+        gone.send_batch("any", [OutgoingMessage("lost")])
+
+
+def _unreachable(adapter: QueuePort, request: pytest.FixtureRequest) -> QueuePort | None:
+    """The same kind of adapter, pointed at a port where nothing listens."""
+    from tornado_core.adapters.aws.clients import make_client
+    from tornado_core.adapters.aws.sqs import SqsQueue
+    from tornado_core.adapters.postgres import PostgresPool, PostgresQueue
+    from tornado_core.local_machine import free_port
+
+    nowhere = f"127.0.0.1:{free_port()}"
+    if isinstance(adapter, SqsQueue):
+        return SqsQueue(make_client("sqs", region="us-east-1", endpoint_url=f"http://{nowhere}"))
+    if isinstance(adapter, PostgresQueue):
+        pool = PostgresPool(f"postgresql://postgres@{nowhere}/tornado", min_size=0, max_size=1)
+        queue = PostgresQueue(pool)
+        request.addfinalizer(queue.close)
+        return queue
+    return None
