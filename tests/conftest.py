@@ -5,7 +5,7 @@ The fixtures drive the same :class:`~tornado_core.devstack.DevStack` as
 to run against services you started yourself instead.
 
 If the services cannot start, the tests that need them are skipped with the
-reason, except on CI (``CI=true``) where that is a failure.
+reason, except on CI (strict mode: ``TORNADO_STRICT`` or ``CI``) where that is a failure.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import pytest
 
 from tornado_core.devstack import DevStack, ExternalStack, StackInfo
 from tornado_core.errors import TornadoError
+from tornado_core.toolchain.strict import strict_mode
 
 pytest_plugins = ["tests.docker_fixtures"]
 
@@ -70,7 +71,7 @@ def _start(stack: Stack) -> StackInfo:
     try:
         return stack.up()
     except (TornadoError, OSError) as exc:
-        if os.environ.get("CI") == "true":
+        if strict_mode(os.environ):
             raise
         pytest.skip(f"local services could not start: {exc}")
 

@@ -4,8 +4,8 @@ The engine is a private ``dockerd`` in a fresh state dir (started once per sessi
 stopped at its end). The base image is built once from Debian's mirror and kept as a
 ``docker save`` tarball in ``.tornado/images`` (or ``$TORNADO_IMAGE_CACHE``), so
 later sessions load it in seconds. If Docker's engine (or mmdebstrap/debootstrap, with no
-cached base) is not installed the tests are skipped, except on CI (``CI=true``) where that
-is a failure; an installed engine that does not start is always a failure.
+cached base) is not installed the tests are skipped, except in strict mode (CI: ``TORNADO_STRICT``
+or ``CI``) where that is a failure; an installed engine that does not start is always a failure.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from tornado_core.adapters.runtimes.images.builder import (
     ensure_base_image,
     verify_task_image,
 )
+from tornado_core.toolchain.strict import strict_mode
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 #: The image the docker tests deploy: tornado-core with its built-in demo tasks.
@@ -39,7 +40,7 @@ def image_cache() -> Path:
 
 
 def _unavailable(reason: str) -> None:
-    if os.environ.get("CI") == "true":
+    if strict_mode(os.environ):
         pytest.fail(f"Docker is required on CI: {reason}")
     pytest.skip(reason)
 

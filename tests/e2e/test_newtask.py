@@ -173,10 +173,11 @@ def _new_task_through_its_pipeline(installation: Installation, runtime: str) -> 
     project = root / "nfe-cancel"
 
     tests = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=project, env=installation.env,
-        capture_output=True, text=True, timeout=300, check=False,
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=project,
+        env={**installation.env, "TORNADO_STRICT": "1"}, capture_output=True, text=True, timeout=300,
     )
     assert tests.returncode == 0 and "5 passed" in tests.stdout, tests.stdout + tests.stderr
+    assert "skipped" not in tests.stdout, tests.stdout
 
     first = installation.tornado("pipeline", "run", "--local", "--runtime", runtime, cwd=project)
     assert "local run: approved automatically" in first.stdout
@@ -226,7 +227,8 @@ def test_the_tests_of_every_other_archetype_pass_at_once_against_the_local_stack
         cwd=tmp_path, env=stack_env, capture_output=True, check=True,
     )
     tests = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=tmp_path / "p", env=stack_env,
-        capture_output=True, text=True, timeout=300, check=False,
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=tmp_path / "p",
+        env={**stack_env, "TORNADO_STRICT": "1"}, capture_output=True, text=True, timeout=300, check=False,
     )
-    assert tests.returncode == 0 and "failed" not in tests.stdout, tests.stdout + tests.stderr
+    assert tests.returncode == 0 and " passed" in tests.stdout, tests.stdout + tests.stderr
+    assert "skipped" not in tests.stdout and "failed" not in tests.stdout, tests.stdout

@@ -18,7 +18,8 @@ Which services the fixtures use, first match wins:
    if this session started it.
 
 If the services cannot start, the tests that need them are skipped with the
-reason, except on CI (``CI=true``) where that is an error.
+reason, except in strict mode (CI: ``TORNADO_STRICT`` or ``CI``, see
+:mod:`tornado_core.toolchain.strict`) where that is an error, and any skip fails the run.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from tornado_core.services import Services
 from tornado_core.settings import Settings
 from tornado_core.task import TaskSpec
 from tornado_core.task_context import TaskContext, job_logger
+from tornado_core.toolchain.strict import STRICT_VARIABLES, strict_mode
 
 __all__ = ["TaskRun", "TaskRunner", "running_stack"]
 
@@ -177,7 +179,7 @@ def tornado_stack(pytestconfig: pytest.Config) -> Iterator[StackInfo]:
     try:
         info = next(stacks)
     except (TornadoError, OSError) as exc:
-        if os.environ.get("CI") == "true":
+        if strict_mode(os.environ):
             raise
         pytest.skip(f"the local stack could not start: {exc}")
     yield info
@@ -207,3 +209,33 @@ def run_task(tornado_services: Services) -> TaskRunner:
     ``run_task.last`` is the latest :class:`TaskRun` (job id, progress notes, result).
     """
     return TaskRunner(tornado_services)
+
+
+class StrictRun:
+    """In strict mode (CI), a run that skipped a test fails: a skip there hides a missing service."""
+
+    def __init__(self) -> None:
+        self.skipped: list[str] = []
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Note each skipped test (an expected failure, ``xfail``, is not a skip)."""
+        if report.skipped and not hasattr(report, "wasxfail"):
+            self.skipped.append(report.nodeid)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        """Fail a strict run that passed with skips, saying how many and which first."""
+        if self.skipped and strict_mode(os.environ) and exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            writer = session.config.get_terminal_writer()
+            writer.line()
+            writer.line(
+                f"strict mode ({'/'.join(STRICT_VARIABLES)}): {len(self.skipped)} test(s) skipped, "
+                f"which fails the run; first: {self.skipped[0]}",
+                red=True,
+            )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Watch for skips (see :class:`StrictRun`)."""
+    config.pluginmanager.register(StrictRun(), "tornado-strict-run")

@@ -23,7 +23,8 @@ class TornadoCli implements Serializable {
         steps.withEnv(["TORNADO_CORE_VERSION=${config.tornadoVersion}", "TORNADO_VENV=${venv}"]) {
             steps.sh(script: steps.libraryResource('io/tornado/jenkins/setup-tornado.sh'), label: 'tornado CLI')
         }
-        steps.withEnv(["PATH+TORNADO=${venv}/bin"]) {
+        // Strict mode: the project's tests fail (not skip) when a service is missing.
+        steps.withEnv(["PATH+TORNADO=${venv}/bin", "TORNADO_STRICT=1"]) {
             steps.sh(script: "tornado pipeline step ${stage} ${config.cliOptions()}", label: "tornado: ${stage}")
         }
     }
