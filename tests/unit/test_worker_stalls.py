@@ -84,10 +84,6 @@ class StallingQueue(MemoryQueue):
         self.hidden += 1
         super().change_visibility(queue, receipt, timeout)
 
-    def receive_counts(self, queue: str) -> list[int]:
-        with self._cond:
-            return [m.receive_count for m in self._get(queue).messages]
-
 
 class Slow(BaseModel):
     n: int
