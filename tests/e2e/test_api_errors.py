@@ -158,3 +158,37 @@ def test_unreachable_queue_answers_503_queue_unavailable_and_accepts_nothing(
             assert services.queue.depth(queue_of("demo.echo")).total == before  # nothing was queued
     finally:
         cluster.stop_all(grace=10)
+
+
+def test_readyz_names_what_a_really_stopped_backend_takes_down(
+    e2e_env: dict[str, str], tmp_path: Any, dev_stack: Any
+) -> None:
+    env = dict(e2e_env)
+    sqs = env["TORNADO_QUEUE"] == "sqs"
+    if sqs:  # nothing listens where the SQS endpoint should be
+        env["TORNADO_AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{free_port()}"
+    cluster = LocalCluster(env, tmp_path)
+    try:
+        _process, url = cluster.start_api()
+        if not sqs:
+            assert readyz(url)[0] == 200
+            dev_stack.stop_postgres()
+        try:
+            status, body = readyz(url)
+        finally:
+            if not sqs:
+                dev_stack.start_postgres()
+        assert status == 503 and body["status"] == "not_ready", body
+        assert body["error"]["code"] == "not_ready"
+        assert body["checks"]["queue"]["ok"] is False
+        assert body["checks"]["jobs"]["ok"] is sqs  # PostgreSQL is fine when only SQS is gone
+    finally:
+        cluster.stop_all(grace=10)
+
+
+def readyz(url: str) -> tuple[int, dict[str, Any]]:
+    try:
+        with urllib.request.urlopen(url + "/readyz", timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())

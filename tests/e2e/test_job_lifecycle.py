@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
 from collections.abc import Callable
 
 import pytest
@@ -10,6 +12,7 @@ import pytest
 from tests.e2e.helpers import wait_for_job, wait_until
 from tornado_core.adapters.runtimes.process.cluster import LocalCluster
 from tornado_core.client import TornadoClient
+from tornado_core.local_machine import tornado_argv
 from tornado_core.ports.jobs import JobStatus
 from tornado_core.services import Services
 
@@ -111,3 +114,40 @@ def test_non_retryable_error_goes_to_the_dlq_at_once(
     assert record.attempts == 1
     assert record.error_type == "NonRetryable"
     wait_until(lambda: services.queue.depth(dlq_of("demo.fail")).total == before + 1, what="the DLQ")
+
+
+def test_dlq_discard_asks_first_and_then_marks_the_jobs_failed(
+    client: TornadoClient, services: Services, dlq_of: Callable[[str], str], e2e_env: dict[str, str]
+) -> None:
+    receipt = client.submit("demo.fail", {"reason": "duplicate NF-e number", "retryable": False})
+    wait_for_job(services, receipt["id"], JobStatus.DEAD)
+    dlq = dlq_of("demo.fail")
+    wait_until(lambda: services.queue.depth(dlq).total >= 1, what="the DLQ to hold the job")
+    held = services.queue.depth(dlq).total
+
+    def discard(answer: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            tornado_argv("dlq", "discard", "--task", "demo.fail"), input=answer, env=e2e_env,
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+
+    declined = discard("n\n")
+    assert declined.returncode == 1 and "Aborted" in declined.stderr, declined.stderr
+    assert services.queue.depth(dlq).total == held  # declining changed nothing
+    assert wait_for_job(services, receipt["id"], JobStatus.DEAD).status is JobStatus.DEAD
+
+    confirmed = discard("y\n")
+    assert confirmed.returncode == 0 and f"discarded {held} job(s)" in confirmed.stdout, confirmed.stdout
+    assert services.queue.depth(dlq).total == 0
+    assert wait_for_job(services, receipt["id"], JobStatus.FAILED).status is JobStatus.FAILED
+
+
+def test_a_large_result_is_claim_checked_to_the_object_store(
+    client: TornadoClient, services: Services
+) -> None:
+    big = "r" * (services.settings.claim_check_bytes + 10)
+    receipt = client.submit("demo.echo", {"message": big})
+    job = client.wait(receipt["id"], timeout=60)
+    assert job["status"] == "succeeded"
+    assert job["result_ref"] == f"results/demo.echo/{receipt['id']}.json"
+    assert json.loads(services.objects.get(job["result_ref"])) == {"message": big}
