@@ -254,3 +254,13 @@ def test_a_first_up_moves_off_ports_another_program_took_since_they_were_picked(
     finally:
         squatter.close()
         fresh.down()
+
+
+def test_cli_down_stops_both_services_and_keeps_the_data(stack: DevStack) -> None:
+    info = stack.up()
+    before = stack.status()
+    down = _tornado("dev", "--state-dir", str(stack.state_dir), "down")
+    assert down.returncode == 0 and "Local stack is stopped" in down.stdout, down.stderr
+    assert not is_alive(before.postgres_pid) and not is_alive(before.moto_pid)
+    assert _tornado("dev", "--state-dir", str(stack.state_dir), "status").returncode == 3  # not running
+    assert stack.up() == info  # the same stack comes back: ports, key and databases kept

@@ -2,38 +2,33 @@
 
 moto records services and task definitions but runs no containers: tasks that the
 ECS scheduler would start are simulated with ``run_task`` in the service's group.
-The protection hook is checked against a small HTTP server standing in for the
-ECS container agent, alone and driven by a real worker loop.
+A real ``tornado worker`` process on the local stack, told it runs in an ECS task
+(``ECS_AGENT_URI``), protects its task through a stand-in for the ECS container agent.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
-import threading
 import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
-import tornado_tasks.demo.handlers as demo
 
+from tests.ecs_agent import ecs_agent
 from tornado_core.adapters.aws.clients import make_client
-from tornado_core.adapters.runtimes.ecs.protection import TaskProtection, protection_from_env
 from tornado_core.adapters.runtimes.ecs.runtime import FARGATE_MAX_STOP_TIMEOUT, EcsConfig, EcsRuntime
+from tornado_core.adapters.runtimes.process.cluster import LocalCluster
+from tornado_core.bootstrap import build_services
 from tornado_core.errors import RuntimeFailure
-from tornado_core.naming import queue_spec
 from tornado_core.ports.jobs import JobStatus
 from tornado_core.ports.queue import OutgoingMessage
 from tornado_core.ports.runtime import Deployment, InstanceState
 from tornado_core.producer.submission import Submitter
-from tornado_core.registry import TaskRegistry
 from tornado_core.settings import Settings
-from tornado_core.toolchain.testing import memory_services
-from tornado_core.worker.loop import Worker, WorkerOptions
 
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/tornado/demo.sleep:1.0.0"
 
@@ -189,96 +184,29 @@ def test_stop_scales_to_zero_then_deletes_the_service(runtime: EcsRuntime, ecs: 
     assert runtime.instances("demo.sleep", "1.0.0") == []
 
 
-def test_config_from_environment() -> None:
-    config = EcsConfig.from_env(
-        {
-            "TORNADO_ECS_CLUSTER": "prod",
-            "TORNADO_ECS_LAUNCH_TYPE": "ec2",
-            "TORNADO_ECS_SUBNETS": "subnet-a, subnet-b",
-            "TORNADO_ECS_ASSIGN_PUBLIC_IP": "true",
-            "TORNADO_ECS_SECRETS": "TORNADO_DATABASE_URL=arn:aws:ssm:x:1:parameter/db",
-        }
-    )
-    assert (config.cluster, config.launch_type, config.subnets) == ("prod", "EC2", ("subnet-a", "subnet-b"))
-    assert config.assign_public_ip
-    assert config.secrets == {"TORNADO_DATABASE_URL": "arn:aws:ssm:x:1:parameter/db"}
-    assert EcsConfig.from_env({}) == EcsConfig()
-
-
-# --------------------------------------------------------------------------- task protection
-
-
-class _Agent(BaseHTTPRequestHandler):
-    calls: list[tuple[str, dict[str, Any]]]
-
-    def do_PUT(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.server.calls.append((self.path, body))  # type: ignore[attr-defined]
-        answer = json.dumps({"protection": {"ProtectionEnabled": body["ProtectionEnabled"]}}).encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(answer)))
-        self.end_headers()
-        self.wfile.write(answer)
-
-    def log_message(self, *_args: Any) -> None:
-        """Quiet."""
-
-
-@pytest.fixture
-def agent() -> Iterator[tuple[str, list[tuple[str, dict[str, Any]]]]]:
-    """A stand-in for the ECS container agent; yields its URI and the calls it got."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Agent)
-    server.calls = []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/api/task-1", server.calls  # type: ignore[attr-defined]
-    server.shutdown()
-    server.server_close()
-
-
-def test_protection_sets_and_clears_through_the_agent(agent: tuple[str, list[Any]]) -> None:
-    uri, calls = agent
-    protect = protection_from_env({"ECS_AGENT_URI": uri, "TORNADO_ECS_PROTECTION_MINUTES": "30"})
-    assert protect is not None
-    protect(True)
-    protect(False)
-    path = "/api/task-1/task-protection/v1/state"
-    assert calls == [
-        (path, {"ProtectionEnabled": True, "ExpiresInMinutes": 30}),
-        (path, {"ProtectionEnabled": False}),
-    ]
-    assert protection_from_env({}) is None  # not on ECS: no hook at all
-
-
-def test_an_unreachable_agent_never_breaks_the_worker(caplog: pytest.LogCaptureFixture) -> None:
-    TaskProtection("http://127.0.0.1:9", timeout=0.5)(True)
-    assert "could not set task protection" in caplog.text
-
-
-def test_a_worker_is_protected_exactly_while_it_runs_jobs(agent: tuple[str, list[Any]]) -> None:
-    uri, calls = agent
-    registry = TaskRegistry()
-    registry.register_module(demo)
-    services = memory_services(registry)
-    submitter = Submitter.for_services(services)
-    services.queue.ensure_queue(queue_spec(services.settings.queue_prefix, registry.get("demo.sleep")))
-    jobs = [submitter.prepare(task="demo.sleep", tenant="acme", payload={"seconds": 0.3, "steps": 1})]
-    jobs.append(submitter.prepare(task="demo.sleep", tenant="acme", payload={"seconds": 0.5, "steps": 1}))
-    services.queue.send_batch(jobs[0].queue, [OutgoingMessage(job.body) for job in jobs])
-    services.jobs.record_queued([job.as_new_job() for job in jobs])
-    options = WorkerOptions(concurrency=2, poll_wait=0.1, grace_period=5, on_busy_change=TaskProtection(uri))
-    worker = Worker(services, registry.get("demo.sleep"), options)
-    thread = threading.Thread(target=worker.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not all(_succeeded(services, job.envelope.job_id) for job in jobs) or len(calls) < 2:
-        assert time.monotonic() < deadline, calls
-        time.sleep(0.02)
-    worker.stop()
-    thread.join(timeout=10)
-    states = [body["ProtectionEnabled"] for _path, body in calls]
-    assert states[0] is True and states[-1] is False  # set on the first job, cleared when idle
-    assert all(a != b for a, b in itertools.pairwise(states))  # only on changes
+def test_tornado_worker_in_an_ecs_task_protects_it_while_it_works(
+    stack_env: dict[str, str], tmp_path: Path
+) -> None:
+    with ecs_agent() as (uri, calls):
+        env = {**stack_env, "TORNADO_QUEUE_PREFIX": f"ecs{uuid.uuid4().hex[:6]}", "ECS_AGENT_URI": uri}
+        services, close = build_services(Settings.load(env))
+        cluster = LocalCluster(env, tmp_path)
+        try:
+            cluster.start_worker("demo.sleep", concurrency=1, extra=["--poll-wait", "1"])
+            prepared = Submitter.for_services(services).prepare(
+                task="demo.sleep", tenant="acme", payload={"seconds": 0.5, "steps": 1}
+            )
+            services.queue.send_batch(prepared.queue, [OutgoingMessage(prepared.body)])
+            deadline = time.monotonic() + 60
+            while not _succeeded(services, prepared.envelope.job_id) or len(calls) < 2:
+                assert time.monotonic() < deadline, calls
+                time.sleep(0.05)
+        finally:
+            assert set(cluster.stop_all(grace=20).values()) == {0}
+            close()
+    states = [body["ProtectionEnabled"] for path, body in calls]
+    assert states == [True, False], calls  # protected for the job, cleared when idle
+    assert all(path == "/api/task-1/task-protection/v1/state" for path, _ in calls)
 
 
 def _succeeded(services: Any, job_id: str) -> bool:
