@@ -26,7 +26,7 @@ from tornado_core.adapters.postgres import (
 )
 from tornado_core.adapters.postgres.migrations import load_migrations
 from tornado_core.errors import ConfigError, QueueUnavailable, StoreUnavailable
-from tornado_core.ports.jobs import ClaimOutcome, Failure, JobStatus, NewJob
+from tornado_core.ports.jobs import ClaimOutcome, Failure, JobStatus, NewJob, Success
 from tornado_core.ports.queue import OutgoingMessage, QueueSpec
 
 pytestmark = pytest.mark.integration
@@ -568,3 +568,23 @@ def test_every_token_change_is_notified_with_its_hash(pool: PostgresPool, prefix
             time.sleep(0.02)
     finally:
         stop()
+
+
+def test_several_successes_are_recorded_in_one_statement(pool: PostgresPool, prefix: str) -> None:
+    store = PostgresJobStore(pool)
+    jobs = [new_job(prefix, n) for n in range(3)]
+    store.record_queued(jobs)
+    for job in jobs:
+        assert store.claim(job, attempt=1, lease_seconds=30, worker="w") is ClaimOutcome.CLAIMED
+    store.record_successes([
+        Success(job_id=jobs[0].job_id, result={"ok": True, "text": "ação"}),
+        Success(job_id=jobs[1].job_id, result=None, result_ref="results/t/big.json"),
+    ])  # fmt: skip
+    first, second, third = (store.get(job.job_id) for job in jobs)
+    assert first is not None and (first.status, first.result, first.progress) == (
+        JobStatus.SUCCEEDED, {"ok": True, "text": "ação"}, 1.0,
+    )  # fmt: skip
+    assert second is not None
+    assert (second.status, second.result_ref) == (JobStatus.SUCCEEDED, "results/t/big.json")
+    assert third is not None and third.status is JobStatus.RUNNING  # not in the batch: untouched
+    assert store.claim(jobs[0], attempt=2, lease_seconds=30, worker="w2") is ClaimOutcome.ALREADY_DONE

@@ -102,6 +102,21 @@ class JobPage:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Success:
+    """A finished attempt's result, as recorded.
+
+    Attributes:
+        job_id: The job.
+        result: Its JSON result (``None`` when claim-checked).
+        result_ref: The object key of a claim-checked result.
+    """
+
+    job_id: str
+    result: Any
+    result_ref: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class Failure:
     """An attempt's error, as recorded."""
 
@@ -132,6 +147,9 @@ class JobStorePort(Protocol):
 
     def record_success(self, job_id: str, *, result: Any, result_ref: str | None) -> None:
         """Mark succeeded with the result (or the object key it was stored under)."""
+
+    def record_successes(self, successes: Sequence[Success]) -> None:
+        """Mark several jobs succeeded in one durable transaction (a worker's group commit)."""
 
     def record_failure(self, job_id: str, *, status: JobStatus, failure: Failure) -> None:
         """Mark ``retrying``, ``dead`` or ``failed`` with the error."""

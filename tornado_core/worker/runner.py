@@ -28,13 +28,14 @@ from tornado_core.errors import (
 )
 from tornado_core.message import Envelope
 from tornado_core.naming import dead_letter_name, result_key
-from tornado_core.ports.jobs import ClaimOutcome, Failure, JobStatus, NewJob
+from tornado_core.ports.jobs import ClaimOutcome, Failure, JobStatus, NewJob, Success
 from tornado_core.ports.queue import OutgoingMessage, ReceivedMessage
 from tornado_core.retry import backoff_delay
 from tornado_core.services import Services
 from tornado_core.task import TaskSpec
 from tornado_core.task_context import TaskContext, job_logger
 from tornado_core.worker.acks import AckSink, ImmediateAcks
+from tornado_core.worker.completions import SuccessRecorder
 
 logger = logging.getLogger("tornado.worker")
 
@@ -104,6 +105,9 @@ class JobRunner:
         acks: Where finished messages are acknowledged; deleted at once by default
             (:class:`~tornado_core.worker.acks.ImmediateAcks`), batched by the worker
             loop (:class:`~tornado_core.worker.acks.Acknowledger`).
+
+    Jobs finishing together in the runner's threads record their success in one transaction
+    (:class:`~tornado_core.worker.completions.SuccessRecorder`), each acknowledged only after.
     """
 
     def __init__(
@@ -118,6 +122,7 @@ class JobRunner:
         self._spec = spec
         self._worker_id = worker_id
         self._acks: AckSink = acks if acks is not None else ImmediateAcks(services.queue)
+        self._successes = SuccessRecorder(services.jobs)
 
     def run(self, delivery: Delivery) -> Outcome:
         """Process one message to its outcome; never raises for a job's own failure.
@@ -171,8 +176,8 @@ class JobRunner:
             stored, ref = self._store_result(envelope, result)
         except Exception as exc:  # the handler's failure is data, not a crash
             return self._fail(delivery, envelope, exc, log)
-        self._services.jobs.record_success(envelope.job_id, result=stored, result_ref=ref)
-        self._acks.ack(delivery.queue, delivery.message.receipt)
+        self._successes.record(Success(job_id=envelope.job_id, result=stored, result_ref=ref))
+        self._acks.ack(delivery.queue, delivery.message.receipt)  # only once the outcome is durable
         log.info("succeeded in %.3fs", time.monotonic() - delivery.started)
         return Outcome.SUCCEEDED
 

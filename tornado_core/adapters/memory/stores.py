@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tornado_core.errors import ObjectStoreError, QueueUnavailable
-from tornado_core.ports.jobs import ClaimOutcome, Failure, JobPage, JobRecord, JobStatus, NewJob
+from tornado_core.ports.jobs import ClaimOutcome, Failure, JobPage, JobRecord, JobStatus, NewJob, Success
 from tornado_core.ports.queue import OutgoingMessage, QueueDepth, QueueSpec, ReceivedMessage
 
 
@@ -232,6 +232,10 @@ class MemoryJobStore:
 
     def record_progress(self, job_id: str, *, fraction: float, note: str | None) -> None:
         self._update(job_id, progress=fraction, progress_note=note)
+
+    def record_successes(self, successes: Sequence[Success]) -> None:
+        for success in successes:
+            self.record_success(success.job_id, result=success.result, result_ref=success.result_ref)
 
     def record_success(self, job_id: str, *, result: Any, result_ref: str | None) -> None:
         now = self._now()

@@ -9,7 +9,7 @@ from typing import Any
 from psycopg2.extras import Json, execute_values
 
 from tornado_core.adapters.postgres.pool import ASYNC_COMMIT, PostgresPool
-from tornado_core.ports.jobs import ClaimOutcome, Failure, JobPage, JobRecord, JobStatus, NewJob
+from tornado_core.ports.jobs import ClaimOutcome, Failure, JobPage, JobRecord, JobStatus, NewJob, Success
 
 _COLUMNS = (
     "job_id, tenant, task, version, status, attempts, progress, progress_note, result, "
@@ -59,6 +59,14 @@ UPDATE tornado_jobs SET status = 'succeeded', result = %(result)s, result_ref = 
     progress = 1, finished_at = clock_timestamp(), error_type = NULL, error_message = NULL,
     error_traceback = NULL, lease_expires_at = NULL, updated_at = clock_timestamp()
 WHERE job_id = %(job_id)s
+"""
+
+_SUCCESSES = """
+UPDATE tornado_jobs AS j SET status = 'succeeded', result = v.result, result_ref = v.ref, progress = 1,
+    finished_at = clock_timestamp(), error_type = NULL, error_message = NULL, error_traceback = NULL,
+    lease_expires_at = NULL, updated_at = clock_timestamp()
+FROM (VALUES %s) AS v (job_id, result, ref)
+WHERE j.job_id = v.job_id
 """
 
 _FAILURE = """
@@ -158,6 +166,14 @@ class PostgresJobStore:
     def record_success(self, job_id: str, *, result: Any, result_ref: str | None) -> None:
         """Mark succeeded with its JSON result (or the key it was stored under)."""
         self._execute(_SUCCESS, {"job_id": job_id, "result": Json(result), "ref": result_ref})
+
+    def record_successes(self, successes: Sequence[Success]) -> None:
+        """Mark several jobs succeeded in one statement and one durable commit."""
+        if not successes:
+            return
+        rows = [(s.job_id, Json(s.result), s.result_ref) for s in successes]
+        with self._pool.connection() as conn, conn.cursor() as cur:
+            execute_values(cur, _SUCCESSES, rows, template="(%s, %s::jsonb, %s::text)", page_size=len(rows))
 
     def record_failure(self, job_id: str, *, status: JobStatus, failure: Failure) -> None:
         """Mark ``retrying``, ``dead`` or ``failed`` with the error."""
