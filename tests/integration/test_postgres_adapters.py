@@ -588,3 +588,41 @@ def test_several_successes_are_recorded_in_one_statement(pool: PostgresPool, pre
     assert (second.status, second.result_ref) == (JobStatus.SUCCEEDED, "results/t/big.json")
     assert third is not None and third.status is JobStatus.RUNNING  # not in the batch: untouched
     assert store.claim(jobs[0], attempt=2, lease_seconds=30, worker="w2") is ClaimOutcome.ALREADY_DONE
+
+
+def test_deleting_received_messages_looks_them_up_by_key_in_a_deep_stale_queue(
+    fresh_database_url: str,
+) -> None:
+    """At 100,000 messages, with statistics gathered when the table was nearly empty, the
+    acknowledgement still finds its rows by primary key: its cost does not grow with the depth."""
+    from tornado_core.adapters.postgres import queue as postgres_queue
+
+    pool = PostgresPool(fresh_database_url, max_size=2)
+    queue = PostgresQueue(pool)
+    try:
+        name = "deep"
+        queue.ensure_queue(
+            QueueSpec(name=name, dead_letter_name="deep-dlq", max_receive_count=5, visibility_timeout=30)
+        )
+        fill = (
+            "INSERT INTO tornado_messages (queue, body, visible_at)"
+            " SELECT %s, 'm' || n, clock_timestamp() FROM generate_series(1, %s) AS n"
+        )
+        with pool.connection() as conn, conn.cursor() as cur:
+            cur.execute(fill, (name, 10))
+            cur.execute("ANALYZE tornado_messages")  # statistics of a nearly empty table ...
+            cur.execute(fill, (name, 100000 - 10))  # ... that is then filled: stale by 10,000 times
+        received = queue.receive(name, max_messages=10, wait_seconds=0, visibility_timeout=30)
+        parsed = [receipt.split(":") for receipt in (m.receipt for m in received)]
+        params = {"queue": name, "ids": [int(i) for i, _ in parsed], "tokens": [t for _, t in parsed]}
+        with pool.connection() as conn, conn.cursor() as cur:
+            cur.execute("EXPLAIN " + postgres_queue._DELETE, params)
+            plan = "\n".join(row[0] for row in cur.fetchall())
+            conn.rollback()
+        assert "tornado_messages_pkey" in plan, plan
+        assert "Seq Scan on tornado_messages" not in plan and "Hash Join" not in plan, plan
+        queue.delete(name, [m.receipt for m in received])
+        assert queue.depth(name).total == 100000 - 10
+    finally:
+        queue.close()
+        pool.close()

@@ -8,7 +8,7 @@ from typing import Any
 
 from psycopg2.extras import Json, execute_values
 
-from tornado_core.adapters.postgres.pool import ASYNC_COMMIT, PostgresPool
+from tornado_core.adapters.postgres.pool import PostgresPool, without_flush_wait
 from tornado_core.ports.jobs import ClaimOutcome, Failure, JobPage, JobRecord, JobStatus, NewJob, Success
 
 _COLUMNS = (
@@ -106,9 +106,7 @@ class PostgresJobStore:
 
     def _execute(self, sql: str, params: Any, *, durable: bool = True) -> None:
         with self._pool.connection() as conn, conn.cursor() as cur:
-            if not durable:
-                cur.execute(ASYNC_COMMIT)
-            cur.execute(sql, params)
+            cur.execute(sql if durable else without_flush_wait(sql), params)
 
     def record_queued(self, jobs: Sequence[NewJob]) -> None:
         """Insert accepted jobs in one statement; known ids are left as they are."""
@@ -134,8 +132,7 @@ class PostgresJobStore:
         with self._pool.connection() as conn, conn.cursor() as cur:
             # Losing a claim in a server crash only lets the job run again; the
             # success record (durable) is what makes a redelivery a no-op.
-            cur.execute(ASYNC_COMMIT)
-            cur.execute(_CLAIM, params)
+            cur.execute(without_flush_wait(_CLAIM), params)
             if cur.fetchone() is not None:
                 return ClaimOutcome.CLAIMED
             # Refused: the row is locked by the upsert, so this read is consistent.

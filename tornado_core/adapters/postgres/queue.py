@@ -25,7 +25,7 @@ from psycopg2.extensions import cursor as Cursor
 from psycopg2.extras import execute_values
 
 from tornado_core.adapters.postgres._listener import CHANNEL, QueueListener
-from tornado_core.adapters.postgres.pool import ASYNC_COMMIT, PostgresPool
+from tornado_core.adapters.postgres.pool import PostgresPool, without_flush_wait
 from tornado_core.errors import QueueUnavailable, StoreUnavailable
 from tornado_core.ports.queue import OutgoingMessage, QueueDepth, QueueSpec, ReceivedMessage
 
@@ -88,11 +88,13 @@ SELECT 'queue', NULL, NULL, NULL, NULL, 0, NULL,
 FROM cfg
 """
 
+# Primary-key lookups (``id = ANY``): the cost does not grow with the queue's depth, whatever the
+# table's statistics say (a join on unnest() turned into a hash join over the whole backlog).
 _DELETE = """
 WITH d AS (
     DELETE FROM tornado_messages m
-    USING unnest(%(ids)s::bigint[], %(tokens)s::uuid[]) AS r (id, token)
-    WHERE m.id = r.id AND m.receipt = r.token AND m.queue = %(queue)s
+    WHERE m.id = ANY(%(ids)s::bigint[]) AND m.queue = %(queue)s
+      AND (m.id, m.receipt) IN (SELECT * FROM unnest(%(ids)s::bigint[], %(tokens)s::uuid[]))
     RETURNING 1
 )
 SELECT EXISTS (SELECT 1 FROM tornado_queues WHERE name = %(queue)s), (SELECT count(*) FROM d)
@@ -174,19 +176,17 @@ class PostgresQueue:
         self._listener = QueueListener(lambda: pool.new_connection(autocommit=True))
 
     @contextlib.contextmanager
-    def _cursor(self, *, durable: bool = True) -> Iterator[Cursor]:
+    def _cursor(self) -> Iterator[Cursor]:
         """A cursor in its own transaction.
 
-        ``durable=False`` commits without waiting for the WAL flush. Only for
-        changes whose loss in a server crash is harmless: a receive, a delete or
-        a visibility change that is lost just lets the message appear again, and
-        the job store's claim step (whose success record is always durable and
-        written before the delete) acknowledges a finished job without running it.
+        Statements wrapped in :func:`without_flush_wait` commit without waiting for the WAL
+        flush. Only for changes whose loss in a server crash is harmless: a receive, a delete
+        or a visibility change that is lost just lets the message appear again, and the job
+        store's claim step (whose success record is always durable and written before the
+        delete) acknowledges a finished job without running it.
         """
         try:
             with self._pool.connection() as conn, conn.cursor() as cur:
-                if not durable:
-                    cur.execute(ASYNC_COMMIT)
                 yield cur
         except StoreUnavailable as exc:
             raise QueueUnavailable(f"PostgreSQL queue unavailable: {exc}") from exc
@@ -250,8 +250,9 @@ class PostgresQueue:
         return min(remaining, limit)
 
     def _poll(self, queue: str, limit: int, visibility: float) -> _Poll:
-        with self._cursor(durable=False) as cur:
-            cur.execute(_RECEIVE, {"queue": queue, "limit": limit, "visibility": visibility})
+        with self._cursor() as cur:
+            params = {"queue": queue, "limit": limit, "visibility": visibility}
+            cur.execute(without_flush_wait(_RECEIVE), params)
             rows: list[tuple[Any, ...]] = cur.fetchall()
         if not any(row[0] == "queue" for row in rows):
             raise _missing(queue)
@@ -266,9 +267,9 @@ class PostgresQueue:
     def delete(self, queue: str, receipts: Sequence[str]) -> None:
         """Delete messages whose receipt is current; stale receipts are ignored."""
         parsed = [p for p in map(_parse_receipt, receipts) if p is not None]
-        with self._cursor(durable=False) as cur:
+        with self._cursor() as cur:
             cur.execute(
-                _DELETE,
+                without_flush_wait(_DELETE),
                 {
                     "queue": queue,
                     "ids": [row_id for row_id, _ in parsed],
@@ -287,9 +288,9 @@ class PostgresQueue:
         """
         parsed = _parse_receipt(receipt)
         if parsed is not None:
-            with self._cursor(durable=False) as cur:
+            with self._cursor() as cur:
                 cur.execute(
-                    _CHANGE_VISIBILITY,
+                    without_flush_wait(_CHANGE_VISIBILITY),
                     {"queue": queue, "id": parsed[0], "token": parsed[1], "timeout": timeout},
                 )
                 if cur.fetchone() is not None:
