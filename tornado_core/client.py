@@ -11,11 +11,11 @@ Example::
 
 from __future__ import annotations
 
+import http.client
 import json
+import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -24,12 +24,19 @@ from tornado_core.errors import ApiError
 __all__ = ["TERMINAL_STATUSES", "ApiError", "TornadoClient"]
 
 TERMINAL_STATUSES = frozenset({"succeeded", "failed", "dead"})
+#: Most jobs in one ``POST /v1/jobs:batch`` (the API's limit).
+MAX_BATCH = 500
+#: What a kept-alive connection the server has closed meanwhile looks like: nothing was processed.
+_STALE_CONNECTION = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
 #: The API's default body limit (``Settings.max_body_bytes``).
 DEFAULT_MAX_BODY = 8 * 1024 * 1024
 
 
 class TornadoClient:
     """Submits jobs and reads their status over HTTP.
+
+    Each thread keeps its own connection alive between calls (one TCP and HTTP set-up per
+    thread, not per call); a connection the API closed while idle is reopened once, silently.
 
     Args:
         base_url: The API's address, e.g. ``http://127.0.0.1:8080``.
@@ -43,9 +50,15 @@ class TornadoClient:
         self, base_url: str, token: str, *, timeout: float = 30.0, max_body_bytes: int = DEFAULT_MAX_BODY
     ) -> None:
         self._base = base_url.rstrip("/")
+        parts = urllib.parse.urlsplit(self._base)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) URL: {base_url!r}")
+        self._scheme, self._host, self._port = parts.scheme, parts.hostname, parts.port
+        self._prefix = parts.path
         self._token = token
         self._timeout = timeout
         self._max_body = max_body_bytes
+        self._local = threading.local()
 
     def submit(
         self, task: str, payload: dict[str, Any], *, idempotency_key: str | None = None
@@ -59,6 +72,31 @@ class TornadoClient:
     def submit_batch(self, jobs: Sequence[dict[str, Any]]) -> dict[str, Any]:
         """Queue up to 500 jobs (``{"task", "payload", "idempotency_key"?}`` each)."""
         return self._call("POST", "/v1/jobs:batch", {"jobs": list(jobs)})
+
+    def submit_many(self, jobs: Sequence[dict[str, Any]], *, chunk: int = MAX_BATCH) -> list[dict[str, Any]]:
+        """Queue any number of jobs, ``chunk`` per request; one result per job, in order.
+
+        Each result is a receipt ``{"index", "id", "task", "version", "status"}`` or
+        ``{"index", "error": {...}}`` for a job the API refused; ``index`` counts from 0
+        across the whole list.
+
+        Raises:
+            ApiError: A whole request was refused (the jobs of earlier chunks stay queued;
+                submit them with idempotency keys to make a retry safe).
+        """
+        size = max(1, min(chunk, MAX_BATCH))
+        results: list[dict[str, Any]] = []
+        for start in range(0, len(jobs), size):
+            answer = self.submit_batch(jobs[start : start + size])
+            results.extend({**item, "index": start + int(item["index"])} for item in answer["results"])
+        return results
+
+    def close(self) -> None:
+        """Close this thread's connection (others close with their threads or the process)."""
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.close()
+            self._local.connection = None
 
     def get(self, job_id: str) -> dict[str, Any]:
         """One job's status, progress, result or error."""
@@ -105,31 +143,62 @@ class TornadoClient:
     def _call(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
         data = None if body is None else json.dumps(body).encode()
         if data is not None and len(data) > self._max_body:
-            # The API answers 413 from the headers and stops reading; urllib, which reads the answer
-            # only after sending everything, would see a reset connection instead.
+            # The API answers 413 from the headers and stops reading; a client that reads the answer
+            # only after sending everything would see a reset connection instead.
             raise ApiError(413, "body_too_large", f"the body exceeds {self._max_body} bytes (not sent)")
-        request = urllib.request.Request(self._base + path, data=data, method=method)
-        request.add_header("Authorization", f"Bearer {self._token}")
+        headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
         if data is not None:
-            request.add_header("Content-Type", "application/json")
+            headers["Content-Type"] = "application/json"
         try:
-            with urllib.request.urlopen(request, timeout=self._timeout) as response:
-                return dict(json.loads(response.read() or b"{}"))
-        except urllib.error.HTTPError as exc:
-            raise _api_error(exc) from None
-        except (urllib.error.URLError, OSError) as exc:
+            status, answer, response_headers = self._exchange(method, self._prefix + path, data, headers)
+        except (OSError, http.client.HTTPException) as exc:
             raise ApiError(0, "unreachable", f"cannot reach the Tornado API at {self._base}: {exc}") from None
+        if status >= 400:
+            raise _api_error(status, answer, response_headers)
+        return dict(json.loads(answer or b"{}"))
+
+    def _exchange(
+        self, method: str, path: str, data: bytes | None, headers: dict[str, str]
+    ) -> tuple[int, bytes, dict[str, str]]:
+        """One request on this thread's connection; a stale kept-alive connection is reopened once."""
+        reused = getattr(self._local, "connection", None) is not None
+        try:
+            return self._send(method, path, data, headers)
+        except _STALE_CONNECTION:
+            self.close()
+            if not reused:
+                raise
+            return self._send(method, path, data, headers)
+
+    def _send(
+        self, method: str, path: str, data: bytes | None, headers: dict[str, str]
+    ) -> tuple[int, bytes, dict[str, str]]:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            kind = http.client.HTTPSConnection if self._scheme == "https" else http.client.HTTPConnection
+            connection = kind(self._host, self._port, timeout=self._timeout)
+            self._local.connection = connection
+        try:
+            connection.request(method, path, body=data, headers=headers)
+            response = connection.getresponse()
+            answer = response.read()
+        except BaseException:
+            self.close()
+            raise
+        if response.will_close:
+            self.close()
+        return response.status, answer, dict(response.getheaders())
 
 
-def _api_error(exc: urllib.error.HTTPError) -> ApiError:
+def _api_error(status: int, answer: bytes, headers: dict[str, str]) -> ApiError:
     try:
-        error = json.loads(exc.read()).get("error", {})
+        error = json.loads(answer).get("error", {})
     except (ValueError, AttributeError):
         error = {}
     return ApiError(
-        exc.code,
+        status,
         error.get("code", "http_error"),
-        error.get("message", exc.reason),
+        error.get("message", f"HTTP {status}"),
         fields=error.get("fields"),
-        headers=dict(exc.headers.items()) if exc.headers else None,
+        headers=headers,
     )
