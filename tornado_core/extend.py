@@ -56,6 +56,7 @@ from tornado_core.web.base import AuthenticatedHandler, JsonBodyHandler
 from tornado_core.web.context import ApiContext
 from tornado_core.web.errors import field_error, translate, unavailable
 from tornado_core.web.extensions import ApiExtension, ApiExtensionFactory, Route, submit_job
+from tornado_core.web.openapi import per_item_results_schema
 
 __all__ = [
     "API_GROUP",
@@ -73,6 +74,7 @@ __all__ = [
     "command_services",
     "field_error",
     "load_settings",
+    "per_item_results_schema",
     "reported_errors",
     "submit_job",
     "token_option",

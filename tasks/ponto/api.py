@@ -32,6 +32,7 @@ from tornado_core.extend import (
     AuthenticatedHandler,
     JsonBodyHandler,
     field_error,
+    per_item_results_schema,
     submit_job,
     translate,
 )
@@ -272,15 +273,7 @@ def _results_schema() -> dict[str, Any]:
             "error": {"$ref": _REF + "ErrorDetail"},
         },
     }
-    return {
-        "type": "object",
-        "required": ["accepted", "rejected", "results"],
-        "properties": {
-            "accepted": {"type": "integer"},
-            "rejected": {"type": "integer"},
-            "results": {"type": "array", "items": {"oneOf": [accepted, refused]}},
-        },
-    }
+    return per_item_results_schema(accepted, refused)
 
 
 def _recorded_schema() -> dict[str, Any]:

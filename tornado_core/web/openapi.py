@@ -213,6 +213,12 @@ def _batch_result_schema() -> dict[str, Any]:
         "required": ["index", "error"],
         "properties": {"index": {"type": "integer"}, "error": {"$ref": f"{_REF}ErrorDetail"}},
     }
+    return per_item_results_schema(accepted, refused)
+
+
+def per_item_results_schema(accepted: dict[str, Any], refused: dict[str, Any]) -> dict[str, Any]:
+    """``{"accepted", "rejected", "results": [...]}``: the answer of an endpoint that takes a list
+    and accepts or refuses each item on its own (``accepted`` and ``refused`` describe one result)."""
     return {
         "type": "object",
         "required": ["accepted", "rejected", "results"],
