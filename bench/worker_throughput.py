@@ -416,10 +416,12 @@ def run(
         f"sqs runs use N={sqs_jobs} (moto's receive/delete cost grows with queue depth)",
     ]
     table = print_table("Bench 2: worker no-op jobs/s, one process", rows, notes)
-    if breakdown_jobs and "postgres" in backends:
+    if breakdown_jobs:  # on SQS its "calls per job" column is what the API bills
         with stack_from_args(stack) as bench_stack:
-            log(f"worker_throughput: breakdown of the worker's time, postgres, N={breakdown_jobs}")
-            table += "\n" + breakdown(bench_stack, "postgres", breakdown_jobs, concurrencies[0])
+            for backend in backends:
+                count = breakdown_jobs if backend == "postgres" else min(breakdown_jobs, sqs_jobs)
+                log(f"worker_throughput: breakdown of the worker's time, {backend}, N={count}")
+                table += "\n" + breakdown(bench_stack, backend, count, concurrencies[0])
     return table
 
 
