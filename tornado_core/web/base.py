@@ -162,7 +162,6 @@ class JsonBodyHandler(AuthenticatedHandler):
 
     async def prepare(self) -> None:
         """Authenticate, then check size and content type from the headers."""
-        self.refuse_unknown_method()
         self._chunks, self._received, self._too_large = [], 0, False
         limit = self.api.max_body_bytes
         # Let tornado read (and discard) up to twice the limit, so an oversized body
