@@ -165,7 +165,11 @@ def subprocess_runner(env: Mapping[str, str]) -> CommandRunner:
         click.echo("    $ " + " ".join(shown))
         try:
             result = subprocess.run(
-                list(argv), cwd=cwd, env=dict(env), text=True, check=False,
+                list(argv),
+                cwd=cwd,
+                env=dict(env),
+                text=True,
+                check=False,
                 stdout=subprocess.PIPE if capture else None,
             )
         except OSError as exc:

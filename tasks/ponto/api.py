@@ -299,7 +299,6 @@ def _recorded_schema() -> dict[str, Any]:
     }
 
 
-
 def punch_endpoints(api: ApiContext) -> ApiExtension:
     """The punch endpoints with their shared state and OpenAPI document (the ``tornado.api`` door)."""
 

@@ -109,9 +109,7 @@ def tornado_cli(e2e_env: dict[str, str]) -> Callable[..., subprocess.CompletedPr
     """Run ``tornado ARGS`` as a user would, with the module's environment."""
 
     def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            tornado_argv(*args), env=e2e_env, capture_output=True, text=True, timeout=120
-        )
+        result = subprocess.run(tornado_argv(*args), env=e2e_env, capture_output=True, text=True, timeout=120)
         if check and result.returncode != 0:
             raise AssertionError(f"tornado {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
         return result

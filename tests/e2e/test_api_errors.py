@@ -132,7 +132,11 @@ def test_large_payload_travels_by_claim_check(client: TornadoClient, services: S
 
 
 def test_unreachable_queue_answers_503_queue_unavailable_and_accepts_nothing(
-    e2e_env: dict[str, str], tmp_path: Any, tenant_token: str, dev_stack: Any, services: Services,
+    e2e_env: dict[str, str],
+    tmp_path: Any,
+    tenant_token: str,
+    dev_stack: Any,
+    services: Services,
     queue_of: Callable[[str], str],
 ) -> None:
     """Tokens are cached, so the request gets past authentication and fails at the queue itself."""

@@ -49,8 +49,13 @@ class Installation:
     def tornado(self, *args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         """Run ``tornado ARGS`` as a developer would; a non-zero exit fails the test with its output."""
         result = subprocess.run(
-            tornado_argv(*args), cwd=cwd, env=self.env, capture_output=True, text=True,
-            timeout=timeout, check=False,
+            tornado_argv(*args),
+            cwd=cwd,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
         assert result.returncode == 0, f"tornado {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
         return result
@@ -173,8 +178,12 @@ def _new_task_through_its_pipeline(installation: Installation, runtime: str) -> 
     project = root / "nfe-cancel"
 
     tests = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=project,
-        env={**installation.env, "TORNADO_STRICT": "1"}, capture_output=True, text=True, timeout=300,
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=project,
+        env={**installation.env, "TORNADO_STRICT": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert tests.returncode == 0 and "5 passed" in tests.stdout, tests.stdout + tests.stderr
     assert "skipped" not in tests.stdout, tests.stdout
@@ -224,11 +233,19 @@ def test_the_tests_of_every_other_archetype_pass_at_once_against_the_local_stack
 ) -> None:
     subprocess.run(
         tornado_argv("newtask", "acme.report", "--archetype", archetype, "--dest", "p"),
-        cwd=tmp_path, env=stack_env, capture_output=True, check=True,
+        cwd=tmp_path,
+        env=stack_env,
+        capture_output=True,
+        check=True,
     )
     tests = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=tmp_path / "p",
-        env={**stack_env, "TORNADO_STRICT": "1"}, capture_output=True, text=True, timeout=300, check=False,
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=tmp_path / "p",
+        env={**stack_env, "TORNADO_STRICT": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert tests.returncode == 0 and " passed" in tests.stdout, tests.stdout + tests.stderr
     assert "skipped" not in tests.stdout and "failed" not in tests.stdout, tests.stdout

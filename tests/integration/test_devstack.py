@@ -38,9 +38,7 @@ def stack(make_state_dir: Callable[[], Path], dev_stack: object) -> Iterator[Dev
 
 def _tornado(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), **(env_extra or {})}
-    return subprocess.run(
-        tornado_argv(*args), capture_output=True, text=True, env=env, timeout=120
-    )
+    return subprocess.run(tornado_argv(*args), capture_output=True, text=True, env=env, timeout=120)
 
 
 def _query(dsn: str, sql: str) -> list[tuple[object, ...]]:
@@ -102,7 +100,9 @@ def test_cli_env_output_can_be_evaluated_by_a_shell(stack: DevStack) -> None:
     assert all(line.startswith("export ") for line in printed.stdout.splitlines())
     shell = subprocess.run(
         ["sh", "-c", 'eval "$1"; echo "$TORNADO_DATABASE_URL $TORNADO_SECRET_KEY"', "sh", printed.stdout],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     env = stack.env()
     assert shell.stdout.split() == [env["TORNADO_DATABASE_URL"], env["TORNADO_SECRET_KEY"]]
@@ -157,8 +157,12 @@ def test_create_database_clones_the_migrated_template(stack: DevStack) -> None:
 def test_moto_answers_sqs_and_s3(stack: DevStack, unique_prefix: str) -> None:
     info = stack.up()
     sqs = SqsQueue(make_client("sqs", region=info.aws_region, endpoint_url=info.aws_endpoint_url))
-    spec = QueueSpec(name=f"{unique_prefix}-q", dead_letter_name=f"{unique_prefix}-dlq",
-                     max_receive_count=3, visibility_timeout=30)
+    spec = QueueSpec(
+        name=f"{unique_prefix}-q",
+        dead_letter_name=f"{unique_prefix}-dlq",
+        max_receive_count=3,
+        visibility_timeout=30,
+    )
     sqs.ensure_queue(spec)
     assert sqs.send_batch(spec.name, [OutgoingMessage("hello")]) == [None]
     got = sqs.receive(spec.name, max_messages=1, wait_seconds=1, visibility_timeout=30)

@@ -102,7 +102,11 @@ def checked(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any
     files = [*_repo_groovy_files(), *_rendered_jenkinsfiles(folder / "rendered"), *sorted(broken.iterdir())]
     result = subprocess.run(
         [groovy, str(CHECKER), "--library", str(LIBRARY), *map(str, files)],
-        env={**os.environ, "JAVA_HOME": java_home}, capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "JAVA_HOME": java_home},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     reports = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert len(reports) == len(files) + 1, result.stdout + result.stderr
@@ -138,7 +142,7 @@ def test_the_library_pipeline_is_declarative_and_well_formed(checked: dict[str, 
     assert report["pipeline"] and report["ok"], report["errors"]
     text = PIPELINE.read_text()
     assert re.search(r"pipeline \{\n\s+agent none\n", text)
-    assert "lock(resource: \"tornado-release-${cfg.task}\")" in text
+    assert 'lock(resource: "tornado-release-${cfg.task}")' in text
     assert re.search(r"when \{\s+beforeInput true\s+branch 'main'\s+\}\s+options .*\s+input \{", text)
     assert re.search(r"post \{\s+failure \{ script \{ tornado\.rollback\(env\.BRANCH_NAME\) \} \}", text)
 

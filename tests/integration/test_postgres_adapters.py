@@ -62,7 +62,10 @@ def wait_until(condition: object, timeout: float = 10.0) -> bool:
 
 def new_job(prefix: str, n: int, *, tenant: str = "acme", task: str = "demo.echo") -> NewJob:
     return NewJob(
-        job_id=f"{prefix}-{n:04d}", tenant=f"{prefix}-{tenant}", task=task, version="1.0.0",
+        job_id=f"{prefix}-{n:04d}",
+        tenant=f"{prefix}-{tenant}",
+        task=task,
+        version="1.0.0",
         submitted_at=1_700_000_000.0 + n,
     )
 
@@ -121,9 +124,7 @@ def test_concurrent_claims_admit_one_worker(pool: PostgresPool, prefix: str) -> 
     outcomes: list[ClaimOutcome] = []
     threads = [
         threading.Thread(
-            target=lambda w=w: outcomes.append(
-                store.claim(job, attempt=1, lease_seconds=30, worker=f"w{w}")
-            )
+            target=lambda w=w: outcomes.append(store.claim(job, attempt=1, lease_seconds=30, worker=f"w{w}"))
         )
         for w in range(6)
     ]
@@ -144,12 +145,15 @@ def test_failures_and_marks(pool: PostgresPool, prefix: str) -> None:
     retrying = store.get(job.job_id)
     assert retrying is not None
     assert (retrying.status, retrying.error_type, retrying.finished_at) == (
-        JobStatus.RETRYING, "ValueError", None,
+        JobStatus.RETRYING,
+        "ValueError",
+        None,
     )
     # another worker may take a retrying job at once
     assert store.claim(job, attempt=2, lease_seconds=30, worker="w2") is ClaimOutcome.CLAIMED
     store.record_failure(
-        job.job_id, status=JobStatus.DEAD,
+        job.job_id,
+        status=JobStatus.DEAD,
         failure=Failure(error_type="NonRetryable", message="no", traceback="tb"),
     )
     dead = store.get(job.job_id)
@@ -270,7 +274,9 @@ def test_slot_of_killed_process_is_released(postgres_url: str, prefix: str) -> N
     task = f"{prefix}.killed"
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLDER, postgres_url, task],
-        stdout=subprocess.PIPE, text=True, env={**os.environ},
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ},
     )
     try:
         assert holder.stdout is not None
@@ -326,9 +332,7 @@ def test_migrations_apply_once_and_are_idempotent(fresh_database_url: str) -> No
     pool = PostgresPool(make_dsn(fresh_database_url, options="-csearch_path=scratch"), max_size=4)
     try:
         results: list[list[str]] = []
-        threads = [
-            threading.Thread(target=lambda: results.append(apply_migrations(pool))) for _ in range(3)
-        ]
+        threads = [threading.Thread(target=lambda: results.append(apply_migrations(pool))) for _ in range(3)]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -453,7 +457,9 @@ def queue(pool: PostgresPool, prefix: str) -> Iterator[tuple[PostgresQueue, Queu
     """A PostgreSQL queue with a fresh spec, deleted afterwards."""
     adapter = PostgresQueue(pool)
     spec = QueueSpec(
-        name=f"{prefix}-q", dead_letter_name=f"{prefix}-q-dlq", max_receive_count=1,
+        name=f"{prefix}-q",
+        dead_letter_name=f"{prefix}-q-dlq",
+        max_receive_count=1,
         visibility_timeout=30,
     )
     adapter.ensure_queue(spec)
@@ -472,9 +478,7 @@ def test_concurrent_receivers_never_share_a_message(
     lock = threading.Lock()
 
     def drain() -> None:
-        while got := adapter.receive(
-            spec.name, max_messages=7, wait_seconds=0, visibility_timeout=30
-        ):
+        while got := adapter.receive(spec.name, max_messages=7, wait_seconds=0, visibility_timeout=30):
             with lock:
                 seen.extend(m.body for m in got)
 
@@ -503,10 +507,14 @@ def test_dead_lettered_message_starts_with_a_fresh_receive_count(
 
 def test_ensure_queue_updates_the_redrive_policy(queue: tuple[PostgresQueue, QueueSpec]) -> None:
     adapter, spec = queue
-    adapter.ensure_queue(QueueSpec(
-        name=spec.name, dead_letter_name=spec.dead_letter_name, max_receive_count=3,
-        visibility_timeout=5,
-    ))
+    adapter.ensure_queue(
+        QueueSpec(
+            name=spec.name,
+            dead_letter_name=spec.dead_letter_name,
+            max_receive_count=3,
+            visibility_timeout=5,
+        )
+    )
     adapter.send_batch(spec.name, [OutgoingMessage("x")])
     for count in (1, 2, 3):
         got = adapter.receive(spec.name, max_messages=1, wait_seconds=0, visibility_timeout=30)

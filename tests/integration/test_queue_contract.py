@@ -76,9 +76,7 @@ def spec(adapter: QueuePort, unique_prefix: str) -> Iterator[QueueSpec]:
 
 
 def send(queue: QueuePort, name: str, *bodies: str, delay: float = 0) -> None:
-    assert queue.send_batch(name, [OutgoingMessage(b, delay=delay) for b in bodies]) == [None] * len(
-        bodies
-    )
+    assert queue.send_batch(name, [OutgoingMessage(b, delay=delay) for b in bodies]) == [None] * len(bodies)
 
 
 def receive(
@@ -118,9 +116,7 @@ def test_visibility_timeout_hides_then_redelivers(adapter: QueuePort, spec: Queu
     assert again.receipt != first.receipt
 
 
-def test_change_visibility_extends_and_zero_shows_at_once(
-    adapter: QueuePort, spec: QueueSpec
-) -> None:
+def test_change_visibility_extends_and_zero_shows_at_once(adapter: QueuePort, spec: QueueSpec) -> None:
     send(adapter, spec.name, "long job")
     message = receive_one(adapter, spec.name, visibility=1)
     adapter.change_visibility(spec.name, message.receipt, 4)

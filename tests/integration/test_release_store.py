@@ -132,9 +132,12 @@ def test_one_release_operation_per_task_names_the_holder(store: PostgresReleaseS
     holder.start()
     assert held.wait(5)
     try:
-        with pytest.raises(
-            ReleaseError, match=r"another release operation on nfe\.emit .*held by tornado release"
-        ), store.lock("nfe.emit"):
+        with (
+            pytest.raises(
+                ReleaseError, match=r"another release operation on nfe\.emit .*held by tornado release"
+            ),
+            store.lock("nfe.emit"),
+        ):
             pass
         with store.lock("sped.file"):  # other tasks are not blocked
             pass

@@ -72,8 +72,14 @@ def test_missing_bucket_is_reported_and_ensure_bucket_creates_it(
 def test_unreachable_endpoint_is_an_object_store_error() -> None:
     dead = f"http://127.0.0.1:{free_port()}"
     store = S3ObjectStore(make_client("s3", region="us-east-1", endpoint_url=dead), "tornado")
-    for call in (lambda: store.put("k", b"x"), lambda: store.get("k"), lambda: store.exists("k"),
-                 lambda: store.list(""), lambda: store.delete("k"), store.ensure_bucket):
+    for call in (
+        lambda: store.put("k", b"x"),
+        lambda: store.get("k"),
+        lambda: store.exists("k"),
+        lambda: store.list(""),
+        lambda: store.delete("k"),
+        store.ensure_bucket,
+    ):
         with pytest.raises(ObjectStoreError, match="unreachable") as caught:
             call()
         assert isinstance(caught.value, TornadoError)

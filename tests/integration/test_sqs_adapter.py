@@ -27,8 +27,10 @@ def client(aws_endpoint_url: str) -> Any:
 @pytest.fixture
 def spec(client: Any, unique_prefix: str) -> Iterator[QueueSpec]:
     queue_spec = QueueSpec(
-        name=f"{unique_prefix}-sqs", dead_letter_name=f"{unique_prefix}-sqs-dlq",
-        max_receive_count=4, visibility_timeout=30,
+        name=f"{unique_prefix}-sqs",
+        dead_letter_name=f"{unique_prefix}-sqs-dlq",
+        max_receive_count=4,
+        visibility_timeout=30,
     )
     yield queue_spec
     queue = SqsQueue(client)
@@ -50,8 +52,9 @@ def test_ensure_queue_sets_redrive_and_visibility_and_updates_them(client: Any, 
     policy = json.loads(attrs["RedrivePolicy"])
     assert (policy["deadLetterTargetArn"], int(policy["maxReceiveCount"])) == (dlq_arn, 4)
 
-    changed = QueueSpec(name=spec.name, dead_letter_name=spec.dead_letter_name,
-                        max_receive_count=7, visibility_timeout=12.5)
+    changed = QueueSpec(
+        name=spec.name, dead_letter_name=spec.dead_letter_name, max_receive_count=7, visibility_timeout=12.5
+    )
     SqsQueue(client).ensure_queue(changed)
     attrs = attributes(client, spec.name)
     assert attrs["VisibilityTimeout"] == "13"  # whole seconds, rounded up
@@ -107,8 +110,14 @@ def test_per_entry_failures_come_back_as_error_texts() -> None:
             "send_message_batch",
             {
                 "Successful": [{"Id": "0", "MessageId": "m0", "MD5OfMessageBody": "x"}],
-                "Failed": [{"Id": "1", "Code": "InvalidMessageContents", "SenderFault": True,
-                            "Message": "bad character"}],
+                "Failed": [
+                    {
+                        "Id": "1",
+                        "Code": "InvalidMessageContents",
+                        "SenderFault": True,
+                        "Message": "bad character",
+                    }
+                ],
             },
         )
         results = queue.send_batch("jobs", [OutgoingMessage(b) for b in ("ok", "bad", "lost")])

@@ -90,12 +90,24 @@ def test_dsn_helpers() -> None:
 
 
 def test_info_env_lists_every_variable() -> None:
-    info = StackInfo(database_url="d", erp_database_url="e", redshift_url="r",
-                     aws_endpoint_url="http://127.0.0.1:1", secret_key="k")
+    info = StackInfo(
+        database_url="d",
+        erp_database_url="e",
+        redshift_url="r",
+        aws_endpoint_url="http://127.0.0.1:1",
+        secret_key="k",
+    )
     assert set(info.env()) == {
-        "TORNADO_DATABASE_URL", "TORNADO_ERP_DATABASE_URL", "TORNADO_REDSHIFT_URL",
-        "TORNADO_AWS_ENDPOINT_URL", "TORNADO_AWS_REGION", "TORNADO_BUCKET", "TORNADO_SECRET_KEY",
-        "TORNADO_QUEUE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+        "TORNADO_DATABASE_URL",
+        "TORNADO_ERP_DATABASE_URL",
+        "TORNADO_REDSHIFT_URL",
+        "TORNADO_AWS_ENDPOINT_URL",
+        "TORNADO_AWS_REGION",
+        "TORNADO_BUCKET",
+        "TORNADO_SECRET_KEY",
+        "TORNADO_QUEUE",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
     }
 
 

@@ -39,24 +39,53 @@ def at(hour: int, minute: int, day: int = 10) -> datetime:
 def golden_records() -> tuple[Header, list[Record]]:
     """A REP in Acre (UTC-5): employer, one employee, two online punches and a late offline one."""
     employer = Employer(
-        id_type=1, id="11222333000181", cno_caepf="", name="ACME Indústria e Comércio LTDA",
+        id_type=1,
+        id="11222333000181",
+        cno_caepf="",
+        name="ACME Indústria e Comércio LTDA",
         site="Rua das Flores, 100 - Rio Branco/AC",
     )
     records: list[Record] = [
         EmployerRecord(nsr=1, recorded_at=at(7, 0), responsible_cpf="52998224725", employer=employer),
-        EmployeeRecord(nsr=2, recorded_at=at(7, 5), operation="I", cpf="12345678909",
-                       name="José da Conceição", responsible_cpf="52998224725"),
+        EmployeeRecord(
+            nsr=2,
+            recorded_at=at(7, 5),
+            operation="I",
+            cpf="12345678909",
+            name="José da Conceição",
+            responsible_cpf="52998224725",
+        ),
     ]
     previous = ""
-    for nsr, marked, recorded, offline in ((3, at(8, 0), at(8, 0), False), (4, at(12, 1), at(12, 1), False),
-                                           (5, at(11, 58), at(12, 40), True)):
-        fields = punch_fields(nsr=nsr, marked_at=marked, cpf="12345678909", recorded_at=recorded,
-                              collector=1, offline=offline)
+    for nsr, marked, recorded, offline in (
+        (3, at(8, 0), at(8, 0), False),
+        (4, at(12, 1), at(12, 1), False),
+        (5, at(11, 58), at(12, 40), True),
+    ):
+        fields = punch_fields(
+            nsr=nsr, marked_at=marked, cpf="12345678909", recorded_at=recorded, collector=1, offline=offline
+        )
         previous = chain_hash(fields, previous)
-        records.append(PunchRecord(nsr=nsr, marked_at=marked, cpf="12345678909", recorded_at=recorded,
-                                   collector=1, offline=offline, hash=previous))
-    header = Header(employer=employer, inpi="BR512021000001", start=date(2025, 3, 10), end=date(2025, 3, 10),
-                    generated_at=at(9, 0, day=11), developer_type=1, developer_id="11222333000181")
+        records.append(
+            PunchRecord(
+                nsr=nsr,
+                marked_at=marked,
+                cpf="12345678909",
+                recorded_at=recorded,
+                collector=1,
+                offline=offline,
+                hash=previous,
+            )
+        )
+    header = Header(
+        employer=employer,
+        inpi="BR512021000001",
+        start=date(2025, 3, 10),
+        end=date(2025, 3, 10),
+        generated_at=at(9, 0, day=11),
+        developer_type=1,
+        developer_id="11222333000181",
+    )
     return header, records
 
 
@@ -71,13 +100,25 @@ def test_crc16_kermit_check_value() -> None:
 
 def test_type_7_chain_matches_the_reference_vectors() -> None:
     brt = ZoneInfo("America/Sao_Paulo")
-    first = punch_fields(nsr=1, marked_at=datetime(2025, 3, 10, 8, 0, tzinfo=brt), cpf="12345678909",
-                         recorded_at=datetime(2025, 3, 10, 8, 0, tzinfo=brt), collector=1, offline=False)
+    first = punch_fields(
+        nsr=1,
+        marked_at=datetime(2025, 3, 10, 8, 0, tzinfo=brt),
+        cpf="12345678909",
+        recorded_at=datetime(2025, 3, 10, 8, 0, tzinfo=brt),
+        collector=1,
+        offline=False,
+    )
     assert first == "00000000172025-03-10T08:00:00-030012345678909 2025-03-10T08:00:00-0300010"
     h1 = chain_hash(first, "")
     assert h1 == "e62e2b13452de8e51e7b7e1962f2e8d1cc61928c8d9ab13da09afe595cb04081"
-    second = punch_fields(nsr=2, marked_at=datetime(2025, 3, 10, 12, 1, tzinfo=brt), cpf="12345678909",
-                          recorded_at=datetime(2025, 3, 10, 12, 40, tzinfo=brt), collector=1, offline=True)
+    second = punch_fields(
+        nsr=2,
+        marked_at=datetime(2025, 3, 10, 12, 1, tzinfo=brt),
+        cpf="12345678909",
+        recorded_at=datetime(2025, 3, 10, 12, 40, tzinfo=brt),
+        collector=1,
+        offline=True,
+    )
     assert chain_hash(second, h1) == "c8a5ec111b8b3716de9a17fefcff3033cba03a55b55f749fe456b5e025131397"
 
 
@@ -88,8 +129,10 @@ def test_offsets_come_from_the_establishments_zone_never_a_fixed_minus_three() -
     assert local_dh(instant, "America/Noronha") == "2025-03-10T10:00:00-0200"
 
 
-@pytest.mark.parametrize(("cpf", "ok"), [("123.456.789-09", True), ("12345678900", False),
-                                         ("111.111.111-11", False), ("1234567890", False)])
+@pytest.mark.parametrize(
+    ("cpf", "ok"),
+    [("123.456.789-09", True), ("12345678900", False), ("111.111.111-11", False), ("1234567890", False)],
+)
 def test_cpf_check_digits(cpf: str, ok: bool) -> None:
     assert (cpf_problem(cpf) is None) is ok
 
@@ -173,9 +216,24 @@ def test_openssl_accepts_the_p7s(tmp_path: Path) -> None:
     (tmp_path / "afd.txt").write_bytes(data)
     (tmp_path / "afd.p7s").write_bytes(sign_detached(data, load_signer(make_test_signer_pem())))
     result = subprocess.run(
-        ["openssl", "cms", "-verify", "-binary", "-inform", "DER", "-in", str(tmp_path / "afd.p7s"),
-         "-content", str(tmp_path / "afd.txt"), "-noverify", "-out", "/dev/null"],
-        capture_output=True, text=True, check=False,
+        [
+            "openssl",
+            "cms",
+            "-verify",
+            "-binary",
+            "-inform",
+            "DER",
+            "-in",
+            str(tmp_path / "afd.p7s"),
+            "-content",
+            str(tmp_path / "afd.txt"),
+            "-noverify",
+            "-out",
+            "/dev/null",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     assert "Verification successful" in result.stderr

@@ -26,8 +26,16 @@ from tornado_core.toolchain.scaffold import (
 ROOT = Path(__file__).resolve().parents[2]
 ARCHETYPES = ["batch", "file-report", "worker"]
 EXPECTED_FILES = {
-    ".dockerignore", ".gitignore", "Dockerfile", "Jenkinsfile", "README.md", "pyproject.toml", "setup.cfg",
-    "tests/test_task.py", "nfe_cancel/__init__.py", "nfe_cancel/task.py",
+    ".dockerignore",
+    ".gitignore",
+    "Dockerfile",
+    "Jenkinsfile",
+    "README.md",
+    "pyproject.toml",
+    "setup.cfg",
+    "tests/test_task.py",
+    "nfe_cancel/__init__.py",
+    "nfe_cancel/task.py",
 }
 
 
@@ -40,10 +48,22 @@ def _tree(folder: Path) -> list[str]:
     [
         ("nfe.cancel", "nfe.cancel", "nfe_cancel", "nfe-cancel", "NfeCancel", "cancel"),
         ("nfe-cancel", "nfe.cancel", "nfe_cancel", "nfe-cancel", "NfeCancel", "cancel"),
-        ("sped.fiscal_export", "sped.fiscal_export", "sped_fiscal_export", "sped-fiscal-export",
-         "SpedFiscalExport", "fiscal_export"),
-        ("ponto.afd.import", "ponto.afd.import", "ponto_afd_import", "ponto-afd-import",
-         "PontoAfdImport", "import_job"),
+        (
+            "sped.fiscal_export",
+            "sped.fiscal_export",
+            "sped_fiscal_export",
+            "sped-fiscal-export",
+            "SpedFiscalExport",
+            "fiscal_export",
+        ),
+        (
+            "ponto.afd.import",
+            "ponto.afd.import",
+            "ponto_afd_import",
+            "ponto-afd-import",
+            "PontoAfdImport",
+            "import_job",
+        ),
         ("reports.print", "reports.print", "reports_print", "reports-print", "ReportsPrint", "print_job"),
         ("jobs.task", "jobs.task", "jobs_task", "jobs-task", "JobsTask", "task_job"),
     ],
@@ -56,8 +76,21 @@ def test_a_name_gives_the_task_package_project_and_handler_names(
 
 @pytest.mark.parametrize(
     "raw",
-    ["Nfe.Cancel", "cancel", "nfe.", ".nfe", "nfe..cancel", "1nfe.cancel", "nfe.1cancel", "nfe cancel",
-     "nfe/cancel", "nfe.can-cel!", "nfe__x.cancel", "a." + "b" * 70, ""],
+    [
+        "Nfe.Cancel",
+        "cancel",
+        "nfe.",
+        ".nfe",
+        "nfe..cancel",
+        "1nfe.cancel",
+        "nfe.1cancel",
+        "nfe cancel",
+        "nfe/cancel",
+        "nfe.can-cel!",
+        "nfe__x.cancel",
+        "a." + "b" * 70,
+        "",
+    ],
 )
 def test_a_bad_name_is_refused_with_what_is_allowed(raw: str) -> None:
     allowed = r"invalid task name .*dotted lower-case task name such as 'nfe\.cancel'"
@@ -93,7 +126,7 @@ def test_every_archetype_renders_a_complete_project(archetype: str) -> None:
     assert isinstance(config["smoke_payload"], dict)
     assert 'name="nfe.cancel"' in files["nfe_cancel/task.py"]
     assert "class NfeCancelPayload(BaseModel)" in files["nfe_cancel/task.py"]
-    assert 'ARG BASE_IMAGE=tornado/python:3.11-bookworm\n\n# Stage 1' in files["Dockerfile"]
+    assert "ARG BASE_IMAGE=tornado/python:3.11-bookworm\n\n# Stage 1" in files["Dockerfile"]
     jenkinsfile = files["Jenkinsfile"]
     assert "@Library('tornado-pipeline@v1') _\n\ntornadoPipeline(\n    task: 'nfe.cancel'," in jenkinsfile
     assert "tornado submit nfe.cancel '{" in files["README.md"]
@@ -107,7 +140,10 @@ def test_the_rendered_projects_are_ruff_clean(tmp_path: Path) -> None:
             target.write_text(item.content)
     result = subprocess.run(
         [sys.executable, "-m", "ruff", "check", "--no-cache", "--select", "E,F,W,I,B,UP,SIM,RUF", "."],
-        cwd=tmp_path, capture_output=True, text=True, check=False,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -207,8 +243,9 @@ def test_the_cli_refuses_with_a_clear_message_and_writes_nothing(
 
 
 def test_the_cli_creates_the_project_and_says_what_next(tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli, ["newtask", "sped.export", "--archetype", "file-report",
-                                      "--dest", str(tmp_path / "sped")])
+    result = CliRunner().invoke(
+        cli, ["newtask", "sped.export", "--archetype", "file-report", "--dest", str(tmp_path / "sped")]
+    )
 
     assert result.exit_code == 0, result.output
     assert f"Created {tmp_path / 'sped'}: task sped.export (file-report archetype), 10 files" in result.output

@@ -88,10 +88,14 @@ def test_a_folder_that_is_no_task_project_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_local_docker_run_builds_tags_deploys_smokes_promotes_and_retires(project_dir: Path) -> None:
-    recorder = Recorder(releases=[
-        {"version": "0.9.0", "state": "draining", "role": None}, {"version": "0.8.0", "state": "retired"},
-        {"version": "0.9.5", "state": "deployed", "role": "pinned"}, {"version": "1.0.0", "state": "current"},
-    ])
+    recorder = Recorder(
+        releases=[
+            {"version": "0.9.0", "state": "draining", "role": None},
+            {"version": "0.8.0", "state": "retired"},
+            {"version": "0.9.5", "state": "deployed", "role": "pinned"},
+            {"version": "1.0.0", "state": "current"},
+        ]
+    )
     lines: list[str] = []
 
     results = run_stages(_context(project_dir, recorder, lines))
@@ -166,11 +170,16 @@ def test_a_failure_after_the_deploy_rolls_back_and_skips_the_rest(project_dir: P
     results = run_stages(_context(project_dir, recorder, lines))
 
     assert [(r.stage.key, r.status) for r in results][4:] == [
-        ("deploy", "passed"), ("smoke", "failed"), ("approve", "skipped"), ("promote", "skipped"),
-        ("retire-old", "skipped"), ("rollback", "passed"),
+        ("deploy", "passed"),
+        ("smoke", "failed"),
+        ("approve", "skipped"),
+        ("promote", "skipped"),
+        ("retire-old", "skipped"),
+        ("rollback", "passed"),
     ]
     assert recorder.commands[-2:] == [
-        "tornado release drain nfe.cancel 1.0.0", "tornado release retire nfe.cancel 1.0.0"
+        "tornado release drain nfe.cancel 1.0.0",
+        "tornado release retire nfe.cancel 1.0.0",
     ]
     assert any("Smoke test failed: `tornado release deploy" in line for line in lines)
 
@@ -193,8 +202,6 @@ def test_a_failure_before_the_deploy_needs_no_rollback(project_dir: Path) -> Non
 
 
 def test_the_cli_lists_the_stages() -> None:
-    result = subprocess.run(
-        tornado_argv("pipeline", "stages"), capture_output=True, text=True, check=True
-    )
+    result = subprocess.run(tornado_argv("pipeline", "stages"), capture_output=True, text=True, check=True)
     keys = [line.split("[")[1].split("]")[0] for line in result.stdout.splitlines()]
     assert keys == [s.key for s in STAGES]

@@ -171,6 +171,15 @@ def test_prefetched_messages_are_made_visible_again_at_once_on_stop(
     wait_for_status(services, long_job, JobStatus.SUCCEEDED)
     records = [services.jobs.get(job_id) for job_id in waiting]
     assert [r.attempts if r else None for r in records] == [0, 0, 0]  # none of them started
+    # The prefetched one had been claimed with its receive: the claim was given back, so it is
+    # queued with no lease and another worker may run it at once.
+    assert [r.status if r else None for r in records] == [JobStatus.QUEUED] * 3
+    assert all(
+        services.jobs.claim(NewJob(job_id=r.job_id, tenant=r.tenant, task=r.task, version=r.version,
+                                   submitted_at=0), attempt=1, lease_seconds=30, worker="next/m")
+        is ClaimOutcome.CLAIMED
+        for r in records if r
+    )  # fmt: skip
 
 
 def test_large_payload_and_result_travel_through_the_object_store(

@@ -172,8 +172,14 @@ class PostgresServer:
         self._prepare_dirs()
         self._as_server(
             [
-                self._bins().tool("initdb"), "-D", str(self.data_dir), "-U", SUPERUSER,
-                "--auth=trust", "--encoding=UTF8", "--locale=C",
+                self._bins().tool("initdb"),
+                "-D",
+                str(self.data_dir),
+                "-U",
+                SUPERUSER,
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C",
             ],
             what="initialize the PostgreSQL cluster",
         )
@@ -195,8 +201,16 @@ class PostgresServer:
         try:
             self._as_server(
                 [
-                    self._bins().tool("pg_ctl"), "-D", str(self.data_dir), "-l", str(self.log_file),
-                    "-w", "-t", "60", "-s", "start",
+                    self._bins().tool("pg_ctl"),
+                    "-D",
+                    str(self.data_dir),
+                    "-l",
+                    str(self.log_file),
+                    "-w",
+                    "-t",
+                    "60",
+                    "-s",
+                    "start",
                 ],
                 what="start PostgreSQL",
             )
@@ -211,8 +225,16 @@ class PostgresServer:
             return
         self._as_server(
             [
-                self._bins().tool("pg_ctl"), "-D", str(self.data_dir), "-m", "fast",
-                "-w", "-t", "60", "-s", "stop",
+                self._bins().tool("pg_ctl"),
+                "-D",
+                str(self.data_dir),
+                "-m",
+                "fast",
+                "-w",
+                "-t",
+                "60",
+                "-s",
+                "stop",
             ],
             what="stop PostgreSQL",
         )

@@ -144,8 +144,14 @@ class DevStack:
         state = load_state(self.state_dir)
         if state is None:
             return StackStatus(
-                state_dir=self.state_dir, initialized=False, postgres_running=False,
-                postgres_pid=None, postgres_port=None, moto_running=False, moto_pid=None, moto_port=None,
+                state_dir=self.state_dir,
+                initialized=False,
+                postgres_running=False,
+                postgres_pid=None,
+                postgres_port=None,
+                moto_running=False,
+                moto_pid=None,
+                moto_port=None,
             )
         pg_pid = self._postgres(state).pid()
         moto_running = self._moto(state).running(state.moto_pid)

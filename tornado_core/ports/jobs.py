@@ -47,6 +47,22 @@ class NewJob:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Claim:
+    """A delivered job a worker asks to run (see :meth:`JobStorePort.claim_many`).
+
+    Attributes:
+        job: The job, as its message describes it (recorded if the store never saw it).
+        attempt: The delivery's receive count.
+        worker: The holder of the lease: one per delivered message, so that a duplicate
+            message of the same job is refused even in the same process.
+    """
+
+    job: NewJob
+    attempt: int
+    worker: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class JobRecord:
     """Everything the store knows about one job."""
 
@@ -137,6 +153,21 @@ class JobStorePort(Protocol):
         A job that succeeded is ``ALREADY_DONE``; one running under another
         worker's unexpired lease is ``BUSY``; anything else becomes ``running``
         under this worker with a lease of ``lease_seconds``.
+        """
+
+    def claim_many(self, claims: Sequence[Claim], *, lease_seconds: float) -> list[ClaimOutcome]:
+        """:meth:`claim` for the jobs of a whole receive, in one transaction.
+
+        Returns:
+            One outcome per claim, in order. Of two claims of the same job in one call,
+            the later one is refused as the store refuses it after the first.
+        """
+
+    def release(self, claims: Sequence[Claim]) -> None:
+        """Give back claimed jobs that never started (a stopping worker returns its prefetch).
+
+        Each job whose lease its claim still holds goes back to ``queued`` (``retrying`` if an
+        earlier attempt ran), without its lease, and this attempt is not counted.
         """
 
     def extend_lease(self, job_id: str, *, lease_seconds: float) -> None:

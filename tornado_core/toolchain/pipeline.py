@@ -114,7 +114,7 @@ class Project:
         init = root / package / "__init__.py"
         found = re.search(r"^__version__\s*=\s*['\"]([^'\"]+)['\"]", _read(init), re.MULTILINE)
         if not found:
-            raise PipelineError(f"{init} sets no __version__ = \"...\"")
+            raise PipelineError(f'{init} sets no __version__ = "..."')
         payload = config.get("smoke_payload", {})
         return cls(root=root, task=task, package=package, version=found.group(1), smoke_payload=payload)
 
@@ -236,8 +236,16 @@ def build_image(ctx: StageContext) -> None:
         _snapshot(ctx)
         return
     ctx.tornado(
-        "image", "build", "--task", ctx.project.task, "--version", ctx.project.version,
-        "--context", str(ctx.project.root), "--tag", ctx.image,
+        "image",
+        "build",
+        "--task",
+        ctx.project.task,
+        "--version",
+        ctx.project.version,
+        "--context",
+        str(ctx.project.root),
+        "--tag",
+        ctx.image,
     )
 
 
@@ -276,8 +284,16 @@ def _deploy(ctx: StageContext, *extra: str) -> None:
         else ["--image", ctx.pushed_image]
     )
     ctx.tornado(
-        "release", "deploy", ctx.project.task, ctx.project.version,
-        "--runtime", ctx.options.runtime, "--replicas", str(ctx.options.replicas), *where, *extra,
+        "release",
+        "deploy",
+        ctx.project.task,
+        ctx.project.version,
+        "--runtime",
+        ctx.options.runtime,
+        "--replicas",
+        str(ctx.options.replicas),
+        *where,
+        *extra,
     )
 
 
@@ -306,8 +322,16 @@ def promote(ctx: StageContext) -> None:
     if ctx.options.strategy == "canary":
         steps = ",".join(str(p) for p in ctx.options.canary_steps)
         ctx.tornado(
-            "release", "run", task, version, "--strategy", "canary", "--steps", steps,
-            "--max-error-rate", str(ctx.options.max_error_rate),
+            "release",
+            "run",
+            task,
+            version,
+            "--strategy",
+            "canary",
+            "--steps",
+            steps,
+            "--max-error-rate",
+            str(ctx.options.max_error_rate),
         )
         return
     ctx.tornado("release", "promote", task, version)
@@ -320,8 +344,10 @@ _OLD_STATES = frozenset({"deployed", "draining", "drained"})
 def retire_old(ctx: StageContext) -> None:
     """Drain every other unrouted version (its queued and running jobs finish), then retire it."""
     olds = [
-        row["version"] for row in ctx.releases()
-        if row.get("version") != ctx.project.version and row.get("state") in _OLD_STATES
+        row["version"]
+        for row in ctx.releases()
+        if row.get("version") != ctx.project.version
+        and row.get("state") in _OLD_STATES
         and not row.get("role")
     ]
     if not olds:

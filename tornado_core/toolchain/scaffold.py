@@ -293,9 +293,16 @@ def write_project(plan: ProjectPlan) -> Path:
 
 def _first_commit(folder: Path, plan: ProjectPlan) -> None:
     message = f"New task {plan.names.task} from the {plan.archetype} archetype (tornado newtask)"
-    identity = [] if _git_identity_known(folder) else [
-        "-c", "user.name=tornado newtask", "-c", "user.email=newtask@tornado.invalid",
-    ]
+    identity = (
+        []
+        if _git_identity_known(folder)
+        else [
+            "-c",
+            "user.name=tornado newtask",
+            "-c",
+            "user.email=newtask@tornado.invalid",
+        ]
+    )
     for args in (["init", "-q", "-b", "main"], ["add", "-A"], [*identity, "commit", "-q", "-m", message]):
         _git(folder, args)
 

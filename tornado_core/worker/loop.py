@@ -37,6 +37,7 @@ from pathlib import Path
 
 from tornado_core.errors import BackendError, StoreUnavailable
 from tornado_core.naming import queue_spec
+from tornado_core.ports.jobs import Claim, ClaimOutcome
 from tornado_core.ports.queue import ReceivedMessage
 from tornado_core.services import Services
 from tornado_core.task import TaskSpec
@@ -227,12 +228,42 @@ class Worker:
         self._start_waiting(pool)
 
     def _hold(self, messages: Sequence[ReceivedMessage], slots: list[AbstractContextManager[None]]) -> None:
-        """Parse each received message once and queue it with a slot; release the unused slots."""
+        """Parse each received message once, claim their jobs together, queue each with a slot."""
         deliveries = [Delivery.received(self._queue.name, m, started=time.monotonic()) for m in messages]
+        deliveries = self._claim_together(deliveries)
         with self._lock:
             for delivery in deliveries:
                 self._waiting.append(_Running(delivery, slots.pop()))
         self._release_all(slots)
+
+    def _claim_together(self, deliveries: list[Delivery]) -> list[Delivery]:
+        """Claim the jobs of one receive in one job store transaction.
+
+        Left to the runner (which claims one job on its own): unreadable messages, and copies
+        of a job this worker already holds (parked until that run ends, claimed after it).
+        If the batch claim fails, every job is left to the runner, which isolates a bad message
+        and handles a store outage as before.
+        """
+        with self._lock:
+            held = {job_id for _, job_id in self._held_unlocked()}
+        picked: list[tuple[int, Claim]] = []
+        for index, delivery in enumerate(deliveries):
+            claim = self._runner.claim_for(delivery)
+            if claim is not None and isinstance(claim.job.job_id, str) and claim.job.job_id not in held:
+                picked.append((index, claim))
+        if not picked:
+            return deliveries
+        try:
+            answers = self._services.jobs.claim_many(
+                [claim for _, claim in picked], lease_seconds=self._spec.visibility_timeout
+            )
+        except Exception as exc:  # the runner claims each job on its own instead
+            logger.warning("claiming %d job(s) together failed (%s): claiming one by one", len(picked), exc)
+            return deliveries
+        claimed = list(deliveries)
+        for (index, _), answer in zip(picked, answers, strict=True):
+            claimed[index] = replace(deliveries[index], claim=answer)
+        return claimed
 
     def _start_waiting(self, pool: ThreadPoolExecutor) -> None:
         while True:
@@ -261,15 +292,32 @@ class Worker:
     def _held(self) -> list[tuple[Delivery, str | None]]:
         """Every delivery this worker holds (running, waiting or parked), for the heartbeat."""
         with self._lock:
-            parked = [item for items in self._parked.values() for item in items]
-            return [(i.delivery, i.job_id) for i in (*self._running.values(), *self._waiting, *parked)]
+            return self._held_unlocked()
+
+    def _held_unlocked(self) -> list[tuple[Delivery, str | None]]:
+        parked = [item for items in self._parked.values() for item in items]
+        return [(i.delivery, i.job_id) for i in (*self._running.values(), *self._waiting, *parked)]
 
     def _return_waiting(self) -> None:
         with self._lock:
             parked = [item for items in self._parked.values() for item in items]
             waiting, self._waiting, self._parked = [*self._waiting, *parked], deque(), {}
+        self._release_claims([item.delivery for item in waiting])
         self._return_unstarted([item.delivery.message for item in waiting])
         self._release_all([item.slot for item in waiting])
+
+    def _release_claims(self, deliveries: Sequence[Delivery]) -> None:
+        """Give back the jobs claimed for messages that will not run here (best effort)."""
+        claims = [
+            claim
+            for delivery in deliveries
+            if delivery.claim is ClaimOutcome.CLAIMED and (claim := self._runner.claim_for(delivery))
+        ]
+        if claims:
+            try:
+                self._services.jobs.release(claims)
+            except BackendError as exc:  # their leases run out by themselves
+                logger.warning("could not give back %d claimed job(s): %s", len(claims), exc)
 
     def _take_slots(self) -> list[AbstractContextManager[None]]:
         with self._lock:

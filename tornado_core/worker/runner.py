@@ -28,7 +28,7 @@ from tornado_core.errors import (
 )
 from tornado_core.message import Envelope
 from tornado_core.naming import dead_letter_name, result_key
-from tornado_core.ports.jobs import ClaimOutcome, Failure, JobStatus, NewJob, Success
+from tornado_core.ports.jobs import Claim, ClaimOutcome, Failure, JobStatus, NewJob, Success
 from tornado_core.ports.queue import OutgoingMessage, ReceivedMessage
 from tornado_core.retry import backoff_delay
 from tornado_core.services import Services
@@ -67,6 +67,8 @@ class Delivery:
         started: ``time.monotonic()`` when work on it started (the job's deadline counts from it).
         envelope: The parsed body, or ``None`` when it is not an envelope this version reads.
         unreadable: Why the body is not an envelope (``None`` when :attr:`envelope` is set).
+        claim: The job store's answer when the worker claimed the job together with the rest
+            of its receive (:meth:`JobRunner.claim_for`); ``None``: the runner claims it itself.
     """
 
     queue: str
@@ -74,6 +76,7 @@ class Delivery:
     started: float
     envelope: Envelope | None
     unreadable: str | None = None
+    claim: ClaimOutcome | None = None
 
     @classmethod
     def received(cls, queue: str, message: ReceivedMessage, *, started: float) -> Delivery:
@@ -141,26 +144,14 @@ class JobRunner:
             )
             self._dead_letter(delivery)
             return Outcome.DEAD
-        job = NewJob(
-            job_id=envelope.job_id,
-            tenant=envelope.tenant,
-            task=envelope.task,
-            version=envelope.version,
-            submitted_at=envelope.submitted_at,
-        )
-        try:
-            claim = self._services.jobs.claim(
-                job,
-                attempt=message.receive_count,
-                lease_seconds=self._spec.visibility_timeout,
-                # One holder per delivered message: a duplicate message of the same job
-                # (a re-submitted idempotency key) is BUSY even in the same process.
-                worker=f"{self._worker_id}/{message.message_id}",
-            )
-        except StoreUnavailable as exc:
-            logger.warning("job store unreachable, job %s postponed: %s", job.job_id, exc)
-            self._hide(delivery, STORE_DOWN_DELAY)
-            return Outcome.DEFERRED_STORE_DOWN
+        claim = delivery.claim
+        if claim is None:
+            try:
+                claim = self._claim(delivery, envelope)
+            except StoreUnavailable as exc:
+                logger.warning("job store unreachable, job %s postponed: %s", envelope.job_id, exc)
+                self.postpone(delivery)
+                return Outcome.DEFERRED_STORE_DOWN
         if claim is ClaimOutcome.ALREADY_DONE:
             self._acks.ack(delivery.queue, message.receipt)
             return Outcome.SKIPPED_DONE
@@ -168,6 +159,34 @@ class JobRunner:
             self._hide(delivery, self._spec.visibility_timeout)
             return Outcome.DEFERRED_BUSY
         return self._execute(delivery, envelope)
+
+    def claim_for(self, delivery: Delivery) -> Claim | None:
+        """What to ask the job store to run this delivery (``None`` for an unreadable message)."""
+        envelope = delivery.envelope
+        if envelope is None:
+            return None
+        job = NewJob(
+            job_id=envelope.job_id,
+            tenant=envelope.tenant,
+            task=envelope.task,
+            version=envelope.version,
+            submitted_at=envelope.submitted_at,
+        )
+        # One holder per delivered message: a duplicate message of the same job
+        # (a re-submitted idempotency key) is BUSY even in the same process.
+        worker = f"{self._worker_id}/{delivery.message.message_id}"
+        return Claim(job=job, attempt=delivery.message.receive_count, worker=worker)
+
+    def postpone(self, delivery: Delivery) -> None:
+        """Hide a message whose job could not be claimed because the job store is down."""
+        self._hide(delivery, STORE_DOWN_DELAY)
+
+    def _claim(self, delivery: Delivery, envelope: Envelope) -> ClaimOutcome:
+        claim = self.claim_for(delivery)
+        assert claim is not None
+        return self._services.jobs.claim(
+            claim.job, attempt=claim.attempt, lease_seconds=self._spec.visibility_timeout, worker=claim.worker
+        )
 
     def _execute(self, delivery: Delivery, envelope: Envelope) -> Outcome:
         log = job_logger(logger, job=envelope.job_id, task=envelope.task, version=envelope.version)

@@ -55,9 +55,9 @@ class SqsQueue:
         """Create the DLQ, then the queue with its redrive policy; idempotent."""
         dlq_url = self._create(spec.dead_letter_name, {})
         with self._call(spec.dead_letter_name):
-            arn = self._client.get_queue_attributes(
-                QueueUrl=dlq_url, AttributeNames=["QueueArn"]
-            )["Attributes"]["QueueArn"]
+            arn = self._client.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
+                "Attributes"
+            ]["QueueArn"]
         wanted = {
             "VisibilityTimeout": str(_seconds(spec.visibility_timeout, MAX_VISIBILITY_SECONDS)),
             "RedrivePolicy": json.dumps(
@@ -66,9 +66,9 @@ class SqsQueue:
         }
         url = self._create(spec.name, wanted)
         with self._call(spec.name):
-            current = self._client.get_queue_attributes(
-                QueueUrl=url, AttributeNames=list(wanted)
-            ).get("Attributes", {})
+            current = self._client.get_queue_attributes(QueueUrl=url, AttributeNames=list(wanted)).get(
+                "Attributes", {}
+            )
         if _differs(current, wanted):
             with self._call(spec.name):
                 self._client.set_queue_attributes(QueueUrl=url, Attributes=wanted)

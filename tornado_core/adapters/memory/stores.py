@@ -16,7 +16,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tornado_core.errors import ObjectStoreError, QueueUnavailable
-from tornado_core.ports.jobs import ClaimOutcome, Failure, JobPage, JobRecord, JobStatus, NewJob, Success
+from tornado_core.ports.jobs import (
+    Claim,
+    ClaimOutcome,
+    Failure,
+    JobPage,
+    JobRecord,
+    JobStatus,
+    NewJob,
+    Success,
+)
 from tornado_core.ports.queue import OutgoingMessage, QueueDepth, QueueSpec, ReceivedMessage
 
 
@@ -224,6 +233,30 @@ class MemoryJobStore:
             )
             self._leases[job.job_id] = (worker, self._clock() + lease_seconds)
             return ClaimOutcome.CLAIMED
+
+    def claim_many(self, claims: Sequence[Claim], *, lease_seconds: float) -> list[ClaimOutcome]:
+        return [
+            self.claim(c.job, attempt=c.attempt, lease_seconds=lease_seconds, worker=c.worker) for c in claims
+        ]
+
+    def release(self, claims: Sequence[Claim]) -> None:
+        with self._lock:
+            for claim in claims:
+                record = self._jobs.get(claim.job.job_id)
+                holder = self._leases.get(claim.job.job_id)
+                if record is None or record.status is not JobStatus.RUNNING or not holder:
+                    continue
+                if holder[0] != claim.worker:
+                    continue
+                del self._leases[claim.job.job_id]
+                attempts = max(0, record.attempts - 1)
+                self._jobs[claim.job.job_id] = replace(
+                    record,
+                    status=JobStatus.RETRYING if attempts else JobStatus.QUEUED,
+                    attempts=attempts,
+                    started_at=record.started_at if attempts else None,
+                    updated_at=self._now(),
+                )
 
     def extend_lease(self, job_id: str, *, lease_seconds: float) -> None:
         with self._lock:

@@ -69,8 +69,7 @@ class QueueListener:
         """Block until ``queue``'s token differs from ``seen`` or ``timeout`` passes."""
         with self._cond:
             self._cond.wait_for(
-                lambda: self._stop.is_set()
-                or (self._epoch, self._generations.get(queue, 0)) != seen,
+                lambda: self._stop.is_set() or (self._epoch, self._generations.get(queue, 0)) != seen,
                 timeout,
             )
 
@@ -86,9 +85,7 @@ class QueueListener:
         """Start listening (idempotent)."""
         with self._cond:
             if self._thread is None and not self._stop.is_set():
-                self._thread = threading.Thread(
-                    target=self._run, name="tornado-pg-listener", daemon=True
-                )
+                self._thread = threading.Thread(target=self._run, name="tornado-pg-listener", daemon=True)
                 self._thread.start()
 
     def _run(self) -> None:

@@ -9,7 +9,16 @@ from typing import Any
 from psycopg2.extras import Json, execute_values
 
 from tornado_core.adapters.postgres.pool import PostgresPool, without_flush_wait
-from tornado_core.ports.jobs import ClaimOutcome, Failure, JobPage, JobRecord, JobStatus, NewJob, Success
+from tornado_core.ports.jobs import (
+    Claim,
+    ClaimOutcome,
+    Failure,
+    JobPage,
+    JobRecord,
+    JobStatus,
+    NewJob,
+    Success,
+)
 
 _COLUMNS = (
     "job_id, tenant, task, version, status, attempts, progress, progress_note, result, "
@@ -30,16 +39,19 @@ FROM (
 ON CONFLICT (job_id) DO NOTHING
 """
 
-# One atomic statement: insert the job as running, or take it over unless it
-# succeeded or another worker holds an unexpired lease. No row back = refused.
+# One atomic statement per receive: insert each job as running, or take it over unless it
+# succeeded or another worker holds an unexpired lease. A job whose row does not come back was
+# refused. Rows go in job-id order, so that workers claiming overlapping batches cannot deadlock.
 _CLAIM = """
 INSERT INTO tornado_jobs AS j
     (job_id, tenant, task, version, idempotency_key, status, attempts, worker,
      lease_expires_at, created_at, started_at, updated_at)
-VALUES (%(job_id)s, %(tenant)s, %(task)s, %(version)s, %(key)s, 'running', 1, %(worker)s,
-        clock_timestamp() + %(lease)s * interval '1 second',
-        COALESCE(to_timestamp(NULLIF(%(submitted_at)s, 0)), clock_timestamp()),
-        clock_timestamp(), clock_timestamp())
+SELECT v.job_id, v.tenant, v.task, v.version, v.key, 'running', 1, v.worker,
+       clock_timestamp() + v.lease * interval '1 second',
+       COALESCE(to_timestamp(NULLIF(v.submitted_at, 0)), clock_timestamp()),
+       clock_timestamp(), clock_timestamp()
+FROM (VALUES %s) AS v (job_id, tenant, task, version, key, worker, lease, submitted_at)
+ORDER BY v.job_id
 ON CONFLICT (job_id) DO UPDATE SET
     status = 'running',
     attempts = j.attempts + 1,
@@ -51,7 +63,20 @@ WHERE j.status <> 'succeeded'
   AND NOT (j.status = 'running'
            AND j.worker IS DISTINCT FROM EXCLUDED.worker
            AND j.lease_expires_at > clock_timestamp())
-RETURNING 1
+RETURNING j.job_id
+"""
+
+_CLAIM_ROW = "(%s, %s, %s, %s, %s::text, %s, %s::float8, %s::float8)"
+
+# A claimed job that never started goes back as it was before the claim.
+_RELEASE = """
+UPDATE tornado_jobs AS j SET
+    status = CASE WHEN j.attempts > 1 THEN 'retrying' ELSE 'queued' END,
+    attempts = j.attempts - 1,
+    started_at = CASE WHEN j.attempts > 1 THEN j.started_at END,
+    worker = NULL, lease_expires_at = NULL, updated_at = clock_timestamp()
+FROM (VALUES %s) AS v (job_id, worker)
+WHERE j.job_id = v.job_id AND j.worker = v.worker AND j.status = 'running'
 """
 
 _SUCCESS = """
@@ -85,11 +110,32 @@ def _record(row: Sequence[Any]) -> JobRecord:
     created, started, finished, updated = (_utc(v) for v in row[13:17])
     assert created is not None and updated is not None
     return JobRecord(
-        job_id=row[0], tenant=row[1], task=row[2], version=row[3], status=JobStatus(row[4]),
-        attempts=row[5], progress=row[6], progress_note=row[7], result=row[8],
-        result_ref=row[9], error_type=row[10], error_message=row[11], error_traceback=row[12],
-        created_at=created, started_at=started, finished_at=finished, updated_at=updated,
+        job_id=row[0],
+        tenant=row[1],
+        task=row[2],
+        version=row[3],
+        status=JobStatus(row[4]),
+        attempts=row[5],
+        progress=row[6],
+        progress_note=row[7],
+        result=row[8],
+        result_ref=row[9],
+        error_type=row[10],
+        error_message=row[11],
+        error_traceback=row[12],
+        created_at=created,
+        started_at=started,
+        finished_at=finished,
+        updated_at=updated,
     )
+
+
+def _claim_outcome(claim: Claim, first: dict[str, Claim], claimed: set[str], done: set[str]) -> ClaimOutcome:
+    job_id = claim.job.job_id
+    if job_id in done:
+        return ClaimOutcome.ALREADY_DONE
+    # A later claim of a job in the same call is refused, as the store would refuse it after the first.
+    return ClaimOutcome.CLAIMED if job_id in claimed and first[job_id] is claim else ClaimOutcome.BUSY
 
 
 class PostgresJobStore:
@@ -113,34 +159,68 @@ class PostgresJobStore:
         if not jobs:
             return
         rows = [
-            (j.job_id, j.tenant, j.task, j.version, j.idempotency_key, float(j.submitted_at))
-            for j in jobs
+            (j.job_id, j.tenant, j.task, j.version, j.idempotency_key, float(j.submitted_at)) for j in jobs
         ]
         with self._pool.connection() as conn, conn.cursor() as cur:
             execute_values(
-                cur, _RECORD_QUEUED, rows, template="(%s, %s, %s, %s, %s::text, %s::float8)",
+                cur,
+                _RECORD_QUEUED,
+                rows,
+                template="(%s, %s, %s, %s, %s::text, %s::float8)",
                 page_size=1000,
             )
 
     def claim(self, job: NewJob, *, attempt: int, lease_seconds: float, worker: str) -> ClaimOutcome:
         """Atomically take a delivered job (see :class:`JobStorePort`)."""
-        params = {
-            "job_id": job.job_id, "tenant": job.tenant, "task": job.task, "version": job.version,
-            "key": job.idempotency_key, "worker": worker, "lease": lease_seconds,
-            "submitted_at": float(job.submitted_at),
-        }
+        claims = [Claim(job=job, attempt=attempt, worker=worker)]
+        return self.claim_many(claims, lease_seconds=lease_seconds)[0]
+
+    def claim_many(self, claims: Sequence[Claim], *, lease_seconds: float) -> list[ClaimOutcome]:
+        """Take the jobs of a whole receive in one statement and one transaction."""
+        first = {c.job.job_id: c for c in reversed(claims)}  # the first claim of each job
+        rows = [
+            (
+                j.job_id,
+                j.tenant,
+                j.task,
+                j.version,
+                j.idempotency_key,
+                c.worker,
+                lease_seconds,
+                float(j.submitted_at),
+            )
+            for c in first.values()
+            for j in (c.job,)
+        ]
+        if not rows:
+            return []
         with self._pool.connection() as conn, conn.cursor() as cur:
-            # Losing a claim in a server crash only lets the job run again; the
-            # success record (durable) is what makes a redelivery a no-op.
-            cur.execute(without_flush_wait(_CLAIM), params)
-            if cur.fetchone() is not None:
-                return ClaimOutcome.CLAIMED
-            # Refused: the row is locked by the upsert, so this read is consistent.
-            cur.execute("SELECT status FROM tornado_jobs WHERE job_id = %s", (job.job_id,))
-            row = cur.fetchone()
-        if row is not None and row[0] == JobStatus.SUCCEEDED:
-            return ClaimOutcome.ALREADY_DONE
-        return ClaimOutcome.BUSY
+            # Losing claims in a server crash only lets their jobs run again; the success
+            # record (durable) is what makes a redelivery a no-op.
+            taken = execute_values(
+                cur, without_flush_wait(_CLAIM), rows, template=_CLAIM_ROW, page_size=len(rows), fetch=True
+            )
+            claimed = {row[0] for row in taken}
+            refused = [job_id for job_id in first if job_id not in claimed]
+            done: set[str] = set()
+            if refused:  # their rows are locked by the upsert, so this read is consistent
+                cur.execute(
+                    "SELECT job_id FROM tornado_jobs WHERE job_id = ANY(%s) AND status = 'succeeded'",
+                    (refused,),
+                )
+                done = {row[0] for row in cur.fetchall()}
+        return [_claim_outcome(c, first, claimed, done) for c in claims]
+
+    def release(self, claims: Sequence[Claim]) -> None:
+        """Give back claimed jobs that never started; this attempt is not counted."""
+        if claims:
+            with self._pool.connection() as conn, conn.cursor() as cur:
+                execute_values(
+                    cur,
+                    without_flush_wait(_RELEASE),
+                    [(c.job.job_id, c.worker) for c in claims],
+                    page_size=len(claims),
+                )
 
     def extend_lease(self, job_id: str, *, lease_seconds: float) -> None:
         """Push the lease of a running job ``lease_seconds`` from now."""
@@ -177,8 +257,11 @@ class PostgresJobStore:
         self._execute(
             _FAILURE,
             {
-                "job_id": job_id, "status": str(status), "type": failure.error_type,
-                "message": failure.message, "traceback": failure.traceback,
+                "job_id": job_id,
+                "status": str(status),
+                "type": failure.error_type,
+                "message": failure.message,
+                "traceback": failure.traceback,
                 "final": status in (JobStatus.DEAD, JobStatus.FAILED),
             },
         )
@@ -187,8 +270,7 @@ class PostgresJobStore:
         """Set the status of jobs moved by an operator."""
         if job_ids:
             self._execute(
-                "UPDATE tornado_jobs SET status = %s, updated_at = clock_timestamp()"
-                " WHERE job_id = ANY(%s)",
+                "UPDATE tornado_jobs SET status = %s, updated_at = clock_timestamp() WHERE job_id = ANY(%s)",
                 (str(status), list(job_ids)),
             )
 

@@ -82,9 +82,7 @@ def apply_migrations(pool: PostgresPool) -> list[str]:
             if _is_applied(cur, migration.version):
                 continue
             cur.execute(migration.sql)
-            cur.execute(
-                "INSERT INTO tornado_schema_migrations (version) VALUES (%s)", (migration.version,)
-            )
+            cur.execute("INSERT INTO tornado_schema_migrations (version) VALUES (%s)", (migration.version,))
         applied.append(migration.version)
     return applied
 

@@ -29,6 +29,7 @@ def without_flush_wait(sql: str) -> str:
     """``sql`` preceded by :data:`ASYNC_COMMIT`, sent together (one round trip, not two)."""
     return f"{ASYNC_COMMIT};\n{sql}"
 
+
 #: libpq settings every connection gets unless its DSN names them: give up connecting after 5 s,
 #: and notice a server that vanished (no answer to keepalives, or unacknowledged data) within
 #: about 20 s instead of the kernel's two hours. A server that is up but stalled still answers

@@ -103,16 +103,31 @@ def route_from_row(row: Sequence[Any]) -> RouteTable:
 def version_from_row(row: Sequence[Any]) -> TaskVersion:
     """A :class:`TaskVersion` from a row of the task-version columns."""
     return TaskVersion(
-        task=row[0], version=row[1], payload_schema=row[2], max_attempts=row[3],
-        visibility_timeout=row[4], timeout=row[5], description=row[6],
+        task=row[0],
+        version=row[1],
+        payload_schema=row[2],
+        max_attempts=row[3],
+        visibility_timeout=row[4],
+        timeout=row[5],
+        description=row[6],
     )
 
 
 def _release(row: Sequence[Any]) -> VersionRelease:
     return VersionRelease(
-        task=row[0], version=row[1], state=ReleaseState(row[2]), runtime=row[3], replicas=row[4],
-        concurrency=row[5], grace_period=row[6], image=row[7], python_path=row[8],
-        tasks_module=row[9], previous=row[10], smoke_job_id=row[11], detail=row[12],
+        task=row[0],
+        version=row[1],
+        state=ReleaseState(row[2]),
+        runtime=row[3],
+        replicas=row[4],
+        concurrency=row[5],
+        grace_period=row[6],
+        image=row[7],
+        python_path=row[8],
+        tasks_module=row[9],
+        previous=row[10],
+        smoke_job_id=row[11],
+        detail=row[12],
         updated_at=row[13],
     )
 
@@ -196,18 +211,28 @@ class PostgresReleaseStore:
                 cur.execute(
                     _SAVE_ROUTE,
                     {
-                        "task": route.task, "current": route.current, "ramping": route.ramping,
-                        "percent": route.ramp_percent, "pins": Json(dict(route.pins)),
+                        "task": route.task,
+                        "current": route.current,
+                        "ramping": route.ramping,
+                        "percent": route.ramp_percent,
+                        "pins": Json(dict(route.pins)),
                     },
                 )
             for release in releases:
                 values = {
-                    "task": release.task, "version": release.version, "state": str(release.state),
-                    "runtime": release.runtime, "replicas": release.replicas,
-                    "concurrency": release.concurrency, "grace_period": release.grace_period,
-                    "image": release.image, "python_path": release.python_path,
-                    "tasks_module": release.tasks_module, "previous": release.previous,
-                    "smoke_job_id": release.smoke_job_id, "detail": release.detail,
+                    "task": release.task,
+                    "version": release.version,
+                    "state": str(release.state),
+                    "runtime": release.runtime,
+                    "replicas": release.replicas,
+                    "concurrency": release.concurrency,
+                    "grace_period": release.grace_period,
+                    "image": release.image,
+                    "python_path": release.python_path,
+                    "tasks_module": release.tasks_module,
+                    "previous": release.previous,
+                    "smoke_job_id": release.smoke_job_id,
+                    "detail": release.detail,
                 }
                 cur.execute(_SAVE_RELEASE, values)
                 cur.execute(_EVENT, {**values, "operation": operation, "detail": detail or release.detail})
