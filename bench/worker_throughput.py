@@ -327,6 +327,9 @@ def _timed_worker(
             services,
             queue=_Timed(services.queue, "queue", totals, lock),  # type: ignore[arg-type]
             jobs=_Timed(services.jobs, "jobs", totals, lock),  # type: ignore[arg-type]
+            completions=(
+                _Timed(services.completions, "completions", totals, lock) if services.completions else None
+            ),
         )
         worker = Worker(
             timed, services.registry.get(ECHO), WorkerOptions(concurrency=concurrency, poll_wait=1)

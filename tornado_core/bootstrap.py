@@ -65,7 +65,12 @@ def build_services(
     """
     from tornado_core.adapters.aws.clients import make_client
     from tornado_core.adapters.aws.s3 import S3ObjectStore
-    from tornado_core.adapters.postgres import PostgresJobStore, PostgresLimiter, PostgresTenantStore
+    from tornado_core.adapters.postgres import (
+        PostgresCompletions,
+        PostgresJobStore,
+        PostgresLimiter,
+        PostgresTenantStore,
+    )
 
     closers = _Closers()
     pool = _pool(settings.database_url, pool_size, closers)
@@ -91,6 +96,8 @@ def build_services(
         rds=rds,
         redshift=redshift,
         job_ids=JobIds(settings.secret_key),
+        # The PostgreSQL queue shares the job store's pool: a success and its delete commit together.
+        completions=PostgresCompletions(pool) if settings.queue_backend == "postgres" else None,
     )
     return services, closers.close
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tornado_core.job_ids import JobIds
+from tornado_core.ports.completions import CompletionPort
 from tornado_core.ports.database import DatabasePort
 from tornado_core.ports.jobs import JobStorePort
 from tornado_core.ports.limits import ConcurrencyLimiterPort
@@ -30,6 +31,8 @@ class Services:
         rds: The ERP database handed to handlers.
         redshift: The warehouse handed to handlers, if configured.
         job_ids: Issues and recognises job ids.
+        completions: Records a success and deletes its message in one transaction, where the
+            job store and the queue share a database (``None``: the worker does it in two steps).
     """
 
     settings: Settings
@@ -42,3 +45,4 @@ class Services:
     rds: DatabasePort
     redshift: DatabasePort | None
     job_ids: JobIds
+    completions: CompletionPort | None = None

@@ -12,7 +12,7 @@ import pytest
 from tornado_core.adapters.memory.stores import MemoryJobStore
 from tornado_core.errors import StoreUnavailable
 from tornado_core.ports.jobs import JobStatus, NewJob, Success
-from tornado_core.worker.completions import SuccessRecorder
+from tornado_core.worker.completions import GroupCommit
 
 
 class GatedStore(MemoryJobStore):
@@ -47,7 +47,7 @@ def store() -> GatedStore:
 
 
 def record_in_threads(
-    recorder: SuccessRecorder, store: MemoryJobStore, numbers: range, errors: list[BaseException]
+    recorder: GroupCommit[Success], store: MemoryJobStore, numbers: range, errors: list[BaseException]
 ) -> list[threading.Thread]:
     """One thread per job, each recording its success; what goes wrong lands in ``errors``."""
 
@@ -76,13 +76,13 @@ def wait_until(condition: object, what: str) -> None:
 
 def test_a_lone_record_is_committed_at_once_on_its_own(store: GatedStore) -> None:
     store.gate.set()
-    SuccessRecorder(store).record(Success(job_id="job-1", result=1))
+    GroupCommit(store.record_successes).record(Success(job_id="job-1", result=1))
     assert store.calls == [1]
     assert store.get("job-1").status is JobStatus.SUCCEEDED  # type: ignore[union-attr]
 
 
 def test_records_that_arrive_during_a_commit_share_the_next_one(store: GatedStore) -> None:
-    recorder, errors = SuccessRecorder(store), []
+    recorder, errors = GroupCommit(store.record_successes), []
     first = record_in_threads(recorder, store, range(1), errors)
     wait_until(store.entered.is_set, "the first commit to start")
     others = record_in_threads(recorder, store, range(1, 10), errors)
@@ -95,7 +95,7 @@ def test_records_that_arrive_during_a_commit_share_the_next_one(store: GatedStor
 
 
 def test_batches_are_bounded(store: GatedStore) -> None:
-    recorder, errors = SuccessRecorder(store, max_batch=4), []
+    recorder, errors = GroupCommit(store.record_successes, max_batch=4), []
     first = record_in_threads(recorder, store, range(1), errors)
     wait_until(store.entered.is_set, "the first commit to start")
     others = record_in_threads(recorder, store, range(1, 11), errors)
@@ -107,7 +107,7 @@ def test_batches_are_bounded(store: GatedStore) -> None:
 
 
 def test_a_failed_commit_fails_every_record_in_it_and_the_next_commit_works(store: GatedStore) -> None:
-    recorder, errors = SuccessRecorder(store), []
+    recorder, errors = GroupCommit(store.record_successes), []
     store.fail_next = True
     first = record_in_threads(recorder, store, range(1), errors)
     wait_until(store.entered.is_set, "the first commit to start")

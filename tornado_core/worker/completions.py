@@ -1,6 +1,6 @@
-"""Group commit of success records: the jobs that finish together share one durable transaction.
+"""Group commit of finished jobs: the jobs that finish together share one durable transaction.
 
-Each job thread calls :meth:`SuccessRecorder.record` and returns once its record is durable, as
+Each job thread calls :meth:`GroupCommit.record` and returns once its record is durable, as
 before; only the number of commits changes. No timer and no waiting for company: the first
 thread to arrive writes what is pending at once, and the threads that finish while that commit
 is under way go together in the next one (handed over to one of them). With one job at a time
@@ -10,36 +10,66 @@ it is one commit per job; under load, one per batch.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
-from tornado_core.ports.jobs import JobStorePort, Success
+from tornado_core.ports.completions import Completion, CompletionPort
+from tornado_core.ports.jobs import JobStorePort
+from tornado_core.worker.acks import AckSink
+
+T = TypeVar("T")
 
 #: Most records in one transaction.
 MAX_BATCH = 128
 
 
 @dataclass
-class _Entry:
-    success: Success
+class _Entry(Generic[T]):
+    item: T
     woken: threading.Event = field(default_factory=threading.Event)
     lead: bool = False
     done: bool = False
     error: BaseException | None = None
 
 
-class SuccessRecorder:
-    """Records successes durably, batching the ones that arrive together.
+def completion_writer(
+    jobs: JobStorePort, completions: CompletionPort | None, acks: AckSink
+) -> Callable[[list[Completion]], None]:
+    """How a batch of finished jobs is made durable and acknowledged.
 
     Args:
-        jobs: The job store (``record_successes``).
+        jobs: The job store.
+        completions: Records and deletes in one transaction where the backend can (PostgreSQL).
+        acks: Otherwise, where the messages go once their successes are recorded.
+
+    Returns:
+        A function that returns once every success in the batch is durable.
+    """
+    if completions is not None:
+        return completions.complete
+
+    def record_then_acknowledge(batch: list[Completion]) -> None:
+        jobs.record_successes([c.success for c in batch])
+        for completion in batch:  # only once the outcome is durable
+            acks.ack(completion.queue, completion.receipt)
+
+    return record_then_acknowledge
+
+
+class GroupCommit(Generic[T]):
+    """Writes records durably, batching the ones that arrive together.
+
+    Args:
+        write: Writes one batch durably (raises if it could not; then none of it counts).
         max_batch: Most records per transaction.
     """
 
-    def __init__(self, jobs: JobStorePort, *, max_batch: int = MAX_BATCH) -> None:
-        self._jobs = jobs
+    def __init__(self, write: Callable[[list[T]], None], *, max_batch: int = MAX_BATCH) -> None:
+        self._write = write
         self._max = max(1, max_batch)
         self._lock = threading.Lock()
-        self._pending: list[_Entry] = []
+        self._pending: list[_Entry[T]] = []
         self._flushing = False
 
     @property
@@ -48,13 +78,13 @@ class SuccessRecorder:
         with self._lock:
             return len(self._pending)
 
-    def record(self, success: Success) -> None:
-        """Mark the job succeeded; returns once that is durable.
+    def record(self, item: T) -> None:
+        """Write ``item`` with the others that arrive meanwhile; returns once it is durable.
 
         Raises:
-            StoreUnavailable: The job store could not record it (nothing to acknowledge then).
+            StoreUnavailable: The store could not write it (nothing to acknowledge then).
         """
-        entry = _Entry(success)
+        entry = _Entry(item)
         with self._lock:
             self._pending.append(entry)
             if not self._flushing:
@@ -75,7 +105,7 @@ class SuccessRecorder:
             batch, self._pending = self._pending[: self._max], self._pending[self._max :]
         error: BaseException | None = None
         try:
-            self._jobs.record_successes([entry.success for entry in batch])
+            self._write([entry.item for entry in batch])
         except Exception as exc:
             error = exc
         for entry in batch:

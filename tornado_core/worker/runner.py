@@ -28,6 +28,7 @@ from tornado_core.errors import (
 )
 from tornado_core.message import Envelope
 from tornado_core.naming import dead_letter_name, result_key
+from tornado_core.ports.completions import Completion
 from tornado_core.ports.jobs import Claim, ClaimOutcome, Failure, JobStatus, NewJob, Success
 from tornado_core.ports.queue import OutgoingMessage, ReceivedMessage
 from tornado_core.retry import backoff_delay
@@ -35,7 +36,7 @@ from tornado_core.services import Services
 from tornado_core.task import TaskSpec
 from tornado_core.task_context import TaskContext, job_logger
 from tornado_core.worker.acks import AckSink, ImmediateAcks
-from tornado_core.worker.completions import SuccessRecorder
+from tornado_core.worker.completions import GroupCommit, completion_writer
 
 logger = logging.getLogger("tornado.worker")
 
@@ -110,7 +111,8 @@ class JobRunner:
             loop (:class:`~tornado_core.worker.acks.Acknowledger`).
 
     Jobs finishing together in the runner's threads record their success in one transaction
-    (:class:`~tornado_core.worker.completions.SuccessRecorder`), each acknowledged only after.
+    (:class:`~tornado_core.worker.completions.GroupCommit`), each acknowledged only after (or in
+    the same transaction, where the job store and the queue share a database).
     """
 
     def __init__(
@@ -125,7 +127,7 @@ class JobRunner:
         self._spec = spec
         self._worker_id = worker_id
         self._acks: AckSink = acks if acks is not None else ImmediateAcks(services.queue)
-        self._successes = SuccessRecorder(services.jobs)
+        self._finished = GroupCommit(completion_writer(services.jobs, services.completions, self._acks))
 
     def run(self, delivery: Delivery) -> Outcome:
         """Process one message to its outcome; never raises for a job's own failure.
@@ -195,8 +197,11 @@ class JobRunner:
             stored, ref = self._store_result(envelope, result)
         except Exception as exc:  # the handler's failure is data, not a crash
             return self._fail(delivery, envelope, exc, log)
-        self._successes.record(Success(job_id=envelope.job_id, result=stored, result_ref=ref))
-        self._acks.ack(delivery.queue, delivery.message.receipt)  # only once the outcome is durable
+        success = Success(job_id=envelope.job_id, result=stored, result_ref=ref)
+        # Returns once the success is durable; its message is deleted with it or right after.
+        self._finished.record(
+            Completion(success=success, queue=delivery.queue, receipt=delivery.message.receipt)
+        )
         log.info("succeeded in %.3fs", time.monotonic() - delivery.started)
         return Outcome.SUCCEEDED
 

@@ -1,8 +1,9 @@
-"""PostgreSQL adapters (psycopg2): pool, migrations, queue, job store, limiter, tenants.
+"""PostgreSQL adapters (psycopg2): pool, migrations, queue, job store, completions, limiter, tenants.
 
 Create the schema once with :func:`apply_migrations` before using the stores.
 """
 
+from tornado_core.adapters.postgres.completions import PostgresCompletions
 from tornado_core.adapters.postgres.jobs import PostgresJobStore
 from tornado_core.adapters.postgres.limits import PostgresLimiter
 from tornado_core.adapters.postgres.migrations import apply_migrations
@@ -11,6 +12,7 @@ from tornado_core.adapters.postgres.queue import PostgresQueue
 from tornado_core.adapters.postgres.tenants import PostgresTenantStore
 
 __all__ = [
+    "PostgresCompletions",
     "PostgresJobStore",
     "PostgresLimiter",
     "PostgresPool",

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from psycopg2.extensions import cursor as Cursor
 from psycopg2.extras import Json, execute_values
 
 from tornado_core.adapters.postgres.pool import PostgresPool, without_flush_wait
@@ -130,6 +131,13 @@ def _record(row: Sequence[Any]) -> JobRecord:
     )
 
 
+def write_successes(cur: Cursor, successes: Sequence[Success]) -> None:
+    """Mark jobs succeeded with one statement, in the cursor's transaction (committed by the caller)."""
+    rows = [(s.job_id, Json(s.result), s.result_ref) for s in successes]
+    if rows:
+        execute_values(cur, _SUCCESSES, rows, template="(%s, %s::jsonb, %s::text)", page_size=len(rows))
+
+
 def _claim_outcome(claim: Claim, first: dict[str, Claim], claimed: set[str], done: set[str]) -> ClaimOutcome:
     job_id = claim.job.job_id
     if job_id in done:
@@ -248,9 +256,8 @@ class PostgresJobStore:
         """Mark several jobs succeeded in one statement and one durable commit."""
         if not successes:
             return
-        rows = [(s.job_id, Json(s.result), s.result_ref) for s in successes]
         with self._pool.connection() as conn, conn.cursor() as cur:
-            execute_values(cur, _SUCCESSES, rows, template="(%s, %s::jsonb, %s::text)", page_size=len(rows))
+            write_successes(cur, successes)
 
     def record_failure(self, job_id: str, *, status: JobStatus, failure: Failure) -> None:
         """Mark ``retrying``, ``dead`` or ``failed`` with the error."""

@@ -156,6 +156,25 @@ def _parse_receipt(receipt: str) -> tuple[int, str] | None:
         return None
 
 
+def delete_received(cur: Cursor, queue: str, receipts: Sequence[str], *, wait_for_flush: bool) -> bool:
+    """Delete the messages whose receipts are current, in the cursor's transaction.
+
+    Args:
+        cur: A cursor whose transaction the caller commits.
+        queue: The queue of the messages.
+        receipts: Their receipts; stale or malformed ones delete nothing.
+        wait_for_flush: ``False`` sends the statement with :func:`without_flush_wait`.
+
+    Returns:
+        Whether the queue exists.
+    """
+    parsed = [p for p in map(_parse_receipt, receipts) if p is not None]
+    params = {"queue": queue, "ids": [row_id for row_id, _ in parsed], "tokens": [t for _, t in parsed]}
+    cur.execute(_DELETE if wait_for_flush else without_flush_wait(_DELETE), params)
+    row = cur.fetchone()
+    return row is not None and bool(row[0])
+
+
 class PostgresQueue:
     """SQS-compatible queues in PostgreSQL (the embedded and on-premise default).
 
@@ -266,19 +285,9 @@ class PostgresQueue:
 
     def delete(self, queue: str, receipts: Sequence[str]) -> None:
         """Delete messages whose receipt is current; stale receipts are ignored."""
-        parsed = [p for p in map(_parse_receipt, receipts) if p is not None]
         with self._cursor() as cur:
-            cur.execute(
-                without_flush_wait(_DELETE),
-                {
-                    "queue": queue,
-                    "ids": [row_id for row_id, _ in parsed],
-                    "tokens": [token for _, token in parsed],
-                },
-            )
-            row = cur.fetchone()
-        if row is None or not row[0]:
-            raise _missing(queue)
+            if not delete_received(cur, queue, receipts, wait_for_flush=False):
+                raise _missing(queue)
 
     def change_visibility(self, queue: str, receipt: str, timeout: float) -> None:
         """Hide a delivered message ``timeout`` more seconds from now (0 shows it).
