@@ -1,0 +1,98 @@
+"""Tornado's side of ``bench.peers``: the worker drain (``bench.worker_throughput``) and the producers.
+
+* drain: :func:`bench.worker_throughput.run_worker` as is (pre-fill with the API's
+  envelopes and ``queued`` rows, one ``tornado worker`` process, job-store clock);
+* in-process producer: what the API does per job, without HTTP, done synchronously:
+  ``Submitter.prepare`` (validation, job id, envelope), ``queue.send_batch`` (one
+  commit) and ``jobs.record_queued`` (one commit; the API does it write-behind);
+* HTTP: ``TornadoClient.submit`` / ``submit_many`` against one ``tornado api`` process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from bench._common import ECHO, BenchStack, CpuMeter, Stopwatch, api_server, scope, stack_groups, warm_up
+from bench._peers_base import Result, message
+from bench.worker_throughput import run_worker
+from tornado_core.client import ApiError, TornadoClient
+from tornado_core.ports.queue import OutgoingMessage
+from tornado_core.producer.submission import Submitter
+
+SYSTEM = "tornado"
+WARM_UP_POSTS = 3
+
+
+def drain(stack: BenchStack, measure: str, count: int, concurrency: int, timeout: float) -> Result:
+    """``bench.worker_throughput.run_worker``: one ``tornado worker`` drains ``count`` pre-filled jobs."""
+    run = run_worker(stack, "postgres", count, concurrency=concurrency, timeout=timeout)
+    cpu = run.cpu
+    note = (
+        f"N={count}; `tornado worker --concurrency {concurrency} --poll-wait 1`; first claim to last "
+        f"success {run.seconds:.2f}s (job store: started_at, finished_at); cores: worker "
+        f"{cpu.cores('worker'):.2f}, {cpu.stack_cores()}; postgres "
+        f"{cpu.used.get('postgres', 0.0) / count * 1e6:.0f} us/job; statuses {run.statuses}"
+    )
+    return Result(SYSTEM, measure, count, run.seconds, cpu.used.get("worker", 0.0), note)
+
+
+def enqueue_in_process(stack: BenchStack, measure: str, count: int, batch: int) -> Result:
+    """Prepare + ``send_batch`` + ``record_queued``, ``batch`` jobs per call, in this process."""
+    with scope(stack, "postgres", "pq", pool_size=2) as scoped:
+        services = scoped.services
+        services.queue.ensure_queue(scoped.spec)
+        services.queue.ping()
+        submitter = Submitter.for_services(services)
+        watch = Stopwatch(CpuMeter(stack_groups(stack))).start()
+        for start in range(0, count, batch):
+            jobs = [
+                submitter.prepare(task=ECHO, tenant=scoped.tenant, payload={"message": message(i)})
+                for i in range(start, min(count, start + batch))
+            ]
+            errors = services.queue.send_batch(jobs[0].queue, [OutgoingMessage(job.body) for job in jobs])
+            assert all(error is None for error in errors), errors
+            services.jobs.record_queued([job.as_new_job() for job in jobs])
+        watch.stop()
+        stored = scoped.stored()
+    calls = "per job" if batch == 1 else f"per {batch} jobs"
+    note = (
+        f"N={count}; Submitter.prepare + queue.send_batch + jobs.record_queued {calls}, one thread "
+        f"(2 commits per call); queued afterwards {stored}; {_stack_note(watch.cpu, count)}"
+    )
+    return Result(SYSTEM + " (in-process)", measure, count, watch.seconds, watch.self_cpu, note)
+
+
+def enqueue_http(stack: BenchStack, measure: str, count: int, batch: int) -> Result:
+    """``TornadoClient.submit`` (batch 1) or ``submit_many(chunk=batch)`` to one API process."""
+    with scope(stack, "postgres", "ph") as scoped, api_server(stack, "postgres", scoped.prefix) as server:
+        warm_up(server.url, scoped.token, WARM_UP_POSTS)
+        client = TornadoClient(server.url, scoped.token)
+        with contextlib.suppress(ApiError):  # opens the client's kept-alive connection
+            client.get("none")
+        meter = CpuMeter({"api": server.pid, **stack_groups(stack)})
+        payloads: list[dict[str, Any]] = [{"message": message(i)} for i in range(count)]
+        watch = Stopwatch(meter).start()
+        if batch == 1:
+            receipts = [client.submit(ECHO, payload) for payload in payloads]
+        else:
+            receipts = client.submit_many([{"task": ECHO, "payload": p} for p in payloads], chunk=batch)
+        watch.stop()
+        client.close()
+        refused = sum(1 for receipt in receipts if "error" in receipt)
+        stored = scoped.stored() - WARM_UP_POSTS
+    api_cpu = meter.used.get("api", 0.0)
+    call = "submit() per job" if batch == 1 else f"submit_many(chunk={batch}): POST /v1/jobs:batch"
+    note = (
+        f"N={count}; TornadoClient.{call}, one thread, 1 `tornado api` process; refused {refused}, "
+        f"queued afterwards {stored}; CPU = API {api_cpu / count * 1e6:.0f} + client "
+        f"{watch.self_cpu / count * 1e6:.0f} us/job; 202 once the queue committed, job-store row "
+        f"write-behind; {_stack_note(meter, count)}"
+    )
+    return Result(SYSTEM + " (HTTP)", measure, count, watch.seconds, api_cpu + watch.self_cpu, note)
+
+
+def _stack_note(meter: CpuMeter, count: int) -> str:
+    return (
+        f"postgres {meter.used.get('postgres', 0.0) / count * 1e6:.0f} us/job ({meter.stack_cores()} cores)"
+    )
