@@ -125,11 +125,14 @@ class Success:
         job_id: The job.
         result: Its JSON result (``None`` when claim-checked).
         result_ref: The object key of a claim-checked result.
+        result_json: :attr:`result` already encoded as JSON text, if the caller has it
+            (stores that keep JSON text use it instead of encoding the result again).
     """
 
     job_id: str
     result: Any
     result_ref: str | None = None
+    result_json: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

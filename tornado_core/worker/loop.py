@@ -28,12 +28,12 @@ import socket
 import threading
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
+from queue import SimpleQueue
 
 from tornado_core.errors import BackendError, StoreUnavailable
 from tornado_core.naming import queue_spec
@@ -87,17 +87,17 @@ class WorkerOptions:
             raise ValueError("prefetch must not be negative")
 
 
-@dataclass
+@dataclass(slots=True)
 class _Running:
     delivery: Delivery
     slot: AbstractContextManager[None]
+    #: The job whose lease the heartbeat extends (none for an unreadable message).
+    job_id: str | None = field(init=False)
 
-    @property
-    def job_id(self) -> str | None:
-        """The job whose lease the heartbeat extends (none for an unreadable message)."""
+    def __post_init__(self) -> None:
         envelope = self.delivery.envelope
         # The envelope's fields are not type-checked when parsed: only a string id is a lease key.
-        return envelope.job_id if envelope is not None and isinstance(envelope.job_id, str) else None
+        self.job_id = envelope.job_id if envelope is not None and isinstance(envelope.job_id, str) else None
 
 
 class Worker:
@@ -132,6 +132,8 @@ class Worker:
         self._waiting: deque[_Running] = deque()
         self._on_outcome = on_outcome or (lambda _outcome: None)
         self._running: dict[str, _Running] = {}
+        self._running_jobs: Counter[str | None] = Counter()  # job id -> its runs here (0 or 1)
+        self._ready: SimpleQueue[Delivery | None] = SimpleQueue()  # to the job threads
         self._lock = threading.Lock()
         self._slot_freed = threading.Event()
         self._store_down = threading.Event()
@@ -162,15 +164,24 @@ class Worker:
             self._options.concurrency,
         )
         self._acks.start()
+        threads = [
+            threading.Thread(target=self._run_jobs, name=f"tornado-job-{n}")
+            for n in range(self._options.concurrency)
+        ]
         try:
-            with ThreadPoolExecutor(self._options.concurrency, thread_name_prefix="tornado-job") as pool:
-                self._heartbeat.start()
-                while not self._stop.is_set():
-                    self._touch_health_file()
-                    self._poll_once(pool)
-                self._return_waiting()
-                self._drain()
+            for thread in threads:
+                thread.start()
+            self._heartbeat.start()
+            while not self._stop.is_set():
+                self._touch_health_file()
+                self._poll_once()
+            self._return_waiting()
+            self._drain()
         finally:
+            for _ in threads:
+                self._ready.put(None)  # each job thread ends after its current job
+            for thread in threads:
+                thread.join()
             self._heartbeat.stop()
             self._acks.close()
         logger.info("worker %s stopped", self._options.worker_id)
@@ -197,10 +208,10 @@ class Worker:
         self._store_down.clear()
         return True
 
-    def _poll_once(self, pool: ThreadPoolExecutor) -> None:
+    def _poll_once(self) -> None:
         if not self._store_answers():
             return
-        self._start_waiting(pool)
+        self._start_waiting()
         with self._lock:
             blocked = bool(self._waiting)
         slots = [] if blocked else self._take_slots()
@@ -225,7 +236,7 @@ class Worker:
             self._release_all(slots)
             return
         self._hold(messages, slots)
-        self._start_waiting(pool)
+        self._start_waiting()
 
     def _hold(self, messages: Sequence[ReceivedMessage], slots: list[AbstractContextManager[None]]) -> None:
         """Parse each received message once, claim their jobs together, queue each with a slot."""
@@ -260,12 +271,11 @@ class Worker:
         except Exception as exc:  # the runner claims each job on its own instead
             logger.warning("claiming %d job(s) together failed (%s): claiming one by one", len(picked), exc)
             return deliveries
-        claimed = list(deliveries)
         for (index, _), answer in zip(picked, answers, strict=True):
-            claimed[index] = replace(deliveries[index], claim=answer)
-        return claimed
+            deliveries[index].claim = answer
+        return deliveries
 
-    def _start_waiting(self, pool: ThreadPoolExecutor) -> None:
+    def _start_waiting(self) -> None:
         while True:
             with self._lock:
                 if not self._waiting or len(self._running) >= self._options.concurrency:
@@ -273,7 +283,7 @@ class Worker:
                 item = self._waiting.popleft()
                 if self._park_if_running(item):
                     continue
-            self._start(pool, item)
+            self._start(item)
 
     def _park_if_running(self, item: _Running) -> bool:
         """Hold a redelivered copy of a job that runs here; it goes on once that run ends.
@@ -283,7 +293,7 @@ class Worker:
         (or retries it), and its newer receipt is the one that deletes the message.
         """
         job_id = item.job_id
-        if job_id is None or all(r.job_id != job_id for r in self._running.values()):
+        if job_id is None or not self._running_jobs[job_id]:
             return False
         self._parked.setdefault(job_id, []).append(item)
         logger.info("job %s arrived again while it runs here: held until that run ends", job_id)
@@ -346,23 +356,36 @@ class Worker:
             slot.__exit__(None, None, None)
         slots.clear()
 
-    def _start(self, pool: ThreadPoolExecutor, item: _Running) -> None:
-        delivery = replace(item.delivery, started=time.monotonic())  # the deadline counts from here
+    def _start(self, item: _Running) -> None:
+        item.delivery.started = time.monotonic()  # the deadline counts from here
         with self._lock:
-            self._running[delivery.message.receipt] = replace(item, delivery=delivery)
+            self._running[item.delivery.message.receipt] = item
+            self._running_jobs[item.job_id] += 1
         self._report_busy()
-        future = pool.submit(self._runner.run, delivery)
-        future.add_done_callback(lambda f: self._finished(delivery.message.receipt, f))
+        self._ready.put(item.delivery)
 
-    def _finished(self, receipt: str, future: Future[Outcome]) -> None:
+    def _run_jobs(self) -> None:
+        """One job thread: runs deliveries until it gets ``None``."""
+        while (delivery := self._ready.get()) is not None:
+            try:
+                outcome: Outcome | None = self._runner.run(delivery)
+            except BaseException as exc:  # reported by _finished; the thread goes on
+                self._finished(delivery.message.receipt, None, exc)
+            else:
+                self._finished(delivery.message.receipt, outcome, None)
+
+    def _finished(self, receipt: str, outcome: Outcome | None, exc: BaseException | None) -> None:
         with self._lock:
             running = self._running.pop(receipt, None)
+            if running is not None:
+                self._running_jobs[running.job_id] -= 1
+                if not self._running_jobs[running.job_id]:
+                    del self._running_jobs[running.job_id]
             if running is not None and running.job_id in self._parked:
                 self._waiting.extendleft(reversed(self._parked.pop(running.job_id or "")))
         if running is not None:
             running.slot.__exit__(None, None, None)
         self._report_busy()
-        exc = future.exception()
         if isinstance(exc, BackendError):
             logger.warning(
                 "%s: %s while running message %s; it reappears after its visibility timeout and the "
@@ -373,8 +396,7 @@ class Worker:
                 self._store_down.set()  # stop receiving until the store answers
         elif exc is not None:
             logger.error("job runner crashed: %r (the message will reappear)", exc)
-        else:
-            outcome = future.result()
+        elif outcome is not None:
             if outcome is Outcome.DEFERRED_STORE_DOWN:
                 self._store_down.set()  # stop receiving: each receive would burn a delivery attempt
             self._on_outcome(outcome)

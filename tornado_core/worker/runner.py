@@ -55,12 +55,14 @@ class Outcome(StrEnum):
     DEAD = "dead"
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class Delivery:
     """A message being worked on: where it came from and its envelope.
 
     Build it with :meth:`received`, which parses the body; the runner and the
-    heartbeat read :attr:`envelope` instead of parsing the body again.
+    heartbeat read :attr:`envelope` instead of parsing the body again. The worker
+    loop owns it: it sets :attr:`claim` after the batch claim and :attr:`started`
+    when a job thread takes it.
 
     Attributes:
         queue: Name of the queue the message came from.
@@ -194,10 +196,9 @@ class JobRunner:
         log = job_logger(logger, job=envelope.job_id, task=envelope.task, version=envelope.version)
         try:
             result = self._call_handler(delivery, envelope, log)
-            stored, ref = self._store_result(envelope, result)
+            success = self._store_result(envelope, result)
         except Exception as exc:  # the handler's failure is data, not a crash
             return self._fail(delivery, envelope, exc, log)
-        success = Success(job_id=envelope.job_id, result=stored, result_ref=ref)
         # Returns once the success is durable; its message is deleted with it or right after.
         self._finished.record(
             Completion(success=success, queue=delivery.queue, receipt=delivery.message.receipt)
@@ -235,16 +236,18 @@ class JobRunner:
         except ObjectStoreError as exc:
             raise Retry(f"claim-checked payload unavailable: {exc}") from exc
 
-    def _store_result(self, envelope: Envelope, result: Any) -> tuple[Any, str | None]:
+    def _store_result(self, envelope: Envelope, result: Any) -> Success:
+        """The success to record: the result inline, or claim-checked in the object store if large."""
         try:
             text = json.dumps(result, separators=(",", ":"), ensure_ascii=False)
         except (TypeError, ValueError) as exc:
             raise NonRetryable(f"result is not JSON-serialisable: {exc}") from exc
-        if len(text.encode()) <= self._services.settings.claim_check_bytes:
-            return result, None
+        encoded = text.encode()
+        if len(encoded) <= self._services.settings.claim_check_bytes:
+            return Success(job_id=envelope.job_id, result=result, result_json=text)
         key = result_key(envelope.task, envelope.job_id)
-        self._services.objects.put(key, text.encode(), content_type="application/json")
-        return None, key
+        self._services.objects.put(key, encoded, content_type="application/json")
+        return Success(job_id=envelope.job_id, result=None, result_ref=key)
 
     def _fail(self, delivery: Delivery, envelope: Envelope, exc: Exception, log: Any) -> Outcome:
         failure = Failure(

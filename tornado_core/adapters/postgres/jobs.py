@@ -133,7 +133,10 @@ def _record(row: Sequence[Any]) -> JobRecord:
 
 def write_successes(cur: Cursor, successes: Sequence[Success]) -> None:
     """Mark jobs succeeded with one statement, in the cursor's transaction (committed by the caller)."""
-    rows = [(s.job_id, Json(s.result), s.result_ref) for s in successes]
+    rows = [
+        (s.job_id, s.result_json if s.result_json is not None else Json(s.result), s.result_ref)
+        for s in successes
+    ]
     if rows:
         execute_values(cur, _SUCCESSES, rows, template="(%s, %s::jsonb, %s::text)", page_size=len(rows))
 

@@ -15,8 +15,8 @@ every ``fallback_poll`` seconds.
 from __future__ import annotations
 
 import contextlib
+import re
 import time
-import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -145,15 +145,14 @@ def _missing(queue: str) -> QueueUnavailable:
     return QueueUnavailable(f"queue {queue} does not exist")
 
 
+#: A receipt as :meth:`PostgresQueue.receive` issues it: ``<row id>:<uuid token>``.
+_RECEIPT = re.compile(r"([0-9]{1,18}):([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})")
+
+
 def _parse_receipt(receipt: str) -> tuple[int, str] | None:
     """``(message row id, token)`` of a receipt, or ``None`` if malformed."""
-    row_id, _, token = receipt.partition(":")
-    if not row_id.isdigit() or len(row_id) > 18:
-        return None
-    try:
-        return int(row_id), str(uuid.UUID(token))
-    except ValueError:
-        return None
+    match = _RECEIPT.fullmatch(receipt)
+    return (int(match[1]), match[2]) if match else None
 
 
 def delete_received(cur: Cursor, queue: str, receipts: Sequence[str], *, wait_for_flush: bool) -> bool:
