@@ -53,6 +53,12 @@ def _sqs(request: pytest.FixtureRequest) -> Iterator[QueuePort]:
 _ADAPTERS = {"memory": _memory, "postgres": _postgres, "sqs": _sqs}
 
 
+def _sqs_like() -> tuple[type, ...]:
+    from tornado_core.adapters.aws.sqs import SqsQueue
+
+    return (SqsQueue,)
+
+
 @pytest.fixture(params=sorted(_ADAPTERS))
 def adapter(request: pytest.FixtureRequest) -> Iterator[QueuePort]:
     """Each queue adapter in turn."""
@@ -98,6 +104,18 @@ def test_send_receive_delete(adapter: QueuePort, spec: QueueSpec) -> None:
     adapter.delete(spec.name, [message.receipt])
     assert adapter.depth(spec.name).total == 0
     assert receive(adapter, spec.name) == []
+
+
+def test_one_receive_brings_up_to_the_adapters_batch(adapter: QueuePort, spec: QueueSpec) -> None:
+    batch = adapter.max_receive_batch
+    bodies = [f"m{n}" for n in range(batch + 3)]
+    for start in range(0, len(bodies), adapter.max_send_batch):
+        send(adapter, spec.name, *bodies[start : start + adapter.max_send_batch])
+    got = receive(adapter, spec.name, wait=1, most=batch)
+    assert 0 < len(got) <= batch
+    if not isinstance(adapter, _sqs_like()):  # SQS may answer with fewer than are visible
+        assert len(got) == batch
+    assert len({m.message_id for m in got}) == len(got)
 
 
 def test_ensure_queue_is_idempotent(adapter: QueuePort, spec: QueueSpec) -> None:

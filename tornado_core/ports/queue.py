@@ -75,6 +75,8 @@ class QueuePort(Protocol):
     max_send_batch: int
     #: Largest sum of the bodies' UTF-8 bytes one ``send_batch`` call accepts.
     max_send_batch_bytes: int
+    #: Most messages one ``receive`` returns (SQS: 10).
+    max_receive_batch: int
 
     def ensure_queue(self, spec: QueueSpec) -> None:
         """Create the queue and its DLQ with the redrive policy; idempotent."""
@@ -92,7 +94,7 @@ class QueuePort(Protocol):
     def receive(
         self, queue: str, *, max_messages: int, wait_seconds: float, visibility_timeout: float
     ) -> list[ReceivedMessage]:
-        """Long-poll for up to ``max_messages`` (at most 10) visible messages."""
+        """Long-poll for up to ``max_messages`` (at most :attr:`max_receive_batch`) visible messages."""
 
     def delete(self, queue: str, receipts: Sequence[str]) -> None:
         """Delete delivered messages (acknowledge them)."""

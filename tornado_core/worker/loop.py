@@ -69,7 +69,7 @@ class WorkerOptions:
             task scale-in protection); calls never overlap and errors are logged.
         prefetch: Messages received ahead of a free thread, so one receive fetches
             a batch (kept hidden by the heartbeat, returned at once on stop);
-            default ``min(10, concurrency)``, and 0 for tasks with a global cap.
+            default ``concurrency`` up to a receive's batch (10 on SQS), 0 for tasks with a global cap.
     """
 
     concurrency: int = 4
@@ -127,7 +127,8 @@ class Worker:
         self._runner = JobRunner(services, spec, worker_id=self._options.worker_id, acks=self._acks)
         # Uncapped tasks keep up to a batch of messages waiting, so that a receive fetches
         # many at once; capped tasks take no more than the global slots they hold.
-        default_prefetch = 0 if spec.max_concurrency else min(10, self._options.concurrency)
+        batch = services.queue.max_receive_batch
+        default_prefetch = 0 if spec.max_concurrency else min(batch, self._options.concurrency)
         self._prefetch = default_prefetch if self._options.prefetch is None else self._options.prefetch
         self._waiting: deque[_Running] = deque()
         self._on_outcome = on_outcome or (lambda _outcome: None)
@@ -332,7 +333,7 @@ class Worker:
     def _take_slots(self) -> list[AbstractContextManager[None]]:
         with self._lock:
             free = self._options.concurrency + self._prefetch - len(self._running) - len(self._waiting)
-        wanted = min(free, 10)
+        wanted = min(free, self._services.queue.max_receive_batch)
         slots: list[AbstractContextManager[None]] = []
         cap = self._spec.max_concurrency
         for _ in range(wanted):

@@ -44,6 +44,7 @@ class SqsQueue:
     max_send_batch = 10
     #: SendMessageBatch's limit on the sum of the message sizes (1 MiB).
     max_send_batch_bytes = 1_048_576
+    max_receive_batch = MAX_RECEIVE
 
     def __init__(self, client: Any, *, poll_client: Any = None) -> None:
         self._client = client

@@ -50,6 +50,7 @@ class MemoryQueue:
 
     max_send_batch = 10
     max_send_batch_bytes = 1_048_576
+    max_receive_batch = 10
 
     def __init__(self, clock: Any = time.monotonic) -> None:
         self._clock = clock

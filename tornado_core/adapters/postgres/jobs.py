@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -10,6 +11,7 @@ from psycopg2.extensions import cursor as Cursor
 from psycopg2.extras import Json, execute_values
 
 from tornado_core.adapters.postgres.pool import PostgresPool, without_flush_wait
+from tornado_core.adapters.postgres.prepared import Prepared
 from tornado_core.ports.jobs import (
     Claim,
     ClaimOutcome,
@@ -48,10 +50,11 @@ INSERT INTO tornado_jobs AS j
     (job_id, tenant, task, version, idempotency_key, status, attempts, worker,
      lease_expires_at, created_at, started_at, updated_at)
 SELECT v.job_id, v.tenant, v.task, v.version, v.key, 'running', 1, v.worker,
-       clock_timestamp() + v.lease * interval '1 second',
+       clock_timestamp() + %(lease)s * interval '1 second',
        COALESCE(to_timestamp(NULLIF(v.submitted_at, 0)), clock_timestamp()),
        clock_timestamp(), clock_timestamp()
-FROM (VALUES %s) AS v (job_id, tenant, task, version, key, worker, lease, submitted_at)
+FROM unnest(%(job_ids)s, %(tenants)s, %(tasks)s, %(versions)s, %(keys)s, %(workers)s, %(submitted)s)
+    AS v (job_id, tenant, task, version, key, worker, submitted_at)
 ORDER BY v.job_id
 ON CONFLICT (job_id) DO UPDATE SET
     status = 'running',
@@ -67,7 +70,14 @@ WHERE j.status <> 'succeeded'
 RETURNING j.job_id
 """
 
-_CLAIM_ROW = "(%s, %s, %s, %s, %s::text, %s, %s::float8, %s::float8)"
+_CLAIM_PREPARED = Prepared(
+    "tornado_claim",
+    _CLAIM,
+    {
+        "lease": "float8", "job_ids": "text[]", "tenants": "text[]", "tasks": "text[]", "versions": "text[]",
+        "keys": "text[]", "workers": "text[]", "submitted": "float8[]",
+    },
+)  # fmt: skip
 
 # A claimed job that never started goes back as it was before the claim.
 _RELEASE = """
@@ -88,12 +98,16 @@ WHERE job_id = %(job_id)s
 """
 
 _SUCCESSES = """
-UPDATE tornado_jobs AS j SET status = 'succeeded', result = v.result, result_ref = v.ref, progress = 1,
+UPDATE tornado_jobs AS j SET status = 'succeeded', result = v.result::jsonb, result_ref = v.ref, progress = 1,
     finished_at = clock_timestamp(), error_type = NULL, error_message = NULL, error_traceback = NULL,
     lease_expires_at = NULL, updated_at = clock_timestamp()
-FROM (VALUES %s) AS v (job_id, result, ref)
+FROM unnest(%(job_ids)s, %(results)s, %(refs)s) AS v (job_id, result, ref)
 WHERE j.job_id = v.job_id
 """
+
+_SUCCESSES_PREPARED = Prepared(
+    "tornado_successes", _SUCCESSES, {"job_ids": "text[]", "results": "text[]", "refs": "text[]"}
+)
 
 _FAILURE = """
 UPDATE tornado_jobs SET status = %(status)s, error_type = %(type)s, error_message = %(message)s,
@@ -131,14 +145,19 @@ def _record(row: Sequence[Any]) -> JobRecord:
     )
 
 
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
 def write_successes(cur: Cursor, successes: Sequence[Success]) -> None:
     """Mark jobs succeeded with one statement, in the cursor's transaction (committed by the caller)."""
-    rows = [
-        (s.job_id, s.result_json if s.result_json is not None else Json(s.result), s.result_ref)
-        for s in successes
-    ]
-    if rows:
-        execute_values(cur, _SUCCESSES, rows, template="(%s, %s::jsonb, %s::text)", page_size=len(rows))
+    if successes:
+        params = {
+            "job_ids": [s.job_id for s in successes],
+            "results": [s.result_json if s.result_json is not None else _json(s.result) for s in successes],
+            "refs": [s.result_ref for s in successes],
+        }
+        _SUCCESSES_PREPARED.execute(cur, params)
 
 
 def _claim_outcome(claim: Claim, first: dict[str, Claim], claimed: set[str], done: set[str]) -> ClaimOutcome:
@@ -189,28 +208,21 @@ class PostgresJobStore:
     def claim_many(self, claims: Sequence[Claim], *, lease_seconds: float) -> list[ClaimOutcome]:
         """Take the jobs of a whole receive in one statement and one transaction."""
         first = {c.job.job_id: c for c in reversed(claims)}  # the first claim of each job
-        rows = [
-            (
-                j.job_id,
-                j.tenant,
-                j.task,
-                j.version,
-                j.idempotency_key,
-                c.worker,
-                lease_seconds,
-                float(j.submitted_at),
-            )
-            for c in first.values()
-            for j in (c.job,)
-        ]
-        if not rows:
+        if not first:
             return []
+        jobs = [c.job for c in first.values()]
+        params = {
+            "lease": float(lease_seconds), "job_ids": [j.job_id for j in jobs],
+            "tenants": [j.tenant for j in jobs], "tasks": [j.task for j in jobs],
+            "versions": [j.version for j in jobs],
+            "keys": [j.idempotency_key for j in jobs], "workers": [c.worker for c in first.values()],
+            "submitted": [float(j.submitted_at) for j in jobs],
+        }  # fmt: skip
         with self._pool.connection() as conn, conn.cursor() as cur:
             # Losing claims in a server crash only lets their jobs run again; the success
             # record (durable) is what makes a redelivery a no-op.
-            taken = execute_values(
-                cur, without_flush_wait(_CLAIM), rows, template=_CLAIM_ROW, page_size=len(rows), fetch=True
-            )
+            _CLAIM_PREPARED.execute(cur, params, prefix=without_flush_wait(""))
+            taken = cur.fetchall()
             claimed = {row[0] for row in taken}
             refused = [job_id for job_id in first if job_id not in claimed]
             done: set[str] = set()

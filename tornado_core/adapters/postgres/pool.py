@@ -14,6 +14,7 @@ import psycopg2
 import psycopg2.extensions
 from psycopg2.extensions import connection as Connection
 
+from tornado_core.adapters.postgres.prepared import PreparingConnection
 from tornado_core.errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ def connect(dsn: str, *, autocommit: bool = False) -> Connection:
     """
     extra = {name: value for name, value in _LINK_CHECKS.items() if name not in dsn}
     try:
-        conn: Connection = psycopg2.connect(dsn, **extra)
+        conn: Connection = psycopg2.connect(dsn, connection_factory=PreparingConnection, **extra)
     except UNREACHABLE as exc:
         raise StoreUnavailable(
             f"PostgreSQL at {describe_dsn(dsn)} is unreachable: {_first_line(exc)}"

@@ -26,6 +26,7 @@ from psycopg2.extras import execute_values
 
 from tornado_core.adapters.postgres._listener import CHANNEL, QueueListener
 from tornado_core.adapters.postgres.pool import PostgresPool, without_flush_wait
+from tornado_core.adapters.postgres.prepared import Prepared
 from tornado_core.errors import QueueUnavailable, StoreUnavailable
 from tornado_core.ports.queue import OutgoingMessage, QueueDepth, QueueSpec, ReceivedMessage
 
@@ -88,6 +89,10 @@ SELECT 'queue', NULL, NULL, NULL, NULL, 0, NULL,
 FROM cfg
 """
 
+_RECEIVE_PREPARED = Prepared(
+    "tornado_receive", _RECEIVE, {"queue": "text", "limit": "int", "visibility": "float8"}
+)
+
 # Primary-key lookups (``id = ANY``): the cost does not grow with the queue's depth, whatever the
 # table's statistics say (a join on unnest() turned into a hash join over the whole backlog).
 _DELETE = """
@@ -99,6 +104,10 @@ WITH d AS (
 )
 SELECT EXISTS (SELECT 1 FROM tornado_queues WHERE name = %(queue)s), (SELECT count(*) FROM d)
 """
+
+_DELETE_PREPARED = Prepared(
+    "tornado_delete", _DELETE, {"ids": "bigint[]", "queue": "text", "tokens": "text[]"}
+)
 
 _CHANGE_VISIBILITY = f"""
 WITH u AS (
@@ -169,7 +178,7 @@ def delete_received(cur: Cursor, queue: str, receipts: Sequence[str], *, wait_fo
     """
     parsed = [p for p in map(_parse_receipt, receipts) if p is not None]
     params = {"queue": queue, "ids": [row_id for row_id, _ in parsed], "tokens": [t for _, t in parsed]}
-    cur.execute(_DELETE if wait_for_flush else without_flush_wait(_DELETE), params)
+    _DELETE_PREPARED.execute(cur, params, prefix="" if wait_for_flush else without_flush_wait(""))
     row = cur.fetchone()
     return row is not None and bool(row[0])
 
@@ -187,6 +196,8 @@ class PostgresQueue:
     max_send_batch = 500
     #: Bytes of bodies per multi-row INSERT (a bound on the statement's size, not a server limit).
     max_send_batch_bytes = 16 * 1_048_576
+    #: Messages per receive (one statement; a worker asks for at most its free threads and prefetch).
+    max_receive_batch = 100
 
     def __init__(self, pool: PostgresPool, *, fallback_poll: float = 0.05) -> None:
         self._pool = pool
@@ -270,7 +281,7 @@ class PostgresQueue:
     def _poll(self, queue: str, limit: int, visibility: float) -> _Poll:
         with self._cursor() as cur:
             params = {"queue": queue, "limit": limit, "visibility": visibility}
-            cur.execute(without_flush_wait(_RECEIVE), params)
+            _RECEIVE_PREPARED.execute(cur, params, prefix=without_flush_wait(""))
             rows: list[tuple[Any, ...]] = cur.fetchall()
         if not any(row[0] == "queue" for row in rows):
             raise _missing(queue)

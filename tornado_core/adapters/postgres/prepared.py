@@ -1,0 +1,76 @@
+"""Statements each connection parses and plans once (``PREPARE``), then only executes.
+
+The worker's hot statements (receive, claim, success + delete) run thousands of times a second;
+planning them each time cost PostgreSQL as much CPU as running them. A :class:`Prepared` keeps its
+SQL with named parameters, as the rest of the adapters write it, and turns them into ``$n``
+positions for ``PREPARE``. Each pooled connection remembers what it has prepared
+(:class:`PreparingConnection`); a new connection (after a server restart, say) prepares again.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from psycopg2.extensions import connection as Connection
+from psycopg2.extensions import cursor as Cursor
+
+_NAMED = re.compile(r"%\((\w+)\)s")
+
+
+class PreparingConnection(Connection):
+    """A psycopg2 connection that remembers the statements it has prepared."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.prepared: set[str] = set()
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A statement prepared once per connection.
+
+    Args:
+        name: The prepared statement's name (unique among the adapters).
+        sql: The statement, parameters written ``%(name)s``.
+        types: The PostgreSQL type of each parameter, by name, in the order of
+            first appearance in ``sql``.
+    """
+
+    name: str
+    sql: str
+    types: Mapping[str, str]
+    _order: tuple[str, ...] = field(init=False, repr=False)
+    _prepare: str = field(init=False, repr=False)
+    _execute: str = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        order = tuple(dict.fromkeys(_NAMED.findall(self.sql)))
+        if set(order) != set(self.types):
+            raise ValueError(f"{self.name}: parameters {order} but types for {tuple(self.types)}")
+        positions = {param: n for n, param in enumerate(order, start=1)}
+        body = _NAMED.sub(lambda m: f"${positions[m[1]]}", self.sql)
+        types = ", ".join(self.types[param] for param in order)
+        object.__setattr__(self, "_order", order)
+        object.__setattr__(self, "_prepare", f"PREPARE {self.name} ({types}) AS {body}")
+        placeholders = ", ".join(["%s"] * len(order))
+        object.__setattr__(self, "_execute", f"EXECUTE {self.name} ({placeholders})")
+
+    def execute(self, cur: Cursor, params: Mapping[str, Any], *, prefix: str = "") -> None:
+        """Run the statement on ``cur``, preparing it first if its connection has not.
+
+        Args:
+            cur: A cursor of a :class:`PreparingConnection`.
+            params: A value for each parameter, by name.
+            prefix: Statements sent before it in the same round trip (e.g. ``SET LOCAL``).
+        """
+        conn = cur.connection
+        if not isinstance(conn, PreparingConnection):
+            raise TypeError("prepared statements need a PreparingConnection (see pool.connect)")
+        if self.name not in conn.prepared:
+            cur.execute(self._prepare)
+            conn.prepared.add(self.name)  # PREPARE is not undone by a rollback
+        args: Sequence[Any] = [params[param] for param in self._order]
+        cur.execute(f"{prefix}{self._execute}", args)
