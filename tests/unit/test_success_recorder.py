@@ -11,8 +11,9 @@ import pytest
 
 from tornado_core.adapters.memory.stores import MemoryJobStore
 from tornado_core.errors import StoreUnavailable
+from tornado_core.ports.completions import Completion
 from tornado_core.ports.jobs import JobStatus, NewJob, Success
-from tornado_core.worker.completions import GroupCommit
+from tornado_core.worker.completions import BackgroundCompleter, GroupCommit
 
 
 class GatedStore(MemoryJobStore):
@@ -117,3 +118,101 @@ def test_a_failed_commit_fails_every_record_in_it_and_the_next_commit_works(stor
     assert store.get("job-0").status is JobStatus.QUEUED  # type: ignore[union-attr]  # nothing to acknowledge
     recorder.record(Success(job_id="job-0", result=0))  # the store is back
     assert store.get("job-0").status is JobStatus.SUCCEEDED  # type: ignore[union-attr]
+
+
+# --- the worker's background completer --------------------------------------------------------
+
+
+def completion(n: int) -> Completion:
+    return Completion(success=Success(job_id=f"job-{n}", result=n), queue="q", receipt=f"r{n}")
+
+
+class Reports:
+    """What the completer told the worker: each batch's job ids and error."""
+
+    def __init__(self) -> None:
+        self.batches: list[tuple[list[str], BaseException | None]] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, batch: list[Completion], error: BaseException | None) -> None:
+        with self.lock:
+            self.batches.append(([c.success.job_id for c in batch], error))
+
+    def jobs(self) -> int:
+        with self.lock:
+            return sum(len(ids) for ids, _ in self.batches)
+
+
+def test_the_completer_commits_what_arrived_during_a_commit_in_the_next_one(store: GatedStore) -> None:
+    reports = Reports()
+    completer = BackgroundCompleter(lambda batch: store.record_successes([c.success for c in batch]), reports)
+    completer.start()
+    try:
+        completer.submit(completion(0))
+        wait_until(store.entered.is_set, "the first commit to start")
+        for n in range(1, 10):
+            completer.submit(completion(n))  # returns at once: the job thread goes on
+        assert reports.batches == []  # nothing is reported durable while the commit is under way
+        store.gate.set()
+        wait_until(lambda: reports.jobs() == 10, "every completion to be reported")
+    finally:
+        completer.close()
+    assert store.calls == [1, 9]
+    assert reports.batches == [(["job-0"], None), ([f"job-{n}" for n in range(1, 10)], None)]
+    assert all(store.get(f"job-{n}").status is JobStatus.SUCCEEDED for n in range(10))  # type: ignore[union-attr]
+
+
+def test_the_completer_reports_a_failed_batch_with_its_error_and_goes_on(store: GatedStore) -> None:
+    reports = Reports()
+    store.fail_next = True
+    store.gate.set()
+    completer = BackgroundCompleter(lambda batch: store.record_successes([c.success for c in batch]), reports)
+    completer.start()
+    try:
+        completer.submit(completion(0))
+        wait_until(lambda: reports.jobs() == 1, "the failed batch to be reported")
+        completer.submit(completion(1))
+        wait_until(lambda: reports.jobs() == 2, "the next batch to be reported")
+    finally:
+        completer.close()
+    (failed, error), (written, ok) = reports.batches
+    assert (failed, type(error), written, ok) == (["job-0"], StoreUnavailable, ["job-1"], None)
+    assert store.get("job-0").status is JobStatus.QUEUED  # type: ignore[union-attr]  # nothing to acknowledge
+
+
+def test_the_completer_holds_job_threads_back_when_too_many_wait(store: GatedStore) -> None:
+    reports = Reports()
+    write = lambda batch: store.record_successes([c.success for c in batch])  # noqa: E731
+    completer = BackgroundCompleter(write, reports, max_batch=2, max_pending=2)
+    completer.start()
+    blocked = threading.Event()
+    try:
+        completer.submit(completion(0))
+        wait_until(store.entered.is_set, "the first commit to start")
+        completer.submit(completion(1))
+        completer.submit(completion(2))  # two waiting: the limit
+
+        def third() -> None:
+            completer.submit(completion(3))
+            blocked.set()
+
+        threading.Thread(target=third, daemon=True).start()
+        assert not blocked.wait(0.2)  # the job thread waits for room
+        store.gate.set()
+        assert blocked.wait(10)
+        wait_until(lambda: reports.jobs() == 4, "every completion to be reported")
+    finally:
+        store.gate.set()
+        completer.close()
+
+
+def test_closing_the_completer_writes_everything_still_pending(store: GatedStore) -> None:
+    reports = Reports()
+    completer = BackgroundCompleter(lambda batch: store.record_successes([c.success for c in batch]), reports)
+    completer.start()
+    completer.submit(completion(0))
+    wait_until(store.entered.is_set, "the first commit to start")
+    completer.submit(completion(1))
+    store.gate.set()
+    completer.close()
+    assert reports.jobs() == 2 and store.calls == [1, 1]

@@ -7,21 +7,22 @@ import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, cast
 
 import pytest
 import tornado_tasks.demo.handlers as demo
+from pydantic import BaseModel
 
 from tornado_core.adapters.memory.stores import MemoryJobStore, MemoryQueue
 from tornado_core.errors import NonRetryable, StoreUnavailable
 from tornado_core.naming import dead_letter_name, queue_spec
-from tornado_core.ports.jobs import ClaimOutcome, JobStatus, NewJob
+from tornado_core.ports.jobs import ClaimOutcome, JobStatus, NewJob, Success
 from tornado_core.ports.queue import OutgoingMessage
 from tornado_core.producer.submission import Submitter
 from tornado_core.registry import TaskRegistry
 from tornado_core.services import Services
-from tornado_core.task import TaskSpec
+from tornado_core.task import TaskSpec, task
 from tornado_core.task_context import TaskContext
 from tornado_core.toolchain.testing import memory_services
 from tornado_core.worker.acks import Acknowledger
@@ -408,3 +409,95 @@ def test_outcomes_are_the_same_strings_as_before() -> None:
     assert f"{Outcome.DEFERRED_BUSY}" == "deferred_busy"
     assert "%s" % Outcome.RETRYING == "retrying"  # noqa: UP031 - the logs format outcomes this way
     assert json.dumps({"outcome": Outcome.SUCCEEDED}) == '{"outcome": "succeeded"}'
+
+
+class SlowCommitStore(MemoryJobStore):
+    """Its success commits wait for a gate: a job store under a slow disk."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+        self.committing = threading.Event()
+        self.commits: list[list[str]] = []
+
+    def record_successes(self, successes: Sequence[Success]) -> None:
+        self.commits.append([s.job_id for s in successes])
+        self.committing.set()
+        assert self.gate.wait(30)
+        super().record_successes(successes)
+
+
+class Numbered(BaseModel):
+    n: int
+
+
+def test_a_job_thread_runs_the_next_job_while_the_last_success_is_committed(services: Services) -> None:
+    ran: list[int] = []
+
+    @task(name="test.numbered", payload=Numbered, version="1.0.0")
+    def numbered(ctx: TaskContext, payload: Numbered) -> dict[str, int]:
+        ran.append(payload.n)
+        return {"n": payload.n}
+
+    services.registry.register(numbered)
+    store = SlowCommitStore()
+    services = dataclasses.replace(services, jobs=store)
+    first = submit(services, "test.numbered", {"n": 1})
+    worker = Worker(services, numbered, WorkerOptions(concurrency=1, poll_wait=0.1))
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        assert store.committing.wait(10)
+        second = submit(services, "test.numbered", {"n": 2})
+        # The only job thread ran the second job although the first one's success is not durable yet.
+        deadline = time.monotonic() + 5
+        while ran != [1, 2]:
+            assert time.monotonic() < deadline, f"ran {ran} while the first success was being committed"
+            time.sleep(0.01)
+        assert services.jobs.get(first).status is JobStatus.RUNNING  # type: ignore[union-attr]
+        # Neither message is acknowledged before its success is durable: both are still in flight.
+        assert services.queue.depth(worker.queue_name).in_flight == 2
+        store.gate.set()
+        wait_for_status(services, first, JobStatus.SUCCEEDED)
+        wait_for_status(services, second, JobStatus.SUCCEEDED)
+        deadline = time.monotonic() + 5
+        while services.queue.depth(worker.queue_name).total:
+            assert time.monotonic() < deadline, "the messages were never deleted"
+            time.sleep(0.02)
+        assert store.commits == [[first], [second]]
+    finally:
+        store.gate.set()
+        worker.stop()
+        thread.join(10)
+
+
+def test_a_success_that_cannot_be_committed_lets_its_message_reappear(services: Services) -> None:
+    store = SlowCommitStore()
+    store.gate.set()
+    services = dataclasses.replace(services, jobs=store)
+    outcomes: list[str] = []
+    job_id = submit(services, "demo.sleep", {"seconds": 0.01, "steps": 1})  # hidden 3 s per delivery
+    fail = {"left": 1}
+    original = store.record_successes
+
+    def failing_once(successes: Sequence[Success]) -> None:
+        if fail["left"]:
+            fail["left"] -= 1
+            raise StoreUnavailable("PostgreSQL is restarting")
+        original(successes)
+
+    store.record_successes = failing_once  # type: ignore[method-assign]
+    options = WorkerOptions(concurrency=1, poll_wait=0.1)
+    spec = services.registry.get("demo.sleep")
+    worker = Worker(services, spec, options, on_outcome=outcomes.append)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        # The failed commit acknowledged nothing: the message came back after its visibility timeout
+        # and the job ran again, this time to a durable success.
+        wait_for_status(services, job_id, JobStatus.SUCCEEDED, timeout=spec.visibility_timeout + 15)
+        assert outcomes == [Outcome.SUCCEEDED]
+        assert store.get(job_id).attempts == 2  # type: ignore[union-attr]
+    finally:
+        worker.stop()
+        thread.join(10)

@@ -13,12 +13,12 @@ acknowledges without running the job again.
 from __future__ import annotations
 
 import logging
-import threading
 from collections import defaultdict
 from typing import Protocol
 
 from tornado_core.errors import BackendError
 from tornado_core.ports.queue import QueuePort
+from tornado_core.worker.background import BackgroundBatcher
 
 logger = logging.getLogger("tornado.worker")
 
@@ -50,7 +50,7 @@ class ImmediateAcks:
         self._queue.delete(queue, [receipt])
 
 
-class Acknowledger:
+class Acknowledger(BackgroundBatcher):
     """Collects receipts and deletes them in batches from a background thread.
 
     The thread runs from :meth:`start` to :meth:`close`; receipts handed over
@@ -65,16 +65,7 @@ class Acknowledger:
         self._queue = queue
         self._flush_after = flush_after
         self._pending: dict[str, list[str]] = defaultdict(list)
-        self._cond = threading.Condition()
-        self._closed = False
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        """Start the background thread that deletes the batches."""
-        with self._cond:
-            self._closed = False
-        self._thread = threading.Thread(target=self._loop, name="tornado-acks", daemon=True)
-        self._thread.start()
+        super().__init__(thread_name="tornado-acks", close_timeout=30)
 
     def ack(self, queue: str, receipt: str) -> None:
         """Delete this message soon (within ``flush_after`` seconds)."""
@@ -83,14 +74,6 @@ class Acknowledger:
             self._pending[queue].append(receipt)
             if first or len(self._pending[queue]) >= BATCH:
                 self._cond.notify()
-
-    def close(self) -> None:
-        """Delete everything still pending, then stop the thread."""
-        with self._cond:
-            self._closed = True
-            self._cond.notify()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
 
     def _loop(self) -> None:
         while True:

@@ -17,6 +17,7 @@ from typing import Generic, TypeVar
 from tornado_core.ports.completions import Completion, CompletionPort
 from tornado_core.ports.jobs import JobStorePort
 from tornado_core.worker.acks import AckSink
+from tornado_core.worker.background import BackgroundBatcher
 
 T = TypeVar("T")
 
@@ -118,3 +119,63 @@ class GroupCommit(Generic[T]):
                 successor.woken.set()
             else:
                 self._flushing = False
+
+
+class BackgroundCompleter(BackgroundBatcher):
+    """Makes finished jobs durable in batches from a thread of its own, so job threads go on.
+
+    A job thread hands its :class:`Completion` over with :meth:`submit` and takes the next job;
+    the completer writes whatever is pending in one transaction, then again with what arrived
+    meanwhile (no timer: one commit at a time, each as large as the load makes it), and tells
+    :attr:`on_durable` how each batch went. Until then the worker still holds the message (its
+    heartbeat keeps it hidden), so nothing is acknowledged or redelivered early. ``submit``
+    blocks while ``max_pending`` completions wait (a slow store slows the job threads down).
+    The thread runs between :meth:`start` and :meth:`close`.
+
+    Args:
+        write: Writes one batch durably (see :func:`completion_writer`); raises if it could not.
+        on_durable: Called from the completer's thread with each batch and the error (``None``
+            when the batch is durable).
+        max_batch: Most completions per transaction.
+        max_pending: Most completions waiting before ``submit`` blocks.
+    """
+
+    def __init__(
+        self,
+        write: Callable[[list[Completion]], None],
+        on_durable: Callable[[list[Completion], BaseException | None], None],
+        *,
+        max_batch: int = MAX_BATCH,
+        max_pending: int = 4 * MAX_BATCH,
+    ) -> None:
+        self._write = write
+        self._on_durable = on_durable
+        self._max_batch = max(1, max_batch)
+        self._max_pending = max(self._max_batch, max_pending)
+        self._pending: list[Completion] = []
+        super().__init__(thread_name="tornado-completer", close_timeout=None)
+
+    def submit(self, completion: Completion) -> None:
+        """Queue a finished job for the next commit."""
+        with self._cond:
+            while len(self._pending) >= self._max_pending and not self._closed:
+                self._cond.wait()
+            self._pending.append(completion)
+            self._cond.notify_all()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._closed:
+                    self._cond.wait()
+                if not self._pending:  # closed and nothing left
+                    return
+                batch = self._pending[: self._max_batch]
+                del self._pending[: self._max_batch]
+                self._cond.notify_all()  # room for blocked submitters
+            error: BaseException | None = None
+            try:
+                self._write(batch)
+            except Exception as exc:  # reported per batch: the worker lets those messages reappear
+                error = exc
+            self._on_durable(batch, error)

@@ -2,89 +2,56 @@
 
 Guarantees (docs/operations.md, "Worker semantics"; where this file sits: docs/architecture.md):
 
-* long-poll batch receive of up to ten messages: ``concurrency`` threads plus a
-  small prefetch, so that a deep queue is read in batches;
+* long-poll batch receive of up to the queue's batch (10 on SQS, 100 on PostgreSQL):
+  ``concurrency`` threads plus a prefetch of as many, so that a deep queue is read in batches;
+  the jobs of each receive are claimed together, in one job store transaction
+  (:class:`~tornado_core.worker.claims.ReceiveClaims`);
 * ``concurrency`` jobs at once in threads, capped globally per task by the
   concurrency limiter (slots are taken *before* receiving and capped tasks do
   not prefetch, so a full cap never inflates receive counts);
 * each message body is parsed once, when it is received, into a
   :class:`~tornado_core.worker.runner.Delivery` carrying its envelope: the
   heartbeat takes the job id from it and the runner runs from it;
-* a heartbeat keeps running and prefetched messages hidden and leases alive;
-* finished messages are deleted in batches (their outcome is recorded first):
-  the runner acknowledges through an :class:`~tornado_core.worker.acks.Acknowledger`
-  created with the worker, whose thread runs only while :meth:`Worker.run` does;
+* a heartbeat keeps running, finishing and prefetched messages hidden and leases alive;
+* a job thread hands a success to the
+  :class:`~tornado_core.worker.completions.BackgroundCompleter` and takes the next job; the
+  completer commits the successes that pile up in one transaction (on PostgreSQL with their
+  messages' deletes; elsewhere the messages are deleted in batches right after), and only
+  then is the job finished here: its message was never acknowledged before its outcome was
+  durable, and a failed commit lets it reappear;
 * on stop (SIGTERM): no more polling, prefetched messages are made visible
-  again at once, running jobs finish within the grace period, and anything
-  still unfinished after it is made visible again too.
+  again at once (their claims given back), running jobs finish within the grace period,
+  and anything still unfinished after it is made visible again too.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import socket
 import threading
 import time
-import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from pathlib import Path
 from queue import SimpleQueue
 
 from tornado_core.errors import BackendError, StoreUnavailable
 from tornado_core.naming import queue_spec
-from tornado_core.ports.jobs import Claim, ClaimOutcome
+from tornado_core.ports.completions import Completion
 from tornado_core.ports.queue import ReceivedMessage
 from tornado_core.services import Services
 from tornado_core.task import TaskSpec
 from tornado_core.worker.acks import Acknowledger
+from tornado_core.worker.claims import ReceiveClaims
+from tornado_core.worker.completions import BackgroundCompleter, completion_writer
 from tornado_core.worker.heartbeat import Heartbeat
+from tornado_core.worker.options import WorkerOptions, default_worker_id
 from tornado_core.worker.runner import Delivery, JobRunner, Outcome
 
 logger = logging.getLogger("tornado.worker")
 
-
-def default_worker_id() -> str:
-    """``host:pid:random`` — unique per worker process."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-
-
-@dataclass(frozen=True, kw_only=True)
-class WorkerOptions:
-    """How a worker runs.
-
-    Attributes:
-        concurrency: Jobs this process runs at once.
-        grace_period: Seconds running jobs get to finish after a stop request.
-        poll_wait: Long-poll seconds per receive (SQS allows up to 20).
-        worker_id: Identity recorded in job leases.
-        health_file: Touched whenever the loop polls (liveness probes, readiness
-            of local processes); ``None`` disables it.
-        on_busy_change: Called with ``True`` when the worker starts running a job
-            after being idle and ``False`` when it becomes idle again (e.g. ECS
-            task scale-in protection); calls never overlap and errors are logged.
-        prefetch: Messages received ahead of a free thread, so one receive fetches
-            a batch (kept hidden by the heartbeat, returned at once on stop);
-            default ``concurrency`` up to a receive's batch (10 on SQS), 0 for tasks with a global cap.
-    """
-
-    concurrency: int = 4
-    grace_period: float = 30.0
-    poll_wait: float = 5.0
-    worker_id: str = field(default_factory=default_worker_id)
-    health_file: Path | None = None
-    on_busy_change: Callable[[bool], None] | None = None
-    prefetch: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.concurrency < 1:
-            raise ValueError("concurrency must be at least 1")
-        if self.prefetch is not None and self.prefetch < 0:
-            raise ValueError("prefetch must not be negative")
+__all__ = ["Worker", "WorkerOptions", "default_worker_id"]
 
 
 @dataclass(slots=True)
@@ -124,7 +91,14 @@ class Worker:
         self._queue = queue_spec(services.settings.queue_prefix, spec)
         # Constructing the acknowledger starts nothing: its thread runs from run() to its end.
         self._acks = Acknowledger(services.queue)
-        self._runner = JobRunner(services, spec, worker_id=self._options.worker_id, acks=self._acks)
+        # Successes are made durable in batches in the background; each job's outcome is reported
+        # (and its slot freed) once its batch is committed.
+        self._completer = BackgroundCompleter(
+            completion_writer(services.jobs, services.completions, self._acks), self._durable
+        )
+        self._runner = JobRunner(
+            services, spec, worker_id=self._options.worker_id, acks=self._acks, finish=self._completer.submit
+        )
         # Uncapped tasks keep up to a batch of messages waiting, so that a receive fetches
         # many at once; capped tasks take no more than the global slots they hold.
         batch = services.queue.max_receive_batch
@@ -132,7 +106,8 @@ class Worker:
         self._prefetch = default_prefetch if self._options.prefetch is None else self._options.prefetch
         self._waiting: deque[_Running] = deque()
         self._on_outcome = on_outcome or (lambda _outcome: None)
-        self._running: dict[str, _Running] = {}
+        self._running: dict[str, _Running] = {}  # started and not yet finished (or durable)
+        self._executing = 0  # of those, the ones a job thread is running now
         self._running_jobs: Counter[str | None] = Counter()  # job id -> its runs here (0 or 1)
         self._ready: SimpleQueue[Delivery | None] = SimpleQueue()  # to the job threads
         self._lock = threading.Lock()
@@ -142,6 +117,7 @@ class Worker:
         # Duplicates of a job that runs here, held until it ends (then they find it done).
         self._parked: dict[str, list[_Running]] = {}
         self._heartbeat = Heartbeat(services, spec, self._held)
+        self._claims = ReceiveClaims(services.jobs, self._runner, lease_seconds=spec.visibility_timeout)
         self._busy = False
         self._busy_lock = threading.Lock()
 
@@ -165,6 +141,7 @@ class Worker:
             self._options.concurrency,
         )
         self._acks.start()
+        self._completer.start()
         threads = [
             threading.Thread(target=self._run_jobs, name=f"tornado-job-{n}")
             for n in range(self._options.concurrency)
@@ -183,6 +160,7 @@ class Worker:
                 self._ready.put(None)  # each job thread ends after its current job
             for thread in threads:
                 thread.join()
+            self._completer.close()  # before the acknowledger: it hands it the messages to delete
             self._heartbeat.stop()
             self._acks.close()
         logger.info("worker %s stopped", self._options.worker_id)
@@ -242,44 +220,18 @@ class Worker:
     def _hold(self, messages: Sequence[ReceivedMessage], slots: list[AbstractContextManager[None]]) -> None:
         """Parse each received message once, claim their jobs together, queue each with a slot."""
         deliveries = [Delivery.received(self._queue.name, m, started=time.monotonic()) for m in messages]
-        deliveries = self._claim_together(deliveries)
+        with self._lock:
+            held = {job_id for _, job_id in self._held_unlocked() if job_id is not None}
+        self._claims.claim_together(deliveries, held=held)
         with self._lock:
             for delivery in deliveries:
                 self._waiting.append(_Running(delivery, slots.pop()))
         self._release_all(slots)
 
-    def _claim_together(self, deliveries: list[Delivery]) -> list[Delivery]:
-        """Claim the jobs of one receive in one job store transaction.
-
-        Left to the runner (which claims one job on its own): unreadable messages, and copies
-        of a job this worker already holds (parked until that run ends, claimed after it).
-        If the batch claim fails, every job is left to the runner, which isolates a bad message
-        and handles a store outage as before.
-        """
-        with self._lock:
-            held = {job_id for _, job_id in self._held_unlocked()}
-        picked: list[tuple[int, Claim]] = []
-        for index, delivery in enumerate(deliveries):
-            claim = self._runner.claim_for(delivery)
-            if claim is not None and isinstance(claim.job.job_id, str) and claim.job.job_id not in held:
-                picked.append((index, claim))
-        if not picked:
-            return deliveries
-        try:
-            answers = self._services.jobs.claim_many(
-                [claim for _, claim in picked], lease_seconds=self._spec.visibility_timeout
-            )
-        except Exception as exc:  # the runner claims each job on its own instead
-            logger.warning("claiming %d job(s) together failed (%s): claiming one by one", len(picked), exc)
-            return deliveries
-        for (index, _), answer in zip(picked, answers, strict=True):
-            deliveries[index].claim = answer
-        return deliveries
-
     def _start_waiting(self) -> None:
         while True:
             with self._lock:
-                if not self._waiting or len(self._running) >= self._options.concurrency:
+                if not self._waiting or self._executing >= self._options.concurrency:
                     return
                 item = self._waiting.popleft()
                 if self._park_if_running(item):
@@ -313,26 +265,13 @@ class Worker:
         with self._lock:
             parked = [item for items in self._parked.values() for item in items]
             waiting, self._waiting, self._parked = [*self._waiting, *parked], deque(), {}
-        self._release_claims([item.delivery for item in waiting])
+        self._claims.release([item.delivery for item in waiting])
         self._return_unstarted([item.delivery.message for item in waiting])
         self._release_all([item.slot for item in waiting])
 
-    def _release_claims(self, deliveries: Sequence[Delivery]) -> None:
-        """Give back the jobs claimed for messages that will not run here (best effort)."""
-        claims = [
-            claim
-            for delivery in deliveries
-            if delivery.claim is ClaimOutcome.CLAIMED and (claim := self._runner.claim_for(delivery))
-        ]
-        if claims:
-            try:
-                self._services.jobs.release(claims)
-            except BackendError as exc:  # their leases run out by themselves
-                logger.warning("could not give back %d claimed job(s): %s", len(claims), exc)
-
     def _take_slots(self) -> list[AbstractContextManager[None]]:
         with self._lock:
-            free = self._options.concurrency + self._prefetch - len(self._running) - len(self._waiting)
+            free = self._options.concurrency + self._prefetch - self._executing - len(self._waiting)
         wanted = min(free, self._services.queue.max_receive_batch)
         slots: list[AbstractContextManager[None]] = []
         cap = self._spec.max_concurrency
@@ -362,18 +301,30 @@ class Worker:
         with self._lock:
             self._running[item.delivery.message.receipt] = item
             self._running_jobs[item.job_id] += 1
+            self._executing += 1
         self._report_busy()
         self._ready.put(item.delivery)
 
     def _run_jobs(self) -> None:
         """One job thread: runs deliveries until it gets ``None``."""
         while (delivery := self._ready.get()) is not None:
+            receipt = delivery.message.receipt
+            error: BaseException | None = None
             try:
                 outcome: Outcome | None = self._runner.run(delivery)
             except BaseException as exc:  # reported by _finished; the thread goes on
-                self._finished(delivery.message.receipt, None, exc)
+                outcome, error = None, exc
+            with self._lock:
+                self._executing -= 1
+            if outcome is Outcome.SUCCEEDED:  # handed to the completer, which finishes it when durable
+                self._slot_freed.set()
             else:
-                self._finished(delivery.message.receipt, outcome, None)
+                self._finished(receipt, outcome, error)
+
+    def _durable(self, batch: list[Completion], error: BaseException | None) -> None:
+        """The completer's report: these successes are durable (or could not be written)."""
+        for completion in batch:
+            self._finished(completion.receipt, Outcome.SUCCEEDED if error is None else None, error)
 
     def _finished(self, receipt: str, outcome: Outcome | None, exc: BaseException | None) -> None:
         with self._lock:

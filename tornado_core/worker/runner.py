@@ -14,6 +14,7 @@ import json
 import logging
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -111,6 +112,9 @@ class JobRunner:
         acks: Where finished messages are acknowledged; deleted at once by default
             (:class:`~tornado_core.worker.acks.ImmediateAcks`), batched by the worker
             loop (:class:`~tornado_core.worker.acks.Acknowledger`).
+        finish: Where a success goes: by default it is recorded (group commit) before
+            :meth:`run` returns; the worker loop passes its
+            :class:`~tornado_core.worker.completions.BackgroundCompleter` instead.
 
     Jobs finishing together in the runner's threads record their success in one transaction
     (:class:`~tornado_core.worker.completions.GroupCommit`), each acknowledged only after (or in
@@ -124,12 +128,15 @@ class JobRunner:
         *,
         worker_id: str,
         acks: AckSink | None = None,
+        finish: Callable[[Completion], None] | None = None,
     ) -> None:
         self._services = services
         self._spec = spec
         self._worker_id = worker_id
         self._acks: AckSink = acks if acks is not None else ImmediateAcks(services.queue)
-        self._finished = GroupCommit(completion_writer(services.jobs, services.completions, self._acks))
+        self._finish = (
+            finish or GroupCommit(completion_writer(services.jobs, services.completions, self._acks)).record
+        )
 
     def run(self, delivery: Delivery) -> Outcome:
         """Process one message to its outcome; never raises for a job's own failure.
@@ -199,10 +206,9 @@ class JobRunner:
             success = self._store_result(envelope, result)
         except Exception as exc:  # the handler's failure is data, not a crash
             return self._fail(delivery, envelope, exc, log)
-        # Returns once the success is durable; its message is deleted with it or right after.
-        self._finished.record(
-            Completion(success=success, queue=delivery.queue, receipt=delivery.message.receipt)
-        )
+        # Durable (and its message deleted with it or right after) when this returns, unless the
+        # worker loop gave a background completer: then its outcome is reported once it is.
+        self._finish(Completion(success=success, queue=delivery.queue, receipt=delivery.message.receipt))
         log.info("succeeded in %.3fs", time.monotonic() - delivery.started)
         return Outcome.SUCCEEDED
 
