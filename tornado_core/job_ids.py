@@ -39,6 +39,7 @@ class JobIds:
 
     def __init__(self, secret: str) -> None:
         self._key = hashlib.sha256(secret.encode()).digest()
+        self._keyed = hmac.new(self._key, digestmod=hashlib.sha256)  # copied per id: the key is set up once
 
     def new(self, tenant: str, *, now: float | None = None) -> str:
         """A fresh, time-ordered id for ``tenant``."""
@@ -60,5 +61,6 @@ class JobIds:
         return hmac.compare_digest(mac, self._mac(body, tenant))
 
     def _mac(self, body: str, tenant: str) -> str:
-        digest = hmac.new(self._key, f"id\0{body}\0{tenant}".encode(), hashlib.sha256).digest()
-        return base64.b32encode(digest).decode().lower()[:_MAC_LEN]
+        mac = self._keyed.copy()
+        mac.update(f"id\0{body}\0{tenant}".encode())
+        return base64.b32encode(mac.digest()).decode().lower()[:_MAC_LEN]

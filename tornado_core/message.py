@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from tornado_core.errors import EnvelopeInvalid
@@ -37,9 +37,15 @@ class Envelope:
 
     def to_json(self) -> str:
         """Serialise to compact JSON."""
-        # Shallow on purpose: ``asdict`` would deep-copy the payload just to serialise it.
-        data = {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
-        return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        # Shallow on purpose: ``asdict`` would deep-copy the payload just to serialise it. Every
+        # field is listed (tests/unit/test_envelope.py checks it), faster than ``fields()``.
+        data = {
+            "job_id": self.job_id, "task": self.task, "version": self.version, "tenant": self.tenant,
+            "payload": self.payload, "payload_ref": self.payload_ref, "submitted_at": self.submitted_at,
+            "schema": self.schema,
+        }  # fmt: skip
+        present = {name: value for name, value in data.items() if value is not None}
+        return json.dumps(present, separators=(",", ":"), ensure_ascii=False)
 
     @classmethod
     def from_json(cls, text: str) -> Envelope:

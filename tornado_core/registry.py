@@ -18,6 +18,7 @@ class TaskRegistry:
 
     def __init__(self, specs: Iterable[TaskSpec] = ()) -> None:
         self._specs: dict[tuple[str, str], TaskSpec] = {}
+        self._sorted: dict[str, list[TaskSpec]] = {}  # versions by name, oldest first (cache)
         for spec in specs:
             self.register(spec)
 
@@ -48,6 +49,7 @@ class TaskRegistry:
         if existing is not None and existing is not spec:
             raise ValueError(f"task {spec.name} {spec.version} is registered twice")
         self._specs[key] = spec
+        self._sorted.pop(spec.name, None)
 
     def get(self, name: str, version: str | None = None) -> TaskSpec:
         """A task by name; the newest registered version unless ``version`` is given.
@@ -56,6 +58,8 @@ class TaskRegistry:
             TaskNotFound: No task of that name.
             VersionNotFound: The name exists, but not that version.
         """
+        if version is not None and (spec := self._specs.get((name, version))) is not None:
+            return spec
         versions = self.versions(name)
         if not versions:
             raise TaskNotFound(name)
@@ -68,8 +72,11 @@ class TaskRegistry:
 
     def versions(self, name: str) -> list[TaskSpec]:
         """Every registered version of ``name``, oldest first."""
-        found = [s for (n, _), s in self._specs.items() if n == name]
-        return sorted(found, key=lambda s: version_sort_key(s.version))
+        cached = self._sorted.get(name)
+        if cached is None:
+            found = [s for (n, _), s in self._specs.items() if n == name]
+            cached = self._sorted[name] = sorted(found, key=lambda s: version_sort_key(s.version))
+        return list(cached)
 
     def names(self) -> list[str]:
         """Task names, sorted."""

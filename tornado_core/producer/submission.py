@@ -11,6 +11,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from tornado_core.errors import PayloadInvalid, TaskNotFound, TaskNotSubmittable, VersionNotFound
@@ -39,9 +40,9 @@ class PreparedJob:
     envelope: Envelope
     queue: str
 
-    @property
+    @cached_property
     def body(self) -> str:
-        """The message body."""
+        """The message body (serialised once)."""
         return self.envelope.to_json()
 
     def as_new_job(self, idempotency_key: str | None = None) -> NewJob:
