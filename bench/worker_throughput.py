@@ -327,8 +327,10 @@ def _timed_worker(
             services,
             queue=_Timed(services.queue, "queue", totals, lock),  # type: ignore[arg-type]
             jobs=_Timed(services.jobs, "jobs", totals, lock),  # type: ignore[arg-type]
-            completions=(
-                _Timed(services.completions, "completions", totals, lock) if services.completions else None
+            queue_and_jobs=(
+                _Timed(services.queue_and_jobs, "queue_and_jobs", totals, lock)
+                if services.queue_and_jobs
+                else None
             ),
         )
         worker = Worker(

@@ -66,9 +66,9 @@ def build_services(
     from tornado_core.adapters.aws.clients import make_client
     from tornado_core.adapters.aws.s3 import S3ObjectStore
     from tornado_core.adapters.postgres import (
-        PostgresCompletions,
         PostgresJobStore,
         PostgresLimiter,
+        PostgresQueueAndJobs,
         PostgresTenantStore,
     )
 
@@ -97,7 +97,7 @@ def build_services(
         redshift=redshift,
         job_ids=JobIds(settings.secret_key),
         # The PostgreSQL queue shares the job store's pool: a success and its delete commit together.
-        completions=PostgresCompletions(pool) if settings.queue_backend == "postgres" else None,
+        queue_and_jobs=PostgresQueueAndJobs(pool) if settings.queue_backend == "postgres" else None,
     )
     return services, closers.close
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tornado_core.job_ids import JobIds
-from tornado_core.ports.completions import CompletionPort
 from tornado_core.ports.database import DatabasePort
 from tornado_core.ports.jobs import JobStorePort
 from tornado_core.ports.limits import ConcurrencyLimiterPort
 from tornado_core.ports.objects import ObjectStorePort
 from tornado_core.ports.queue import QueuePort
+from tornado_core.ports.queue_and_jobs import QueueAndJobsPort
 from tornado_core.ports.tenants import TenantStorePort
 from tornado_core.registry import TaskRegistry
 from tornado_core.settings import Settings
@@ -31,8 +31,8 @@ class Services:
         rds: The ERP database handed to handlers.
         redshift: The warehouse handed to handlers, if configured.
         job_ids: Issues and recognises job ids.
-        completions: Records a success and deletes its message in one transaction, where the
-            job store and the queue share a database (``None``: the worker does it in two steps).
+        queue_and_jobs: Writes the queue and the job store in one transaction, where both live
+            in one database (PostgreSQL); ``None`` elsewhere, where each is written on its own.
     """
 
     settings: Settings
@@ -45,4 +45,4 @@ class Services:
     rds: DatabasePort
     redshift: DatabasePort | None
     job_ids: JobIds
-    completions: CompletionPort | None = None
+    queue_and_jobs: QueueAndJobsPort | None = None

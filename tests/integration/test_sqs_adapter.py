@@ -13,10 +13,13 @@ from botocore.stub import Stubber
 
 from tornado_core.adapters.aws.clients import make_client
 from tornado_core.adapters.aws.sqs import SqsQueue
+from tornado_core.adapters.memory.stores import MemoryJobStore
 from tornado_core.errors import QueueUnavailable
 from tornado_core.local_machine import free_port
+from tornado_core.ports.jobs import NewJob
 from tornado_core.ports.queue import OutgoingMessage, QueueSpec
 from tornado_core.producer.batching import SendBatcher
+from tornado_core.producer.recording import QueuedRecorder
 
 
 @pytest.fixture
@@ -126,6 +129,10 @@ def test_per_entry_failures_come_back_as_error_texts() -> None:
     assert results[2] is not None
 
 
+def _job(n: int) -> NewJob:
+    return NewJob(job_id=f"job-{n}", tenant="acme", task="demo.echo", version="1.0.0", submitted_at=1.0)
+
+
 def test_concurrent_large_sends_fit_sendmessagebatch_limit(client: Any, spec: QueueSpec) -> None:
     """Ten ~150 KB messages (under the claim check) at once: each SQS batch stays under 1 MiB."""
     queue = SqsQueue(client)
@@ -134,8 +141,9 @@ def test_concurrent_large_sends_fit_sendmessagebatch_limit(client: Any, spec: Qu
 
     async def send_all() -> list[str | None]:
         with ThreadPoolExecutor(4) as executor:
-            batcher = SendBatcher(queue, executor)
-            return list(await asyncio.gather(*(batcher.send_many(spec.name, [body]) for body in bodies)))
+            batcher = SendBatcher(queue, executor, QueuedRecorder(MemoryJobStore(), executor))
+            sends = (batcher.send_many(spec.name, [(body, _job(n))]) for n, body in enumerate(bodies))
+            return list(await asyncio.gather(*sends))
 
     outcomes = asyncio.run(send_all())
 

@@ -10,10 +10,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tornado_core.adapters.memory.stores import MemoryQueue
+from tornado_core.adapters.memory.stores import MemoryJobStore, MemoryQueue
 from tornado_core.errors import QueueUnavailable
+from tornado_core.ports.jobs import NewJob
 from tornado_core.ports.queue import OutgoingMessage, QueueSpec
 from tornado_core.producer.batching import SendBatcher
+from tornado_core.producer.recording import QueuedRecorder
 
 QUEUE = "q"
 
@@ -51,6 +53,21 @@ class CountingQueue(MemoryQueue):
         return [("refused" if m.body in self.refuse else None) for m in messages]
 
 
+def batcher_for(queue: MemoryQueue, executor: ThreadPoolExecutor) -> SendBatcher:
+    """A batcher whose rows go write-behind to an in-memory job store (as on SQS)."""
+    return SendBatcher(queue, executor, QueuedRecorder(MemoryJobStore(), executor))
+
+
+def job(body: str) -> NewJob:
+    return NewJob(
+        job_id=f"job-{body[:20]}", tenant="acme", task="demo.echo", version="1.0.0", submitted_at=1.0
+    )
+
+
+def pairs(bodies: list[str]) -> list[tuple[str, NewJob]]:
+    return [(body, job(body)) for body in bodies]
+
+
 def make_queue(delay: float = 0.0) -> CountingQueue:
     queue = CountingQueue(delay)
     queue.ensure_queue(
@@ -70,8 +87,8 @@ def test_lone_send_is_flushed_at_once(executor: ThreadPoolExecutor) -> None:
     queue = make_queue()
 
     async def run() -> None:
-        batcher = SendBatcher(queue, executor)
-        await batcher.send(QUEUE, "one")
+        batcher = batcher_for(queue, executor)
+        await batcher.send(QUEUE, "one", job("one"))
 
     asyncio.run(run())
     assert queue.calls == [1]  # sent alone, in the first call: nothing waited for company
@@ -83,11 +100,11 @@ def test_concurrent_sends_are_batched_in_chunks(executor: ThreadPoolExecutor) ->
     queue = make_queue(delay=0.05)
 
     async def run() -> None:
-        batcher = SendBatcher(queue, executor)
-        first = asyncio.ensure_future(batcher.send(QUEUE, "first"))
+        batcher = batcher_for(queue, executor)
+        first = asyncio.ensure_future(batcher.send(QUEUE, "first", job("first")))
         while not queue.calls:  # until the first flush is in flight
             await asyncio.sleep(0.001)
-        await asyncio.gather(first, *(batcher.send(QUEUE, f"m{i}") for i in range(95)))
+        await asyncio.gather(first, *(batcher.send(QUEUE, f"m{i}", job(f"m{i}")) for i in range(95)))
 
     asyncio.run(run())
     assert queue.calls[0] == 1
@@ -99,8 +116,8 @@ def test_chunks_of_one_flush_are_sent_concurrently(executor: ThreadPoolExecutor)
     queue = make_queue(delay=0.2)
 
     async def run() -> None:
-        batcher = SendBatcher(queue, executor)
-        await batcher.send_many(QUEUE, [f"m{i}" for i in range(40)])
+        batcher = batcher_for(queue, executor)
+        await batcher.send_many(QUEUE, pairs([f"m{i}" for i in range(40)]))
 
     asyncio.run(run())
     assert queue.calls == [10, 10, 10, 10]
@@ -112,9 +129,11 @@ def test_refused_entry_raises_only_for_its_sender(executor: ThreadPoolExecutor) 
     queue.refuse = {"bad"}
 
     async def run() -> tuple[BaseException | None, BaseException | None]:
-        batcher = SendBatcher(queue, executor)
+        batcher = batcher_for(queue, executor)
         return await asyncio.gather(
-            batcher.send(QUEUE, "good"), batcher.send(QUEUE, "bad"), return_exceptions=True
+            batcher.send(QUEUE, "good", job("good")),
+            batcher.send(QUEUE, "bad", job("bad")),
+            return_exceptions=True,
         )
 
     good, bad = asyncio.run(run())
@@ -128,7 +147,7 @@ def test_send_many_reports_per_entry(executor: ThreadPoolExecutor) -> None:
     queue.refuse = {"b"}
 
     async def run() -> list[str | None]:
-        return await SendBatcher(queue, executor).send_many(QUEUE, ["a", "b", "c"])
+        return await batcher_for(queue, executor).send_many(QUEUE, pairs(["a", "b", "c"]))
 
     outcome = asyncio.run(run())
     assert outcome[0] is None and outcome[2] is None
@@ -140,7 +159,7 @@ def test_queue_down_raises_queue_unavailable(executor: ThreadPoolExecutor) -> No
     queue.down = True
 
     async def run() -> None:
-        await SendBatcher(queue, executor).send(QUEUE, "x")
+        await batcher_for(queue, executor).send(QUEUE, "x", job("x"))
 
     with pytest.raises(QueueUnavailable):
         asyncio.run(run())
@@ -153,10 +172,10 @@ def test_unexpected_adapter_error_becomes_queue_unavailable(executor: ThreadPool
     queue.explode = True
 
     async def run() -> list[str | None]:
-        batcher = SendBatcher(queue, executor)
+        batcher = batcher_for(queue, executor)
         with pytest.raises(QueueUnavailable):
-            await batcher.send(QUEUE, "x")
-        return await batcher.send_many(QUEUE, ["y", "z"])
+            await batcher.send(QUEUE, "x", job("x"))
+        return await batcher.send_many(QUEUE, pairs(["y", "z"]))
 
     assert all(error for error in asyncio.run(run()))
 
@@ -165,12 +184,12 @@ def test_batcher_recovers_after_an_outage(executor: ThreadPoolExecutor) -> None:
     queue = make_queue()
 
     async def run() -> None:
-        batcher = SendBatcher(queue, executor)
+        batcher = batcher_for(queue, executor)
         queue.down = True
         with pytest.raises(QueueUnavailable):
-            await batcher.send(QUEUE, "lost")
+            await batcher.send(QUEUE, "lost", job("lost"))
         queue.down = False
-        await batcher.send(QUEUE, "kept")
+        await batcher.send(QUEUE, "kept", job("kept"))
         await batcher.wait_idle()
 
     asyncio.run(run())
@@ -184,8 +203,8 @@ def test_queues_are_flushed_independently(executor: ThreadPoolExecutor) -> None:
     )
 
     async def run() -> None:
-        batcher = SendBatcher(queue, executor)
-        await asyncio.gather(batcher.send(QUEUE, "a"), batcher.send("other", "b"))
+        batcher = batcher_for(queue, executor)
+        await asyncio.gather(batcher.send(QUEUE, "a", job("a")), batcher.send("other", "b", job("b")))
 
     asyncio.run(run())
     assert queue.most_in_flight == 2  # in parallel, not one after the other
@@ -215,8 +234,8 @@ def test_batches_are_budgeted_by_bytes_as_well_as_count(executor: ThreadPoolExec
     bodies = [f"{n:03d}" + "é" * 150 for n in range(30)]  # 303 bytes each: three fit in the budget, not four
 
     async def run() -> None:
-        batcher = SendBatcher(queue, executor)
-        await asyncio.gather(*(batcher.send(QUEUE, body) for body in bodies))
+        batcher = batcher_for(queue, executor)
+        await asyncio.gather(*(batcher.send(QUEUE, body, job(body)) for body in bodies))
 
     asyncio.run(run())
 
@@ -230,9 +249,31 @@ def test_a_body_larger_than_the_budget_goes_alone_and_fails_alone(executor: Thre
     queue.ensure_queue(QueueSpec(name=QUEUE, dead_letter_name="d", max_receive_count=3, visibility_timeout=9))
 
     async def run() -> list[str | None]:
-        return await SendBatcher(queue, executor).send_many(QUEUE, ["small", "x" * 5_000, "also small"])
+        return await batcher_for(queue, executor).send_many(
+            QUEUE, pairs(["small", "x" * 5_000, "also small"])
+        )
 
     outcomes = asyncio.run(run())
 
     assert outcomes[0] is None and outcomes[2] is None
     assert outcomes[1] is not None and "BatchRequestTooLong" in outcomes[1]
+
+
+def test_only_the_jobs_whose_message_was_stored_get_their_row_written_behind(
+    executor: ThreadPoolExecutor,
+) -> None:
+    queue = make_queue()
+    queue.refuse = {"bad"}
+    store = MemoryJobStore()
+    recorder = QueuedRecorder(store, executor)
+
+    async def run() -> list[str | None]:
+        batcher = SendBatcher(queue, executor, recorder)
+        results = await batcher.send_many(QUEUE, pairs(["good", "bad"]))
+        await recorder.close()  # writes what it holds
+        return results
+
+    good, bad = asyncio.run(run())
+    assert good is None and bad is not None
+    assert store.get("job-good") is not None
+    assert store.get("job-bad") is None  # refused by the queue: no row for a job that does not exist

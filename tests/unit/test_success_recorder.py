@@ -11,8 +11,8 @@ import pytest
 
 from tornado_core.adapters.memory.stores import MemoryJobStore
 from tornado_core.errors import StoreUnavailable
-from tornado_core.ports.completions import Completion
 from tornado_core.ports.jobs import JobStatus, NewJob, Success
+from tornado_core.ports.queue_and_jobs import Completion
 from tornado_core.worker.completions import BackgroundCompleter, GroupCommit
 
 

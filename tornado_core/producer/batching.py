@@ -8,6 +8,11 @@ split into chunks of at most ``queue.max_send_batch`` messages and
 Under load this turns N requests into about N / max_send_batch calls; with a
 single client it adds no latency.
 
+Each message travels with its job's ``queued`` row. Where the queue and the job store share a
+database (:class:`~tornado_core.ports.queue_and_jobs.QueueAndJobsPort`, PostgreSQL) both are
+stored in the same commit; elsewhere the row goes to the write-behind
+:class:`~tornado_core.producer.recording.QueuedRecorder` once the queue has the message.
+
 Blocking port calls run in the executor, never on the event loop.
 """
 
@@ -20,11 +25,14 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 from tornado_core.errors import QueueUnavailable
+from tornado_core.ports.jobs import NewJob
 from tornado_core.ports.queue import OutgoingMessage, QueuePort
+from tornado_core.ports.queue_and_jobs import QueueAndJobsPort
+from tornado_core.producer.recording import QueuedRecorder
 
 _log = logging.getLogger(__name__)
 
-_Waiter = tuple[str, "asyncio.Future[None]"]
+_Waiter = tuple[str, NewJob, "asyncio.Future[None]"]
 
 
 @dataclass
@@ -41,30 +49,42 @@ class SendBatcher:
     Args:
         queue: The queue port.
         executor: Where the blocking ``send_batch`` calls run.
+        recorder: Records each sent job's ``queued`` row after the fact.
+        queue_and_jobs: Stores messages and rows in one commit instead, where it can.
 
     Must be used from one event loop (the one of the API process).
     """
 
-    def __init__(self, queue: QueuePort, executor: Executor) -> None:
+    def __init__(
+        self,
+        queue: QueuePort,
+        executor: Executor,
+        recorder: QueuedRecorder,
+        *,
+        queue_and_jobs: QueueAndJobsPort | None = None,
+    ) -> None:
         self._queue = queue
         self._executor = executor
+        self._recorder = recorder
+        self._together = queue_and_jobs
+        self._limits: QueuePort | QueueAndJobsPort = queue_and_jobs or queue
         self._lanes: dict[str, _Lane] = {}
 
-    async def send(self, queue_name: str, body: str) -> None:
-        """Send one message; return once the queue has stored it.
+    async def send(self, queue_name: str, body: str, job: NewJob) -> None:
+        """Send one message; return once the queue has stored it (with its job's row, if it can).
 
         Raises:
             QueueUnavailable: The queue refused this message or could not be reached.
         """
-        await self._enqueue(queue_name, [body])[0]
+        await self._enqueue(queue_name, [(body, job)])[0]
 
-    async def send_many(self, queue_name: str, bodies: Sequence[str]) -> list[str | None]:
-        """Send several messages to one queue; they share flushes with concurrent sends.
+    async def send_many(self, queue_name: str, messages: Sequence[tuple[str, NewJob]]) -> list[str | None]:
+        """Send several ``(body, job)`` to one queue; they share flushes with concurrent sends.
 
         Returns:
             For each body, ``None`` if the queue stored it, else an error text.
         """
-        futures = self._enqueue(queue_name, bodies)
+        futures = self._enqueue(queue_name, messages)
         outcomes = await asyncio.gather(*futures, return_exceptions=True)
         return [None if outcome is None else str(outcome) for outcome in outcomes]
 
@@ -73,13 +93,13 @@ class SendBatcher:
         while tasks := [lane.flushing for lane in self._lanes.values() if lane.flushing]:
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    def _enqueue(self, queue_name: str, bodies: Sequence[str]) -> list[asyncio.Future[None]]:
+    def _enqueue(self, queue_name: str, messages: Sequence[tuple[str, NewJob]]) -> list[asyncio.Future[None]]:
         loop = asyncio.get_running_loop()
         lane = self._lanes.setdefault(queue_name, _Lane())
         futures: list[asyncio.Future[None]] = []
-        for body in bodies:
+        for body, job in messages:
             future: asyncio.Future[None] = loop.create_future()
-            lane.pending.append((body, future))
+            lane.pending.append((body, job, future))
             futures.append(future)
         if lane.flushing is None:
             lane.flushing = loop.create_task(self._drain(queue_name, lane))
@@ -98,14 +118,21 @@ class SendBatcher:
             _fail(leftovers, QueueUnavailable("send cancelled"))
 
     async def _flush(self, queue_name: str, batch: list[_Waiter]) -> None:
-        chunks = _chunks(batch, max(1, self._queue.max_send_batch), self._queue.max_send_batch_bytes)
+        chunks = _chunks(batch, max(1, self._limits.max_send_batch), self._limits.max_send_batch_bytes)
         await asyncio.gather(*(self._send_chunk(queue_name, chunk) for chunk in chunks))
 
     async def _send_chunk(self, queue_name: str, chunk: list[_Waiter]) -> None:
-        messages = [OutgoingMessage(body) for body, _ in chunk]
+        messages = [OutgoingMessage(body) for body, _, _ in chunk]
         loop = asyncio.get_running_loop()
         try:
-            results = await loop.run_in_executor(self._executor, self._queue.send_batch, queue_name, messages)
+            if self._together is not None:  # the rows go in the same commit
+                jobs = [job for _, job, _ in chunk]
+                send = self._together.send_recorded
+                results = await loop.run_in_executor(self._executor, send, queue_name, messages, jobs)
+            else:
+                results = await loop.run_in_executor(
+                    self._executor, self._queue.send_batch, queue_name, messages
+                )
         except QueueUnavailable as exc:
             _fail(chunk, QueueUnavailable(str(exc)))
             return
@@ -114,6 +141,10 @@ class SendBatcher:
             _fail(chunk, QueueUnavailable(f"send failed: {type(exc).__name__}"))
             return
         _settle(chunk, results)
+        if self._together is None:  # write-behind of the rows of the messages the queue stored
+            for (_, job, _), error in zip(chunk, results, strict=False):
+                if error is None:
+                    self._recorder.add(job)
 
 
 def _chunks(batch: list[_Waiter], count: int, size: int) -> list[list[_Waiter]]:
@@ -135,7 +166,7 @@ def _chunks(batch: list[_Waiter], count: int, size: int) -> list[list[_Waiter]]:
 
 
 def _settle(chunk: list[_Waiter], results: Sequence[str | None]) -> None:
-    for index, (_, future) in enumerate(chunk):
+    for index, (_, _, future) in enumerate(chunk):
         error = results[index] if index < len(results) else "no acknowledgement from the queue"
         if future.done():
             continue
@@ -146,6 +177,6 @@ def _settle(chunk: list[_Waiter], results: Sequence[str | None]) -> None:
 
 
 def _fail(waiters: list[_Waiter], error: QueueUnavailable) -> None:
-    for _, future in waiters:
+    for _, _, future in waiters:
         if not future.done():
             future.set_exception(QueueUnavailable(str(error)))

@@ -120,12 +120,11 @@ def make_app(
     pool = executor or ThreadPoolExecutor(DEFAULT_WORKERS, thread_name_prefix="tornado-api")
     settings = services.settings
     submitter = Submitter.for_services(services, resolve_version=resolve_version, catalog=catalog)
-    batcher = SendBatcher(services.queue, pool)
     recorder = QueuedRecorder(services.jobs, pool)
+    batcher = SendBatcher(services.queue, pool, recorder, queue_and_jobs=services.queue_and_jobs)
     enqueuer = Enqueuer(
         submitter=submitter,
         batcher=batcher,
-        recorder=recorder,
         executor=pool,
         offload_above=settings.claim_check_bytes // 4,
     )

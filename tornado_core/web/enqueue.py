@@ -11,7 +11,6 @@ from typing import Any, TypeVar
 
 from tornado_core.errors import ApiError, QueueUnavailable
 from tornado_core.producer.batching import SendBatcher
-from tornado_core.producer.recording import QueuedRecorder
 from tornado_core.producer.submission import PreparedJob, Submitter
 from tornado_core.web.errors import translate
 from tornado_core.web.requests import JobRequest, parse_job_request
@@ -24,8 +23,7 @@ class Enqueuer:
 
     Args:
         submitter: Validation, routing, job ids and claim check.
-        batcher: Sends to the queue, micro-batched.
-        recorder: Records accepted jobs in the job store after the fact.
+        batcher: Sends to the queue, micro-batched, with each job's ``queued`` row.
         executor: Runs preparation of large bodies (which may upload a claim check).
         offload_above: Request bodies larger than this are prepared in the executor,
             because their payload may be claim-checked to the object store.
@@ -36,13 +34,11 @@ class Enqueuer:
         *,
         submitter: Submitter,
         batcher: SendBatcher,
-        recorder: QueuedRecorder,
         executor: Executor,
         offload_above: int,
     ) -> None:
         self._submitter = submitter
         self._batcher = batcher
-        self._recorder = recorder
         self._executor = executor
         self._offload_above = offload_above
 
@@ -57,8 +53,7 @@ class Enqueuer:
             TornadoError: Unknown task, invalid payload, queue or object store down.
         """
         prepared = await self._run(body_size, self._prepare, tenant, request, internal_ok)
-        await self._batcher.send(prepared.queue, prepared.body)
-        self._recorder.add(prepared.as_new_job(request.idempotency_key))
+        await self._batcher.send(prepared.queue, prepared.body, prepared.as_new_job(request.idempotency_key))
         return prepared.receipt()
 
     async def submit_batch(self, tenant: str, items: list[Any], *, body_size: int) -> list[dict[str, Any]]:
@@ -111,12 +106,12 @@ class Enqueuer:
         await asyncio.gather(*(self._send_queue(queue, group) for queue, group in by_queue.items()))
 
     async def _send_queue(self, queue: str, items: list[_Item]) -> None:
-        jobs = [item.job for item in items if item.job is not None]
-        errors = await self._batcher.send_many(queue, [job.body for job in jobs])
-        for item, job, error in zip(items, jobs, errors, strict=True):
-            if error is None:
-                self._recorder.add(job.as_new_job(item.key))
-            else:
+        sent = [(item, item.job) for item in items if item.job is not None]
+        errors = await self._batcher.send_many(
+            queue, [(job.body, job.as_new_job(item.key)) for item, job in sent]
+        )
+        for (item, _), error in zip(sent, errors, strict=True):
+            if error is not None:
                 item.job, item.error = None, translate(QueueUnavailable(error))
 
 

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from tornado_core.ports.completions import Completion, CompletionPort
 from tornado_core.ports.jobs import JobStorePort
+from tornado_core.ports.queue_and_jobs import Completion, QueueAndJobsPort
 from tornado_core.worker.acks import AckSink
 from tornado_core.worker.background import BackgroundBatcher
 
@@ -35,20 +35,20 @@ class _Entry(Generic[T]):
 
 
 def completion_writer(
-    jobs: JobStorePort, completions: CompletionPort | None, acks: AckSink
+    jobs: JobStorePort, queue_and_jobs: QueueAndJobsPort | None, acks: AckSink
 ) -> Callable[[list[Completion]], None]:
     """How a batch of finished jobs is made durable and acknowledged.
 
     Args:
         jobs: The job store.
-        completions: Records and deletes in one transaction where the backend can (PostgreSQL).
+        queue_and_jobs: Records and deletes in one transaction where the backend can (PostgreSQL).
         acks: Otherwise, where the messages go once their successes are recorded.
 
     Returns:
         A function that returns once every success in the batch is durable.
     """
-    if completions is not None:
-        return completions.complete
+    if queue_and_jobs is not None:
+        return queue_and_jobs.complete
 
     def record_then_acknowledge(batch: list[Completion]) -> None:
         jobs.record_successes([c.success for c in batch])

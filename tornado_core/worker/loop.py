@@ -38,8 +38,8 @@ from queue import SimpleQueue
 
 from tornado_core.errors import BackendError, StoreUnavailable
 from tornado_core.naming import queue_spec
-from tornado_core.ports.completions import Completion
 from tornado_core.ports.queue import ReceivedMessage
+from tornado_core.ports.queue_and_jobs import Completion
 from tornado_core.services import Services
 from tornado_core.task import TaskSpec
 from tornado_core.worker.acks import Acknowledger
@@ -94,7 +94,7 @@ class Worker:
         # Successes are made durable in batches in the background; each job's outcome is reported
         # (and its slot freed) once its batch is committed.
         self._completer = BackgroundCompleter(
-            completion_writer(services.jobs, services.completions, self._acks), self._durable
+            completion_writer(services.jobs, services.queue_and_jobs, self._acks), self._durable
         )
         self._runner = JobRunner(
             services, spec, worker_id=self._options.worker_id, acks=self._acks, finish=self._completer.submit

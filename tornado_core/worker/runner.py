@@ -29,9 +29,9 @@ from tornado_core.errors import (
 )
 from tornado_core.message import Envelope
 from tornado_core.naming import dead_letter_name, result_key
-from tornado_core.ports.completions import Completion
 from tornado_core.ports.jobs import Claim, ClaimOutcome, Failure, JobStatus, NewJob, Success
 from tornado_core.ports.queue import OutgoingMessage, ReceivedMessage
+from tornado_core.ports.queue_and_jobs import Completion
 from tornado_core.retry import backoff_delay
 from tornado_core.services import Services
 from tornado_core.task import TaskSpec
@@ -135,7 +135,8 @@ class JobRunner:
         self._worker_id = worker_id
         self._acks: AckSink = acks if acks is not None else ImmediateAcks(services.queue)
         self._finish = (
-            finish or GroupCommit(completion_writer(services.jobs, services.completions, self._acks)).record
+            finish
+            or GroupCommit(completion_writer(services.jobs, services.queue_and_jobs, self._acks)).record
         )
 
     def run(self, delivery: Delivery) -> Outcome:

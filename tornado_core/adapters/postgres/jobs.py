@@ -145,6 +145,14 @@ def _record(row: Sequence[Any]) -> JobRecord:
     )
 
 
+def insert_queued(cur: Cursor, jobs: Sequence[NewJob]) -> None:
+    """Insert accepted jobs as ``queued`` in the cursor's transaction; known ids are left as they are."""
+    rows = [(j.job_id, j.tenant, j.task, j.version, j.idempotency_key, float(j.submitted_at)) for j in jobs]
+    execute_values(
+        cur, _RECORD_QUEUED, rows, template="(%s, %s, %s, %s, %s::text, %s::float8)", page_size=1000
+    )
+
+
 def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
@@ -186,19 +194,9 @@ class PostgresJobStore:
 
     def record_queued(self, jobs: Sequence[NewJob]) -> None:
         """Insert accepted jobs in one statement; known ids are left as they are."""
-        if not jobs:
-            return
-        rows = [
-            (j.job_id, j.tenant, j.task, j.version, j.idempotency_key, float(j.submitted_at)) for j in jobs
-        ]
-        with self._pool.connection() as conn, conn.cursor() as cur:
-            execute_values(
-                cur,
-                _RECORD_QUEUED,
-                rows,
-                template="(%s, %s, %s, %s, %s::text, %s::float8)",
-                page_size=1000,
-            )
+        if jobs:
+            with self._pool.connection() as conn, conn.cursor() as cur:
+                insert_queued(cur, jobs)
 
     def claim(self, job: NewJob, *, attempt: int, lease_seconds: float, worker: str) -> ClaimOutcome:
         """Atomically take a delivered job (see :class:`JobStorePort`)."""

@@ -164,6 +164,18 @@ def _parse_receipt(receipt: str) -> tuple[int, str] | None:
     return (int(match[1]), match[2]) if match else None
 
 
+def insert_messages(cur: Cursor, queue: str, messages: Sequence[OutgoingMessage]) -> None:
+    """Store messages with one multi-row ``INSERT``, in the cursor's transaction (committed by the caller).
+
+    Raises:
+        QueueUnavailable: The queue does not exist (the caller's transaction must roll back).
+    """
+    rows = [(queue, m.body, float(m.delay)) for m in messages]
+    result = execute_values(cur, _SEND, rows, page_size=len(rows), fetch=True)
+    if result[0][0] != len(messages):
+        raise _missing(queue)
+
+
 def delete_received(cur: Cursor, queue: str, receipts: Sequence[str], *, wait_for_flush: bool) -> bool:
     """Delete the messages whose receipts are current, in the cursor's transaction.
 
@@ -246,11 +258,8 @@ class PostgresQueue:
         if not messages:
             self._require(queue)
             return []
-        rows = [(queue, m.body, float(m.delay)) for m in messages]
         with self._cursor() as cur:
-            result = execute_values(cur, _SEND, rows, page_size=self.max_send_batch, fetch=True)
-        if result[0][0] != len(messages):
-            raise _missing(queue)
+            insert_messages(cur, queue, messages)
         return [None] * len(messages)
 
     def receive(

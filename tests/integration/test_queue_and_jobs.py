@@ -1,0 +1,89 @@
+"""The PostgreSQL backend's joint writes: a message with its ``queued`` row, a success with its
+message's delete, each all or nothing in one commit."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+
+from tornado_core.adapters.postgres import PostgresJobStore, PostgresPool, PostgresQueue, PostgresQueueAndJobs
+from tornado_core.errors import QueueUnavailable
+from tornado_core.ports.jobs import ClaimOutcome, JobStatus, NewJob, Success
+from tornado_core.ports.queue import OutgoingMessage, QueueSpec
+from tornado_core.ports.queue_and_jobs import Completion
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def pool(postgres_url: str) -> Iterator[PostgresPool]:
+    pool = PostgresPool(postgres_url, max_size=3)
+    yield pool
+    pool.close()
+
+
+@pytest.fixture
+def spec(pool: PostgresPool, unique_prefix: str) -> Iterator[QueueSpec]:
+    name = re.sub(r"[^A-Za-z0-9_-]", "_", unique_prefix)[:60] + "-joint"
+    queue = PostgresQueue(pool)
+    spec = QueueSpec(name=name, dead_letter_name=name + "-dlq", max_receive_count=3, visibility_timeout=30)
+    queue.ensure_queue(spec)
+    yield spec
+    queue.delete_queue(spec.name)
+    queue.delete_queue(spec.dead_letter_name)
+    queue.close()
+
+
+def jobs(spec: QueueSpec, count: int) -> list[NewJob]:
+    return [
+        NewJob(
+            job_id=f"{spec.name}-{n}", tenant="acme", task="demo.echo", version="1.0.0", submitted_at=1e9 + n
+        )
+        for n in range(count)
+    ]
+
+
+def test_messages_and_their_queued_rows_are_stored_together(pool: PostgresPool, spec: QueueSpec) -> None:
+    joint, store, queue = PostgresQueueAndJobs(pool), PostgresJobStore(pool), PostgresQueue(pool)
+    new = jobs(spec, 3)
+    assert joint.send_recorded(spec.name, [OutgoingMessage(j.job_id) for j in new], new) == [None] * 3
+    rows = [store.get(j.job_id) for j in new]
+    assert [(r.status, r.created_at.timestamp()) for r in rows if r] == [
+        (JobStatus.QUEUED, j.submitted_at) for j in new
+    ]
+    assert queue.depth(spec.name).visible == 3
+    queue.close()
+
+
+def test_a_refused_send_stores_neither_message_nor_row(pool: PostgresPool, spec: QueueSpec) -> None:
+    joint, store = PostgresQueueAndJobs(pool), PostgresJobStore(pool)
+    new = jobs(spec, 2)
+    with pytest.raises(QueueUnavailable):
+        joint.send_recorded(spec.name + "-missing", [OutgoingMessage(j.job_id) for j in new], new)
+    assert [store.get(j.job_id) for j in new] == [None, None]
+
+
+def test_a_success_and_its_delete_commit_together(pool: PostgresPool, spec: QueueSpec) -> None:
+    joint, store, queue = PostgresQueueAndJobs(pool), PostgresJobStore(pool), PostgresQueue(pool)
+    new = jobs(spec, 2)
+    joint.send_recorded(spec.name, [OutgoingMessage(j.job_id) for j in new], new)
+    got = queue.receive(spec.name, max_messages=2, wait_seconds=1, visibility_timeout=30)
+    by_body = {m.body: m for m in got}
+    for job in new:
+        assert store.claim(job, attempt=1, lease_seconds=30, worker="w") is ClaimOutcome.CLAIMED
+    done = new[0]
+    stale = by_body[new[1].job_id].receipt.split(":")[0] + ":00000000-0000-0000-0000-000000000000"
+    joint.complete([
+        Completion(success=Success(job_id=done.job_id, result={"ok": 1}), queue=spec.name,
+                   receipt=by_body[done.job_id].receipt),
+        # A stale receipt deletes nothing, and the success is recorded all the same.
+        Completion(success=Success(job_id=new[1].job_id, result=None, result_json="[2]"), queue=spec.name,
+                   receipt=stale),
+    ])  # fmt: skip
+    first, second = store.get(done.job_id), store.get(new[1].job_id)
+    assert first is not None and (first.status, first.result) == (JobStatus.SUCCEEDED, {"ok": 1})
+    assert second is not None and (second.status, second.result) == (JobStatus.SUCCEEDED, [2])
+    assert queue.depth(spec.name).in_flight == 1  # only the current receipt's message went
+    queue.close()
