@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Iterable, Iterator
 from importlib.metadata import entry_points
@@ -86,6 +87,7 @@ class TaskRegistry:
         return iter(sorted(self._specs.values(), key=lambda s: (s.name, version_sort_key(s.version))))
 
 
+@functools.lru_cache(maxsize=4096)
 def version_sort_key(version: str) -> tuple[tuple[int, str], ...]:
     """Sort key of a version string: ``1.10`` after ``1.9``, numbers before words."""
     return tuple((int(p), "") if p.isdigit() else (-1, p) for p in version.replace("-", ".").split("."))

@@ -6,10 +6,9 @@ import asyncio
 import functools
 import json
 import math
-import time
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from tornado.http1connection import HTTP1Connection
 from tornado.log import app_log
@@ -30,6 +29,15 @@ class BaseHandler(RequestHandler):
 
     api: ApiContext
     _counted: bool
+    #: The HTTP methods this handler class implements (set once per class, when it is defined).
+    implemented_methods: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        names = ("GET", "POST", "PUT", "PATCH", "DELETE")
+        cls.implemented_methods = tuple(
+            m for m in names if getattr(cls, m.lower()) is not getattr(RequestHandler, m.lower())
+        )
 
     def initialize(self, api: ApiContext) -> None:
         """Receive the shared API state (from the route table)."""
@@ -61,11 +69,12 @@ class BaseHandler(RequestHandler):
         Raises:
             ApiError: 503 ``backend_timeout`` when the deadline passes first.
         """
-        now = time.monotonic()
+        loop = asyncio.get_running_loop()
         if self._deadline is None:
-            self._deadline = now + self.api.request_deadline
+            self._deadline = loop.time() + self.api.request_deadline
         try:
-            return await asyncio.wait_for(work, timeout=max(self._deadline - now, 0.0))
+            async with asyncio.timeout_at(self._deadline):  # no extra task, unlike wait_for
+                return await work
         except TimeoutError:
             raise unavailable(
                 "backend_timeout",
@@ -98,7 +107,7 @@ class BaseHandler(RequestHandler):
         error = translate(exc_info[1] if exc_info else HTTPError(status_code))
         self.clear_header("Allow")
         if error.status == 405:
-            self.set_header("Allow", ", ".join(self._allowed_methods()))
+            self.set_header("Allow", ", ".join(self.implemented_methods))
         for name, value in error.headers.items():
             self.set_header(name, value)
         self.set_status(error.status)
@@ -106,13 +115,8 @@ class BaseHandler(RequestHandler):
 
     def refuse_unknown_method(self) -> None:
         """405 (with ``Allow``) for a method this handler does not implement, before anything else."""
-        if self.request.method not in self._allowed_methods():
+        if self.request.method not in self.implemented_methods:
             raise HTTPError(405)
-
-    def _allowed_methods(self) -> list[str]:
-        names = ("GET", "POST", "PUT", "PATCH", "DELETE")
-        cls = type(self)
-        return [m for m in names if getattr(cls, m.lower()) is not getattr(RequestHandler, m.lower())]
 
     def log_exception(
         self, typ: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None
