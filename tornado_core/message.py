@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tornado_core.errors import EnvelopeInvalid
+from tornado_core.jsontext import compact
 
 SCHEMA_VERSION = 1
 
@@ -45,7 +46,7 @@ class Envelope:
             "schema": self.schema,
         }  # fmt: skip
         present = {name: value for name, value in data.items() if value is not None}
-        return json.dumps(present, separators=(",", ":"), ensure_ascii=False)
+        return compact(present)
 
     @classmethod
     def from_json(cls, text: str) -> Envelope:

@@ -7,7 +7,6 @@ API micro-batches sends; see :mod:`tornado_core.producer.batching`).
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import Any
 
 from tornado_core.errors import PayloadInvalid, TaskNotFound, TaskNotSubmittable, VersionNotFound
 from tornado_core.job_ids import JobIds
+from tornado_core.jsontext import compact
 from tornado_core.message import Envelope
 from tornado_core.naming import payload_key, queue_name
 from tornado_core.ports.jobs import NewJob
@@ -179,7 +179,7 @@ class Submitter:
         check(payload)
 
     def _claim_check(self, envelope: Envelope) -> Envelope:
-        text = json.dumps(envelope.payload, separators=(",", ":"), ensure_ascii=False)
+        text = compact(envelope.payload)
         if len(text.encode()) <= self._claim_check_bytes:
             return envelope
         key = payload_key(envelope.task, envelope.job_id)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import math
 from collections.abc import Awaitable, Callable
 from types import TracebackType
@@ -15,6 +14,7 @@ from tornado.log import app_log
 from tornado.web import HTTPError, RequestHandler, stream_request_body
 
 from tornado_core.errors import ApiError, TornadoError
+from tornado_core.jsontext import compact
 from tornado_core.web.context import ApiContext
 from tornado_core.web.errors import translate, unauthorized, unavailable
 from tornado_core.web.requests import parse_json_object
@@ -99,7 +99,7 @@ class BaseHandler(RequestHandler):
     def write_json(self, data: Any, status: int = 200) -> None:
         """Finish the response with ``data`` as JSON."""
         self.set_status(status)
-        self.finish(json.dumps(data, separators=(",", ":"), ensure_ascii=False))
+        self.finish(compact(data))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         """Render any error as ``{"error": {...}}`` (tornado calls this on every failure)."""
@@ -111,7 +111,7 @@ class BaseHandler(RequestHandler):
         for name, value in error.headers.items():
             self.set_header(name, value)
         self.set_status(error.status)
-        self.finish(json.dumps(error.body(), separators=(",", ":"), ensure_ascii=False))
+        self.finish(compact(error.body()))
 
     def refuse_unknown_method(self) -> None:
         """405 (with ``Allow``) for a method this handler does not implement, before anything else."""

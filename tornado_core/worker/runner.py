@@ -27,6 +27,7 @@ from tornado_core.errors import (
     Retry,
     StoreUnavailable,
 )
+from tornado_core.jsontext import compact
 from tornado_core.message import Envelope
 from tornado_core.naming import dead_letter_name, result_key
 from tornado_core.ports.jobs import Claim, ClaimOutcome, Failure, JobStatus, NewJob, Success
@@ -246,7 +247,7 @@ class JobRunner:
     def _store_result(self, envelope: Envelope, result: Any) -> Success:
         """The success to record: the result inline, or claim-checked in the object store if large."""
         try:
-            text = json.dumps(result, separators=(",", ":"), ensure_ascii=False)
+            text = compact(result)
         except (TypeError, ValueError) as exc:
             raise NonRetryable(f"result is not JSON-serialisable: {exc}") from exc
         encoded = text.encode()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -12,6 +11,7 @@ from psycopg2.extras import Json, execute_values
 
 from tornado_core.adapters.postgres.pool import PostgresPool, without_flush_wait
 from tornado_core.adapters.postgres.prepared import Prepared
+from tornado_core.jsontext import compact
 from tornado_core.ports.jobs import (
     Claim,
     ClaimOutcome,
@@ -153,16 +153,12 @@ def insert_queued(cur: Cursor, jobs: Sequence[NewJob]) -> None:
     )
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
 def write_successes(cur: Cursor, successes: Sequence[Success]) -> None:
     """Mark jobs succeeded with one statement, in the cursor's transaction (committed by the caller)."""
     if successes:
         params = {
             "job_ids": [s.job_id for s in successes],
-            "results": [s.result_json if s.result_json is not None else _json(s.result) for s in successes],
+            "results": [s.result_json if s.result_json is not None else compact(s.result) for s in successes],
             "refs": [s.result_ref for s in successes],
         }
         _SUCCESSES_PREPARED.execute(cur, params)

@@ -1,0 +1,46 @@
+"""Job ids: recognised without the database, tenant-bound, stable for an idempotency key."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+
+from tornado_core.job_ids import JobIds
+
+SECRET = "test-secret"
+
+
+def sha256_tagged(body: str, tenant: str) -> str:
+    """An id as the API issued it before 2026-11-29 (HMAC-SHA256 tag)."""
+    key = hashlib.sha256(SECRET.encode()).digest()
+    digest = hmac.new(key, f"id\0{body}\0{tenant}".encode(), hashlib.sha256).digest()
+    return body + base64.b32encode(digest).decode().lower()[:10]
+
+
+def test_a_new_id_is_recognised_for_its_tenant_only() -> None:
+    ids = JobIds(SECRET)
+    job_id = ids.new("acme")
+    assert len(job_id) == 36 and ids.belongs_to(job_id, "acme")
+    assert not ids.belongs_to(job_id, "globex")
+    assert not JobIds("another-secret").belongs_to(job_id, "acme")
+    assert not ids.belongs_to(job_id[:-1] + ("a" if job_id[-1] != "a" else "b"), "acme")
+
+
+def test_new_ids_sort_by_time() -> None:
+    ids = JobIds(SECRET)
+    assert ids.new("acme", now=1_700_000_000.0) < ids.new("acme", now=1_700_000_000.001)
+
+
+def test_ids_issued_before_the_tag_changed_are_still_recognised() -> None:
+    ids = JobIds(SECRET)
+    old = sha256_tagged(ids.new("acme")[:26], "acme")
+    assert ids.belongs_to(old, "acme") and not ids.belongs_to(old, "globex")
+
+
+def test_an_idempotency_key_gives_the_id_it_always_gave() -> None:
+    ids = JobIds(SECRET)
+    job_id = ids.for_idempotency_key("acme", "nfe.emit\0pedido-42")
+    assert job_id == ids.for_idempotency_key("acme", "nfe.emit\0pedido-42")
+    assert job_id == sha256_tagged(job_id[:26], "acme")  # the same tag as before the change
+    assert job_id != ids.for_idempotency_key("globex", "nfe.emit\0pedido-42")

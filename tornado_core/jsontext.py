@@ -1,0 +1,33 @@
+"""Compact JSON text, fast: orjson encodes, the standard library takes what orjson refuses.
+
+orjson encodes several times faster than :mod:`json`; it refuses integers beyond 64 bits (and
+keys that are not strings), and those go through :mod:`json` instead, so no value that encoded
+before fails now. The text is compact (no spaces) and UTF-8 as is (no ``\\u`` escapes), as the
+rest of Tornado writes it. Decoding stays with :mod:`json`: orjson reads an integer beyond 64
+bits as a float, silently losing digits (an NF-e access key typed as a number would change).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+
+#: What orjson would encode on its own but :mod:`json` refuses (datetimes, dataclasses) or
+#: encodes its own way (subclasses of str, int, dict, list): left to :mod:`json`, as before.
+_AS_THE_STANDARD_LIBRARY = (
+    orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
+
+
+def compact(value: Any) -> str:
+    """``value`` as compact JSON text.
+
+    Raises:
+        TypeError: Not JSON-serialisable (as :func:`json.dumps` raises it).
+    """
+    try:
+        return orjson.dumps(value, option=_AS_THE_STANDARD_LIBRARY).decode()
+    except TypeError:  # orjson.JSONEncodeError: an integer beyond 64 bits, a non-string key...
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
