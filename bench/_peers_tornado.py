@@ -38,7 +38,7 @@ def drain(stack: BenchStack, measure: str, count: int, concurrency: int, timeout
 
 
 def enqueue_in_process(stack: BenchStack, measure: str, count: int, batch: int) -> Result:
-    """Prepare + ``send_batch`` + ``record_queued``, ``batch`` jobs per call, in this process."""
+    """Prepare + the message and its ``queued`` row in one commit (as the API does on PostgreSQL)."""
     with scope(stack, "postgres", "pq", pool_size=2) as scoped:
         services = scoped.services
         services.queue.ensure_queue(scoped.spec)
@@ -50,15 +50,18 @@ def enqueue_in_process(stack: BenchStack, measure: str, count: int, batch: int) 
                 submitter.prepare(task=ECHO, tenant=scoped.tenant, payload={"message": message(i)})
                 for i in range(start, min(count, start + batch))
             ]
-            errors = services.queue.send_batch(jobs[0].queue, [OutgoingMessage(job.body) for job in jobs])
+            joint = services.queue_and_jobs
+            assert joint is not None  # the PostgreSQL backend
+            messages = [OutgoingMessage(job.body) for job in jobs]
+            errors = joint.send_recorded(jobs[0].queue, messages, [job.as_new_job() for job in jobs])
             assert all(error is None for error in errors), errors
-            services.jobs.record_queued([job.as_new_job() for job in jobs])
         watch.stop()
         stored = scoped.stored()
     calls = "per job" if batch == 1 else f"per {batch} jobs"
     note = (
-        f"N={count}; Submitter.prepare + queue.send_batch + jobs.record_queued {calls}, one thread "
-        f"(2 commits per call); queued afterwards {stored}; {_stack_note(watch.cpu, count)}"
+        f"N={count}; Submitter.prepare + QueueAndJobsPort.send_recorded {calls}, one thread "
+        f"(message and queued row in 1 commit per call); queued afterwards {stored}; "
+        f"{_stack_note(watch.cpu, count)}"
     )
     return Result(SYSTEM + " (in-process)", measure, count, watch.seconds, watch.self_cpu, note)
 
@@ -87,7 +90,7 @@ def enqueue_http(stack: BenchStack, measure: str, count: int, batch: int) -> Res
         f"N={count}; TornadoClient.{call}, one thread, 1 `tornado api` process; refused {refused}, "
         f"queued afterwards {stored}; CPU = API {api_cpu / count * 1e6:.0f} + client "
         f"{watch.self_cpu / count * 1e6:.0f} us/job; 202 once the queue committed, job-store row "
-        f"write-behind; {_stack_note(meter, count)}"
+        f"in the same commit; {_stack_note(meter, count)}"
     )
     return Result(SYSTEM + " (HTTP)", measure, count, watch.seconds, api_cpu + watch.self_cpu, note)
 

@@ -160,8 +160,9 @@ def _table(rows: Sequence[Result], peers: Sequence[Peer], load_at_start: tuple[f
         "receive, group-committed completions); pgqueuer picks up to c jobs per dequeue and logs "
         "completions in batches (JobStatusLogBuffer, up to batch_size per statement); procrastinate "
         "commits a fetch and a finish per job",
-        "Tornado's enqueue is validated (pydantic), gets a job id and an envelope, and is written twice "
-        "(queue + job store); the peers write one row (plus their log/event row by trigger or CTE)",
+        "Tornado's enqueue is validated (pydantic), gets a job id and an envelope, and writes two rows "
+        "(queue + job store) in one commit; the peers write one row (plus their log/event row by trigger "
+        "or CTE)",
     ]
     return print_grid(
         "Tornado vs pgqueuer vs procrastinate, same PostgreSQL server",

@@ -37,10 +37,20 @@ SELECT v.job_id, v.tenant, v.task, v.version, v.idempotency_key, 'queued', v.cre
 FROM (
     SELECT job_id, tenant, task, version, idempotency_key,
            COALESCE(to_timestamp(NULLIF(submitted_at, 0)), clock_timestamp()) AS created_at
-    FROM (VALUES %s) AS r (job_id, tenant, task, version, idempotency_key, submitted_at)
+    FROM unnest(%(job_ids)s, %(tenants)s, %(tasks)s, %(versions)s, %(keys)s, %(submitted)s)
+        AS r (job_id, tenant, task, version, idempotency_key, submitted_at)
 ) AS v
 ON CONFLICT (job_id) DO NOTHING
 """
+
+_RECORD_QUEUED_PREPARED = Prepared(
+    "tornado_record_queued",
+    _RECORD_QUEUED,
+    {
+        "job_ids": "text[]", "tenants": "text[]", "tasks": "text[]", "versions": "text[]", "keys": "text[]",
+        "submitted": "float8[]",
+    },
+)  # fmt: skip
 
 # One atomic statement per receive: insert each job as running, or take it over unless it
 # succeeded or another worker holds an unexpired lease. A job whose row does not come back was
@@ -147,10 +157,13 @@ def _record(row: Sequence[Any]) -> JobRecord:
 
 def insert_queued(cur: Cursor, jobs: Sequence[NewJob]) -> None:
     """Insert accepted jobs as ``queued`` in the cursor's transaction; known ids are left as they are."""
-    rows = [(j.job_id, j.tenant, j.task, j.version, j.idempotency_key, float(j.submitted_at)) for j in jobs]
-    execute_values(
-        cur, _RECORD_QUEUED, rows, template="(%s, %s, %s, %s, %s::text, %s::float8)", page_size=1000
-    )
+    params = {
+        "job_ids": [j.job_id for j in jobs], "tenants": [j.tenant for j in jobs],
+        "tasks": [j.task for j in jobs], "versions": [j.version for j in jobs],
+        "keys": [j.idempotency_key for j in jobs],
+        "submitted": [float(j.submitted_at) for j in jobs],
+    }  # fmt: skip
+    _RECORD_QUEUED_PREPARED.execute(cur, params)
 
 
 def write_successes(cur: Cursor, successes: Sequence[Success]) -> None:

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from psycopg2.extensions import cursor as Cursor
-from psycopg2.extras import execute_values
 
 from tornado_core.adapters.postgres._listener import CHANNEL, QueueListener
 from tornado_core.adapters.postgres.pool import PostgresPool, without_flush_wait
@@ -36,13 +35,15 @@ IDLE_RECHECK = 1.0
 _SEND = f"""
 WITH ins AS (
     INSERT INTO tornado_messages (queue, body, visible_at)
-    SELECT v.queue, v.body, clock_timestamp() + v.delay::float8 * interval '1 second'
-    FROM (VALUES %s) AS v (queue, body, delay)
-    JOIN tornado_queues q ON q.name = v.queue
+    SELECT q.name, v.body, clock_timestamp() + v.delay * interval '1 second'
+    FROM unnest(%(bodies)s, %(delays)s) AS v (body, delay)
+    JOIN tornado_queues q ON q.name = %(queue)s
     RETURNING queue
 )
 SELECT count(*), CASE WHEN count(*) > 0 THEN pg_notify('{CHANNEL}', min(queue)) END FROM ins
 """
+
+_SEND_PREPARED = Prepared("tornado_send", _SEND, {"bodies": "text[]", "delays": "float8[]", "queue": "text"})
 
 # ``(SELECT clock_timestamp())`` is evaluated once, so the index can use it.
 _RECEIVE = """
@@ -170,8 +171,13 @@ def insert_messages(cur: Cursor, queue: str, messages: Sequence[OutgoingMessage]
     Raises:
         QueueUnavailable: The queue does not exist (the caller's transaction must roll back).
     """
-    rows = [(queue, m.body, float(m.delay)) for m in messages]
-    result = execute_values(cur, _SEND, rows, page_size=len(rows), fetch=True)
+    params = {
+        "queue": queue,
+        "bodies": [m.body for m in messages],
+        "delays": [float(m.delay) for m in messages],
+    }
+    _SEND_PREPARED.execute(cur, params)
+    result = cur.fetchall()
     if result[0][0] != len(messages):
         raise _missing(queue)
 
