@@ -66,8 +66,8 @@ def enqueue_in_process(stack: BenchStack, measure: str, count: int, batch: int) 
     return Result(SYSTEM + " (in-process)", measure, count, watch.seconds, watch.self_cpu, note)
 
 
-def enqueue_http(stack: BenchStack, measure: str, count: int, batch: int) -> Result:
-    """``TornadoClient.submit`` (batch 1) or ``submit_many(chunk=batch)`` to one API process."""
+def enqueue_http(stack: BenchStack, measure: str, count: int, batch: int, *, parallel: int = 1) -> Result:
+    """``TornadoClient.submit`` (batch 1) or ``submit_many(chunk=batch, parallel=...)`` to one API process."""
     with scope(stack, "postgres", "ph") as scoped, api_server(stack, "postgres", scoped.prefix) as server:
         warm_up(server.url, scoped.token, WARM_UP_POSTS)
         client = TornadoClient(server.url, scoped.token)
@@ -79,20 +79,25 @@ def enqueue_http(stack: BenchStack, measure: str, count: int, batch: int) -> Res
         if batch == 1:
             receipts = [client.submit(ECHO, payload) for payload in payloads]
         else:
-            receipts = client.submit_many([{"task": ECHO, "payload": p} for p in payloads], chunk=batch)
+            jobs = [{"task": ECHO, "payload": p} for p in payloads]
+            receipts = client.submit_many(jobs, chunk=batch, parallel=parallel)
         watch.stop()
         client.close()
         refused = sum(1 for receipt in receipts if "error" in receipt)
         stored = scoped.stored() - WARM_UP_POSTS
     api_cpu = meter.used.get("api", 0.0)
     call = "submit() per job" if batch == 1 else f"submit_many(chunk={batch}): POST /v1/jobs:batch"
+    flight = (
+        "one request at a time" if parallel == 1 else f"parallel={parallel}: {parallel} requests in flight"
+    )
     note = (
-        f"N={count}; TornadoClient.{call}, one thread, 1 `tornado api` process; refused {refused}, "
+        f"N={count}; TornadoClient.{call}, {flight}, 1 `tornado api` process; refused {refused}, "
         f"queued afterwards {stored}; CPU = API {api_cpu / count * 1e6:.0f} + client "
         f"{watch.self_cpu / count * 1e6:.0f} us/job; 202 once the queue committed, job-store row "
         f"in the same commit; {_stack_note(meter, count)}"
     )
-    return Result(SYSTEM + " (HTTP)", measure, count, watch.seconds, api_cpu + watch.self_cpu, note)
+    system = SYSTEM + (" (HTTP)" if parallel == 1 else f" (HTTP, {parallel} in flight)")
+    return Result(system, measure, count, watch.seconds, api_cpu + watch.self_cpu, note)
 
 
 def _stack_note(meter: CpuMeter, count: int) -> str:

@@ -51,6 +51,8 @@ REQUIRED = {
     "psycopg_pool": "psycopg-pool",
 }
 CONCURRENCIES = (4, 16)
+#: Requests in flight in the Python client's parallel bulk submit (``submit_many(parallel=...)``).
+PARALLEL = 4
 BASELINE = "pgqueuer"
 
 
@@ -117,6 +119,8 @@ def run(
             log(f"peers: {measure}, N={count}: tornado in-process, tornado HTTP")
             results.append(tornado.enqueue_in_process(bench, measure, count, batch))
             results.append(tornado.enqueue_http(bench, measure, count, batch))
+            if batch > 1:  # the client's bulk submit with requests in flight on several connections
+                results.append(tornado.enqueue_http(bench, measure, count, batch, parallel=PARALLEL))
             for peer in peers:
                 log(f"peers: {measure}, N={count}: {peer.name}")
                 results.append(enqueue(bench, peer, dsns[peer.name], measure, count, batch))

@@ -17,6 +17,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from tornado_core.errors import ApiError
@@ -73,23 +74,37 @@ class TornadoClient:
         """Queue up to 500 jobs (``{"task", "payload", "idempotency_key"?}`` each)."""
         return self._call("POST", "/v1/jobs:batch", {"jobs": list(jobs)})
 
-    def submit_many(self, jobs: Sequence[dict[str, Any]], *, chunk: int = MAX_BATCH) -> list[dict[str, Any]]:
+    def submit_many(
+        self, jobs: Sequence[dict[str, Any]], *, chunk: int = MAX_BATCH, parallel: int = 1
+    ) -> list[dict[str, Any]]:
         """Queue any number of jobs, ``chunk`` per request; one result per job, in order.
 
         Each result is a receipt ``{"index", "id", "task", "version", "status"}`` or
         ``{"index", "error": {...}}`` for a job the API refused; ``index`` counts from 0
         across the whole list.
 
+        Args:
+            jobs: The jobs, as :meth:`submit_batch` takes them.
+            chunk: Jobs per request (at most the API's batch limit).
+            parallel: Requests in flight at once, each on a connection of its own (while one
+                waits for the queue's commit, the next is being read): 2 to 4 is plenty.
+
         Raises:
-            ApiError: A whole request was refused (the jobs of earlier chunks stay queued;
+            ApiError: A whole request was refused (the jobs of the other chunks may be queued;
                 submit them with idempotency keys to make a retry safe).
         """
         size = max(1, min(chunk, MAX_BATCH))
-        results: list[dict[str, Any]] = []
-        for start in range(0, len(jobs), size):
+        starts = range(0, len(jobs), size)
+
+        def send(start: int) -> list[dict[str, Any]]:
             answer = self.submit_batch(jobs[start : start + size])
-            results.extend({**item, "index": start + int(item["index"])} for item in answer["results"])
-        return results
+            return [{**item, "index": start + int(item["index"])} for item in answer["results"]]
+
+        if parallel <= 1 or len(starts) <= 1:
+            return [result for start in starts for result in send(start)]
+        # The pool's threads end with the call, and their connections (thread-local) with them.
+        with ThreadPoolExecutor(min(parallel, len(starts)), thread_name_prefix="tornado-client") as pool:
+            return [result for answers in pool.map(send, starts) for result in answers]
 
     def close(self) -> None:
         """Close this thread's connection (others close with their threads or the process)."""

@@ -91,6 +91,18 @@ def test_submit_many_sends_chunks_and_numbers_results_across_them(api: Threading
     assert results[1_049]["id"] == "id-1049"
 
 
+def test_parallel_bulk_submit_keeps_the_order_and_uses_several_connections(api: ThreadingHTTPServer) -> None:
+    client = TornadoClient(url(api), "tnd_token")
+    jobs = [{"task": "nope" if n == 333 else "demo.echo", "payload": {"n": n}} for n in range(1_000)]
+    results = client.submit_many(jobs, chunk=100, parallel=4)
+    batches = [(port, size) for port, path, size in api.seen if path == "/v1/jobs:batch"]  # type: ignore[attr-defined]
+    assert sorted(size for _port, size in batches) == [100] * 10
+    assert len({port for port, _size in batches}) > 1  # more than one connection carried them
+    assert [r["index"] for r in results] == list(range(1_000))
+    assert [r.get("id") for r in results[:3]] == ["id-0", "id-1", "id-2"]
+    assert results[333]["error"]["code"] == "task_unknown" and results[999]["id"] == "id-999"
+
+
 def test_an_error_answer_keeps_its_code_and_headers(api: ThreadingHTTPServer) -> None:
     with pytest.raises(ApiError) as refused:
         TornadoClient(url(api), "tnd_token").submit("demo.echo", {"n": 1})
