@@ -216,3 +216,26 @@ def test_closing_the_completer_writes_everything_still_pending(store: GatedStore
     store.gate.set()
     completer.close()
     assert reports.jobs() == 2 and store.calls == [1, 1]
+
+
+def test_a_faulty_report_does_not_stop_the_completer(store: GatedStore) -> None:
+    reports = Reports()
+    store.gate.set()
+    calls = {"n": 0}
+
+    def report(batch: list[Completion], error: BaseException | None) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("a bug in the worker's bookkeeping")
+        reports(batch, error)
+
+    completer = BackgroundCompleter(lambda batch: store.record_successes([c.success for c in batch]), report)
+    completer.start()
+    try:
+        completer.submit(completion(0))
+        wait_until(lambda: calls["n"] == 1, "the first report")
+        completer.submit(completion(1))
+        wait_until(lambda: reports.jobs() == 1, "the second batch to be reported")
+    finally:
+        completer.close()
+    assert reports.batches == [(["job-1"], None)]

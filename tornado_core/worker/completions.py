@@ -9,6 +9,7 @@ it is one commit per job; under load, one per batch.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ from tornado_core.worker.acks import AckSink
 from tornado_core.worker.background import BackgroundBatcher
 
 T = TypeVar("T")
+
+logger = logging.getLogger("tornado.worker")
 
 #: Most records in one transaction.
 MAX_BATCH = 128
@@ -178,4 +181,7 @@ class BackgroundCompleter(BackgroundBatcher):
                 self._write(batch)
             except Exception as exc:  # reported per batch: the worker lets those messages reappear
                 error = exc
-            self._on_durable(batch, error)
+            try:
+                self._on_durable(batch, error)
+            except Exception:  # the completer must outlive a faulty report, or job threads would block
+                logger.exception("reporting %d finished job(s) failed", len(batch))
