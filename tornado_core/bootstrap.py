@@ -73,7 +73,9 @@ def build_services(
     )
 
     closers = _Closers()
-    pool = _pool(settings.database_url, pool_size, closers)
+    pool = _pool(
+        settings.database_url, pool_size, closers, prepare_statements=settings.database_prepared_statements
+    )
     rds: DatabasePort = (
         pool if not settings.erp_database_url else _pool(settings.erp_database_url, pool_size, closers)
     )
@@ -102,10 +104,10 @@ def build_services(
     return services, closers.close
 
 
-def _pool(dsn: str, size: int, closers: _Closers) -> PostgresPool:
+def _pool(dsn: str, size: int, closers: _Closers, *, prepare_statements: bool = True) -> PostgresPool:
     from tornado_core.adapters.postgres import PostgresPool
 
-    pool = PostgresPool(dsn, min_size=0, max_size=size)
+    pool = PostgresPool(dsn, min_size=0, max_size=size, prepare_statements=prepare_statements)
     closers.add(pool.close)
     return pool
 

@@ -33,6 +33,7 @@ ENV_VARS: dict[str, str] = {
     "TORNADO_BODY_TIMEOUT": "body_timeout",
     "TORNADO_MAX_CONNECTIONS": "max_connections",
     "TORNADO_TENANT_REQUESTS_PER_SECOND": "tenant_requests_per_second",
+    "TORNADO_DATABASE_PREPARED_STATEMENTS": "database_prepared_statements",
 }
 
 
@@ -62,6 +63,9 @@ class Settings:
             at once. 0 derives it from the open-files limit (raised to its hard limit at start).
         tenant_requests_per_second: API requests per second of a tenant without a quota of its
             own (``tornado tenants quota``); more get 429 with ``Retry-After``. 0: no quota.
+        database_prepared_statements: Prepare the hot statements once per PostgreSQL connection
+            (faster); turn it off behind a pooler in transaction mode (PgBouncer before 1.21),
+            where a connection's prepared statements do not follow it.
     """
 
     queue_backend: QueueBackendName = "postgres"
@@ -79,6 +83,7 @@ class Settings:
     body_timeout: float = 30.0
     max_connections: int = 0
     tenant_requests_per_second: float = 0.0
+    database_prepared_statements: bool = True
 
     @classmethod
     def load(cls, env: Mapping[str, str], file: Path | None = None) -> Settings:
@@ -145,7 +150,9 @@ def _read_file(path: Path) -> dict[str, Any]:
 
 
 def _convert(name: str, raw: Any, annotation: Any) -> Any:
-    """Accept the field's type, or a string for numbers (environment variables are strings)."""
+    """Accept the field's type, or a string for numbers and switches (environment variables are strings)."""
+    if "bool" in str(annotation):
+        return _to_bool(name, raw)
     if "float" in str(annotation):
         return _to_number(name, raw, positive=name in _POSITIVE)
     wants_int = "int" in str(annotation)
@@ -159,6 +166,18 @@ def _convert(name: str, raw: Any, annotation: Any) -> Any:
     if not wants_int and raw is not None and not isinstance(raw, str):
         raise ConfigError(f"{name} must be text, not {raw!r}")
     return raw
+
+
+_TRUE, _FALSE = frozenset({"1", "true", "yes", "on"}), frozenset({"0", "false", "no", "off"})
+
+
+def _to_bool(name: str, raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower() if isinstance(raw, str) else None
+    if text in _TRUE or text in _FALSE:
+        return text in _TRUE
+    raise ConfigError(f"{name} must be true or false (1/0, yes/no, on/off), not {raw!r}")
 
 
 #: Numeric settings that must be above zero (durations); the others may be zero.

@@ -10,7 +10,7 @@ import pytest
 
 from tornado_core.adapters.postgres import PostgresJobStore, PostgresPool, PostgresQueue, PostgresQueueAndJobs
 from tornado_core.errors import QueueUnavailable
-from tornado_core.ports.jobs import ClaimOutcome, JobStatus, NewJob, Success
+from tornado_core.ports.jobs import Claim, ClaimOutcome, JobStatus, NewJob, Success
 from tornado_core.ports.queue import OutgoingMessage, QueueSpec
 from tornado_core.ports.queue_and_jobs import Completion
 
@@ -87,3 +87,38 @@ def test_a_success_and_its_delete_commit_together(pool: PostgresPool, spec: Queu
     assert second is not None and (second.status, second.result) == (JobStatus.SUCCEEDED, [2])
     assert queue.depth(spec.name).in_flight == 1  # only the current receipt's message went
     queue.close()
+
+
+@pytest.mark.parametrize("prepare", [True, False], ids=["prepared", "sent-whole"])
+def test_the_hot_path_works_with_and_without_prepared_statements(
+    postgres_url: str, spec: QueueSpec, prepare: bool
+) -> None:
+    """Behind PgBouncer in transaction mode a connection's prepared statements do not follow it:
+    ``database_prepared_statements = false`` sends every statement whole, with the same types."""
+    pool = PostgresPool(postgres_url, max_size=1, prepare_statements=prepare)
+    try:
+        joint, store, queue = PostgresQueueAndJobs(pool), PostgresJobStore(pool), PostgresQueue(pool)
+        new = jobs(spec, 3)
+        assert (
+            joint.send_recorded(spec.name, [OutgoingMessage(j.job_id, delay=0) for j in new], new)
+            == [None] * 3
+        )
+        got = queue.receive(spec.name, max_messages=3, wait_seconds=1, visibility_timeout=30)
+
+        claims = [Claim(job=j, attempt=1, worker="w") for j in new]
+        assert store.claim_many(claims, lease_seconds=30) == [ClaimOutcome.CLAIMED] * 3
+        receipts = {m.body: m.receipt for m in got}
+        joint.complete([
+            Completion(success=Success(job_id=j.job_id, result={"n": n}), queue=spec.name,
+                       receipt=receipts[j.job_id])
+            for n, j in enumerate(new)
+        ])  # fmt: skip
+        assert [store.get(j.job_id).status for j in new] == [JobStatus.SUCCEEDED] * 3  # type: ignore[union-attr]
+        assert queue.depth(spec.name).total == 0
+        with pool.connection() as conn, conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM pg_prepared_statements")
+            row = cur.fetchone()
+        assert row is not None and (row[0] > 0) is prepare
+        queue.close()
+    finally:
+        pool.close()

@@ -135,3 +135,15 @@ def test_invalid_toml_is_a_config_error(tmp_path: Path) -> None:
 def test_file_values_of_the_wrong_type_are_refused(field: str, value: object) -> None:
     with pytest.raises(ConfigError, match=field):
         Settings.from_mapping({"database_url": "postgresql://x/y", "secret_key": "s", field: value})
+
+
+def test_prepared_statements_are_on_unless_switched_off() -> None:
+    base = {"TORNADO_DATABASE_URL": "postgresql://x", "TORNADO_SECRET_KEY": "s"}
+    assert Settings.load(base).database_prepared_statements is True
+    for off in ("0", "false", "No", "off"):
+        assert (
+            Settings.load({**base, "TORNADO_DATABASE_PREPARED_STATEMENTS": off}).database_prepared_statements
+            is False
+        )
+    with pytest.raises(ConfigError, match="database_prepared_statements must be true or false"):
+        Settings.load({**base, "TORNADO_DATABASE_PREPARED_STATEMENTS": "maybe"})

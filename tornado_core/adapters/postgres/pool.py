@@ -56,12 +56,14 @@ def describe_dsn(dsn: str) -> str:
     return f"{host}:{port}/{parts.get('dbname', '')}"
 
 
-def connect(dsn: str, *, autocommit: bool = False) -> Connection:
+def connect(dsn: str, *, autocommit: bool = False, prepare_statements: bool = True) -> Connection:
     """Open one unpooled connection.
 
     Args:
         dsn: libpq connection string or URL.
         autocommit: Put the connection in autocommit mode.
+        prepare_statements: Let :class:`~tornado_core.adapters.postgres.prepared.Prepared`
+            statements be prepared on it (else they are sent whole every time).
 
     Raises:
         StoreUnavailable: The server cannot be reached.
@@ -74,6 +76,8 @@ def connect(dsn: str, *, autocommit: bool = False) -> Connection:
             f"PostgreSQL at {describe_dsn(dsn)} is unreachable: {_first_line(exc)}"
         ) from exc
     conn.autocommit = autocommit
+    if isinstance(conn, PreparingConnection):
+        conn.prepares = prepare_statements
     return conn
 
 
@@ -123,15 +127,24 @@ class PostgresPool:
         min_size: Connections opened at construction (best effort).
         max_size: Most connections open at once; borrowers wait beyond that.
         acquire_timeout: Seconds a borrower waits for a free connection.
+        prepare_statements: Prepare hot statements once per connection (off behind a pooler in
+            transaction mode).
     """
 
     def __init__(
-        self, dsn: str, *, min_size: int = 1, max_size: int = 10, acquire_timeout: float = 30.0
+        self,
+        dsn: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 10,
+        acquire_timeout: float = 30.0,
+        prepare_statements: bool = True,
     ) -> None:
         if not 0 <= min_size <= max_size or max_size < 1:
             raise ValueError(f"need 0 <= min_size <= max_size and max_size >= 1, got {min_size}, {max_size}")
         self.dsn = dsn
         self.max_size = max_size
+        self._prepare_statements = prepare_statements
         self._acquire_timeout = acquire_timeout
         self._idle: list[Connection] = []
         self._open = 0
@@ -141,7 +154,7 @@ class PostgresPool:
 
     def _warm_up(self, count: int) -> None:
         try:
-            conns = [connect(self.dsn) for _ in range(count)]
+            conns = [connect(self.dsn, prepare_statements=self._prepare_statements) for _ in range(count)]
         except StoreUnavailable as exc:
             log.warning("postgres pool: no connection at start-up (%s); will retry on use", exc)
             return
@@ -177,7 +190,7 @@ class PostgresPool:
 
     def new_connection(self, *, autocommit: bool = False) -> Connection:
         """Open a connection outside the pool (e.g. for ``LISTEN``); the caller closes it."""
-        return connect(self.dsn, autocommit=autocommit)
+        return connect(self.dsn, autocommit=autocommit, prepare_statements=self._prepare_statements)
 
     def close(self) -> None:
         """Close idle connections now and borrowed ones when they come back."""
@@ -220,7 +233,7 @@ class PostgresPool:
 
     def _open_new(self) -> Connection:
         try:
-            return connect(self.dsn)
+            return connect(self.dsn, prepare_statements=self._prepare_statements)
         except BaseException:
             with self._cond:
                 self._open -= 1

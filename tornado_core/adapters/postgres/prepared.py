@@ -21,11 +21,15 @@ _NAMED = re.compile(r"%\((\w+)\)s")
 
 
 class PreparingConnection(Connection):
-    """A psycopg2 connection that remembers the statements it has prepared."""
+    """A psycopg2 connection that remembers the statements it has prepared.
+
+    With :attr:`prepares` off (behind a pooler in transaction mode) statements are sent whole.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.prepared: set[str] = set()
+        self.prepares = True
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,7 @@ class Prepared:
     _order: tuple[str, ...] = field(init=False, repr=False)
     _prepare: str = field(init=False, repr=False)
     _execute: str = field(init=False, repr=False)
+    _whole: str = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         order = tuple(dict.fromkeys(_NAMED.findall(self.sql)))
@@ -57,6 +62,8 @@ class Prepared:
         object.__setattr__(self, "_prepare", f"PREPARE {self.name} ({types}) AS {body}")
         placeholders = ", ".join(["%s"] * len(order))
         object.__setattr__(self, "_execute", f"EXECUTE {self.name} ({placeholders})")
+        # Sent whole, each parameter carries its declared type as the prepared statement does.
+        object.__setattr__(self, "_whole", _NAMED.sub(lambda m: f"{m[0]}::{self.types[m[1]]}", self.sql))
 
     def execute(self, cur: Cursor, params: Mapping[str, Any], *, prefix: str = "") -> None:
         """Run the statement on ``cur``, preparing it first if its connection has not.
@@ -69,6 +76,9 @@ class Prepared:
         conn = cur.connection
         if not isinstance(conn, PreparingConnection):
             raise TypeError("prepared statements need a PreparingConnection (see pool.connect)")
+        if not conn.prepares:
+            cur.execute(f"{prefix}{self._whole}", params)
+            return
         if self.name not in conn.prepared:
             cur.execute(self._prepare)
             conn.prepared.add(self.name)  # PREPARE is not undone by a rollback
