@@ -26,6 +26,7 @@ from tornado_core.retry import RetryPolicy
 from tornado_core.settings import Settings
 from tornado_core.task import TaskSpec, task
 from tornado_core.task_context import TaskContext
+from tornado_core.task_schema import TaskSchema
 
 __all__ = [
     "ApiError",
@@ -42,6 +43,7 @@ __all__ = [
     "TaskContext",
     "TaskNotFound",
     "TaskRegistry",
+    "TaskSchema",
     "TaskSpec",
     "TornadoClient",
     "TornadoError",

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tornado_core import TaskSchema
+
 #: Advisory lock serialising schema changes (arbitrary, fixed forever).
 SCHEMA_LOCK_KEY = 7_461_727_671
 SCHEMA_VERSION = 1
@@ -119,18 +121,13 @@ INSERT INTO ponto_schema (version) VALUES (%(version)s) ON CONFLICT DO NOTHING;
 """
 
 
+SCHEMA = TaskSchema(version_table="ponto_schema", version=SCHEMA_VERSION, lock_key=SCHEMA_LOCK_KEY, ddl=_DDL)
+
+
 def ensure_schema(conn: Any) -> None:
     """Create the ponto tables if missing (inside the caller's transaction).
 
     Args:
         conn: A DB-API connection to the ERP database, e.g. from ``ctx.rds.connection()``.
     """
-    with conn.cursor() as cur:
-        cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
-        cur.execute("SELECT to_regclass('ponto_schema') IS NOT NULL")
-        row = cur.fetchone()
-        if row and row[0]:
-            cur.execute("SELECT 1 FROM ponto_schema WHERE version = %s", (SCHEMA_VERSION,))
-            if cur.fetchone() is not None:
-                return
-        cur.execute(_DDL, {"version": SCHEMA_VERSION})
+    SCHEMA.ensure(conn)
