@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from psycopg2.extensions import cursor as Cursor
-from psycopg2.extras import Json, execute_values
+from psycopg2.extras import execute_values
 
 from tornado_core.adapters.postgres.pool import PostgresPool, without_flush_wait
 from tornado_core.adapters.postgres.prepared import Prepared
@@ -98,13 +98,6 @@ UPDATE tornado_jobs AS j SET
     worker = NULL, lease_expires_at = NULL, updated_at = clock_timestamp()
 FROM (VALUES %s) AS v (job_id, worker)
 WHERE j.job_id = v.job_id AND j.worker = v.worker AND j.status = 'running'
-"""
-
-_SUCCESS = """
-UPDATE tornado_jobs SET status = 'succeeded', result = %(result)s, result_ref = %(ref)s,
-    progress = 1, finished_at = clock_timestamp(), error_type = NULL, error_message = NULL,
-    error_traceback = NULL, lease_expires_at = NULL, updated_at = clock_timestamp()
-WHERE job_id = %(job_id)s
 """
 
 _SUCCESSES = """
@@ -272,7 +265,7 @@ class PostgresJobStore:
 
     def record_success(self, job_id: str, *, result: Any, result_ref: str | None) -> None:
         """Mark succeeded with its JSON result (or the key it was stored under)."""
-        self._execute(_SUCCESS, {"job_id": job_id, "result": Json(result), "ref": result_ref})
+        self.record_successes([Success(job_id=job_id, result=result, result_ref=result_ref)])
 
     def record_successes(self, successes: Sequence[Success]) -> None:
         """Mark several jobs succeeded in one statement and one durable commit."""
