@@ -173,6 +173,14 @@ def pg_cursor(dsn: str) -> Iterator[Cursor]:
         conn.close()
 
 
+def pg_count(dsn: str, sql: str, params: Sequence[Any] = ()) -> int:
+    """The number one ``SELECT count(*) ...`` answers (0 if it answers no row)."""
+    with pg_cursor(dsn) as cur:
+        cur.execute(sql, params)
+        row = cur.fetchone()
+    return int(row[0]) if row else 0
+
+
 # --------------------------------------------------------------------------- command line
 
 

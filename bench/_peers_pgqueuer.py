@@ -26,7 +26,7 @@ from pgqueuer.models import Job
 from pgqueuer.qm import QueueManager
 from pgqueuer.queries import Queries
 
-from bench._common import Stopwatch, pg_cursor
+from bench._common import Stopwatch, pg_count, pg_cursor
 from bench._peers_base import message
 
 ENTRYPOINT = "noop"
@@ -73,10 +73,7 @@ class PgQueuerPeer:
 
     def done(self, dsn: str) -> int:
         """Jobs logged ``successful`` (the worker deletes the job and logs it in one statement)."""
-        with pg_cursor(dsn) as cur:
-            cur.execute("SELECT count(*) FROM pgqueuer_log WHERE status = 'successful'")
-            row = cur.fetchone()
-        return int(row[0]) if row else 0
+        return pg_count(dsn, "SELECT count(*) FROM pgqueuer_log WHERE status = 'successful'")
 
     def statuses(self, dsn: str) -> dict[str, int]:
         """Rows left in the queue, and ``pgqueuer_log`` rows by status."""
@@ -114,10 +111,7 @@ class PgQueuerPeer:
             watch.stop()
 
         asyncio.run(self._with_queries(dsn, run))
-        with pg_cursor(dsn) as cur:
-            cur.execute("SELECT count(*) FROM pgqueuer WHERE status = 'queued'")
-            row = cur.fetchone()
-        return int(row[0]) if row else 0
+        return pg_count(dsn, "SELECT count(*) FROM pgqueuer WHERE status = 'queued'")
 
     def enqueue_call(self, batch: int) -> str:
         """The call :meth:`enqueue` makes."""

@@ -19,7 +19,7 @@ from pathlib import Path
 from procrastinate import App, PsycopgConnector
 from procrastinate.types import JSONDict
 
-from bench._common import Stopwatch, pg_cursor
+from bench._common import Stopwatch, pg_count, pg_cursor
 from bench._peers_base import message
 
 TASK = "noop"
@@ -83,10 +83,7 @@ class ProcrastinatePeer:
 
     def done(self, dsn: str) -> int:
         """Jobs with status ``succeeded``."""
-        with pg_cursor(dsn) as cur:
-            cur.execute("SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded'")
-            row = cur.fetchone()
-        return int(row[0]) if row else 0
+        return pg_count(dsn, "SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded'")
 
     def statuses(self, dsn: str) -> dict[str, int]:
         """``procrastinate_jobs`` rows by status."""
@@ -119,10 +116,7 @@ class ProcrastinatePeer:
             watch.stop()
 
         asyncio.run(_with_app(dsn, run))
-        with pg_cursor(dsn) as cur:
-            cur.execute("SELECT count(*) FROM procrastinate_jobs WHERE status = 'todo'")
-            row = cur.fetchone()
-        return int(row[0]) if row else 0
+        return pg_count(dsn, "SELECT count(*) FROM procrastinate_jobs WHERE status = 'todo'")
 
     def enqueue_call(self, batch: int) -> str:
         """The call :meth:`enqueue` makes."""

@@ -23,7 +23,7 @@ from bench._common import (
     bench_args,
     bench_parser,
     log,
-    pg_cursor,
+    pg_count,
     print_grid,
     scope,
     stack_from_args,
@@ -76,10 +76,7 @@ def rss_mb(pid: int) -> float:
 
 
 def left_in_queue(dsn: str, queue: str) -> int:
-    with pg_cursor(dsn) as cur:
-        cur.execute("SELECT count(*) FROM tornado_messages WHERE queue = %s", (queue,))
-        row = cur.fetchone()
-    return int(row[0]) if row else 0
+    return pg_count(dsn, "SELECT count(*) FROM tornado_messages WHERE queue = %s", (queue,))
 
 
 def drain(stack: BenchStack, scoped: Scope, count: int, concurrency: int, timeout: float) -> list[Sample]:
