@@ -1,8 +1,9 @@
 """What a plugin package uses to add HTTP endpoints and CLI commands to Tornado.
 
-Tornado has three doors, entry-point groups found in every installed package
+Tornado has four doors, entry-point groups found in every installed package
 (:mod:`tornado_core.plugins`): ``tornado.tasks`` (task handlers), ``tornado.api`` (HTTP
-endpoints) and ``tornado.commands`` (``tornado`` sub-commands). This module is the whole
+endpoints), ``tornado.commands`` (``tornado`` sub-commands) and ``tornado.devstack`` (services
+the local stack runs for the package, e.g. the SEFAZ emulator: :class:`Companion`). This module is the whole
 surface a plugin needs beyond :mod:`tornado_core`; the rest of the core is internal.
 
 An endpoint::
@@ -50,8 +51,9 @@ from tornado_core.commands import (
     reported_errors,
     token_option,
 )
+from tornado_core.devstack.companions import Companion, CompanionContext
 from tornado_core.errors import ApiError
-from tornado_core.plugins import API_GROUP, COMMANDS_GROUP, TASKS_GROUP, PluginError
+from tornado_core.plugins import API_GROUP, COMMANDS_GROUP, DEVSTACK_GROUP, TASKS_GROUP, PluginError
 from tornado_core.web.base import AuthenticatedHandler, JsonBodyHandler
 from tornado_core.web.context import ApiContext
 from tornado_core.web.errors import field_error, translate, unavailable
@@ -61,12 +63,15 @@ from tornado_core.web.openapi import per_item_results_schema
 __all__ = [
     "API_GROUP",
     "COMMANDS_GROUP",
+    "DEVSTACK_GROUP",
     "TASKS_GROUP",
     "ApiContext",
     "ApiError",
     "ApiExtension",
     "ApiExtensionFactory",
     "AuthenticatedHandler",
+    "Companion",
+    "CompanionContext",
     "JsonBodyHandler",
     "PluginError",
     "Route",

@@ -9,6 +9,8 @@ A package declares, in its ``setup.cfg`` or ``pyproject.toml``::
         nfe = acme_nfe.api:endpoints       # a callable (ApiContext) -> ApiExtension
     tornado.commands =
         nfe = acme_nfe.cli:nfe             # a click command or group: ``tornado nfe ...``
+    tornado.devstack =
+        sefaz = acme_nfe.devstack:emulator # a callable (CompanionContext) -> Companion
 
 Nothing is imported until it is used; a plugin that fails to load raises :class:`PluginError`
 naming the plugin and its package. What a plugin may use is in :mod:`tornado_core.extend`;
@@ -29,6 +31,9 @@ TASKS_GROUP = "tornado.tasks"
 API_GROUP = "tornado.api"
 #: Click commands (usually groups), each added to ``tornado`` under its entry-point name.
 COMMANDS_GROUP = "tornado.commands"
+#: Callables ``(CompanionContext) -> Companion``: services the local stack runs for a package
+#: (:mod:`tornado_core.devstack.companions`), e.g. the SEFAZ emulator.
+DEVSTACK_GROUP = "tornado.devstack"
 
 
 class PluginError(TornadoError):

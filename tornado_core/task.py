@@ -60,12 +60,17 @@ class TaskSpec:
         document, the stored contract) allows: no ``"5"`` for an integer, no number for a
         date-time; ISO strings for dates, UUIDs and enums' values as JSON spells them.
 
+        A payload model may also carry the rules its JSON Schema cannot say (totals that must add
+        up, check digits): a method ``payload_problems(self) -> list[dict[str, str]]`` returning
+        one ``{"field", "message"}`` per broken rule. They are checked here too, so the API
+        answers 422 and the job is never queued.
+
         Raises:
             PayloadInvalid: With one field-level message per problem.
         """
         try:
             text = json.dumps(data, ensure_ascii=False, allow_nan=False)
-            return self.payload_model.model_validate_json(text, strict=True)
+            payload = self.payload_model.model_validate_json(text, strict=True)
         except ValueError as exc:
             if not isinstance(exc, ValidationError):  # not JSON at all (a NaN, an object key...)
                 raise PayloadInvalid([{"field": "(payload)", "message": f"not JSON data: {exc}"}]) from None
@@ -75,6 +80,11 @@ class TaskSpec:
                     for err in exc.errors()
                 ]
             ) from None
+        rules: Callable[[], list[dict[str, str]]] | None = getattr(payload, "payload_problems", None)
+        problems = rules() if rules is not None else []
+        if problems:
+            raise PayloadInvalid(problems)
+        return payload
 
     def json_schema(self) -> dict[str, Any]:
         """The payload's JSON Schema."""

@@ -4,7 +4,7 @@ Invoice numbers are the ERP's fiscal data, not Tornado's, so they live in the ER
 not in the job store's migrations. :func:`ensure_schema` is idempotent and safe to run from
 several processes at once.
 
-Tables of this step (the numbering allocator, :mod:`.numbering`):
+The numbering allocator's tables (:mod:`.numbering`):
 
 * ``nfe_series``: one row per (issuer CNPJ, model, series), the last number handed out. It is the
   serialisation point of a series: locked ``FOR UPDATE`` by every allocation, moved in the same
@@ -12,6 +12,17 @@ Tables of this step (the numbering allocator, :mod:`.numbering`):
 * ``nfe_number``: one row per allocated number (and per emission job), with its cNF and status.
   Rows are never deleted (a deleted number would be a hole nobody inutilizes) and only their
   status may change.
+
+Where each document stands at SEFAZ (:mod:`.emissions`, :mod:`.events`, :mod:`.voiding`):
+
+* ``nfe_emission``: one row per NF-e that got a number, keyed by its job: access key, the
+  authority it went to, its state (``signed`` → ``sent`` → ``authorized`` / ``rejected`` /
+  ``denied``, later ``cancelled``), the protocol and the object keys of its stored XML;
+* ``nfe_event``: cancellation and correction letters, one row per (key, event type, sequence);
+* ``nfe_voiding``: inutilização of number ranges;
+* ``nfe_authority``: per (UF, environment), whether emission goes to the virtual contingency
+  authority (SVC-AN / SVC-RS), since when and why, and the run of failures that may trigger it;
+* ``nfe_send_window``: sends per (CNPJ, UF) in the current second (the rate limit against 656).
 """
 
 from __future__ import annotations
@@ -22,7 +33,7 @@ from tornado_core import TaskSchema
 
 #: Advisory lock serialising schema changes (arbitrary, fixed forever).
 SCHEMA_LOCK_KEY = 7_461_727_055
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS nfe_schema (
@@ -78,6 +89,83 @@ CREATE OR REPLACE TRIGGER nfe_number_guard
     BEFORE UPDATE OR DELETE ON nfe_number FOR EACH ROW EXECUTE FUNCTION nfe_number_guard();
 CREATE OR REPLACE TRIGGER nfe_number_no_truncate
     BEFORE TRUNCATE ON nfe_number FOR EACH STATEMENT EXECUTE FUNCTION nfe_number_guard();
+
+-- Version 2: where each document stands at SEFAZ.
+CREATE TABLE IF NOT EXISTS nfe_emission (
+    job_id        text PRIMARY KEY REFERENCES nfe_number (job_id),
+    tenant        text NOT NULL,
+    access_key    varchar(44) NOT NULL UNIQUE,
+    uf            char(2) NOT NULL,
+    environment   smallint NOT NULL CHECK (environment IN (1, 2)),
+    authority     text NOT NULL,
+    state         text NOT NULL DEFAULT 'signed'
+                  CHECK (state IN ('signed', 'sent', 'authorized', 'rejected', 'denied', 'cancelled')),
+    receipt       varchar(15),
+    protocol      varchar(17),
+    status_code   smallint,
+    reason        text,
+    authorized_at timestamptz,
+    sends         integer NOT NULL DEFAULT 0,
+    artifacts     jsonb NOT NULL DEFAULT '{}',
+    created_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
+    updated_at    timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE INDEX IF NOT EXISTS nfe_emission_tenant_idx ON nfe_emission (tenant, access_key);
+
+CREATE TABLE IF NOT EXISTS nfe_event (
+    access_key    varchar(44) NOT NULL REFERENCES nfe_emission (access_key),
+    event_type    integer NOT NULL CHECK (event_type IN (110110, 110111)),
+    sequence      smallint NOT NULL CHECK (sequence BETWEEN 1 AND 20),
+    job_id        text NOT NULL UNIQUE,
+    tenant        text NOT NULL,
+    state         text NOT NULL DEFAULT 'signed'
+                  CHECK (state IN ('signed', 'sent', 'registered', 'rejected')),
+    protocol      varchar(17),
+    status_code   smallint,
+    reason        text,
+    registered_at timestamptz,
+    artifacts     jsonb NOT NULL DEFAULT '{}',
+    created_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
+    updated_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
+    PRIMARY KEY (access_key, event_type, sequence)
+);
+
+CREATE TABLE IF NOT EXISTS nfe_voiding (
+    job_id        text PRIMARY KEY,
+    tenant        text NOT NULL,
+    cnpj          varchar(14) NOT NULL,
+    model         smallint NOT NULL,
+    series        smallint NOT NULL,
+    first_number  integer NOT NULL,
+    last_number   integer NOT NULL CHECK (last_number >= first_number),
+    state         text NOT NULL DEFAULT 'signed' CHECK (state IN ('signed', 'sent', 'voided', 'rejected')),
+    protocol      varchar(17),
+    status_code   smallint,
+    reason        text,
+    artifacts     jsonb NOT NULL DEFAULT '{}',
+    created_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
+    updated_at    timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+
+CREATE TABLE IF NOT EXISTS nfe_authority (
+    uf              char(2) NOT NULL,
+    environment     smallint NOT NULL,
+    contingency     text CHECK (contingency IN ('SVC-AN', 'SVC-RS')),
+    since           timestamptz,
+    reason          text,
+    failures        integer NOT NULL DEFAULT 0,
+    last_failure_at timestamptz,
+    updated_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+    PRIMARY KEY (uf, environment)
+);
+
+CREATE TABLE IF NOT EXISTS nfe_send_window (
+    cnpj   varchar(14) NOT NULL,
+    uf     char(2) NOT NULL,
+    second timestamptz NOT NULL,
+    sent   integer NOT NULL,
+    PRIMARY KEY (cnpj, uf)
+);
 
 INSERT INTO nfe_schema (version) VALUES (%(version)s) ON CONFLICT DO NOTHING;
 """

@@ -124,6 +124,9 @@ class FailingParts:
     def list(self, prefix: str) -> list[str]:
         return self._real.list(prefix)
 
+    def download_url(self, key: str, *, expires_in: int, filename: str | None = None) -> str:
+        return self._real.download_url(key, expires_in=expires_in, filename=filename)
+
 
 def test_a_failed_copy_loads_nothing_and_leaves_the_watermark_unchanged(
     erp: Erp, warehouse: PostgresPool, s3: S3ObjectStore

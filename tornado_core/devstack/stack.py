@@ -6,14 +6,17 @@ The ``tornado dev`` commands and the pytest fixtures both drive this class.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+import dataclasses
+import os
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tornado_core.adapters.aws.clients import make_client
 from tornado_core.adapters.aws.s3 import S3ObjectStore
 from tornado_core.adapters.postgres.admin import DatabaseAdmin, database_name, migrate
 from tornado_core.devstack.certs import TEST_SIGNER_KEY, make_test_signer_pem
+from tornado_core.devstack.companions import Companions
 from tornado_core.devstack.errors import DevStackError, PortTaken
 from tornado_core.devstack.moto import MotoServer
 from tornado_core.devstack.postgres import PostgresServer
@@ -47,9 +50,15 @@ class StackInfo:
     aws_region: str = REGION
     bucket: str = BUCKET
     state_dir: Path | None = None
+    #: Settings the companion services add (``tornado.devstack`` door), e.g. the SEFAZ emulator's URL.
+    companion_env: Mapping[str, str] = field(default_factory=dict)
 
     def env(self) -> dict[str, str]:
         """Environment variables that point Tornado (and boto3) at the stack."""
+        return {**self.core_env(), **self.companion_env}
+
+    def core_env(self) -> dict[str, str]:
+        """The environment of the core services alone (database, queue, S3)."""
         return {
             "TORNADO_DATABASE_URL": self.database_url,
             "TORNADO_ERP_DATABASE_URL": self.erp_database_url,
@@ -113,6 +122,12 @@ class DevStack:
             # again (nobody knows these ports yet). Later, the ports are the stack's address.
             self._on_a_free_port(state, "postgres_port", self._up_postgres, may_move=saved is None)
             self._on_a_free_port(state, "moto_port", self._up_moto, may_move=saved is None)
+            companions = self._companions(state)
+            core_env = self._info(state).core_env()
+            try:
+                companions.up(core_env, os.environ)
+            finally:
+                save_state(self.state_dir, state)
             return self._info(state)
 
     def _on_a_free_port(
@@ -134,6 +149,7 @@ class DevStack:
             state = load_state(self.state_dir)
             if state is None:
                 return
+            self._companions(state).down(self._info(state, with_companions=False).core_env())
             self._moto(state).stop(state.moto_pid)
             state.moto_pid = None
             save_state(self.state_dir, state)
@@ -282,9 +298,9 @@ class DevStack:
         except TornadoError as exc:
             raise DevStackError(f"could not store the test signing certificate: {exc}") from exc
 
-    def _info(self, state: StackState) -> StackInfo:
+    def _info(self, state: StackState, *, with_companions: bool = True) -> StackInfo:
         server = self._postgres(state)
-        return StackInfo(
+        info = StackInfo(
             database_url=server.dsn(JOBS_DB),
             erp_database_url=server.dsn(ERP_DB),
             redshift_url=server.dsn(REDSHIFT_DB),
@@ -292,6 +308,13 @@ class DevStack:
             secret_key=state.secret_key,
             state_dir=self.state_dir,
         )
+        if not with_companions:
+            return info
+        extra = self._companions(state).env(info.core_env())
+        return dataclasses.replace(info, companion_env=extra)
+
+    def _companions(self, state: StackState) -> Companions:
+        return Companions(self.state_dir, state.companion_ports, state.companion_pids)
 
     def _admin(self) -> DatabaseAdmin:
         return DatabaseAdmin(self._postgres(self._require_state()).dsn("postgres"))

@@ -27,6 +27,8 @@ class StackState:
         moto_pid: Pid of the endpoint's server, if started.
         postgres_provisioned: Databases and migrations are in place.
         moto_provisioned_pid: Pid of the endpoint server the bucket was created on.
+        companion_ports: Port of each companion service (``tornado.devstack`` door), by name.
+        companion_pids: Pid of each companion service started, by name.
     """
 
     postgres_port: int
@@ -35,6 +37,8 @@ class StackState:
     moto_pid: int | None = None
     postgres_provisioned: bool = False
     moto_provisioned_pid: int | None = None
+    companion_ports: dict[str, int] = dataclasses.field(default_factory=dict)
+    companion_pids: dict[str, int] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def new(cls) -> StackState:

@@ -24,3 +24,12 @@ class ObjectStorePort(Protocol):
 
     def list(self, prefix: str) -> list[str]:
         """Keys under ``prefix``, sorted."""
+
+    def download_url(self, key: str, *, expires_in: int, filename: str | None = None) -> str:
+        """A link that lets whoever holds it read ``key`` for ``expires_in`` seconds (S3 presigned).
+
+        Args:
+            key: The object.
+            expires_in: Seconds the link works.
+            filename: Name a browser saves the download under (``Content-Disposition``).
+        """

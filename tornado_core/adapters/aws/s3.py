@@ -73,6 +73,15 @@ class S3ObjectStore:
         with self._call("delete", key):
             self._client.delete_object(Bucket=self.bucket, Key=key)
 
+    def download_url(self, key: str, *, expires_in: int, filename: str | None = None) -> str:
+        """A presigned GET of ``key``, valid for ``expires_in`` seconds (no request to S3 is made)."""
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if filename:
+            params["ResponseContentDisposition"] = f'attachment; filename="{filename}"'
+        with self._call("presign", key):
+            url: str = self._client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
+        return url
+
     def list(self, prefix: str) -> list[str]:
         """Keys under ``prefix``, sorted."""
         keys: list[str] = []

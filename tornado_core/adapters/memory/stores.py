@@ -192,6 +192,12 @@ class MemoryObjectStore:
         with self._lock:
             return sorted(k for k in self._objects if k.startswith(prefix))
 
+    def download_url(self, key: str, *, expires_in: int, filename: str | None = None) -> str:
+        """A ``memory://`` link naming the object (nothing can fetch it; for unit tests)."""
+        if not self.exists(key):
+            raise ObjectStoreError(f"s3://{self.bucket}/{key} does not exist")
+        return f"memory://{self.bucket}/{key}?expires_in={expires_in}"
+
 
 class MemoryJobStore:
     """Job records in a dict, with the same claim and lease rules as PostgreSQL."""

@@ -1,0 +1,100 @@
+"""``GET /v1/nfe/{key}``, ``.../xml`` and ``.../danfe``: a tenant's own NF-e, its XML and its DANFE.
+
+Served through the API's door for plugins (entry point ``tornado.api``: :func:`nfe_endpoints`).
+The NF-e is looked up by (caller's tenant, key): another tenant's key answers 404 exactly like
+an unknown one, so nobody learns that it exists. The files are not streamed through the API: the
+answer carries a presigned link of the object store, valid for :data:`LINK_SECONDS`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from tornado_core.extend import ApiContext, ApiError, ApiExtension, AuthenticatedHandler, field_error
+
+from .emissions import Emission, find_by_key
+
+#: Seconds a download link works.
+LINK_SECONDS = 300
+_KEY = re.compile(r"[0-9]{6}[0-9A-Z]{12}[0-9]{26}")
+_FILES = {"xml": ("nfeProc", "-nfe.xml"), "danfe": ("danfe", "-danfe.pdf")}
+
+
+class NfeHandler(AuthenticatedHandler):
+    """``GET /v1/nfe/{key}[/xml|/danfe]``: status, or a download link of a stored file."""
+
+    async def get(self, key: str, file: str | None = None) -> None:
+        """The NF-e's status, or ``{"url", "expires_in"}`` for its XML (nfeProc) or DANFE."""
+        if not _KEY.fullmatch(key):
+            raise field_error(400, "parameter_invalid", "key", "must be the 44-character access key")
+        tenant = self.tenant
+
+        def read() -> Emission | None:
+            with self.api.services.rds.connection() as conn:
+                return find_by_key(conn, tenant, key)
+
+        emission = await self.run_blocking(read)
+        if emission is None:
+            raise ApiError(404, "nfe_not_found", "no NF-e with this key for your tenant")
+        if file is None:
+            self.write_json(_status(emission))
+            return
+        kind, suffix = _FILES[file]
+        object_key = emission.artifacts.get(kind)
+        if object_key is None:
+            raise ApiError(409, "nfe_file_not_ready", f"the NF-e is {emission.state}: it has no {file} yet")
+        objects = self.api.services.objects
+        url = await self.run_blocking(
+            lambda: objects.download_url(object_key, expires_in=LINK_SECONDS, filename=key + suffix)
+        )
+        self.write_json({"url": url, "expires_in": LINK_SECONDS})
+
+
+def _status(emission: Emission) -> dict[str, Any]:
+    return {
+        "access_key": emission.access_key,
+        "state": emission.state,
+        "number": int(emission.access_key[25:34]),
+        "series": int(emission.access_key[22:25]),
+        "authority": emission.authority,
+        "protocol": emission.protocol,
+        "status_code": emission.status_code,
+        "reason": emission.reason,
+        "authorized_at": emission.authorized_at.isoformat() if emission.authorized_at else None,
+        "job_id": emission.job_id,
+        "files": sorted(kind for kind in ("nfeProc", "danfe") if kind in emission.artifacts),
+    }
+
+
+def nfe_endpoints(api: ApiContext) -> ApiExtension:
+    """The NF-e read endpoints and their OpenAPI document (the ``tornado.api`` door)."""
+    args = {"api": api}
+    routes = [(r"/v1/nfe/([^/]+)", NfeHandler, args), (r"/v1/nfe/([^/]+)/(xml|danfe)", NfeHandler, args)]
+    return ApiExtension(routes=routes, openapi_paths=_openapi())
+
+
+def _openapi() -> dict[str, Any]:
+    key = {
+        "name": "key",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "pattern": _KEY.pattern},
+    }
+    link = {
+        "type": "object",
+        "required": ["url", "expires_in"],
+        "properties": {"url": {"type": "string"}, "expires_in": {"type": "integer"}},
+    }
+    errors = {"404": {"description": "No NF-e with this key for the caller's tenant."}}
+
+    def operation(summary: str, schema: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+        ok = {"description": summary, "content": {"application/json": {"schema": schema}}}
+        return {"get": {"summary": summary, "parameters": [key], "responses": {"200": ok, **errors, **extra}}}
+
+    not_ready = {"409": {"description": "Not authorised yet: no such file."}}
+    return {
+        "/v1/nfe/{key}": operation("Where the NF-e stands at SEFAZ.", {"type": "object"}, {}),
+        "/v1/nfe/{key}/xml": operation("A link to the authorised XML (nfeProc).", link, not_ready),
+        "/v1/nfe/{key}/danfe": operation("A link to the DANFE (PDF).", link, not_ready),
+    }
