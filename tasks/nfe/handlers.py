@@ -1,0 +1,24 @@
+"""The NF-e tasks: ``nfe.emit`` (cancellation, correction letters and inutilização follow).
+
+Each is safe to redeliver: numbers, keys and events are idempotent per job, and a document
+that may have reached SEFAZ is asked about before it is sent again (see :mod:`.emit`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tornado_core import RetryPolicy, TaskContext, task
+
+from . import emit as emission
+from .endpoints import EndpointTable
+from .models import EmitPayload
+
+#: SEFAZ outages last minutes to hours: keep trying, more and more slowly, for about a day.
+SEFAZ_RETRY = RetryPolicy(max_attempts=40, backoff_base=2.0, backoff_factor=2.0, backoff_max=1800.0)
+
+
+@task(name="nfe.emit", payload=EmitPayload, timeout=120, visibility_timeout=30, retry=SEFAZ_RETRY)
+def emit(ctx: TaskContext, payload: EmitPayload) -> dict[str, Any]:
+    """Number, build, sign, transmit and store one NF-e; the result names its key and protocol."""
+    return emission.emit(ctx, payload.invoice, payload.order_id, EndpointTable.bundled())

@@ -1,0 +1,229 @@
+"""NF-e emission end to end: the real API, a real ``nfe.emit`` worker, PostgreSQL, S3 and the stack's
+SEFAZ emulator (HTTPS with mutual TLS, started by ``tornado dev up`` through the devstack door).
+
+Each test has an issuer CNPJ of its own, so its numbers, its emulator scripts and the requests the
+emulator saw are its own.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import ssl
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+import pytest
+from tornado_tasks.nfe.certificates import TestAuthority, load_a1
+from tornado_tasks.nfe.documents import cnpj_check_digits
+from tornado_tasks.nfe.signing import verify_enveloped
+from tornado_tasks.nfe.xsd import schema_errors
+
+from tests.e2e.helpers import wait_for_job, wait_until
+from tests.nfe_samples import invoice_payload
+from tornado_core.adapters.runtimes.process.cluster import LocalCluster
+from tornado_core.client import TornadoClient
+from tornado_core.errors import ApiError
+from tornado_core.ports.jobs import JobStatus
+from tornado_core.services import Services
+from tornado_core.tokens import hash_token
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def backend() -> str:
+    """The emission logic does not depend on the queue; PostgreSQL keeps the module short."""
+    return "postgres"
+
+
+@pytest.fixture(scope="module")
+def nfe_env(e2e_env: dict[str, str]) -> dict[str, str]:
+    """The module's environment: the stack's emulator, and 656 answered with a 1 s wait."""
+    assert e2e_env.get("TORNADO_NFE_SEFAZ_URL"), "the dev stack did not start the SEFAZ emulator"
+    return {**e2e_env, "TORNADO_NFE_THROTTLE_DELAY": "1"}
+
+
+@pytest.fixture(scope="module")
+def emulator(nfe_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Emulator:
+    return Emulator(nfe_env, tmp_path_factory.mktemp("nfe-admin"))
+
+
+@pytest.fixture(scope="module")
+def nfe_worker(nfe_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    cluster = LocalCluster(nfe_env, tmp_path_factory.mktemp("nfe-logs"))
+    cluster.start_worker("nfe.emit", concurrency=4, extra=["--poll-wait", "1"])
+    yield cluster
+    cluster.stop_all(grace=20)
+
+
+class Emulator:
+    """The stack's SEFAZ emulator, reached over mutual TLS with a test certificate."""
+
+    def __init__(self, env: dict[str, str], folder: Path) -> None:
+        self.url = env["TORNADO_NFE_SEFAZ_URL"]
+        self.authority = TestAuthority.from_pem(Path(env["TORNADO_NFE_TEST_AUTHORITY"]).read_bytes())
+        context = ssl.create_default_context(cafile=env["TORNADO_NFE_TRUSTED_CA"])
+        client = load_a1(self.authority.issue_a1(new_cnpj(), "ADMIN", password="x"), "x")
+        context.load_cert_chain(*client.client_tls_files(folder))
+        self._context = context
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.url + path, data=data, method=method)
+        with urllib.request.urlopen(request, context=self._context, timeout=10) as answer:
+            return json.loads(answer.read())
+
+    def script(self, cnpj: str, scenario: str, *, count: int = 1, **extra: Any) -> None:
+        self.call("POST", "/emulator/scripts", {"scenario": scenario, "cnpj": cnpj, "count": count, **extra})
+
+    def requests_for(self, cnpj: str) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self.call("GET", "/emulator/requests")["requests"]
+        return [r for r in found if r.get("cnpj") == cnpj]
+
+
+def new_cnpj() -> str:
+    body = f"{random.randrange(10**7, 10**8)}0001"
+    return body + cnpj_check_digits(body)
+
+
+@pytest.fixture
+def issuer(tornado_cli: Callable[..., Any], services: Services, tenant_token: str) -> str:
+    """A fresh issuer CNPJ with a test A1 for the module's tenant (issued as an operator would)."""
+    cnpj = new_cnpj()
+    tenant = services.tenants.grants()[hash_token(tenant_token)].tenant
+    tornado_cli("nfe", "certificate", "issue-test", "--tenant", tenant, "--cnpj", cnpj)
+    return cnpj
+
+
+def api_get(api_url: str, token: str, path: str) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(api_url + path, headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def emit_payload(cnpj: str, items: int = 1) -> dict[str, Any]:
+    invoice = invoice_payload(items)
+    invoice["issuer"]["cnpj"] = cnpj
+    return {"invoice": invoice}
+
+
+def numbers_of(erp_url: str, cnpj: str) -> list[tuple[int, str]]:
+    with psycopg2.connect(erp_url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT to_regclass('nfe_number') IS NOT NULL")
+        if not cur.fetchone()[0]:
+            return []
+        cur.execute("SELECT number, status FROM nfe_number WHERE cnpj = %s ORDER BY number", (cnpj,))
+        return [(int(n), str(s)) for n, s in cur.fetchall()]
+
+
+def fetch(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        return bytes(answer.read())
+
+
+def test_an_authorised_nfe_is_stored_signed_valid_and_only_its_tenant_reads_it(
+    client: TornadoClient, api_url: str, tenant_token: str, other_tenant_token: str, services: Services,
+    nfe_worker: LocalCluster, issuer: str, emulator: Emulator,
+) -> None:  # fmt: skip
+    receipt = client.submit("nfe.emit", emit_payload(issuer, items=3))
+    job = wait_for_job(services, receipt["id"], JobStatus.SUCCEEDED, timeout=60)
+    result = job.result
+    assert result is not None and result["state"] == "authorized" and result["status_code"] == 100
+    key = result["access_key"]
+    assert key[6:20] == issuer and result["sends"] == 1
+
+    code, status = api_get(api_url, tenant_token, f"/v1/nfe/{key}")
+    assert code == 200 and status["state"] == "authorized" and status["protocol"] == result["protocol"]
+    xml = fetch(api_get(api_url, tenant_token, f"/v1/nfe/{key}/xml")[1]["url"])
+    assert schema_errors(xml) == []
+    assert len(verify_enveloped(xml)) >= 1  # the issuer's signature (and SEFAZ's, if it signed infProt)
+    assert fetch(api_get(api_url, tenant_token, f"/v1/nfe/{key}/danfe")[1]["url"]).startswith(b"%PDF-")
+
+    for path in (f"/v1/nfe/{key}", f"/v1/nfe/{key}/xml", f"/v1/nfe/{key}/danfe"):
+        code, answer = api_get(api_url, other_tenant_token, path)
+        assert code == 404 and "url" not in answer
+    authorisations = [r for r in emulator.requests_for(issuer) if r["service"] == "NFeAutorizacao4"]
+    assert len(authorisations) == 1
+
+
+def test_a_bad_invoice_is_refused_at_submission_and_consumes_no_number(
+    client: TornadoClient, erp_database_url: str, issuer: str, emulator: Emulator
+) -> None:
+    payload = emit_payload(issuer)
+    payload["invoice"]["totals"]["products"] = "99.99"
+    payload["invoice"]["items"][0]["icms"]["cst"] = "101"
+    with pytest.raises(ApiError) as refused:
+        client.submit("nfe.emit", payload)
+    assert refused.value.status == 422
+    fields = {f["field"] for f in refused.value.fields or []}
+    assert {"payload.invoice.totals.products", "payload.invoice.items[0].icms.cst"} <= fields
+    assert numbers_of(erp_database_url, issuer) == []
+    assert emulator.requests_for(issuer) == []
+
+
+def test_authorised_but_the_answer_lost_ends_authorised_through_the_protocol_query(
+    client: TornadoClient, services: Services, erp_database_url: str, nfe_worker: LocalCluster, issuer: str,
+    emulator: Emulator,
+) -> None:  # fmt: skip
+    emulator.script(issuer, "lost_answer")
+    receipt = client.submit("nfe.emit", emit_payload(issuer))
+    job = wait_for_job(services, receipt["id"], JobStatus.SUCCEEDED, timeout=90)
+    assert job.result is not None and job.result["state"] == "authorized" and job.attempts == 2
+    services_seen = [r["service"] for r in emulator.requests_for(issuer)]
+    assert services_seen == ["NFeAutorizacao4", "NFeConsultaProtocolo4"]
+    assert numbers_of(erp_database_url, issuer) == [(1, "authorized")]
+
+
+def test_an_asynchronous_lote_is_polled_until_authorised(
+    client: TornadoClient, services: Services, nfe_worker: LocalCluster, issuer: str, emulator: Emulator
+) -> None:
+    emulator.script(issuer, "async", polls=2)
+    receipt = client.submit("nfe.emit", emit_payload(issuer))
+    job = wait_for_job(services, receipt["id"], JobStatus.SUCCEEDED, timeout=60)
+    assert job.result is not None and job.result["state"] == "authorized"
+    services_seen = [r["service"] for r in emulator.requests_for(issuer)]
+    assert services_seen[0] == "NFeAutorizacao4" and services_seen.count("NFeAutorizacao4") == 1
+    assert services_seen.count("NFeRetAutorizacao4") == 3  # 105, 105, then 104
+
+
+def test_throttling_and_unavailability_retry_until_authorised_with_one_number(
+    client: TornadoClient, services: Services, erp_database_url: str, nfe_worker: LocalCluster, issuer: str,
+    emulator: Emulator,
+) -> None:  # fmt: skip
+    emulator.script(issuer, "throttle")
+    emulator.script(issuer, "unavailable", status=108)
+    receipt = client.submit("nfe.emit", emit_payload(issuer))
+    job = wait_for_job(services, receipt["id"], JobStatus.SUCCEEDED, timeout=120)
+    assert job.result is not None and job.result["state"] == "authorized" and job.attempts >= 3
+    assert numbers_of(erp_database_url, issuer) == [(1, "authorized")]
+    cstats = [r.get("cStat") for r in emulator.requests_for(issuer)]
+    assert cstats[:2] == ["656", "108"]
+
+
+def test_kill_9_mid_transmission_neither_emits_twice_nor_burns_a_number(
+    client: TornadoClient, services: Services, erp_database_url: str, nfe_env: dict[str, str], issuer: str,
+    emulator: Emulator, tmp_path: Path,
+) -> None:  # fmt: skip
+    emulator.script(issuer, "slow", delay=20)
+    cluster = LocalCluster(nfe_env, tmp_path / "logs")
+    try:
+        first = cluster.start_worker("nfe.emit", concurrency=1, extra=["--poll-wait", "1"])
+        receipt = client.submit("nfe.emit", emit_payload(issuer))
+        wait_until(lambda: emulator.requests_for(issuer), timeout=30, what="the NF-e reaching SEFAZ")
+        first.kill()  # SIGKILL while SEFAZ is still working on the answer
+        cluster.start_worker("nfe.emit", concurrency=1, extra=["--poll-wait", "1"])
+        job = wait_for_job(services, receipt["id"], JobStatus.SUCCEEDED, timeout=120)
+    finally:
+        cluster.stop_all(grace=20)
+    assert job.result is not None and job.result["state"] == "authorized"
+    documents = emulator.call("GET", "/emulator/documents")["authorized"]
+    assert sum(1 for d in documents if str(d).find(issuer) >= 0) == 1
+    assert numbers_of(erp_database_url, issuer) == [(1, "authorized")]
