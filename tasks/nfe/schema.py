@@ -92,7 +92,7 @@ CREATE OR REPLACE TRIGGER nfe_number_no_truncate
 
 -- Version 2: where each document stands at SEFAZ.
 CREATE TABLE IF NOT EXISTS nfe_emission (
-    job_id        text PRIMARY KEY REFERENCES nfe_number (job_id),
+    job_id        text PRIMARY KEY,              -- the job of its nfe_number row
     tenant        text NOT NULL,
     access_key    varchar(44) NOT NULL UNIQUE,
     uf            char(2) NOT NULL,
