@@ -32,6 +32,10 @@ class NfeHandler(AuthenticatedHandler):
 
         def read() -> Emission | None:
             with self.api.services.rds.connection() as conn:
+                with conn.cursor() as cur:  # no NF-e was ever emitted here: no tables yet
+                    cur.execute("SELECT to_regclass('nfe_emission') IS NOT NULL")
+                    if not cur.fetchone()[0]:
+                        return None
                 return find_by_key(conn, tenant, key)
 
         emission = await self.run_blocking(read)
@@ -79,20 +83,31 @@ def _openapi() -> dict[str, Any]:
         "name": "key",
         "in": "path",
         "required": True,
-        "schema": {"type": "string", "pattern": _KEY.pattern},
+        "schema": {"type": "string", "pattern": f"^{_KEY.pattern}$"},
     }
     link = {
         "type": "object",
         "required": ["url", "expires_in"],
         "properties": {"url": {"type": "string"}, "expires_in": {"type": "integer"}},
     }
-    errors = {"404": {"description": "No NF-e with this key for the caller's tenant."}}
+    errors = {
+        status: {"$ref": f"#/components/responses/{name}"}
+        for status, name in (
+            ("400", "BadRequest"), ("401", "Unauthorized"), ("404", "NotFound"),
+            ("429", "TooManyRequests"), ("503", "Unavailable"),
+        )
+    }  # fmt: skip
 
     def operation(summary: str, schema: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
         ok = {"description": summary, "content": {"application/json": {"schema": schema}}}
         return {"get": {"summary": summary, "parameters": [key], "responses": {"200": ok, **errors, **extra}}}
 
-    not_ready = {"409": {"description": "Not authorised yet: no such file."}}
+    not_ready = {
+        "409": {
+            "description": "Not authorised yet: no such file.",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
+    }
     return {
         "/v1/nfe/{key}": operation("Where the NF-e stands at SEFAZ.", {"type": "object"}, {}),
         "/v1/nfe/{key}/xml": operation("A link to the authorised XML (nfeProc).", link, not_ready),
