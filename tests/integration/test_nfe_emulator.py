@@ -287,6 +287,22 @@ def test_a_bad_signature_is_297_in_the_protocol(sefaz: Emulator, a1: A1Certifica
     assert text(sefaz.call("NFeConsultaProtocolo4", rq.cons_sit_nfe(key)), "n:cStat") == "217"
 
 
+def test_the_reject_scenario_refuses_a_valid_nfe_with_the_scripted_code(
+    sefaz: Emulator, a1: A1Certificate
+) -> None:
+    sefaz.script("reject", 1, cnpj=ISSUER_CNPJ, status=297)
+    sefaz.script("reject", 1, cnpj=ISSUER_CNPJ, status=225)
+    nfe, key = rq.signed_nfe(a1, number=31)
+    protocol = authorize(sefaz, nfe).find("n:protNFe/n:infProt", N)
+    assert (text(protocol, "n:cStat"), text(protocol, "n:chNFe")) == ("297", key)
+    lote = sefaz.call("NFeAutorizacao4", rq.envi_nfe([nfe]))
+    assert text(lote, "n:cStat") == "225" and lote.find("n:protNFe", N) is None
+    assert text(sefaz.call("NFeConsultaProtocolo4", rq.cons_sit_nfe(key)), "n:cStat") == "217"
+    wrong = {"scenario": "reject", "status": 100, "cnpj": ISSUER_CNPJ}
+    status, answer = sefaz.admin("POST", "scripts", wrong)
+    assert status == 400 and "status of reject" in answer["error"]
+
+
 def test_a_key_that_disagrees_with_ide_is_502(sefaz: Emulator, a1: A1Certificate) -> None:
     nfe, _ = rq.signed_nfe(a1, number=15)
     protocol = authorize(sefaz, rq.resigned(nfe, a1, nNF="16")).find("n:protNFe/n:infProt", N)

@@ -67,6 +67,9 @@ DUPLICATE_EVENT = 573
 EVENT_AUTHOR = 574
 EVENT_NEEDS_AUTHORIZED = 580
 THROTTLED = 656
+DENIED_ISSUER = 301
+#: What the ``reject`` scenario may answer: a lote schema failure, a bad signature, a denial.
+SCRIPTED_REJECTIONS = frozenset({LOT_SCHEMA, SIGNATURE, DENIED_ISSUER})
 
 REASONS: Mapping[int, str] = MappingProxyType({
     AUTHORIZED: "Autorizado o uso da NF-e",
@@ -107,4 +110,5 @@ REASONS: Mapping[int, str] = MappingProxyType({
     EVENT_AUTHOR: "Rejeição: O autor do evento diverge do emissor da NF-e",
     EVENT_NEEDS_AUTHORIZED: "Rejeição: O evento exige uma NF-e autorizada",
     THROTTLED: "Rejeição: Consumo Indevido",
+    DENIED_ISSUER: "Uso Denegado: Irregularidade fiscal do emitente",
 })  # fmt: skip

@@ -18,6 +18,8 @@ Scenarios:
 * ``timeout``: holds the request for ``delay`` seconds or until the client disconnects, then
   drops the connection unanswered; nothing is processed.
 * ``server_error``: HTTP 500 with a SOAP Fault (``Receiver``); nothing is processed.
+* ``reject``: the NF-e of an authorisation lote is refused with cStat ``status``: 225 (the lote's
+  schema), 297 (signature) or 301 (denied: irregularity of the issuer); nothing is authorised.
 * ``lost_answer``: processes the request naturally (an NF-e gets authorised and recorded), then
   loses the answer: drops the connection (``lost="drop"``) or answers HTTP 502 as a broken
   proxy would (``lost="http_502"``). A later NFeConsultaProtocolo4 shows the outcome.
@@ -35,6 +37,7 @@ from typing import Any
 from tornado_core.errors import TornadoError
 
 from ..soap import SERVICES
+from .codes import SCRIPTED_REJECTIONS
 
 
 class Scenario(StrEnum):
@@ -48,6 +51,7 @@ class Scenario(StrEnum):
     TIMEOUT = "timeout"
     SERVER_ERROR = "server_error"
     LOST_ANSWER = "lost_answer"
+    REJECT = "reject"
 
 
 #: How ``lost_answer`` loses the answer.
@@ -102,7 +106,7 @@ class Behaviour:
             raise ScenarioInvalid(f"unknown scenario {data.get('scenario')!r}; known: {names}") from None
         delay = _number(data.get("delay", DEFAULT_DELAY.get(scenario, 0.0)), "delay", 0.0, MAX_DELAY)
         polls = int(_number(data.get("polls", 1), "polls", 0, MAX_POLLS, integer=True))
-        status = int(_number(data.get("status", 108), "status", 108, 109, integer=True))
+        status = _status(scenario, data.get("status"))
         lost = data.get("lost", "drop")
         if lost not in LOST_MODES:
             raise ScenarioInvalid(f"lost must be one of {list(LOST_MODES)}, got {lost!r}")
@@ -111,6 +115,15 @@ class Behaviour:
     def to_json(self) -> dict[str, Any]:
         """The JSON form the admin API shows."""
         return {**asdict(self), "scenario": self.scenario.value}
+
+
+def _status(scenario: Scenario, value: Any) -> int:
+    if scenario is Scenario.REJECT:
+        allowed = sorted(SCRIPTED_REJECTIONS)
+        if value not in allowed or isinstance(value, bool):
+            raise ScenarioInvalid(f"status of reject must be one of {allowed}, got {value!r}")
+        return int(value)
+    return int(_number(108 if value is None else value, "status", 108, 109, integer=True))
 
 
 def _number(value: Any, name: str, low: float, high: float, *, integer: bool = False) -> float:

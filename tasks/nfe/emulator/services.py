@@ -82,6 +82,9 @@ def authorize_lot(root: Any, context: Context) -> Outcome:
         return refuse("NFeAutorizacao4", root, state, verdict(codes.LOT_SCHEMA, "enviNFe without NFe"))
     if synchronous and len(nfes) > 1:
         return refuse("NFeAutorizacao4", root, state, verdict(codes.SYNC_MULTIPLE))
+    scripted = context.behaviour
+    if scripted.scenario is Scenario.REJECT and scripted.status == codes.LOT_SCHEMA:
+        return refuse("NFeAutorizacao4", root, state, verdict(codes.LOT_SCHEMA, "scripted rejection"))
     judged = [_judge(nfe, head, context) for nfe in nfes]
     cstats = [cstat for _, cstat in judged]
     if synchronous:
@@ -111,6 +114,8 @@ def _judge(nfe: Any, head: Header, context: Context) -> tuple[bytes, int]:
     def rejected(found: Verdict) -> tuple[bytes, int]:
         return prot_nfe(head, key=key, verdict=found), found.cstat
 
+    if context.behaviour.scenario is Scenario.REJECT:
+        return rejected(verdict(context.behaviour.status))
     problem = context.checks.signature_problem(serialize(nfe))
     if problem:
         return rejected(verdict(codes.SIGNATURE, problem))

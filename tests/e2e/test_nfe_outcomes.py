@@ -1,0 +1,160 @@
+"""NF-e outcomes end to end through real workers: rejections burn a number that ``nfe.void`` then voids,
+a denial is kept, timeouts and 5xx are retried without a second emission, a UF whose SEFAZ keeps
+failing switches to its contingency authority, and cancellations and correction letters are
+registered (or refused outside the legal window).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from tests.e2e.helpers import wait_for_job
+from tests.e2e.nfe_support import PARANA, Emulator, api_get, emit_payload, numbers_of
+from tornado_core.adapters.runtimes.process.cluster import LocalCluster
+from tornado_core.client import TornadoClient
+from tornado_core.ports.jobs import JobRecord, JobStatus
+from tornado_core.services import Services
+
+pytestmark = pytest.mark.e2e
+
+TASKS = ("nfe.emit", "nfe.cancel", "nfe.correct", "nfe.void")
+
+
+@pytest.fixture(scope="module")
+def backend() -> str:
+    return "postgres"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def nfe_workers(nfe_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    cluster = LocalCluster(nfe_env, tmp_path_factory.mktemp("nfe-logs"))
+    for task in TASKS:
+        cluster.start_worker(task, concurrency=2, extra=["--poll-wait", "1"])
+    yield cluster
+    cluster.stop_all(grace=20)
+
+
+def run(
+    client: TornadoClient, services: Services, task: str, payload: dict[str, Any], status: JobStatus
+) -> JobRecord:
+    receipt = client.submit(task, payload)
+    return wait_for_job(services, receipt["id"], status, timeout=90)
+
+
+def authorised(client: TornadoClient, services: Services, issuer: str, **options: Any) -> dict[str, Any]:
+    job = run(client, services, "nfe.emit", emit_payload(issuer, **options), JobStatus.SUCCEEDED)
+    assert job.result is not None and job.result["state"] == "authorized"
+    return job.result
+
+
+@pytest.mark.parametrize("code", [225, 297])
+def test_a_rejection_burns_the_number_and_nfe_void_voids_it(
+    client: TornadoClient,
+    services: Services,
+    erp_database_url: str,
+    issuer: str,
+    emulator: Emulator,
+    code: int,
+) -> None:
+    emulator.script(issuer, "reject", status=code)
+    job = run(client, services, "nfe.emit", emit_payload(issuer), JobStatus.DEAD)
+    assert (
+        job.attempts == 1 and f"{code}" in (job.error_message or "") and "burned" in (job.error_message or "")
+    )
+    assert numbers_of(erp_database_url, issuer) == [(1, "rejected_burned")]
+
+    void = {"cnpj": issuer, "uf": "SP", "series": 1, "first_number": 1, "last_number": 1,
+            "reason": "Numero queimado por rejeicao da SEFAZ"}  # fmt: skip
+    voided = run(client, services, "nfe.void", void, JobStatus.SUCCEEDED)
+    assert voided.result is not None and voided.result["state"] == "voided"
+    assert numbers_of(erp_database_url, issuer) == [(1, "voided")]
+    assert authorised(client, services, issuer)["number"] == 2  # the series goes on after the voided number
+
+
+def test_a_denied_nfe_fails_but_keeps_its_number_and_its_document(
+    client: TornadoClient, services: Services, erp_database_url: str, api_url: str, tenant_token: str,
+    issuer: str, emulator: Emulator,
+) -> None:  # fmt: skip
+    emulator.script(issuer, "reject", status=301)
+    job = run(client, services, "nfe.emit", emit_payload(issuer), JobStatus.DEAD)
+    assert "denied" in (job.error_message or "") and "301" in (job.error_message or "")
+    assert numbers_of(erp_database_url, issuer) == [(1, "authorized")]  # used: never voided
+    key = next(r for r in emulator.requests_for(issuer) if r["service"] == "NFeAutorizacao4")["keys"][0]
+    code, status = api_get(api_url, tenant_token, f"/v1/nfe/{key}")
+    assert code == 200 and status["state"] == "denied" and status["files"] == ["nfeProc"]
+
+
+@pytest.mark.parametrize("scenario", ["timeout", "server_error"])
+def test_a_timeout_or_a_5xx_is_retried_after_asking_for_the_protocol(
+    client: TornadoClient, services: Services, erp_database_url: str, issuer: str, emulator: Emulator,
+    scenario: str,
+) -> None:  # fmt: skip
+    emulator.script(
+        issuer, scenario, service="NFeAutorizacao4", **({"delay": 10} if scenario == "timeout" else {})
+    )
+    result = authorised(client, services, issuer)
+    assert result["sends"] == 2
+    seen = [r["service"] for r in emulator.requests_for(issuer)]
+    assert seen == ["NFeAutorizacao4", "NFeConsultaProtocolo4", "NFeAutorizacao4"]
+    assert numbers_of(erp_database_url, issuer) == [(1, "authorized")]
+
+
+def test_a_uf_whose_sefaz_keeps_failing_switches_to_its_svc_until_an_operator_switches_back(
+    client: TornadoClient, services: Services, issuer: str, emulator: Emulator,
+    tornado_cli: Callable[..., Any],
+) -> None:  # fmt: skip
+    emulator.script(issuer, "unavailable", count=2, status=109)
+    first = authorised(client, services, issuer, address=PARANA)
+    assert first["authority"] == "PR" and first["access_key"][34] == "1"  # it was registered before
+    try:
+        shown = tornado_cli("nfe", "contingency", "PR").stdout
+        assert "SVC-RS" in shown and "automatic after 2 failures" in shown
+        second = authorised(client, services, issuer, address=PARANA)
+        assert second["authority"] == "SVC-RS" and second["access_key"][34] == "7"  # tpEmis 7: SVC-RS
+    finally:
+        tornado_cli("nfe", "contingency", "PR", "--off")
+    assert authorised(client, services, issuer, address=PARANA)["authority"] == "PR"
+
+
+def test_cancellation_inside_the_window_is_registered_and_outside_it_is_refused(
+    client: TornadoClient,
+    services: Services,
+    api_url: str,
+    tenant_token: str,
+    issuer: str,
+    emulator: Emulator,
+) -> None:
+    key = authorised(client, services, issuer)["access_key"]
+    reason = "Pedido cancelado pelo cliente antes do envio"
+    letter = {"access_key": key, "correction": "Endereco de entrega: Rua B, 2"}
+    correction = run(client, services, "nfe.correct", letter, JobStatus.SUCCEEDED)
+    assert correction.result is not None and correction.result["sequence"] == 1
+    cancelled = run(
+        client, services, "nfe.cancel", {"access_key": key, "reason": reason}, JobStatus.SUCCEEDED
+    )
+    assert cancelled.result is not None and cancelled.result["status_code"] == 135
+    assert api_get(api_url, tenant_token, f"/v1/nfe/{key}")[1]["state"] == "cancelled"
+
+    late_key = authorised(client, services, issuer)["access_key"]
+    emulator.call("PUT", "/emulator/clock", {"offset_seconds": 25 * 3600})
+    try:
+        late = run(client, services, "nfe.cancel", {"access_key": late_key, "reason": reason}, JobStatus.DEAD)
+    finally:
+        emulator.call("PUT", "/emulator/clock", {"offset_seconds": 0})
+    assert "501" in (late.error_message or "")
+    assert api_get(api_url, tenant_token, f"/v1/nfe/{late_key}")[1]["state"] == "authorized"
+
+
+def test_a_tenant_cannot_cancel_another_tenants_nfe(
+    client: TornadoClient, services: Services, api_url: str, other_tenant_token: str, issuer: str,
+    emulator: Emulator,
+) -> None:  # fmt: skip
+    key = authorised(client, services, issuer)["access_key"]
+    other = TornadoClient(api_url, other_tenant_token)
+    receipt = other.submit("nfe.cancel", {"access_key": key, "reason": "Tentativa de outro inquilino aqui"})
+    job = wait_for_job(services, receipt["id"], JobStatus.DEAD, timeout=60)
+    assert "no NF-e" in (job.error_message or "")
+    assert [r for r in emulator.requests_for(issuer) if r["service"] == "NFeRecepcaoEvento4"] == []
