@@ -2,7 +2,9 @@
 
 Starts the local stack, the API and one worker per demo task, submits a mix of
 jobs over HTTP from concurrent clients, follows them to the end and prints what
-happened: succeeded, retried, dead-lettered, and submit-to-done latency.
+happened: succeeded, retried, dead-lettered, and submit-to-done latency. Where the NF-e
+package is installed, a few invoices are then emitted against the stack's SEFAZ emulator
+(:mod:`tornado_cli.showcase_nfe`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,11 @@ from tornado_core.services import Services
 from tornado_core.settings import Settings
 from tornado_core.tokens import hash_token, new_token
 
+from . import showcase_nfe
+
 WORKERS = {"demo.echo": 8, "demo.sleep": 8, "demo.flaky": 4, "demo.fail": 2}
+#: Invoices the NF-e part emits.
+INVOICES = 5
 FINAL = {JobStatus.SUCCEEDED, JobStatus.DEAD, JobStatus.FAILED}
 
 
@@ -73,29 +79,41 @@ def run_showcase(*, job_count: int, queue_backend: str | None) -> Summary:
     settings = Settings.load(env)
     with services_from(settings) as services:
         token = new_token()
-        services.tenants.create(f"showcase-{os.urandom(3).hex()}", hash_token(token))
-        summary = _run(services, env, token, job_count, Path(state_dir) / "showcase-logs")
+        tenant = f"showcase-{os.urandom(3).hex()}"
+        services.tenants.create(tenant, hash_token(token))
+        with_nfe = showcase_nfe.TASK in services.registry.names()
+        if with_nfe:
+            showcase_nfe.prepare(env, tenant)
+        logs = Path(state_dir) / "showcase-logs"
+        summary, nfe = _run(services, env, token, job_count, logs, with_nfe=with_nfe)
     _print(summary, settings.queue_backend)
+    if nfe is not None:
+        showcase_nfe.show(nfe, INVOICES)
+    click.echo("\nThe stack keeps running: `tornado dev status`, `tornado dev down`.")
     return summary
 
 
-def _run(services: Services, env: dict[str, str], token: str, count: int, logs: Path) -> Summary:
+def _run(
+    services: Services, env: dict[str, str], token: str, count: int, logs: Path, *, with_nfe: bool
+) -> tuple[Summary, showcase_nfe.NfeSummary | None]:
     cluster = LocalCluster(env, logs)
+    workers = {**WORKERS, **({showcase_nfe.TASK: 4} if with_nfe else {})}
     try:
         _api, url = cluster.start_api()
-        for task, concurrency in WORKERS.items():
+        for task, concurrency in workers.items():
             cluster.start_worker(task, concurrency=concurrency, extra=["--poll-wait", "1"])
-        click.echo(f"API on {url}; {len(WORKERS)} workers; logs in {logs}")
+        click.echo(f"API on {url}; {len(workers)} workers; logs in {logs}")
         started = time.monotonic()
         ids = _submit_all(TornadoClient(url, token), job_mix(count, random.Random(7)))
         records = _follow(services, ids)
         wall = time.monotonic() - started
+        nfe = showcase_nfe.run(url, token, services, INVOICES) if with_nfe else None
     finally:
         codes = cluster.stop_all(grace=30)
     bad = {name: code for name, code in codes.items() if code != 0}
     if bad:
         click.echo(f"warning: processes exited non-zero: {bad}", err=True)
-    return _summarise(records, wall)
+    return _summarise(records, wall), nfe
 
 
 def _submit_all(client: TornadoClient, jobs: list[tuple[str, dict[str, Any]]]) -> list[str]:
@@ -160,4 +178,3 @@ def _print(summary: Summary, backend: str) -> None:
     ]
     for label, value in rows:
         click.echo(f"  {label:<26} {value:>10}")
-    click.echo("\nThe stack keeps running: `tornado dev status`, `tornado dev down`.")
