@@ -126,6 +126,9 @@ def test_showcase_runs_end_to_end_on_the_local_stack(
     assert int(summary["jobs submitted over HTTP"]) == 40
     assert int(summary["succeeded"]) + int(summary["dead-lettered"]) == 40
     assert "submit-to-done p99" in result.stdout
+    # The NF-e part: five invoices authorised by the stack's SEFAZ emulator, one refused at once.
+    assert " 5 of 5" in result.stdout
+    assert "refused at submission (422)  payload.invoice.totals" in result.stdout
 
 
 def test_api_with_two_processes_serves_and_stops_cleanly(
