@@ -94,7 +94,9 @@ class Emitter:
             self.ctx.s3, self.config.require_master_key(), self.ctx.tenant, invoice.issuer.cnpj
         )
         problem = certificate.problem(_now())
-        if problem and not problem.startswith("expires in"):
+        if problem and problem.startswith("expires in"):
+            self.ctx.logger.warning("the A1 certificate of CNPJ %s %s: renew it", certificate.cnpj, problem)
+        elif problem:
             raise NonRetryable(
                 f"the A1 certificate of CNPJ {certificate.cnpj} is {problem}: {certificate.subject}"
             )

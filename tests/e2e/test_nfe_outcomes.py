@@ -6,17 +6,27 @@ registered (or refused outside the legal window).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
+import psycopg2
 import pytest
+from tornado_tasks.nfe.certificates import load_a1
+from tornado_tasks.nfe.config import NfeConfig
+from tornado_tasks.nfe.endpoints import EndpointTable
+from tornado_tasks.nfe.messages import authorization_request, read_answer
+from tornado_tasks.nfe.transport import SefazClient
 
 from tests.e2e.helpers import wait_for_job
-from tests.e2e.nfe_support import PARANA, Emulator, api_get, emit_payload, numbers_of
+from tests.e2e.nfe_support import PARANA, Emulator, api_get, emit_payload, new_cnpj, numbers_of
+from tests.nfe_requests import signed_nfe
 from tornado_core.adapters.runtimes.process.cluster import LocalCluster
 from tornado_core.client import TornadoClient
 from tornado_core.ports.jobs import JobRecord, JobStatus
 from tornado_core.services import Services
+from tornado_core.tokens import hash_token
 
 pytestmark = pytest.mark.e2e
 
@@ -158,3 +168,52 @@ def test_a_tenant_cannot_cancel_another_tenants_nfe(
     job = wait_for_job(services, receipt["id"], JobStatus.DEAD, timeout=60)
     assert "no NF-e" in (job.error_message or "")
     assert [r for r in emulator.requests_for(issuer) if r["service"] == "NFeRecepcaoEvento4"] == []
+
+
+def test_an_nfe_from_an_erp_order_and_an_order_that_is_not_there(
+    client: TornadoClient, services: Services, erp_database_url: str, issuer: str, tenant_token: str
+) -> None:
+    tenant = services.tenants.grants()[hash_token(tenant_token)].tenant
+    order = f"PED-{issuer[-6:]}"
+    with psycopg2.connect(erp_database_url) as conn, conn.cursor() as cur:
+        cur.execute(
+            "CREATE TABLE IF NOT EXISTS erp_order_invoice (tenant text, order_id text, invoice jsonb,"
+            " PRIMARY KEY (tenant, order_id))"
+        )
+        cur.execute("CREATE OR REPLACE VIEW nfe_order_invoice AS SELECT * FROM erp_order_invoice")
+        invoice = emit_payload(issuer)["invoice"]
+        cur.execute("INSERT INTO erp_order_invoice VALUES (%s, %s, %s)", (tenant, order, json.dumps(invoice)))
+    result = run(client, services, "nfe.emit", {"order_id": order}, JobStatus.SUCCEEDED).result
+    assert result is not None and result["state"] == "authorized" and result["access_key"][6:20] == issuer
+    missing = run(client, services, "nfe.emit", {"order_id": "PED-NOT-THERE"}, JobStatus.DEAD)
+    assert missing.attempts == 1 and "PED-NOT-THERE" in (missing.error_message or "")
+
+
+def test_a_number_sefaz_holds_under_another_key_stops_the_job_without_renumbering(
+    client: TornadoClient, services: Services, erp_database_url: str, nfe_env: dict[str, str], issuer: str,
+    emulator: Emulator,
+) -> None:  # fmt: skip
+    # Another system already emitted number 1 of this series at SEFAZ (another cNF, so another key).
+    a1 = load_a1(emulator.authority.issue_a1(issuer, "OUTRO SISTEMA", password="x"), "x")
+    signed, _ = signed_nfe(a1, number=1, cnpj=issuer, random_code=31415926, issued_at=datetime.now(UTC))
+    config = NfeConfig.from_environment(nfe_env)
+    answer = SefazClient(config, a1, EndpointTable.bundled()).call(
+        "SP", "NFeAutorizacao4", authorization_request(signed, batch_id=1, synchronous=True)
+    )
+    assert read_answer(answer.answer).protocols[0].status_code == 100
+    job = run(client, services, "nfe.emit", emit_payload(issuer), JobStatus.DEAD)
+    assert "539" in (job.error_message or "") and job.attempts == 1
+    assert numbers_of(erp_database_url, issuer) == [(1, "allocated")]  # left for an operator, not renumbered
+
+
+def test_operators_see_a_certificate_that_expires_soon(
+    tornado_cli: Callable[..., Any], services: Services
+) -> None:
+    cnpj = new_cnpj()
+    tornado_cli(
+        "nfe", "certificate", "issue-test", "--tenant", "expiring-tenant", "--cnpj", cnpj, "--days", "10"
+    )
+    listed = tornado_cli("nfe", "certificate", "list", check=False)
+    assert listed.returncode == 1 and "need attention" in listed.stderr
+    line = next(row for row in listed.stdout.splitlines() if cnpj in row)
+    assert "expiring-tenant" in line and "expires in" in line
