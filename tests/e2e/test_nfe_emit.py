@@ -7,8 +7,10 @@ emulator saw are its own.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import hashlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tornado_tasks.nfe.signing import verify_enveloped
@@ -21,6 +23,7 @@ from tornado_core.client import TornadoClient
 from tornado_core.errors import ApiError
 from tornado_core.ports.jobs import JobStatus
 from tornado_core.services import Services
+from tornado_core.tokens import hash_token
 
 pytestmark = pytest.mark.e2e
 
@@ -62,19 +65,60 @@ def test_an_authorised_nfe_is_stored_signed_valid_and_only_its_tenant_reads_it(
         assert code == 404 and "url" not in answer
     authorisations = [r for r in emulator.requests_for(issuer) if r["service"] == "NFeAutorizacao4"]
     assert len(authorisations) == 1
+    # The exact bytes sent and received are kept beside the document, each under its own digest.
+    tenant = services.tenants.grants()[hash_token(tenant_token)].tenant
+    stored = services.objects.list(f"nfe/{tenant}/{key}/")
+    kinds = {name.rsplit("/", 1)[1].rsplit("-", 1)[0] for name in stored}
+    assert {"nfe-signed", "autorizacao-request", "autorizacao-response", "nfeProc", "danfe"} <= kinds
+    for name in stored:
+        digest = name.rsplit("-", 1)[1].split(".")[0]
+        assert hashlib.sha256(services.objects.get(name)).hexdigest() == digest
 
 
+def _wrong_totals(invoice: dict[str, Any]) -> None:
+    invoice["totals"]["products"] = "99.99"
+    invoice["items"][0]["icms"]["cst"] = "101"
+
+
+def _bad_check_digits(invoice: dict[str, Any]) -> None:
+    invoice["recipient"]["cpf"] = "123.456.789-00"
+
+
+def _no_items(invoice: dict[str, Any]) -> None:
+    invoice["items"] = []
+
+
+def _too_many_items(invoice: dict[str, Any]) -> None:
+    invoice["items"] = invoice["items"] * 991
+
+
+def _float_amount(invoice: dict[str, Any]) -> None:
+    invoice["items"][0]["quantity"] = 2.0
+
+
+@pytest.mark.parametrize(
+    ("spoil", "fields"),
+    [
+        (_wrong_totals, {"payload.invoice.totals.products", "payload.invoice.items[0].icms.cst"}),
+        (_bad_check_digits, {"payload.invoice.recipient.cpf"}),
+        (_no_items, {"payload.invoice.items"}),
+        (_too_many_items, {"payload.invoice.items"}),
+        (_float_amount, {"payload.invoice.items.0.quantity"}),
+    ],
+    ids=["wrong totals", "bad CPF check digits", "no items", "991 items", "a float for a decimal"],
+)
 def test_a_bad_invoice_is_refused_at_submission_and_consumes_no_number(
-    client: TornadoClient, erp_database_url: str, issuer: str, emulator: Emulator
-) -> None:
+    client: TornadoClient, erp_database_url: str, issuer: str, emulator: Emulator,
+    spoil: Callable[[dict[str, Any]], None], fields: set[str],
+) -> None:  # fmt: skip
     payload = emit_payload(issuer)
-    payload["invoice"]["totals"]["products"] = "99.99"
-    payload["invoice"]["items"][0]["icms"]["cst"] = "101"
+    spoil(payload["invoice"])
     with pytest.raises(ApiError) as refused:
         client.submit("nfe.emit", payload)
     assert refused.value.status == 422
-    fields = {f["field"] for f in refused.value.fields or []}
-    assert {"payload.invoice.totals.products", "payload.invoice.items[0].icms.cst"} <= fields
+    named = {f["field"] for f in refused.value.fields or []}
+    # Business rules name items as items[0]; the schema's checks as items.0.
+    assert fields <= named | {name.replace("[", ".").replace("]", "") for name in named}, named
     assert numbers_of(erp_database_url, issuer) == []
     assert emulator.requests_for(issuer) == []
 

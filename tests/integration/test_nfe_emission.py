@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from tornado_tasks.nfe.authorities import take_send_slot
 
 from tests.nfe_fixtures import (  # noqa: F401
     NfeWorld,
@@ -32,3 +33,15 @@ def test_a_document_sefaz_already_holds_ends_authorised_through_204_and_the_prot
     ]
     assert [service for service, _ in seen] == ["NFeAutorizacao4", "NFeConsultaProtocolo4"]
     assert "204" in str(seen[0][1])
+
+
+def test_the_send_rate_of_an_issuer_is_shared_and_capped_per_second(nfe_world: NfeWorld) -> None:
+    """Every worker counts its sends in the ERP database, so together they stay under the cap (656)."""
+    with nfe_world.pool.connection() as conn:
+        waits = [take_send_slot(conn, "11222333000181", "SP", 3) for _ in range(12)]
+        other_uf = take_send_slot(conn, "11222333000181", "PR", 3)
+    allowed = [w for w in waits if w == 0.0]
+    # Twelve calls take milliseconds: at most one new second starts among them, so at most 3 + 3 pass.
+    assert waits[:3] == [0.0, 0.0, 0.0] and 3 <= len(allowed) <= 6
+    assert all(0 < w <= 1.0 for w in waits if w != 0.0)
+    assert other_uf == 0.0  # another UF has its own count
