@@ -13,9 +13,12 @@ An NF-e already sent keeps the authority it was sent to: its fate is asked there
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+from tornado_core import TaskContext
 
 #: Emission types of the virtual contingency authorities (tpEmis).
 EMISSION_TYPE = {"SVC-AN": 6, "SVC-RS": 7}
@@ -119,3 +122,20 @@ def take_send_slot(conn: Any, cnpj: str, uf: str, per_second: int) -> float:
         )
         sent, remaining = cur.fetchone()
     return 0.0 if sent <= per_second else max(float(remaining), 0.01)
+
+
+def wait_for_send_slot(
+    ctx: TaskContext, cnpj: str, uf: str, per_second: int, sleep: Callable[[float], None]
+) -> None:
+    """Wait until (CNPJ, UF) may send again (:func:`take_send_slot`), within the job's deadline.
+
+    Raises:
+        JobTimeout: The job's deadline passed while waiting.
+    """
+    while True:
+        with ctx.rds.connection() as conn:
+            wait = take_send_slot(conn, cnpj, uf, per_second)
+        if wait == 0:
+            return
+        ctx.check_deadline()
+        sleep(wait)

@@ -12,14 +12,14 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from tornado_core import NonRetryable, ObjectStoreError, ObjectStorePort
+from tornado_core import NonRetryable, ObjectStoreError, ObjectStorePort, TaskContext
 
-from .certificates import A1Certificate, load_a1
+from .certificates import A1Certificate, CertificateInvalid, load_a1
 from .documents import normalize_document
 
 PREFIX = "nfe/certificates/"
@@ -91,19 +91,46 @@ def load_certificate(objects: ObjectStorePort, master_key: bytes, tenant: str, c
     return _open(blob, master_key, key)
 
 
+def usable_certificate(ctx: TaskContext, master_key: bytes, cnpj: str) -> A1Certificate:
+    """The job's tenant's A1 for ``cnpj``, ready to sign and to open TLS with.
+
+    One that expires within 30 days is used, with a warning in the job's log (operators also see
+    it in ``tornado nfe certificate list``).
+
+    Raises:
+        CertificateMissing: The tenant has none for ``cnpj``.
+        NonRetryable: It is expired or not valid yet.
+    """
+    certificate = load_certificate(ctx.s3, master_key, ctx.tenant, cnpj)
+    problem = certificate.problem(datetime.now(UTC))
+    if problem and problem.startswith("expires in"):
+        ctx.logger.warning("the A1 certificate of CNPJ %s %s: renew it", certificate.cnpj, problem)
+    elif problem:
+        raise NonRetryable(
+            f"the A1 certificate of CNPJ {certificate.cnpj} is {problem}: {certificate.subject}"
+        )
+    return certificate
+
+
 def list_certificates(objects: ObjectStorePort, master_key: bytes, now: datetime) -> list[StoredCertificate]:
-    """Every stored certificate with its expiry and problem ("expires in 12 days"), soonest first."""
+    """Every stored certificate with its expiry and problem ("expires in 12 days"), soonest first.
+
+    One that does not open with this master key is listed first, its problem saying so.
+    """
     found: list[StoredCertificate] = []
     for key in objects.list(PREFIX):
         tenant, _, name = key[len(PREFIX) :].partition("/")
-        certificate = _open(objects.get(key), master_key, key)
+        cnpj = name.removesuffix(".a1")
+        try:
+            certificate = _open(objects.get(key), master_key, key)
+        except (CertificateUnreadable, CertificateInvalid) as exc:
+            found.append(
+                StoredCertificate(tenant, cnpj, "?", datetime.min.replace(tzinfo=UTC), f"unreadable: {exc}")
+            )
+            continue
         found.append(
             StoredCertificate(
-                tenant=tenant,
-                cnpj=name.removesuffix(".a1"),
-                subject=certificate.subject,
-                not_after=certificate.not_after,
-                problem=certificate.problem(now),
+                tenant, cnpj, certificate.subject, certificate.not_after, certificate.problem(now)
             )
         )
     return sorted(found, key=lambda c: c.not_after)

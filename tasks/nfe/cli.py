@@ -82,9 +82,8 @@ def list_certificates() -> None:
         key = NfeConfig.from_environment(os.environ).require_master_key()
         found = certificate_store.list_certificates(services.objects, key, datetime.now(UTC))
     for item in found:
-        click.echo(
-            f"{item.tenant}\t{item.cnpj}\t{item.not_after:%Y-%m-%d}\t{item.problem or 'ok'}\t{item.subject}"
-        )
+        until = "?" if item.subject == "?" else f"{item.not_after:%Y-%m-%d}"
+        click.echo(f"{item.tenant}\t{item.cnpj}\t{until}\t{item.problem or 'ok'}\t{item.subject}")
     troubled = [item for item in found if item.problem]
     if troubled:
         raise click.ClickException(f"{len(troubled)} certificate(s) need attention")

@@ -32,7 +32,7 @@ from tornado_core import NonRetryable, Retry, TaskContext
 from . import authorities, emissions, numbering
 from .access_key import UF_CODES, AccessKey, build_access_key
 from .artifacts import Artifacts
-from .certificate_store import load_certificate
+from .certificate_store import usable_certificate
 from .certificates import A1Certificate
 from .config import NfeConfig
 from .danfe import render_danfe
@@ -90,17 +90,7 @@ class Emitter:
     # --- before anything is sent ---------------------------------------------------------
 
     def _certificate(self, invoice: Invoice) -> A1Certificate:
-        certificate = load_certificate(
-            self.ctx.s3, self.config.require_master_key(), self.ctx.tenant, invoice.issuer.cnpj
-        )
-        problem = certificate.problem(_now())
-        if problem and problem.startswith("expires in"):
-            self.ctx.logger.warning("the A1 certificate of CNPJ %s %s: renew it", certificate.cnpj, problem)
-        elif problem:
-            raise NonRetryable(
-                f"the A1 certificate of CNPJ {certificate.cnpj} is {problem}: {certificate.subject}"
-            )
-        return certificate
+        return usable_certificate(self.ctx, self.config.require_master_key(), invoice.issuer.cnpj)
 
     def _check_before_numbering(self, invoice: Invoice, certificate: A1Certificate) -> None:
         provisional = self._key(invoice, number=1, random_code=2, emission_type=1, moment=_now())
@@ -222,7 +212,8 @@ class Emitter:
         return answer
 
     def _send(self, emission: Emission, signed: bytes) -> Protocol:
-        self._wait_for_slot(emission)
+        cnpj = emission.access_key[6:20]
+        authorities.wait_for_send_slot(self.ctx, cnpj, emission.uf, self.config.sends_per_second, self.sleep)
         with self.ctx.rds.connection() as conn:
             emission = emissions.record_sent(conn, self.ctx.job_id)
         request = authorization_request(signed, batch_id=_batch_id(), synchronous=self.config.synchronous)
@@ -262,16 +253,6 @@ class Emitter:
             return protocol
         # The whole lote was refused (225 schema, 2xx/5xx...): a verdict on the NF-e all the same.
         return Protocol(emission.access_key, answer.status_code, answer.reason, None, None, b"")
-
-    def _wait_for_slot(self, emission: Emission) -> None:
-        cnpj = emission.access_key[6:20]
-        while True:
-            with self.ctx.rds.connection() as conn:
-                wait = authorities.take_send_slot(conn, cnpj, emission.uf, self.config.sends_per_second)
-            if wait == 0:
-                return
-            self.ctx.check_deadline()
-            self.sleep(wait)
 
     def _unavailable(self, emission: Emission, reason: str) -> None:
         if emission.authority in authorities.EMISSION_TYPE:

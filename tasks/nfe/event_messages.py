@@ -23,6 +23,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from .certificates import A1Certificate
+from .messages import without_declaration
 from .signing import sign_enveloped
 from .soap import NFE_NS, parse_xml, serialize
 from .xsd import require_schema_valid
@@ -197,12 +198,6 @@ def registered_event(ret_cons_sit: bytes, event_type: int, sequence: int) -> Eve
         )
         return replace(answer, proc_xml=_DECLARATION + serialize(proc))
     return None
-
-
-def without_declaration(document: bytes) -> bytes:
-    """``document`` without its XML declaration, to embed it in another message."""
-    text = document.lstrip()
-    return text[text.index(b"?>") + 2 :].lstrip() if text.startswith(b"<?xml") else text
 
 
 def _answer(status_code: int, reason: str, ret_evento: Any) -> EventAnswer:

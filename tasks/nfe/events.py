@@ -25,14 +25,14 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from tornado_core import NonRetryable, Retry, TaskContext
 
 from . import authorities, emissions
 from .artifacts import Artifacts
-from .certificate_store import load_certificate
+from .certificate_store import usable_certificate
 from .certificates import A1Certificate
 from .config import NfeConfig
 from .emissions import Emission
@@ -129,7 +129,7 @@ class EventSender:
             )
         if event is not None and event.state in ("registered", "rejected"):
             return _finished(event)
-        certificate = signing_certificate(self.ctx, self.config, request.key[6:20])
+        certificate = usable_certificate(self.ctx, self.config.require_master_key(), request.key[6:20])
         if event is None:
             event = self._register(request, certificate)
         self._client = SefazClient(self.config, certificate, self.endpoints)
@@ -173,7 +173,9 @@ class EventSender:
     # --- transmission --------------------------------------------------------------------------
 
     def _transmit(self, event: Event, emission: Emission, signed: bytes) -> EventAnswer:
-        wait_for_slot(self.ctx, emission.access_key[6:20], emission.uf, self.config, self.sleep)
+        authorities.wait_for_send_slot(
+            self.ctx, emission.access_key[6:20], emission.uf, self.config.sends_per_second, self.sleep
+        )
         with self.ctx.rds.connection() as conn:
             event = _update_event(conn, self.ctx.job_id, "state = 'sent'", ())
         message = event_request(signed, batch_id=time.time_ns() // 1000)
@@ -243,30 +245,6 @@ class EventSender:
 
 
 # --- shared with nfe.void ---------------------------------------------------------------------
-
-
-def signing_certificate(ctx: TaskContext, config: NfeConfig, cnpj: str) -> A1Certificate:
-    """The tenant's A1 for ``cnpj``, refused when expired or not yet valid (as :mod:`.emit` does)."""
-    certificate = load_certificate(ctx.s3, config.require_master_key(), ctx.tenant, cnpj)
-    problem = certificate.problem(datetime.now(UTC))
-    if problem and not problem.startswith("expires in"):
-        raise NonRetryable(
-            f"the A1 certificate of CNPJ {certificate.cnpj} is {problem}: {certificate.subject}"
-        )
-    return certificate
-
-
-def wait_for_slot(
-    ctx: TaskContext, cnpj: str, uf: str, config: NfeConfig, sleep: Callable[[float], None]
-) -> None:
-    """Wait for a send slot of (CNPJ, UF): events and inutilizações count against 656 too."""
-    while True:
-        with ctx.rds.connection() as conn:
-            wait = authorities.take_send_slot(conn, cnpj, uf, config.sends_per_second)
-        if wait == 0:
-            return
-        ctx.check_deadline()
-        sleep(wait)
 
 
 def check_available(code: int, reason: str, config: NfeConfig) -> None:

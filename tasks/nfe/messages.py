@@ -56,7 +56,8 @@ def _message(name: str, version: str, inner: str) -> bytes:
     return f'<{name} xmlns="{NFE_NS}" versao="{version}">{inner}</{name}>'.encode()
 
 
-def _strip_declaration(document: bytes) -> bytes:
+def without_declaration(document: bytes) -> bytes:
+    """``document`` without its XML declaration, to embed it in another message."""
     text = document.lstrip()
     if text.startswith(b"<?xml"):
         text = text[text.index(b"?>") + 2 :].lstrip()
@@ -67,7 +68,7 @@ def authorization_request(signed_nfe: bytes, *, batch_id: int, synchronous: bool
     """``enviNFe`` of one signed NF-e (``idLote`` up to 15 digits; ``indSinc`` 1 or 0)."""
     head = f"<idLote>{batch_id % 10**15}</idLote><indSinc>{1 if synchronous else 0}</indSinc>"
     return _message("enviNFe", "4.00", head).replace(
-        b"</enviNFe>", _strip_declaration(signed_nfe) + b"</enviNFe>"
+        b"</enviNFe>", without_declaration(signed_nfe) + b"</enviNFe>"
     )
 
 
@@ -91,7 +92,7 @@ def status_query(uf_code: int, *, environment: int) -> bytes:
 def nfe_proc(signed_nfe: bytes, protocol: Protocol) -> bytes:
     """The ``nfeProc``: the signed NF-e and its authorisation protocol, the document kept by law."""
     return _DECLARATION + _message("nfeProc", "4.00", "").replace(
-        b"</nfeProc>", _strip_declaration(signed_nfe) + _strip_declaration(protocol.xml) + b"</nfeProc>"
+        b"</nfeProc>", without_declaration(signed_nfe) + without_declaration(protocol.xml) + b"</nfeProc>"
     )
 
 

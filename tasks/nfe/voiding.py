@@ -34,11 +34,14 @@ from tornado_core import NonRetryable, TaskContext
 from . import numbering
 from .access_key import UF_CODES
 from .artifacts import Artifacts
+from .authorities import wait_for_send_slot
+from .certificate_store import usable_certificate
 from .config import NfeConfig
 from .documents import normalize_document
 from .endpoints import EndpointTable
-from .event_messages import BRASILIA, without_declaration
-from .events import check_available, signing_certificate, wait_for_slot
+from .event_messages import BRASILIA
+from .events import check_available
+from .messages import without_declaration
 from .models import VoidPayload
 from .schema import ensure_schema
 from .signing import sign_enveloped
@@ -106,7 +109,7 @@ class Voider:
             _same_range(voiding, cnpj, payload)
             if voiding.state in ("voided", "rejected"):
                 return _finished(voiding)
-        certificate = signing_certificate(self.ctx, self.config, cnpj)
+        certificate = usable_certificate(self.ctx, self.config.require_master_key(), cnpj)
         if voiding is None:
             with self.ctx.rds.connection() as conn:
                 _check_range(conn, cnpj, payload)
@@ -124,7 +127,7 @@ class Voider:
         return f"voiding/{self.ctx.job_id}"
 
     def _transmit(self, client: SefazClient, cnpj: str, payload: VoidPayload, signed: bytes) -> VoidingAnswer:
-        wait_for_slot(self.ctx, cnpj, payload.uf, self.config, self.sleep)
+        wait_for_send_slot(self.ctx, cnpj, payload.uf, self.config.sends_per_second, self.sleep)
         with self.ctx.rds.connection() as conn:
             _update(conn, self.ctx.job_id, "state = 'sent'", ())
         exchange = client.call(
