@@ -3,7 +3,9 @@
 *Contingency.* When a UF's SEFAZ is down, new NF-e of that UF go to its virtual contingency
 authority (SVC-AN or SVC-RS, tpEmis 6 or 7) until it is back. An operator switches it (``tornado
 nfe contingency``); with ``TORNADO_NFE_CONTINGENCY_AFTER=N`` the workers also switch a UF after N
-consecutive unavailability failures (108/109, timeouts, 5xx), and an operator switches it back.
+consecutive unavailability failures (108/109, timeouts, 5xx), and switch it back once the UF's
+own status service answers 107 again (asked at most every ``TORNADO_NFE_CONTINGENCY_PROBE``
+seconds, by whichever worker emits first); an operator's switch stays until an operator undoes it.
 An NF-e already sent keeps the authority it was sent to: its fate is asked there.
 
 *Send rate.* SEFAZ answers 656 (consumo indevido) and blocks an issuer that calls too often;
@@ -20,6 +22,10 @@ from typing import Any
 
 from tornado_core import TaskContext
 
+#: How an automatic switch's reason starts (an operator's switch never goes back by itself).
+AUTOMATIC = "automatic"
+#: cStat of a status service that works.
+SERVICE_RUNNING = 107
 #: Emission types of the virtual contingency authorities (tpEmis).
 EMISSION_TYPE = {"SVC-AN": 6, "SVC-RS": 7}
 
@@ -90,7 +96,7 @@ def record_unavailable(
         )
         failures, contingency = cur.fetchone()
     if switch_after > 0 and failures >= switch_after and contingency is None:
-        return set_contingency(conn, uf, environment, svc, f"automatic after {failures} failures: {reason}")
+        return set_contingency(conn, uf, environment, svc, f"{AUTOMATIC} after {failures} failures: {reason}")
     return authority_state(conn, uf, environment)
 
 
@@ -139,3 +145,44 @@ def wait_for_send_slot(
             return
         ctx.check_deadline()
         sleep(wait)
+
+
+def recover_if_back(
+    ctx: TaskContext, uf: str, environment: int, *, every: float, ask_status: Callable[[], int]
+) -> bool:
+    """End an automatic contingency of the UF once its own SEFAZ's status service answers 107.
+
+    At most one worker asks, at most every ``every`` seconds (the row's ``updated_at`` is the
+    claim). A failing or unreachable status service leaves the contingency as it is.
+
+    Args:
+        ctx: The job (its ERP database).
+        uf: The UF.
+        environment: 1 or 2.
+        every: Seconds between two questions.
+        ask_status: Asks the UF's own NFeStatusServico4; returns its cStat.
+
+    Returns:
+        Whether the UF is back to its own SEFAZ.
+    """
+    with ctx.rds.connection() as conn, conn.cursor() as cur:
+        cur.execute(
+            "UPDATE nfe_authority SET updated_at = clock_timestamp()"
+            " WHERE uf = %s AND environment = %s AND contingency IS NOT NULL AND reason LIKE %s"
+            " AND updated_at <= clock_timestamp() - make_interval(secs => %s) RETURNING contingency",
+            (uf, environment, AUTOMATIC + "%", every),
+        )
+        due = cur.fetchone() is not None
+    if not due:
+        return False
+    try:
+        code = ask_status()
+    except Exception as exc:
+        ctx.logger.info("the status service of %s is still unusable: %s", uf, exc)
+        return False
+    if code != SERVICE_RUNNING:
+        return False
+    with ctx.rds.connection() as conn:
+        set_contingency(conn, uf, environment, None, f"{AUTOMATIC}: its SEFAZ answers {code} again")
+    ctx.logger.warning("%s is back to its own SEFAZ (status %s)", uf, code)
+    return True

@@ -22,6 +22,8 @@ endpoints, the system's trusted CAs).
 ``TORNADO_NFE_CONTINGENCY_AFTER``   Consecutive unavailability failures of a UF's authority
                                     after which emission switches to its SVC (default 0: only an
                                     operator switches, ``tornado nfe contingency``).
+``TORNADO_NFE_CONTINGENCY_PROBE``   Seconds between two questions to a UF's own status service
+                                    while it is in an automatic contingency (default 60).
 =================================  ===========================================================
 """
 
@@ -56,6 +58,7 @@ class NfeConfig:
     throttle_delay: float = 60.0
     synchronous: bool = True
     contingency_after: int = 0
+    contingency_probe: float = 60.0
 
     @classmethod
     def from_environment(cls, env: Mapping[str, str]) -> NfeConfig:
@@ -74,6 +77,7 @@ class NfeConfig:
             throttle_delay=_number(env, "THROTTLE_DELAY", 60.0),
             synchronous=_choice(env, "SYNCHRONOUS", {"1": True, "0": False}, True),
             contingency_after=int(_number(env, "CONTINGENCY_AFTER", 0, allow_zero=True)),
+            contingency_probe=_number(env, "CONTINGENCY_PROBE", 60.0, allow_zero=True),
         )
 
     def require_master_key(self) -> bytes:

@@ -135,3 +135,19 @@ def _one(conn: Any, sql: str, params: tuple[Any, ...]) -> Emission | None:
     values = dict(zip((f.name for f in fields(Emission)), row, strict=True))
     values["artifacts"] = dict(values["artifacts"] or {})
     return Emission(**values)
+
+
+def result_of(emission: Emission) -> dict[str, Any]:
+    """The job's result: key, number, protocol and the stored files."""
+    return {
+        "access_key": emission.access_key,
+        "number": int(emission.access_key[25:34]),
+        "series": int(emission.access_key[22:25]),
+        "state": emission.state,
+        "protocol": emission.protocol,
+        "status_code": emission.status_code,
+        "reason": emission.reason,
+        "authority": emission.authority,
+        "sends": emission.sends,
+        "files": emission.artifacts,
+    }

@@ -38,7 +38,7 @@ from .config import NfeConfig
 from .danfe import render_danfe
 from .emissions import Emission
 from .endpoints import EndpointTable
-from .invoice import Invoice, validate_invoice
+from .invoice import Invoice
 from .messages import (
     Answer,
     Protocol,
@@ -47,7 +47,9 @@ from .messages import (
     protocol_query,
     read_answer,
     receipt_query,
+    status_query,
 )
+from .orders import order_invoice
 from .schema import ensure_schema
 from .signing import sign_enveloped
 from .transport import SefazClient, SefazUnreachable
@@ -82,10 +84,22 @@ class Emitter:
         with self.ctx.rds.connection() as conn:
             ensure_schema(conn)
             emission = emissions.find_emission(conn, self.ctx.job_id)
-        if emission is None:
-            emission = self._register(invoice, certificate)
         self._client = SefazClient(self.config, certificate, self.endpoints)
+        if emission is None:
+            self._recover_if_back(invoice.issuer.address.uf)
+            emission = self._register(invoice, certificate)
         return self._drive(emission)
+
+    def _recover_if_back(self, uf: str) -> None:
+        environment, client = self.config.environment, self._client
+        assert client is not None
+
+        def ask_status() -> int:
+            message = status_query(UF_CODES[uf], environment=environment)
+            return read_answer(client.call(uf, "NFeStatusServico4", message).answer).status_code
+
+        every = self.config.contingency_probe
+        authorities.recover_if_back(self.ctx, uf, environment, every=every, ask_status=ask_status)
 
     # --- before anything is sent ---------------------------------------------------------
 
@@ -313,23 +327,7 @@ class Emitter:
                 f"SEFAZ denied NF-e {emission.access_key} ({emission.status_code} {emission.reason});"
                 f" protocol {emission.protocol}, the denied document is stored"
             )
-        return result_of(emission)
-
-
-def result_of(emission: Emission) -> dict[str, Any]:
-    """The job's result: key, number, protocol and the stored files."""
-    return {
-        "access_key": emission.access_key,
-        "number": _number(emission),
-        "series": int(emission.access_key[22:25]),
-        "state": emission.state,
-        "protocol": emission.protocol,
-        "status_code": emission.status_code,
-        "reason": emission.reason,
-        "authority": emission.authority,
-        "sends": emission.sends,
-        "files": emission.artifacts,
-    }
+        return emissions.result_of(emission)
 
 
 def emit(
@@ -341,29 +339,6 @@ def emit(
         assert order_id is not None
         invoice = order_invoice(ctx, order_id)
     return Emitter(ctx, config, endpoints).emit(invoice)
-
-
-def order_invoice(ctx: TaskContext, order_id: str) -> Invoice:
-    """The invoice of an ERP order, from the ERP's view ``nfe_order_invoice``.
-
-    Raises:
-        NonRetryable: No such order for the tenant, or no such view.
-        PayloadInvalid: The ERP's invoice breaks the rules (field-level).
-    """
-    with ctx.rds.connection() as conn, conn.cursor() as cur:
-        cur.execute("SELECT to_regclass('nfe_order_invoice') IS NOT NULL")
-        if not cur.fetchone()[0]:
-            raise NonRetryable(
-                "the ERP database has no view nfe_order_invoice (tenant, order_id, invoice jsonb)"
-            )
-        cur.execute(
-            "SELECT invoice FROM nfe_order_invoice WHERE tenant = %s AND order_id = %s",
-            (ctx.tenant, order_id),
-        )
-        row = cur.fetchone()
-    if row is None:
-        raise NonRetryable(f"order {order_id!r} of tenant {ctx.tenant!r} is not in nfe_order_invoice")
-    return validate_invoice(row[0])
 
 
 def _retry_later(emission: Emission, why: str) -> Protocol:

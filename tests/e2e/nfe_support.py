@@ -41,8 +41,9 @@ class Emulator:
         with urllib.request.urlopen(request, context=self._context, timeout=10) as answer:
             return json.loads(answer.read())
 
-    def script(self, cnpj: str, scenario: str, *, count: int = 1, **extra: Any) -> None:
-        self.call("POST", "/emulator/scripts", {"scenario": scenario, "cnpj": cnpj, "count": count, **extra})
+    def script(self, cnpj: str | None, scenario: str, *, count: int = 1, **extra: Any) -> None:
+        target = {"cnpj": cnpj} if cnpj else {}
+        self.call("POST", "/emulator/scripts", {"scenario": scenario, "count": count, **target, **extra})
 
     def requests_for(self, cnpj: str) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = self.call("GET", "/emulator/requests")["requests"]
@@ -93,13 +94,15 @@ def fetch(url: str) -> bytes:
 @pytest.fixture(scope="module")
 def nfe_env(e2e_env: dict[str, str]) -> dict[str, str]:
     """The module's environment: the stack's emulator; 656 waits 1 s, a call gives up after 3 s, and a
-    UF whose SEFAZ failed twice in a row switches to its SVC."""
+    UF whose SEFAZ failed twice in a row switches to its SVC, and its status service is asked at
+    every new NF-e whether it is back."""
     assert e2e_env.get("TORNADO_NFE_SEFAZ_URL"), "the dev stack did not start the SEFAZ emulator"
     return {
         **e2e_env,
         "TORNADO_NFE_THROTTLE_DELAY": "1",
         "TORNADO_NFE_TIMEOUT": "3",
         "TORNADO_NFE_CONTINGENCY_AFTER": "2",
+        "TORNADO_NFE_CONTINGENCY_PROBE": "0",
     }
 
 

@@ -112,21 +112,28 @@ def test_a_timeout_or_a_5xx_is_retried_after_asking_for_the_protocol(
     assert numbers_of(erp_database_url, issuer) == [(1, "authorized")]
 
 
-def test_a_uf_whose_sefaz_keeps_failing_switches_to_its_svc_until_an_operator_switches_back(
+def test_a_uf_whose_sefaz_keeps_failing_switches_to_its_svc_and_back_when_its_status_is_107(
     client: TornadoClient, services: Services, issuer: str, emulator: Emulator,
     tornado_cli: Callable[..., Any],
 ) -> None:  # fmt: skip
     emulator.script(issuer, "unavailable", count=2, status=109)
     first = authorised(client, services, issuer, address=PARANA)
-    assert first["authority"] == "PR" and first["access_key"][34] == "1"  # it was registered before
+    assert first["authority"] == "PR" and first["access_key"][34] == "1"  # registered before the switch
     try:
         shown = tornado_cli("nfe", "contingency", "PR").stdout
         assert "SVC-RS" in shown and "automatic after 2 failures" in shown
+        emulator.script(None, "unavailable", service="NFeStatusServico4", status=108)  # PR still down
         second = authorised(client, services, issuer, address=PARANA)
         assert second["authority"] == "SVC-RS" and second["access_key"][34] == "7"  # tpEmis 7: SVC-RS
+        third = authorised(client, services, issuer, address=PARANA)  # PR's status answers 107 again
+        assert third["authority"] == "PR" and third["access_key"][34] == "1"
+        assert "own SEFAZ" in tornado_cli("nfe", "contingency", "PR").stdout
     finally:
         tornado_cli("nfe", "contingency", "PR", "--off")
-    assert authorised(client, services, issuer, address=PARANA)["authority"] == "PR"
+    statuses = [
+        r["cStat"] for r in emulator.call("GET", "/emulator/requests?service=NFeStatusServico4")["requests"]
+    ]
+    assert statuses[-2:] == ["108", "107"]
 
 
 def test_cancellation_inside_the_window_is_registered_and_outside_it_is_refused(
