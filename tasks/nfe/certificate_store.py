@@ -9,6 +9,7 @@ PKCS#12 nor its password is ever written in clear.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass
@@ -136,7 +137,9 @@ def list_certificates(objects: ObjectStorePort, master_key: bytes, now: datetime
     return sorted(found, key=lambda c: c.not_after)
 
 
+@functools.lru_cache(maxsize=64)
 def _open(blob: bytes, master_key: bytes, key: str) -> A1Certificate:
+    """Unseal and open (memoised per process: the PKCS#12 key derivation costs ~40 ms by design)."""
     if not blob.startswith(_FORMAT) or len(blob) < len(_FORMAT) + _NONCE + 16:
         raise CertificateUnreadable(f"{key} is not a sealed A1 certificate")
     nonce, sealed = blob[len(_FORMAT) : len(_FORMAT) + _NONCE], blob[len(_FORMAT) + _NONCE :]

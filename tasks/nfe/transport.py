@@ -9,6 +9,7 @@ request may have reached SEFAZ (then the caller must ask for the protocol before
 
 from __future__ import annotations
 
+import functools
 import http.client
 import shutil
 import socket
@@ -141,7 +142,9 @@ def _describe(exc: BaseException, sent: bool) -> str:
     return f"{what}: {type(exc).__name__}: {exc}"
 
 
+@functools.lru_cache(maxsize=64)
 def _client_context(certificate: A1Certificate, trusted_ca: Path | None) -> ssl.SSLContext:
+    """The TLS context of an opened certificate (memoised per process; a context is thread-safe)."""
     context = ssl.create_default_context(
         ssl.Purpose.SERVER_AUTH, cafile=str(trusted_ca) if trusted_ca else None
     )

@@ -115,11 +115,10 @@ def schema_errors(xml: bytes) -> list[str]:
         relative = _schema_file(root)
     except _NoSchema as exc:
         return [str(exc)]
-    schema, lock = _compiled(relative)
-    with lock:
-        if schema.validate(root):
-            return []
-        return [_message(entry) for entry in schema.error_log]
+    schema = _compiled(relative)
+    if schema.validate(root):
+        return []
+    return [_message(entry) for entry in schema.error_log]
 
 
 def require_schema_valid(xml: bytes, what: str) -> None:
@@ -167,12 +166,33 @@ def _schema_file(root: Any) -> str:
     return EVENT_SCHEMAS[types[0]][name.localname]
 
 
+def _compiled(relative: str) -> Any:
+    """The compiled schema of a file, for the calling thread only.
+
+    lxml ties a compiled schema to the thread that built it (its libxml2 dictionary): validating
+    a document of another thread fails at random with "xmlSchemaPValAttrNodeValue, the given type
+    is not a built-in type". Each thread compiles its own once (about 10 ms); the schema also keeps
+    its error log on itself, which another thread would overwrite. Compiling is not thread-safe in
+    libxml2 either (its built-in types are set up on first use): threads compile one at a time.
+    """
+    schemas: dict[str, Any] = _thread_cache().__dict__.setdefault("schemas", {})
+    if relative not in schemas:
+        parser = etree.XMLParser(resolve_entities=False, no_network=True)
+        with _compile_lock():
+            schemas[relative] = etree.XMLSchema(etree.parse(str(schema_path(relative)), parser))
+    return schemas[relative]
+
+
 @functools.cache
-def _compiled(relative: str) -> tuple[Any, threading.Lock]:
-    """The compiled schema of a file, and the lock its users hold (it keeps its error log on itself)."""
-    parser = etree.XMLParser(resolve_entities=False, no_network=True)
-    document = etree.parse(str(schema_path(relative)), parser)
-    return etree.XMLSchema(document), threading.Lock()
+def _thread_cache() -> threading.local:
+    """Per-thread storage of this module (created on first use, not at import)."""
+    return threading.local()
+
+
+@functools.cache
+def _compile_lock() -> threading.Lock:
+    """Held while a schema compiles (created on first use, not at import)."""
+    return threading.Lock()
 
 
 def _message(entry: Any) -> str:

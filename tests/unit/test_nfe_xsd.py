@@ -189,3 +189,25 @@ def test_threads_validating_at_once_each_get_their_own_errors() -> None:
         thread.join(timeout=60)
     assert len(results) == 400
     assert all(errors == ([] if is_good else expected) for is_good, errors in results)
+
+
+def test_a_signed_nfe_validates_in_threads_other_than_the_one_that_first_compiled_the_schema() -> None:
+    """lxml ties a compiled schema to its thread: a worker's job threads must each get their own."""
+    authority = TestAuthority.create()
+    invoice = sample_invoice(3)
+    key = sample_key(invoice)
+    unsigned = build_nfe(invoice, key=key, issued_at=ISSUED_AT, environment=2, software_version="tests")
+    signed = sign_enveloped(unsigned, new_a1(authority))
+    assert schema_errors(signed) == []  # compiled here, in the main thread
+    results: list[list[str]] = []
+
+    def run() -> None:
+        for _ in range(40):
+            results.append(schema_errors(signed))
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert len(results) == 160 and all(errors == [] for errors in results), {str(e) for e in results}
