@@ -1,18 +1,16 @@
 """NF-e material for ``bench.nfe``: an invoice payload, an issuer CNPJ, a test A1, timed document stages.
 
-The invoice payload is a copy of ``tests/nfe_samples.py``'s (the benchmarks do not import
-``tests``): ``items`` identical items of 100.00, ICMS 00, PIS and COFINS 01, totals that add up.
+The invoice payload is the package's example (:mod:`tornado_tasks.nfe.examples`, as the tests
+use it): ``items`` identical items of 100.00, ICMS 00, PIS and COFINS 01, totals that add up.
 """
 
 from __future__ import annotations
 
-import copy
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes
@@ -21,18 +19,15 @@ from nfelib.nfe.bindings.v4_0.nfe_v4_00 import Nfe
 from tornado_tasks.nfe.access_key import AccessKey, build_access_key, random_code_for
 from tornado_tasks.nfe.certificates import A1Certificate, TestAuthority, load_a1
 from tornado_tasks.nfe.documents import cnpj_check_digits
+from tornado_tasks.nfe.examples import EXAMPLE_CNPJ as ISSUER_CNPJ
+from tornado_tasks.nfe.examples import example_invoice
 from tornado_tasks.nfe.invoice import Invoice, validate_invoice
 from tornado_tasks.nfe.signing import sign_enveloped
 from tornado_tasks.nfe.xml_builder import build_nfe
 from tornado_tasks.nfe.xsd import require_schema_valid
 
-ISSUER_CNPJ = "59594315000157"
 SOFTWARE_VERSION = "tornado-nfe"
 HOMOLOGATION = 2
-ADDRESS = {
-    "street": "Rua A", "number": "1", "district": "Centro", "city_code": "3550308",
-    "city": "Sao Paulo", "uf": "SP", "cep": "01001000",
-}  # fmt: skip
 
 
 def new_cnpj(rng: random.Random | None = None) -> str:
@@ -41,51 +36,9 @@ def new_cnpj(rng: random.Random | None = None) -> str:
     return body + cnpj_check_digits(body)
 
 
-def _item(index: int) -> dict[str, Any]:
-    """One item of 100.00 with ICMS 00, PIS and COFINS 01."""
-    total = "100.00"
-    return {
-        "code": f"P{index}", "description": "Produto teste", "ncm": "94033000", "cfop": "5102",
-        "unit": "UN", "quantity": "2.0000", "unit_price": "50.00", "total": total,
-        "icms": {"origin": 0, "cst": "00", "base": total, "rate": "18.00", "amount": "18.00"},
-        "pis": {"cst": "01", "base": total, "rate": "1.6500", "amount": "1.65"},
-        "cofins": {"cst": "01", "base": total, "rate": "7.6000", "amount": "7.60"},
-    }  # fmt: skip
-
-
 def invoice_payload(items: int = 1, cnpj: str = ISSUER_CNPJ) -> dict[str, Any]:
     """A valid invoice of ``items`` items issued by ``cnpj``, totals and payment computed."""
-    lines = [_item(i) for i in range(items)]
-
-    def total(*path: str) -> str:
-        amounts = []
-        for line in lines:
-            value: Any = line
-            for key in path:
-                value = value[key]
-            amounts.append(Decimal(value))
-        return str(sum(amounts, Decimal("0.00")))
-
-    amount = total("total")
-    return {
-        "series": 1,
-        "operation": "Venda de mercadoria",
-        "issuer": {
-            "cnpj": cnpj, "ie": "111111111111", "name": "EMPRESA TESTE LTDA", "crt": 3,
-            "address": copy.deepcopy(ADDRESS),
-        },
-        "recipient": {
-            "cpf": "123.456.789-09", "name": "Fulano de Tal", "ie_indicator": 9,
-            "address": copy.deepcopy(ADDRESS),
-        },
-        "items": lines,
-        "totals": {
-            "products": amount, "invoice": amount, "icms_base": total("icms", "base"),
-            "icms": total("icms", "amount"), "pis": total("pis", "amount"),
-            "cofins": total("cofins", "amount"),
-        },
-        "payments": [{"method": "17", "amount": amount}],
-    }  # fmt: skip
+    return example_invoice(items, cnpj=cnpj)
 
 
 def new_a1(authority: TestAuthority, cnpj: str = ISSUER_CNPJ) -> A1Certificate:

@@ -6,9 +6,7 @@ a copy of the one in ``tests/unit/test_nfe_invoice.py``.
 
 from __future__ import annotations
 
-import copy
 from datetime import datetime, timedelta, timezone
-from decimal import Decimal
 from typing import Any
 
 from nfelib.nfe_evento_cancel.bindings.v1_0.env_evento_canc_nfe_v1_00 import EnvEvento as CancelEnvelope
@@ -18,6 +16,7 @@ from nfelib.nfe_evento_cce.bindings.v1_0.leiaute_cce_v1_00 import DetEventoXCond
 from nfelib.nfe_evento_cce.bindings.v1_0.leiaute_cce_v1_00 import Tevento as CorrectionEvent
 from tornado_tasks.nfe.access_key import AccessKey, build_access_key, random_code_for
 from tornado_tasks.nfe.certificates import A1Certificate, TestAuthority, load_a1
+from tornado_tasks.nfe.examples import EXAMPLE_ADDRESS, example_item, with_items
 from tornado_tasks.nfe.invoice import Invoice, validate_invoice
 from xsdata.formats.dataclass.serializers import XmlSerializer
 from xsdata.formats.dataclass.serializers.config import SerializerConfig
@@ -27,75 +26,13 @@ ISSUER_CNPJ = "59594315000157"
 A1_PASSWORD = "1234"
 #: dhEmi of the samples: Brasília time.
 ISSUED_AT = datetime(2026, 11, 20, 10, 30, 15, tzinfo=timezone(timedelta(hours=-3)))
-ADDRESS = {
-    "street": "Rua A", "number": "1", "district": "Centro", "city_code": "3550308",
-    "city": "Sao Paulo", "uf": "SP", "cep": "01001000",
-}  # fmt: skip
-
-
-def item(
-    index: int = 0, quantity: str = "2.0000", unit_price: str = "50.00", total: str = "100.00"
-) -> dict[str, Any]:
-    """One item of 100.00 (by default) with ICMS 00, PIS and COFINS 01."""
-    return {
-        "code": f"P{index}",
-        "description": "Produto teste",
-        "ncm": "94033000",
-        "cfop": "5102",
-        "unit": "UN",
-        "quantity": quantity,
-        "unit_price": unit_price,
-        "total": total,
-        "icms": {"origin": 0, "cst": "00", "base": total, "rate": "18.00", "amount": "18.00"},
-        "pis": {"cst": "01", "base": total, "rate": "1.6500", "amount": "1.65"},
-        "cofins": {"cst": "01", "base": total, "rate": "7.6000", "amount": "7.60"},
-    }
+ADDRESS = EXAMPLE_ADDRESS
+item = example_item
 
 
 def invoice_payload(items: int = 1) -> dict[str, Any]:
     """A valid payload with ``items`` identical items of 100.00 and totals that add up."""
     return with_items([item(i) for i in range(items)])
-
-
-def with_items(lines: list[dict[str, Any]], payload: dict[str, Any] | None = None) -> dict[str, Any]:
-    """``payload`` (the sample by default) with these items, its totals and payment recomputed."""
-    result = copy.deepcopy(payload) if payload else _base_payload()
-    result["items"] = lines
-
-    def total(*path: str) -> str:
-        amounts = []
-        for line in lines:
-            value: Any = line
-            for key in path:
-                value = value[key]
-            amounts.append(Decimal(value))
-        return str(sum(amounts, Decimal("0.00")))
-
-    invoice_total = total("total")
-    result["totals"] = {
-        "products": invoice_total, "invoice": invoice_total,
-        "icms_base": total("icms", "base"), "icms": total("icms", "amount"),
-        "pis": total("pis", "amount"), "cofins": total("cofins", "amount"),
-    }  # fmt: skip
-    result["payments"] = [{"method": "17", "amount": invoice_total}]
-    return result
-
-
-def _base_payload() -> dict[str, Any]:
-    return {
-        "series": 1,
-        "operation": "Venda de mercadoria",
-        "issuer": {
-            "cnpj": "59.594.315/0001-57", "ie": "111111111111", "name": "EMPRESA TESTE LTDA",
-            "crt": 3, "address": dict(ADDRESS),
-        },
-        "recipient": {
-            "cpf": "123.456.789-09", "name": "Fulano de Tal", "ie_indicator": 9, "address": dict(ADDRESS),
-        },
-        "items": [],
-        "totals": {},
-        "payments": [],
-    }  # fmt: skip
 
 
 def sample_invoice(items: int = 1) -> Invoice:

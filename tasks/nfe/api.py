@@ -13,7 +13,7 @@ from typing import Any
 
 from tornado_core.extend import ApiContext, ApiError, ApiExtension, AuthenticatedHandler, field_error
 
-from .emissions import Emission, find_by_key
+from .emissions import Emission, find_by_key, result_of
 
 #: Seconds a download link works.
 LINK_SECONDS = 300
@@ -56,15 +56,9 @@ class NfeHandler(AuthenticatedHandler):
 
 
 def _status(emission: Emission) -> dict[str, Any]:
+    """The job's result, with when it was authorised and which files can be fetched (not their keys)."""
     return {
-        "access_key": emission.access_key,
-        "state": emission.state,
-        "number": int(emission.access_key[25:34]),
-        "series": int(emission.access_key[22:25]),
-        "authority": emission.authority,
-        "protocol": emission.protocol,
-        "status_code": emission.status_code,
-        "reason": emission.reason,
+        **result_of(emission),
         "authorized_at": emission.authorized_at.isoformat() if emission.authorized_at else None,
         "job_id": emission.job_id,
         "files": sorted(kind for kind in ("nfeProc", "danfe") if kind in emission.artifacts),

@@ -9,66 +9,18 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from tornado_tasks.nfe.examples import EXAMPLE_ADDRESS, example_invoice, example_item
 from tornado_tasks.nfe.invoice import MAX_ITEMS, Invoice, validate_invoice
 
 from tornado_core import PayloadInvalid, task
 
-ADDRESS = {
-    "street": "Rua A", "number": "1", "district": "Centro", "city_code": "3550308",
-    "city": "Sao Paulo", "uf": "SP", "cep": "01001000",
-}  # fmt: skip
-
-
-def item(
-    index: int = 0, quantity: str = "2.0000", unit_price: str = "50.00", total: str = "100.00"
-) -> dict[str, Any]:
-    return {
-        "code": f"P{index}",
-        "description": "Produto teste",
-        "ncm": "94033000",
-        "cfop": "5102",
-        "unit": "UN",
-        "quantity": quantity,
-        "unit_price": unit_price,
-        "total": total,
-        "icms": {"origin": 0, "cst": "00", "base": total, "rate": "18.00", "amount": "18.00"},
-        "pis": {"cst": "01", "base": total, "rate": "1.6500", "amount": "1.65"},
-        "cofins": {"cst": "01", "base": total, "rate": "7.6000", "amount": "7.60"},
-    }
+ADDRESS = EXAMPLE_ADDRESS
+item = example_item
 
 
 def invoice(items: int = 1) -> dict[str, Any]:
     """A valid payload with ``items`` identical items of 100.00 and totals that add up."""
-    lines = [item(i) for i in range(items)]
-
-    def total(path: tuple[str, ...]) -> str:
-        amounts = []
-        for line in lines:
-            value: Any = line
-            for key in path:
-                value = value[key]
-            amounts.append(Decimal(value))
-        return str(sum(amounts, Decimal("0.00")))
-
-    invoice_total = total(("total",))
-    return {
-        "series": 1,
-        "operation": "Venda de mercadoria",
-        "issuer": {
-            "cnpj": "59.594.315/0001-57", "ie": "111111111111", "name": "EMPRESA TESTE LTDA",
-            "crt": 3, "address": dict(ADDRESS),
-        },
-        "recipient": {
-            "cpf": "123.456.789-09", "name": "Fulano de Tal", "ie_indicator": 9, "address": dict(ADDRESS),
-        },
-        "items": lines,
-        "totals": {
-            "products": invoice_total, "invoice": invoice_total,
-            "icms_base": total(("icms", "base")), "icms": total(("icms", "amount")),
-            "pis": total(("pis", "amount")), "cofins": total(("cofins", "amount")),
-        },
-        "payments": [{"method": "17", "amount": invoice_total}],
-    }  # fmt: skip
+    return example_invoice(items, cnpj="59.594.315/0001-57")
 
 
 def problems(payload: Any) -> list[dict[str, str]]:
