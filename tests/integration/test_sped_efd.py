@@ -1,0 +1,248 @@
+"""The EFD ICMS/IPI generator on a real PostgreSQL: valid, deterministic, minimal when empty, stored in S3."""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+from tornado_tasks.sped.efd_records import EfdSummary, format_value, latin1_text
+from tornado_tasks.sped.efd_writer import write_efd
+from tornado_tasks.sped.handlers import EfdPayload, efd_icms_ipi
+from tornado_tasks.sped.layouts import LayoutRegistry
+from tornado_tasks.sped.seed import SeedReport, seed_erp
+from tornado_tasks.sped.validator import validate
+
+from tornado_core import NonRetryable, TaskContext
+from tornado_core.adapters.aws.clients import make_client
+from tornado_core.adapters.aws.s3 import S3ObjectStore
+from tornado_core.adapters.postgres import PostgresPool
+from tornado_core.devstack import BUCKET, REGION, StackInfo
+from tornado_core.task_context import job_logger
+
+pytestmark = pytest.mark.integration
+
+START, END = date(2025, 1, 1), date(2025, 1, 31)
+BLOCKS = "0BCDEGHK19"
+
+
+@dataclass
+class Seeded:
+    pool: PostgresPool
+    report: SeedReport | None
+    cnpjs: list[str]
+
+    def efd(self, cnpj: str) -> tuple[bytes, EfdSummary]:
+        out = io.BytesIO()
+        with self.pool.connection() as conn:
+            summary = write_efd(conn, cnpj=cnpj, start=START, end=END, cod_fin=0, out=out)
+        return out.getvalue(), summary
+
+
+@pytest.fixture(name="seeded", scope="module")
+def seeded_fixture(dev_stack: Any) -> Iterator[Seeded]:
+    """3 companies x 50 documents of January 2025 (the second without movement), committed."""
+    dsn = dev_stack.create_database()
+    pool = PostgresPool(dsn, min_size=0, max_size=4)
+    with pool.connection() as conn:
+        report = seed_erp(
+            conn, companies=3, documents=50, items_per_document=range(1, 6), period=(2025, 1), seed=1
+        )
+    with pool.connection() as conn, conn.cursor() as cur:
+        cur.execute("SELECT cnpj FROM erp_company ORDER BY company_id")
+        cnpjs = [row[0] for row in cur.fetchall()]
+    yield Seeded(pool, report, cnpjs)
+    pool.close()
+    dev_stack.drop_database(dsn)
+
+
+def records(data: bytes) -> list[list[str]]:
+    """The file's records as field lists (without the outer pipes)."""
+    return [line[1:-1].split("|") for line in data.decode("latin-1").split("\r\n") if line]
+
+
+def amount(text: str) -> Decimal:
+    return Decimal(text.replace(",", ".")) if text else Decimal(0)
+
+
+def problems(data: bytes) -> list[str]:
+    return [str(p) for p in validate(io.BytesIO(data), LayoutRegistry.bundled())]
+
+
+def test_every_company_file_is_valid_and_deterministic(seeded: Seeded) -> None:
+    for cnpj in seeded.cnpjs:
+        data, summary = seeded.efd(cnpj)
+        assert problems(data) == []
+        again, _ = seeded.efd(cnpj)
+        assert again == data
+        rows = records(data)
+        assert summary.lines == len(rows) == int(rows[-1][1])
+        assert rows[-1][0] == "9999" and data.endswith(b"\r\n")
+        blocks = "".join(dict.fromkeys(row[0][0] for row in rows))
+        assert blocks == BLOCKS
+        declared = {row[1]: int(row[2]) for row in rows if row[0] == "9900"}
+        assert declared == dict(Counter(row[0] for row in rows)) == dict(summary.record_counts)
+
+
+def test_empty_company_file_is_minimal(seeded: Seeded) -> None:
+    data, _ = seeded.efd(seeded.cnpjs[1])
+    assert problems(data) == []
+    body = [row[0] for row in records(data) if row[0][0] != "9"]
+    assert body == [
+        "0000", "0001", "0005", "0100", "0990", "B001", "B990", "C001", "C990", "D001", "D990",
+        "E001", "E100", "E110", "E990", "G001", "G990", "H001", "H990", "K001", "K990",
+        "1001", "1010", "1990",
+    ]  # fmt: skip
+    assert [row for row in records(data) if row[0] in ("C001", "D001", "H001")] == [
+        ["C001", "1"], ["D001", "1"], ["H001", "1"],
+    ]  # fmt: skip
+
+
+def test_block_0_lists_exactly_the_referenced_codes(seeded: Seeded) -> None:
+    data, _ = seeded.efd(seeded.cnpjs[0])
+    rows = records(data)
+    listed_participants = {row[1] for row in rows if row[0] == "0150"}
+    listed_items = {row[1] for row in rows if row[0] == "0200"}
+    listed_units = {row[1] for row in rows if row[0] == "0190"}
+    used_participants = {row[3] for row in rows if row[0] in ("C100", "D100") and row[3]}
+    used_items = {row[2] for row in rows if row[0] == "C170"} | {row[1] for row in rows if row[0] == "H010"}
+    used_units = {row[5] for row in rows if row[0] == "C170"} | {row[5] for row in rows if row[0] == "0200"}
+    assert listed_participants == used_participants and used_participants
+    assert listed_items == used_items and used_items
+    assert listed_units == used_units
+
+
+def test_inventory_month_writes_h005_h010_and_lists_their_items(seeded: Seeded) -> None:
+    out = io.BytesIO()
+    with seeded.pool.connection() as conn:
+        write_efd(
+            conn, cnpj=seeded.cnpjs[0], start=date(2024, 12, 1), end=date(2024, 12, 31), cod_fin=1, out=out
+        )
+    data = out.getvalue()
+    assert problems(data) == []
+    rows = records(data)
+    assert rows[0][1:3] == ["018", "1"]
+    assert [row[1:] for row in rows if row[0] == "H001"] == [["0"]]
+    assert [row[1] for row in rows if row[0] == "H005"] == ["31122024"]
+    h010 = [row for row in rows if row[0] == "H010"]
+    assert h010 and {row[1] for row in rows if row[0] == "0200"} == {row[1] for row in h010}
+    assert sum(amount(row[5]) for row in h010) == amount(next(row[2] for row in rows if row[0] == "H005"))
+
+
+def test_c190_sums_equal_c170_sums(seeded: Seeded) -> None:
+    data, _ = seeded.efd(seeded.cnpjs[2])
+    details: defaultdict[tuple[str, ...], Decimal] = defaultdict(Decimal)
+    summaries: defaultdict[tuple[str, ...], Decimal] = defaultdict(Decimal)
+    compared = 0
+    for row in [*records(data), ["C100"]]:
+        if row[0] == "C100":
+            for key, value in details.items():
+                assert summaries[key] == value, key
+                compared += 1
+            details.clear()
+            summaries.clear()
+        elif row[0] == "C170":
+            for name, index in (("BC", 12), ("ICMS", 14), ("ST", 17), ("IPI", 23)):
+                details[(row[9], row[10], row[13], name)] += amount(row[index])
+        elif row[0] == "C190":
+            for name, index in (("BC", 5), ("ICMS", 6), ("ST", 8), ("IPI", 10)):
+                summaries[(row[1], row[2], row[3], name)] += amount(row[index])
+    assert compared > 40
+
+
+def test_cancelled_documents_carry_only_their_key_fields(fresh_database_url: str) -> None:
+    pool = PostgresPool(fresh_database_url, min_size=0, max_size=2)
+    try:
+        with pool.connection() as conn:
+            seed_erp(
+                conn, companies=1, documents=30, items_per_document=range(1, 4), period=(2025, 1), seed=7
+            )
+        with pool.connection() as conn, conn.cursor() as cur:
+            cur.execute(
+                "UPDATE erp_fiscal_document SET status = '02' WHERE document_id IN (SELECT document_id"
+                " FROM erp_fiscal_document WHERE model = '55' AND direction = 1 ORDER BY document_id LIMIT 3)"
+            )
+            cur.execute("SELECT cnpj FROM erp_company")
+            row = cur.fetchone()
+            assert row is not None
+            cnpj = row[0]
+        data, _ = Seeded(pool, None, [cnpj]).efd(cnpj)
+    finally:
+        pool.close()
+    assert problems(data) == []
+    rows = records(data)
+    cancelled = [i for i, row in enumerate(rows) if row[0] == "C100" and row[5] == "02"]
+    assert len(cancelled) == 3
+    for index in cancelled:
+        assert len(rows[index][8]) == 44  # the key stays
+        assert rows[index][3] == rows[index][10] == rows[index][11] == ""  # no participant, date, value
+        assert rows[index + 1][0] not in ("C170", "C190")
+
+
+def test_values_are_formatted_as_the_guia_says() -> None:
+    spec = LayoutRegistry.bundled().for_period(END).records["C170"]
+    fields = {f.name: f for f in spec.fields}
+    assert format_value(Decimal("1234.5"), fields["VL_ITEM"]) == "1234,50"
+    assert format_value(Decimal("0"), fields["VL_ITEM"]) == "0,00"
+    assert format_value(Decimal("2.5"), fields["QTD"]) == "2,50000"
+    assert format_value(None, fields["VL_DESC"]) == ""
+    assert format_value(date(2025, 1, 9), fields["QTD"]) == "09012025"
+    assert latin1_text(" Caf\u00e9 | \u0141\u00f3d\u017a \u2603 ") == "Caf\u00e9 ?\u00f3dz ?"
+
+
+@pytest.fixture(name="s3")
+def s3_fixture(stack_info: StackInfo) -> S3ObjectStore:
+    client = make_client(
+        "s3", region=REGION, endpoint_url=stack_info.aws_endpoint_url, credentials=("test", "test")
+    )
+    return S3ObjectStore(client, BUCKET)
+
+
+def context(pool: PostgresPool, s3: S3ObjectStore, tenant: str) -> TaskContext:
+    job_id = str(uuid.uuid4())
+    return TaskContext(
+        job_id=job_id, task="sped.efd_icms_ipi", version="1", tenant=tenant, attempt=1, s3=s3, rds=pool,
+        redshift=None, logger=job_logger(logging.getLogger("tests.sped"), job=job_id, tenant=tenant),
+        deadline=time.monotonic() + 600, _progress_sink=lambda fraction, note: None,
+    )  # fmt: skip
+
+
+def test_task_stores_the_file_under_its_content_key(seeded: Seeded, s3: S3ObjectStore) -> None:
+    tenant = f"t{uuid.uuid4().hex[:8]}"
+    cnpj = seeded.cnpjs[0]
+    payload = EfdPayload(cnpj=cnpj, start=START, end=END)
+    result = efd_icms_ipi.handler(context(seeded.pool, s3, tenant), payload)
+    data, summary = seeded.efd(cnpj)
+    assert result["key"] == f"sped/{tenant}/{cnpj}/202501/efd-{summary.sha256}.txt"
+    assert result["sha256"] == summary.sha256 and result["lines"] == summary.lines
+    assert s3.get(result["key"]) == data
+    assert efd_icms_ipi.handler(context(seeded.pool, s3, tenant), payload) == result
+    assert s3.list(f"sped/{tenant}/") == [result["key"]]
+
+
+def test_task_refuses_an_unknown_company_and_stores_nothing(seeded: Seeded, s3: S3ObjectStore) -> None:
+    tenant = f"t{uuid.uuid4().hex[:8]}"
+    payload = EfdPayload(cnpj="11222333000181", start=START, end=END)
+    with pytest.raises(NonRetryable, match="no company with CNPJ 11222333000181"):
+        efd_icms_ipi.handler(context(seeded.pool, s3, tenant), payload)
+    assert s3.list(f"sped/{tenant}/") == []
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "field"),
+    [(date(2025, 1, 10), date(2025, 1, 9), "end"), (date(2025, 1, 1), date(2025, 2, 28), "month"),
+     (date(2099, 1, 1), date(2099, 1, 31), "future")],
+)  # fmt: skip
+def test_payload_refuses_bad_periods(start: date, end: date, field: str) -> None:
+    with pytest.raises(ValidationError, match=field) as caught:
+        EfdPayload(cnpj="11222333000181", start=start, end=end)
+    assert [error["loc"] for error in caught.value.errors()] == [("end",)]
