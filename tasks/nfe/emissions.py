@@ -14,6 +14,8 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
+from .access_key import AccessKey, parse_access_key
+
 #: States after which nothing more is sent for the emission.
 FINAL_STATES = frozenset({"authorized", "rejected", "denied", "cancelled"})
 
@@ -53,6 +55,11 @@ class Emission:
     authorized_at: datetime | None
     sends: int
     artifacts: dict[str, str]
+
+    @property
+    def key(self) -> AccessKey:
+        """The fields of :attr:`access_key` (issuer, series, number...)."""
+        return parse_access_key(self.access_key)
 
 
 _COLUMNS = ", ".join(f.name for f in fields(Emission))
@@ -141,8 +148,8 @@ def result_of(emission: Emission) -> dict[str, Any]:
     """The job's result: key, number, protocol and the stored files."""
     return {
         "access_key": emission.access_key,
-        "number": int(emission.access_key[25:34]),
-        "series": int(emission.access_key[22:25]),
+        "number": emission.key.number,
+        "series": emission.key.series,
         "state": emission.state,
         "protocol": emission.protocol,
         "status_code": emission.status_code,

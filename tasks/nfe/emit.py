@@ -226,7 +226,7 @@ class Emitter:
         return answer
 
     def _send(self, emission: Emission, signed: bytes) -> Protocol:
-        cnpj = emission.access_key[6:20]
+        cnpj = emission.key.issuer
         authorities.wait_for_send_slot(self.ctx, cnpj, emission.uf, self.config.sends_per_second, self.sleep)
         with self.ctx.rds.connection() as conn:
             emission = emissions.record_sent(conn, self.ctx.job_id)
@@ -286,7 +286,7 @@ class Emitter:
             return self._registered(emission, signed, protocol)
         if code == 539:
             raise NonRetryable(
-                f"SEFAZ holds number {_number(emission)} under another key (539: {protocol.reason});"
+                f"SEFAZ holds number {emission.key.number} under another key (539: {protocol.reason});"
                 " the number is left allocated for an operator to investigate"
             )
         with self.ctx.rds.connection() as conn:
@@ -295,8 +295,8 @@ class Emitter:
                 conn, self.ctx.job_id, state="rejected", status_code=code, reason=protocol.reason
             )
         raise NonRetryable(
-            f"SEFAZ rejected NF-e {emission.access_key}: {code} {protocol.reason}; number {_number(emission)}"
-            " is burned (void it with nfe.void)"
+            f"SEFAZ rejected NF-e {emission.access_key}: {code} {protocol.reason};"
+            f" number {emission.key.number} is burned (void it with nfe.void)"
         )
 
     def _registered(self, emission: Emission, signed: bytes, protocol: Protocol) -> dict[str, Any]:
@@ -343,10 +343,6 @@ def emit(
 
 def _retry_later(emission: Emission, why: str) -> Protocol:
     raise Retry(f"NF-e {emission.access_key}: {why}")
-
-
-def _number(emission: Emission) -> int:
-    return int(emission.access_key[25:34])
 
 
 def _batch_id() -> int:

@@ -31,6 +31,7 @@ from typing import Any
 from tornado_core import NonRetryable, Retry, TaskContext
 
 from . import authorities, emissions
+from .access_key import parse_access_key
 from .artifacts import Artifacts
 from .certificate_store import usable_certificate
 from .certificates import A1Certificate
@@ -129,7 +130,8 @@ class EventSender:
             )
         if event is not None and event.state in ("registered", "rejected"):
             return _finished(event)
-        certificate = usable_certificate(self.ctx, self.config.require_master_key(), request.key[6:20])
+        issuer = parse_access_key(request.key).issuer
+        certificate = usable_certificate(self.ctx, self.config.require_master_key(), issuer)
         if event is None:
             event = self._register(request, certificate)
         self._client = SefazClient(self.config, certificate, self.endpoints)
@@ -174,7 +176,7 @@ class EventSender:
 
     def _transmit(self, event: Event, emission: Emission, signed: bytes) -> EventAnswer:
         authorities.wait_for_send_slot(
-            self.ctx, emission.access_key[6:20], emission.uf, self.config.sends_per_second, self.sleep
+            self.ctx, emission.key.issuer, emission.uf, self.config.sends_per_second, self.sleep
         )
         with self.ctx.rds.connection() as conn:
             event = _update_event(conn, self.ctx.job_id, "state = 'sent'", ())
