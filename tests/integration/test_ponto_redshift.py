@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from tornado_tasks.ponto.export import PUNCHES, export_punches
@@ -126,6 +127,9 @@ class FailingParts:
 
     def download_url(self, key: str, *, expires_in: int, filename: str | None = None) -> str:
         return self._real.download_url(key, expires_in=expires_in, filename=filename)
+
+    def upload(self, key: str, *, content_type: str = "application/octet-stream") -> Any:
+        return self._real.upload(key, content_type=content_type)
 
 
 def test_a_failed_copy_loads_nothing_and_leaves_the_watermark_unchanged(

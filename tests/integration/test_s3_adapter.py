@@ -12,7 +12,8 @@ from tornado_core.local_machine import free_port
 
 @pytest.fixture
 def store(aws_endpoint_url: str) -> S3ObjectStore:
-    return S3ObjectStore(make_client("s3", region="us-east-1", endpoint_url=aws_endpoint_url), "tornado")
+    client = make_client("s3", region="us-east-1", endpoint_url=aws_endpoint_url)
+    return S3ObjectStore(client, "tornado", upload_part_bytes=5 * 1024 * 1024)  # S3's smallest part
 
 
 def test_put_get_exists_delete(store: S3ObjectStore, unique_prefix: str) -> None:
@@ -83,3 +84,64 @@ def test_unreachable_endpoint_is_an_object_store_error() -> None:
         with pytest.raises(ObjectStoreError, match="unreachable") as caught:
             call()
         assert isinstance(caught.value, TornadoError)
+
+
+MIB = 1024 * 1024
+
+
+def uploads_in_progress(store: S3ObjectStore, key: str) -> list[str]:
+    listing = store._client.list_multipart_uploads(Bucket=store.bucket, Prefix=key)
+    return [u["UploadId"] for u in listing.get("Uploads", []) if u["Key"] == key]
+
+
+def test_an_upload_streams_in_parts_and_appears_whole_at_the_end(
+    store: S3ObjectStore, unique_prefix: str
+) -> None:
+    key = f"{unique_prefix}/big.txt"
+    chunk = bytes(range(256)) * 4096  # 1 MiB
+    with store.upload(key, content_type="text/plain") as out:
+        for n in range(11):
+            out.write(chunk[n:] + chunk[:n])
+        assert uploads_in_progress(store, key)  # two 5 MiB parts are up already...
+        assert not store.exists(key)  # ...and nothing is visible
+    assert store.get(key) == b"".join(chunk[n:] + chunk[:n] for n in range(11))
+    assert uploads_in_progress(store, key) == []
+    head = store._client.head_object(Bucket=store.bucket, Key=key)
+    assert head["ContentType"] == "text/plain"
+
+
+def test_a_small_upload_is_one_put(store: S3ObjectStore, unique_prefix: str) -> None:
+    key = f"{unique_prefix}/small.txt"
+    with store.upload(key) as out:
+        out.write(b"0000|")
+        out.write(b"")
+    assert store.get(key) == b"0000|"
+    with store.upload(f"{unique_prefix}/empty") as out:
+        pass
+    assert store.get(f"{unique_prefix}/empty") == b""
+
+
+def test_a_failed_upload_leaves_the_previous_object_and_no_parts(
+    store: S3ObjectStore, unique_prefix: str
+) -> None:
+    key = f"{unique_prefix}/report.txt"
+    store.put(key, b"the previous file")
+    with pytest.raises(RuntimeError, match="generator failed"), store.upload(key) as out:
+        out.write(b"x" * (6 * MIB))
+        assert uploads_in_progress(store, key)  # one part sent
+        raise RuntimeError("generator failed")
+    assert store.get(key) == b"the previous file"
+    assert uploads_in_progress(store, key) == []
+
+
+def test_an_upload_left_by_a_dead_writer_is_discarded_by_the_next(
+    store: S3ObjectStore, unique_prefix: str
+) -> None:
+    key = f"{unique_prefix}/efd.txt"
+    dead = store._client.create_multipart_upload(Bucket=store.bucket, Key=key)["UploadId"]
+    store._client.upload_part(Bucket=store.bucket, Key=key, UploadId=dead, PartNumber=1, Body=b"half a file")
+    assert not store.exists(key)
+    with store.upload(key) as out:
+        out.write(b"the whole file")
+    assert store.get(key) == b"the whole file"
+    assert uploads_in_progress(store, key) == []

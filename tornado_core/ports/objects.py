@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Protocol
+
+
+class ObjectUpload(Protocol):
+    """Bytes being streamed into one object (see :meth:`ObjectStorePort.upload`)."""
+
+    def write(self, data: bytes) -> int:
+        """Append ``data``; returns its length (so the upload can stand for a binary file)."""
 
 
 class ObjectStorePort(Protocol):
@@ -32,4 +40,19 @@ class ObjectStorePort(Protocol):
             key: The object.
             expires_in: Seconds the link works.
             filename: Name a browser saves the download under (``Content-Disposition``).
+        """
+
+    def upload(
+        self, key: str, *, content_type: str = "application/octet-stream"
+    ) -> AbstractContextManager[ObjectUpload]:
+        """Stream an object of any size into ``key`` with flat memory (S3 multipart upload).
+
+        The object becomes visible, whole, only when the ``with`` block ends without an error.
+        If the block raises, the upload is abandoned; if the process dies, the unfinished upload
+        stays invisible and the next upload to the same key discards it. Either way readers see
+        the previous object under ``key`` (or none), never part of the new one.
+
+        Args:
+            key: Where the object goes.
+            content_type: Its ``Content-Type``.
         """

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from tornado_core.adapters.aws.s3_upload import PART_BYTES, MultipartUpload
 from tornado_core.errors import ObjectStoreError
 
 _MISSING_KEY_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
@@ -21,12 +22,16 @@ class S3ObjectStore:
         client: A boto3 S3 client (see :func:`tornado_core.adapters.aws.clients.make_client`).
         bucket: The bucket every key lives in.
         list_page_size: Keys per ListObjectsV2 call (S3 returns at most 1000).
+        upload_part_bytes: Size of the parts :meth:`upload` sends (S3's minimum is 5 MiB).
     """
 
-    def __init__(self, client: Any, bucket: str, *, list_page_size: int = 1000) -> None:
+    def __init__(
+        self, client: Any, bucket: str, *, list_page_size: int = 1000, upload_part_bytes: int = PART_BYTES
+    ) -> None:
         self._client = client
         self.bucket = bucket
         self._page_size = list_page_size
+        self._part_bytes = upload_part_bytes
 
     def ensure_bucket(self) -> None:
         """Create the bucket in the client's region unless it exists already."""
@@ -46,6 +51,31 @@ class S3ObjectStore:
         """Store ``data`` under ``key``, replacing any previous object."""
         with self._call("put", key):
             self._client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+
+    @contextmanager
+    def upload(
+        self, key: str, *, content_type: str = "application/octet-stream"
+    ) -> Iterator[MultipartUpload]:
+        """Stream an object into ``key`` (multipart); visible only if the block ends without an error.
+
+        Unfinished uploads to ``key`` left by a writer that died are aborted first.
+        """
+        upload = MultipartUpload(
+            self._client,
+            self.bucket,
+            key,
+            content_type=content_type,
+            part_bytes=self._part_bytes,
+            guard=self._call,
+        )
+        upload.discard_unfinished()
+        try:
+            yield upload
+        except BaseException:
+            with suppress(ObjectStoreError):  # the next upload to the key discards it anyway
+                upload.abort()
+            raise
+        upload.complete()
 
     def get(self, key: str) -> bytes:
         """Read an object.

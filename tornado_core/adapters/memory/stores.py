@@ -7,6 +7,7 @@ assertions against PostgreSQL and the SQS-compatible endpoint.
 from __future__ import annotations
 
 import contextlib
+import io
 import threading
 import time
 import uuid
@@ -197,6 +198,13 @@ class MemoryObjectStore:
         if not self.exists(key):
             raise ObjectStoreError(f"s3://{self.bucket}/{key} does not exist")
         return f"memory://{self.bucket}/{key}?expires_in={expires_in}"
+
+    @contextlib.contextmanager
+    def upload(self, key: str, *, content_type: str = "application/octet-stream") -> Iterator[io.BytesIO]:
+        """Collects the bytes; the object appears when the block ends without an error."""
+        buffer = io.BytesIO()
+        yield buffer
+        self.put(key, buffer.getvalue(), content_type=content_type)
 
 
 class MemoryJobStore:
