@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import BinaryIO
+from typing import Protocol
 
 from .layout_specs import FieldSpec
 from .layouts import Layout
@@ -32,11 +32,22 @@ class EfdSummary:
         lines: Lines of the file (the 9999 total).
         record_counts: Lines per record type, in first-written order.
         sha256: Hex SHA-256 of the file's bytes.
+        bytes: Size of the file.
+        cod_ver: The layout's version (0000 COD_VER).
     """
 
     lines: int
     record_counts: Mapping[str, int]
     sha256: str
+    bytes: int
+    cod_ver: str
+
+
+class ByteStream(Protocol):
+    """Where a file's bytes go: an open binary file or an object-store upload."""
+
+    def write(self, data: bytes, /) -> int:
+        """Append ``data``."""
 
 
 def latin1_text(text: str) -> str:
@@ -83,10 +94,11 @@ class EfdSink:
         out: The binary stream the file goes to.
     """
 
-    def __init__(self, layout: Layout, out: BinaryIO) -> None:
+    def __init__(self, layout: Layout, out: ByteStream) -> None:
         self._layout = layout
         self._out = out
         self._hash = hashlib.sha256()
+        self.bytes = 0
         self.counts: dict[str, int] = {}
         self.block_lines = 0
         self.lines = 0
@@ -106,6 +118,7 @@ class EfdSink:
         data = ("|" + "|".join(fields) + "|\r\n").encode("latin-1", "replace")
         self._out.write(data)
         self._hash.update(data)
+        self.bytes += len(data)
         self.counts[record] = self.counts.get(record, 0) + 1
         self.block_lines += 1
         self.lines += 1
@@ -122,7 +135,13 @@ class EfdSink:
 
     def summary(self) -> EfdSummary:
         """The totals of what was written."""
-        return EfdSummary(lines=self.lines, record_counts=dict(self.counts), sha256=self._hash.hexdigest())
+        return EfdSummary(
+            lines=self.lines,
+            record_counts=dict(self.counts),
+            sha256=self._hash.hexdigest(),
+            bytes=self.bytes,
+            cod_ver=self._layout.cod_ver,
+        )
 
 
 def write_block_9(sink: EfdSink) -> None:

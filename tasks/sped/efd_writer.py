@@ -20,9 +20,10 @@ from collections.abc import Callable, Iterator
 from datetime import date
 from decimal import Decimal
 from itertools import groupby
-from typing import Any, BinaryIO
+from typing import Any
 
-from .efd_records import EfdSink, EfdSummary, Value, write_block_9
+from .efd_records import ByteStream, EfdSink, EfdSummary, Value, write_block_9
+from .erp_schema import SUMMARY_AGGREGATES
 from .layouts import LayoutRegistry
 
 __all__ = ["EfdSummary", "UnknownCompany", "write_efd"]
@@ -34,6 +35,8 @@ LINE_MODELS = ("01", "1B", "04", "55")
 #: COD_SIT of documents written with their key fields only and no child.
 KEY_ONLY = ("02", "03", "04", "05")
 FETCH = 2000
+#: About how many times block C reports its progress.
+PROGRESS_STEPS = 50
 #: D100 IND_FRT when the ERP has none (its CT-e rows carry no freight type): 1, by the recipient.
 CTE_FREIGHT = 1
 ZERO = Decimal(0)
@@ -89,13 +92,13 @@ SELECT d.document_id, i.line_number, i.item_code, i.complement, i.quantity, i.un
        i.pis_cst, i.pis_base, i.pis_rate, i.pis, i.cofins_cst, i.cofins_base, i.cofins_rate, i.cofins
   {_LINES}
  ORDER BY d.entry_exit_date, d.document_id, i.line_number"""
-_SUMMARY_ROWS = """
-SELECT d.document_id, s.cst_icms, s.cfop, s.icms_rate, s.operation_value, s.icms_base, s.icms,
-       s.icms_st_base, s.icms_st, s.base_reduction, s.ipi
-  FROM erp_fiscal_document_summary s JOIN erp_fiscal_document d USING (document_id)
+_SUMMARY_ROWS = f"""
+SELECT d.document_id, i.cst_icms, i.cfop, i.icms_rate, {SUMMARY_AGGREGATES}
+  FROM erp_fiscal_document d JOIN erp_fiscal_document_item i USING (document_id)
  WHERE d.company_id = %(company)s AND d.entry_exit_date BETWEEN %(start)s AND %(end)s
-   AND d.model IN {models} AND d.status NOT IN {key_only}
- ORDER BY d.entry_exit_date, d.document_id, s.cst_icms, s.cfop, s.icms_rate"""
+   AND d.model IN {{models}} AND d.status NOT IN {{key_only}}
+ GROUP BY d.entry_exit_date, d.document_id, i.cst_icms, i.cfop, i.icms_rate
+ ORDER BY d.entry_exit_date, d.document_id, i.cst_icms, i.cfop, i.icms_rate"""
 _INVENTORY_ROWS = f"""
 SELECT v.inventory_date, v.reason, v.item_code, v.unit_code, v.quantity, v.unit_value, v.value, v.ownership,
        v.participant_code
@@ -128,7 +131,7 @@ def write_efd(
     start: date,
     end: date,
     cod_fin: int,
-    out: BinaryIO,
+    out: ByteStream,
     progress: Callable[[float], None] | None = None,
 ) -> EfdSummary:
     """Write the EFD ICMS/IPI file of the company ``cnpj`` for ``start``..``end`` to ``out``.
@@ -152,15 +155,17 @@ def write_efd(
     layout = LayoutRegistry.bundled().for_period(end)
     company = _company(conn, cnpj)
     params = {"company": company["company_id"], "start": start, "end": end}
+    with conn.cursor() as cur:  # every cursor is read to its end: plan for all rows, not the first 10 %
+        cur.execute("SET LOCAL cursor_tuple_fraction = 1.0")
     sink = EfdSink(layout, out)
     _block_0(conn, sink, company, params, layout.cod_ver, cod_fin)
     report(0.2)
     sink.open_block("B", False)
     sink.close_block("B")
     apuracao = _Apuracao()
-    _block_c(conn, sink, params, apuracao)
-    report(0.6)
+    _block_c(conn, sink, params, apuracao, lambda done: report(0.2 + 0.6 * done))
     _block_d(conn, sink, params, apuracao)
+    report(0.85)
     _block_e(sink, start, end, apuracao)
     sink.open_block("G", False)
     sink.close_block("G")
@@ -196,6 +201,12 @@ def _has_rows(conn: Any, sql: str, params: dict[str, Any]) -> bool:
     with conn.cursor() as cur:
         cur.execute(f"SELECT EXISTS (SELECT 1 {sql})", params)
         return bool(cur.fetchone()[0])
+
+
+def _count(conn: Any, sql: str, params: dict[str, Any]) -> int:
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT count(*) {sql}", params)
+        return int(cur.fetchone()[0])
 
 
 def _block_0(
@@ -262,20 +273,26 @@ def _merged(
         yield document, rows
 
 
-def _block_c(conn: Any, sink: EfdSink, params: dict[str, Any], apuracao: _Apuracao) -> None:
-    has_data = _has_rows(conn, f"{_MOVEMENT} AND d.model IN {C_MODELS}", params)
-    sink.open_block("C", has_data)
-    if has_data:
+def _block_c(
+    conn: Any, sink: EfdSink, params: dict[str, Any], apuracao: _Apuracao, progress: Callable[[float], None]
+) -> None:
+    """Block C; ``progress`` hears the fraction of its documents written, about 50 times."""
+    total = _count(conn, f"{_MOVEMENT} AND d.model IN {C_MODELS}", params)
+    step = max(total // PROGRESS_STEPS, 1)
+    sink.open_block("C", total > 0)
+    if total:
         documents = _stream(conn, "c100", _DOCUMENTS.format(movement=_MOVEMENT, models=C_MODELS), params)
         lines = _stream(conn, "c170", _ITEM_ROWS, params)
         summary_sql = _SUMMARY_ROWS.format(models=C_MODELS, key_only=KEY_ONLY)
         summaries = _stream(conn, "c190", summary_sql, params)
-        for document, (items, groups) in _merged(documents, lines, summaries):
+        for done, (document, (items, groups)) in enumerate(_merged(documents, lines, summaries), 1):
             _c100(sink, document)
             for item in items:
                 _c170(sink, item)
             for group in groups:
                 _analytic(sink, "C190", group, apuracao)
+            if done % step == 0:
+                progress(done / total)
     sink.close_block("C")
 
 

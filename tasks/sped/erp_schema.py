@@ -46,7 +46,21 @@ ERP_TABLES = (
     "erp_company",
 )
 
-_DDL = """
+#: The C190/D190 amounts of a group of lines ``i`` (one document, CST, CFOP and ICMS rate): the view
+#: :data:`erp_fiscal_document_summary` and the generator (which groups only the period's lines) share them.
+SUMMARY_AGGREGATES = """
+       sum(i.value - i.discount + i.freight + i.insurance + i.other_expenses + i.icms_st + i.ipi)
+           AS operation_value,
+       sum(i.icms_base) AS icms_base,
+       sum(i.icms) AS icms,
+       sum(i.icms_st_base) AS icms_st_base,
+       sum(i.icms_st) AS icms_st,
+       sum(CASE WHEN length(i.cst_icms) = 3 AND substr(i.cst_icms, 2) IN ('20', '70')
+                THEN i.value - i.discount + i.freight + i.insurance + i.other_expenses - i.icms_base
+                ELSE 0 END) AS base_reduction,
+       sum(i.ipi) AS ipi"""
+
+_DDL = f"""
 CREATE TABLE IF NOT EXISTS sped_schema (
     version    integer PRIMARY KEY,
     applied_at timestamptz NOT NULL DEFAULT clock_timestamp()
@@ -214,18 +228,9 @@ CREATE TABLE IF NOT EXISTS erp_fiscal_document_item (
 
 -- C190 / D190: one row per (document, CST, CFOP, ICMS rate), always computed from the lines.
 CREATE OR REPLACE VIEW erp_fiscal_document_summary AS
-SELECT document_id, cst_icms, cfop, icms_rate,
-       sum(value - discount + freight + insurance + other_expenses + icms_st + ipi) AS operation_value,
-       sum(icms_base) AS icms_base,
-       sum(icms) AS icms,
-       sum(icms_st_base) AS icms_st_base,
-       sum(icms_st) AS icms_st,
-       sum(CASE WHEN length(cst_icms) = 3 AND substr(cst_icms, 2) IN ('20', '70')
-                THEN value - discount + freight + insurance + other_expenses - icms_base
-                ELSE 0 END) AS base_reduction,
-       sum(ipi) AS ipi
-  FROM erp_fiscal_document_item
- GROUP BY document_id, cst_icms, cfop, icms_rate;
+SELECT i.document_id, i.cst_icms, i.cfop, i.icms_rate, {SUMMARY_AGGREGATES}
+  FROM erp_fiscal_document_item i
+ GROUP BY i.document_id, i.cst_icms, i.cfop, i.icms_rate;
 
 CREATE TABLE IF NOT EXISTS erp_inventory (
     company_id       integer NOT NULL REFERENCES erp_company ON DELETE CASCADE,

@@ -1,16 +1,15 @@
 """The ``sped.efd_icms_ipi`` task: one company's EFD ICMS/IPI file of one month, stored in S3.
 
-The file is streamed from the ERP database (:func:`.efd_writer.write_efd`) into a temporary file,
-then put in S3 under a content-addressed key, ``sped/<tenant>/<cnpj>/<YYYYMM>/efd-<sha256>.txt``:
-a rerun on the same data writes the identical object, and since ``put`` is atomic no partial
-object is ever visible. (:class:`~tornado_core.ports.objects.ObjectStorePort` has only
-``put``/``get``, so the whole file is read back into memory for the ``put``: a multipart upload
-straight from the stream would keep memory flat for very large files; not done yet.)
+The file is streamed from the ERP database (:func:`.efd_writer.write_efd`) straight into an S3
+multipart upload (``ctx.s3.upload``) under ``sped/<tenant>/<cnpj>/<YYYYMM>/efd-<job_id>.txt``, so
+the worker's memory stays flat whatever the size. The object is visible only once complete: a
+worker killed midway leaves nothing readable, and the job's rerun writes the same bytes under the
+same key (the generator is deterministic). The complete file is then recorded in ``sped_file``
+(:mod:`.files`), which the download endpoint reads.
 """
 
 from __future__ import annotations
 
-import tempfile
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -20,6 +19,8 @@ from tornado_core import NonRetryable, TaskContext, task
 
 from .efd_writer import UnknownCompany, write_efd
 from .erp_schema import ensure_erp_schema
+from .files import SpedFile, record_file
+from .layouts import LayoutRegistry, LayoutUnknown
 
 
 class EfdPayload(BaseModel):
@@ -48,34 +49,44 @@ class EfdPayload(BaseModel):
                 raise ValueError("start and end must be in the same month")
         if end > datetime.now(UTC).date():
             raise ValueError("the period must not end in the future")
+        try:
+            LayoutRegistry.bundled().for_period(end)
+        except LayoutUnknown as exc:
+            raise ValueError(str(exc)) from None
         return end
 
 
-def efd_key(tenant: str, cnpj: str, start: date, sha256: str) -> str:
-    """The S3 key of a file: ``sped/<tenant>/<cnpj>/<YYYYMM>/efd-<sha256>.txt``."""
-    return f"sped/{tenant}/{cnpj}/{start:%Y%m}/efd-{sha256}.txt"
+def efd_key(tenant: str, cnpj: str, start: date, job_id: str) -> str:
+    """The S3 key of a job's file: ``sped/<tenant>/<cnpj>/<YYYYMM>/efd-<job_id>.txt``."""
+    return f"sped/{tenant}/{cnpj}/{start:%Y%m}/efd-{job_id}.txt"
 
 
-@task(name="sped.efd_icms_ipi", payload=EfdPayload, timeout=3600, visibility_timeout=120)
+@task(name="sped.efd_icms_ipi", payload=EfdPayload, timeout=3600, visibility_timeout=30)
 def efd_icms_ipi(ctx: TaskContext, payload: EfdPayload) -> dict[str, Any]:
     """Generate one company's EFD ICMS/IPI file of one month and store it in S3."""
-    with tempfile.TemporaryFile() as out:
-        with ctx.rds.connection() as conn:
-            ensure_erp_schema(conn)
-            try:
+    key = efd_key(ctx.tenant, payload.cnpj, payload.start, ctx.job_id)
+    with ctx.rds.connection() as conn:
+        ensure_erp_schema(conn)
+        upload = ctx.s3.upload(key, content_type="text/plain; charset=iso-8859-1")
+        try:
+            with upload as out:
                 summary = write_efd(
                     conn, cnpj=payload.cnpj, start=payload.start, end=payload.end, cod_fin=payload.cod_fin,
-                    out=out, progress=lambda fraction: ctx.progress(0.9 * fraction),
+                    out=out, progress=lambda fraction: ctx.progress(0.95 * fraction),
                 )  # fmt: skip
-            except UnknownCompany as exc:
-                raise NonRetryable(str(exc)) from exc
-        out.seek(0)
-        key = efd_key(ctx.tenant, payload.cnpj, payload.start, summary.sha256)
-        ctx.s3.put(key, out.read(), content_type="text/plain; charset=iso-8859-1")
+        except UnknownCompany as exc:
+            raise NonRetryable(str(exc)) from exc
+        record_file(conn, SpedFile(
+            tenant=ctx.tenant, job_id=ctx.job_id, kind="efd_icms_ipi", cnpj=payload.cnpj,
+            period_start=payload.start, period_end=payload.end, cod_fin=payload.cod_fin,
+            layout=summary.cod_ver, object_key=key, lines=summary.lines, bytes=summary.bytes,
+            sha256=summary.sha256, record_counts=dict(summary.record_counts),
+        ))  # fmt: skip
     ctx.progress(1.0, f"{summary.lines} lines")
     return {
         "key": key,
         "lines": summary.lines,
+        "bytes": summary.bytes,
         "records": dict(summary.record_counts),
         "sha256": summary.sha256,
     }

@@ -35,7 +35,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from .erp_schema import ensure_erp_schema
+from .erp_schema import ERP_TABLES, ensure_erp_schema
 from .seed_documents import DOCUMENT_COLUMNS, LINE_COLUMNS, Book, Chunk, document_chunks
 from .seed_registers import (
     COMPANY_COLUMNS,
@@ -146,6 +146,8 @@ def seed_erp(
         books, counts = _write_registers(cur, plan, companies, first_company)
         written, lines, cents = _write_movement(cur, plan, books, first_document)
         _sync_identities(cur)
+        for table in ERP_TABLES:  # fresh statistics: the generator's plans depend on them
+            cur.execute(f"ANALYZE {table}")
     company_ids = tuple(range(first_company, first_company + companies))
     return SeedReport(
         seed=seed, first_day=plan.first_day, last_day=plan.last_day, company_ids=company_ids,

@@ -17,6 +17,7 @@ import pytest
 from pydantic import ValidationError
 from tornado_tasks.sped.efd_records import EfdSummary, format_value, latin1_text
 from tornado_tasks.sped.efd_writer import write_efd
+from tornado_tasks.sped.files import find_file
 from tornado_tasks.sped.handlers import EfdPayload, efd_icms_ipi
 from tornado_tasks.sped.layouts import LayoutRegistry
 from tornado_tasks.sped.seed import SeedReport, seed_erp
@@ -207,8 +208,8 @@ def s3_fixture(stack_info: StackInfo) -> S3ObjectStore:
     return S3ObjectStore(client, BUCKET)
 
 
-def context(pool: PostgresPool, s3: S3ObjectStore, tenant: str) -> TaskContext:
-    job_id = str(uuid.uuid4())
+def context(pool: PostgresPool, s3: S3ObjectStore, tenant: str, job_id: str | None = None) -> TaskContext:
+    job_id = job_id or str(uuid.uuid4())
     return TaskContext(
         job_id=job_id, task="sped.efd_icms_ipi", version="1", tenant=tenant, attempt=1, s3=s3, rds=pool,
         redshift=None, logger=job_logger(logging.getLogger("tests.sped"), job=job_id, tenant=tenant),
@@ -216,17 +217,23 @@ def context(pool: PostgresPool, s3: S3ObjectStore, tenant: str) -> TaskContext:
     )  # fmt: skip
 
 
-def test_task_stores_the_file_under_its_content_key(seeded: Seeded, s3: S3ObjectStore) -> None:
-    tenant = f"t{uuid.uuid4().hex[:8]}"
+def test_task_stores_the_file_under_its_job_and_records_it(seeded: Seeded, s3: S3ObjectStore) -> None:
+    tenant, job_id = f"t{uuid.uuid4().hex[:8]}", str(uuid.uuid4())
     cnpj = seeded.cnpjs[0]
     payload = EfdPayload(cnpj=cnpj, start=START, end=END)
-    result = efd_icms_ipi.handler(context(seeded.pool, s3, tenant), payload)
+    result = efd_icms_ipi.handler(context(seeded.pool, s3, tenant, job_id), payload)
     data, summary = seeded.efd(cnpj)
-    assert result["key"] == f"sped/{tenant}/{cnpj}/202501/efd-{summary.sha256}.txt"
-    assert result["sha256"] == summary.sha256 and result["lines"] == summary.lines
+    assert result["key"] == f"sped/{tenant}/{cnpj}/202501/efd-{job_id}.txt"
+    assert (result["sha256"], result["lines"], result["bytes"]) == (summary.sha256, summary.lines, len(data))
     assert s3.get(result["key"]) == data
-    assert efd_icms_ipi.handler(context(seeded.pool, s3, tenant), payload) == result
+    assert efd_icms_ipi.handler(context(seeded.pool, s3, tenant, job_id), payload) == result  # a rerun
     assert s3.list(f"sped/{tenant}/") == [result["key"]]
+    with seeded.pool.connection() as conn:
+        recorded = find_file(conn, tenant, job_id)
+        assert find_file(conn, "another-tenant", job_id) is None
+    assert recorded is not None
+    assert (recorded.object_key, recorded.sha256, recorded.layout) == (result["key"], summary.sha256, "019")
+    assert recorded.record_counts == result["records"]
 
 
 def test_task_refuses_an_unknown_company_and_stores_nothing(seeded: Seeded, s3: S3ObjectStore) -> None:
@@ -240,7 +247,8 @@ def test_task_refuses_an_unknown_company_and_stores_nothing(seeded: Seeded, s3: 
 @pytest.mark.parametrize(
     ("start", "end", "field"),
     [(date(2025, 1, 10), date(2025, 1, 9), "end"), (date(2025, 1, 1), date(2025, 2, 28), "month"),
-     (date(2099, 1, 1), date(2099, 1, 31), "future")],
+     (date(2099, 1, 1), date(2099, 1, 31), "future"),
+     (date(2019, 1, 1), date(2019, 1, 31), "no EFD ICMS/IPI layout for the period ending 31/01/2019")],
 )  # fmt: skip
 def test_payload_refuses_bad_periods(start: date, end: date, field: str) -> None:
     with pytest.raises(ValidationError, match=field) as caught:
