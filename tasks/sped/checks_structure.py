@@ -160,6 +160,8 @@ class Hierarchy:
         self._missing_blocks = missing_blocks
         self._stack: list[Frame] = []
         self._roots: set[str] = set()
+        #: The values of the file's first record (``0000``), which some requirements depend on.
+        self._file: Mapping[str, str] = MappingProxyType({})
 
     def enter(
         self, spec: RecordSpec, line: int, values: Mapping[str, str] | None
@@ -169,6 +171,8 @@ class Hierarchy:
             if spec.name in self._roots:
                 yield Problem(line, spec.name, None, f"only one {spec.name} per file")
                 return None
+            if not self._roots and values is not None:
+                self._file = values
             self._roots.add(spec.name)
             yield from self._close_down_to(0)
             self._push(spec, line, values, None)
@@ -227,10 +231,14 @@ class Hierarchy:
             # Block openings and closings (level 1) are the block check's business.
             if child.level == 1 or child.block in self._missing_blocks:
                 continue
-            if child.at_least_one and frame.children[child.name] == 0:
-                yield Problem(
-                    frame.line, frame.spec.name, None, f"{frame.spec.name} must have a {child.name}"
-                )
+            if frame.children[child.name]:
+                continue
+            name, when = frame.spec.name, child.required_when_file
+            if child.at_least_one:
+                yield Problem(frame.line, name, None, f"{name} must have a {child.name}")
+            elif when is not None and when.holds(self._file):
+                because = f"0000 {when.field} is {self._file.get(when.field)}"
+                yield Problem(frame.line, name, None, f"{name} must have a {child.name} ({because})")
 
     def finish(self) -> Iterator[Problem]:
         """Close every open frame (the end of the file)."""

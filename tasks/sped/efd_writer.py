@@ -22,6 +22,7 @@ from decimal import Decimal
 from itertools import groupby
 from typing import Any
 
+from .efd_apuracao import IPI_BY_CFOP, IcmsApuracao, write_block_e
 from .efd_records import ByteStream, EfdSink, EfdSummary, Value, write_block_9
 from .erp_schema import SUMMARY_AGGREGATES
 from .layouts import LayoutRegistry
@@ -110,20 +111,6 @@ class UnknownCompany(LookupError):
     """No ``erp_company`` has the CNPJ asked for."""
 
 
-class _Apuracao:
-    """Running ICMS debits (exits) and credits (entries) of the analytic records."""
-
-    def __init__(self) -> None:
-        self.debits = ZERO
-        self.credits = ZERO
-
-    def add(self, cfop: str, icms: Decimal) -> None:
-        if cfop[:1] in "567":
-            self.debits += icms
-        elif cfop[:1] in "123":
-            self.credits += icms
-
-
 def write_efd(
     conn: Any,
     *,
@@ -162,11 +149,12 @@ def write_efd(
     report(0.2)
     sink.open_block("B", False)
     sink.close_block("B")
-    apuracao = _Apuracao()
+    apuracao = IcmsApuracao()
     _block_c(conn, sink, params, apuracao, lambda done: report(0.2 + 0.6 * done))
     _block_d(conn, sink, params, apuracao)
     report(0.85)
-    _block_e(sink, start, end, apuracao)
+    ipi_rows = _rows(conn, IPI_BY_CFOP.format(lines=_LINES), params) if company["activity"] == 0 else None
+    write_block_e(sink, start=start, end=end, icms=apuracao, ipi_rows=ipi_rows)
     sink.open_block("G", False)
     sink.close_block("G")
     _block_h(conn, sink, params)
@@ -201,6 +189,12 @@ def _has_rows(conn: Any, sql: str, params: dict[str, Any]) -> bool:
     with conn.cursor() as cur:
         cur.execute(f"SELECT EXISTS (SELECT 1 {sql})", params)
         return bool(cur.fetchone()[0])
+
+
+def _rows(conn: Any, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    with conn.cursor() as cur:
+        cur.execute(sql, params)
+        return list(cur.fetchall())
 
 
 def _count(conn: Any, sql: str, params: dict[str, Any]) -> int:
@@ -274,7 +268,11 @@ def _merged(
 
 
 def _block_c(
-    conn: Any, sink: EfdSink, params: dict[str, Any], apuracao: _Apuracao, progress: Callable[[float], None]
+    conn: Any,
+    sink: EfdSink,
+    params: dict[str, Any],
+    apuracao: IcmsApuracao,
+    progress: Callable[[float], None],
 ) -> None:
     """Block C; ``progress`` hears the fraction of its documents written, about 50 times."""
     total = _count(conn, f"{_MOVEMENT} AND d.model IN {C_MODELS}", params)
@@ -325,7 +323,7 @@ def _c170(sink: EfdSink, i: tuple[Any, ...]) -> None:
     })  # fmt: skip
 
 
-def _analytic(sink: EfdSink, record: str, s: tuple[Any, ...], apuracao: _Apuracao) -> None:
+def _analytic(sink: EfdSink, record: str, s: tuple[Any, ...], apuracao: IcmsApuracao) -> None:
     values: dict[str, Value] = {
         "CST_ICMS": s[1], "CFOP": s[2], "ALIQ_ICMS": s[3], "VL_OPR": s[4], "VL_BC_ICMS": s[5],
         "VL_ICMS": s[6], "VL_RED_BC": s[9],
@@ -336,7 +334,7 @@ def _analytic(sink: EfdSink, record: str, s: tuple[Any, ...], apuracao: _Apuraca
     apuracao.add(s[2], s[6])
 
 
-def _block_d(conn: Any, sink: EfdSink, params: dict[str, Any], apuracao: _Apuracao) -> None:
+def _block_d(conn: Any, sink: EfdSink, params: dict[str, Any], apuracao: IcmsApuracao) -> None:
     has_data = _has_rows(conn, f"{_MOVEMENT} AND d.model IN {D_MODELS}", params)
     sink.open_block("D", has_data)
     if has_data:
@@ -363,24 +361,6 @@ def _d100(sink: EfdSink, d: tuple[Any, ...]) -> None:
             "COD_MUN_DEST": d[28],
         })  # fmt: skip
     sink.write("D100", values)
-
-
-def _block_e(sink: EfdSink, start: date, end: date, apuracao: _Apuracao) -> None:
-    sink.open_block("E", True)
-    sink.write("E100", {"DT_INI": start, "DT_FIN": end})
-    balance = apuracao.debits - apuracao.credits
-    to_pay = max(balance, ZERO)
-    sink.write("E110", {
-        "VL_TOT_DEBITOS": apuracao.debits, "VL_AJ_DEBITOS": ZERO, "VL_TOT_AJ_DEBITOS": ZERO,
-        "VL_ESTORNOS_CRED": ZERO, "VL_TOT_CREDITOS": apuracao.credits, "VL_AJ_CREDITOS": ZERO,
-        "VL_TOT_AJ_CREDITOS": ZERO, "VL_ESTORNOS_DEB": ZERO, "VL_SLD_CREDOR_ANT": ZERO,
-        "VL_SLD_APURADO": to_pay, "VL_TOT_DED": ZERO, "VL_ICMS_RECOLHER": to_pay,
-        "VL_SLD_CREDOR_TRANSPORTAR": max(-balance, ZERO), "DEB_ESP": ZERO,
-    })  # fmt: skip
-    if to_pay > 0:
-        due = date(end.year + end.month // 12, end.month % 12 + 1, 10)
-        sink.write("E116", {"COD_OR": "000", "VL_OR": to_pay, "DT_VCTO": due, "COD_REC": "0", "MES_REF": end})
-    sink.close_block("E")
 
 
 def _block_h(conn: Any, sink: EfdSink, params: dict[str, Any]) -> None:

@@ -92,6 +92,8 @@ class RecordSpec:
         one_of: Groups of fields of which exactly one is filled.
         at_most_one: Groups of fields of which at most one is filled.
         relaxations: The Guia's exceptions (cancelled documents...).
+        required_when_file: Each parent must have one when the file's first record (``0000``)
+            meets this condition (E500 when ``IND_ATIV`` is 0), whatever ``occurrence`` says.
         names: The field names in order.
     """
 
@@ -107,6 +109,7 @@ class RecordSpec:
     one_of: tuple[tuple[str, ...], ...] = ()
     at_most_one: tuple[tuple[str, ...], ...] = ()
     relaxations: tuple[Relaxation, ...] = ()
+    required_when_file: Condition | None = None
     names: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -247,6 +250,7 @@ def parse_record(data: Any, order: int) -> RecordSpec:
     if len({spec.name for spec in fields}) != len(fields):
         raise LayoutInvalid(f"{name}: two fields have the same name")
     parent = data.get("parent")
+    when_file = data.get("required_when_file")
     return RecordSpec(
         name=name,
         block=_require(data, "block", str, name),
@@ -260,6 +264,7 @@ def parse_record(data: Any, order: int) -> RecordSpec:
         one_of=_groups(data.get("one_of", []), name),
         at_most_one=_groups(data.get("at_most_one", []), name),
         relaxations=tuple(_relaxation(item, name) for item in data.get("exceptions", [])),
+        required_when_file=None if when_file is None else _condition(when_file, name),
     )
 
 

@@ -160,6 +160,27 @@ def test_c190_sums_equal_c170_sums(seeded: Seeded) -> None:
     assert compared > 40
 
 
+def test_an_industrial_filer_has_its_ipi_apuracao_from_its_lines(seeded: Seeded) -> None:
+    industrial, trading = seeded.efd(seeded.cnpjs[0])[0], seeded.efd(seeded.cnpjs[2])[0]
+    rows = records(industrial)
+    assert rows[0][14] == "0" and records(trading)[0][14] == "1"  # 0000 IND_ATIV
+    assert not [row for row in records(trading) if row[0].startswith("E5")]
+    assert [row[0] for row in rows if row[0].startswith("E5")][:2] == ["E500", "E510"]
+    assert [row[1:] for row in rows if row[0] == "E500"] == [["0", "01012025", "31012025"]]
+    by_line: defaultdict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    for row in rows:
+        if row[0] == "C170" and row[19]:
+            by_line[(row[10], row[19])] += amount(row[23])  # CFOP, CST_IPI -> VL_IPI
+    e510 = {(row[1], row[2]): amount(row[5]) for row in rows if row[0] == "E510"}
+    assert e510 == dict(by_line) and len(e510) >= 2
+    (e520,) = [row for row in rows if row[0] == "E520"]
+    debits = sum((v for (cfop, _), v in e510.items() if cfop[0] in "567"), Decimal(0))
+    credits = sum((v for (cfop, _), v in e510.items() if cfop[0] in "123"), Decimal(0))
+    assert (amount(e520[2]), amount(e520[3])) == (debits, credits) and debits > 0
+    assert amount(e520[7]) - amount(e520[6]) == debits - credits  # VL_SD_IPI - VL_SC_IPI
+    assert problems(industrial) == []
+
+
 def test_cancelled_documents_carry_only_their_key_fields(fresh_database_url: str) -> None:
     pool = PostgresPool(fresh_database_url, min_size=0, max_size=2)
     try:

@@ -25,6 +25,8 @@ from tests.sped_samples import (
     CARRIER,
     CLIENT,
     COMPANY_CNPJ,
+    DT_FIN,
+    DT_INI,
     FIELDS,
     ONE_TIME,
     SUPPLIER,
@@ -233,6 +235,26 @@ def test_e110_debits_against_the_exits_and_its_own_arithmetic(check: Check) -> N
         Problem(number, "E110", "VL_TOT_DEBITOS", exits),
         Problem(number, "E110", "VL_SLD_APURADO", "is 193,20, the E110 arithmetic gives 196,20"),
     ]
+
+
+def test_an_industrial_filer_without_its_ipi_apuracao(check: Check) -> None:
+    def industrial(records: Records) -> None:
+        records[0][-1] = "0"  # 0000 IND_ATIV: industrial
+
+    lines = build(industrial)
+    e001 = line_of(lines, "E001")
+    assert check(lines) == [Problem(e001, "E001", None, "E001 must have a E500 (0000 IND_ATIV is 0)")]
+
+    def with_e500(records: Records) -> None:
+        industrial(records)
+        at = index_of(records, "G001")
+        records[at:at] = [
+            ["E500", "0", DT_INI, DT_FIN],
+            ["E510", "5101", "50", "1000,00", "1000,00", "100,00"],
+            ["E520", "0", "100,00", "0", "0", "0", "0", "100,00"],
+        ]
+
+    assert check(build(with_e500)) == []
 
 
 def test_a_child_after_a_later_sibling(check: Check) -> None:
