@@ -54,6 +54,10 @@ _LINES = f"""
   FROM erp_fiscal_document_item i JOIN erp_fiscal_document d USING (document_id)
  WHERE d.company_id = %(company)s AND d.entry_exit_date BETWEEN %(start)s AND %(end)s
    AND d.model IN {LINE_MODELS} AND d.status NOT IN {KEY_ONLY}"""
+#: The lines written as C170: not those of the filer's own NF-e, which the Guia wants as C100 and C190
+#: only (Exceção 2 of C100; their items are then not referenced, so 0200 does not list them).
+_ITEM_LINES = f"""{_LINES}
+   AND NOT (d.issuer = 0 AND d.model = '55')"""
 _INVENTORY = """
   FROM erp_inventory v
  WHERE v.company_id = %(company)s AND v.inventory_date BETWEEN %(start)s AND %(end)s"""
@@ -67,7 +71,7 @@ SELECT code, name, country_code, cnpj, cpf, ie, city_code, suframa, address, add
           AND d.status NOT IN {KEY_ONLY} AND d.model <> '65'
        UNION SELECT v.participant_code {_INVENTORY} AND v.participant_code <> '')
  ORDER BY code"""
-_ITEM_CODES = f"SELECT i.item_code {_LINES} UNION SELECT v.item_code {_INVENTORY}"
+_ITEM_CODES = f"SELECT i.item_code {_ITEM_LINES} UNION SELECT v.item_code {_INVENTORY}"
 _ITEMS = f"""
 SELECT code, description, barcode, unit_code, item_type, ncm, ex_ipi, genre_code, service_code,
        icms_rate, cest
@@ -75,7 +79,7 @@ SELECT code, description, barcode, unit_code, item_type, ncm, ex_ipi, genre_code
 _UNITS = f"""
 SELECT code, description FROM erp_unit
  WHERE company_id = %(company)s AND code IN (
-       SELECT i.unit_code {_LINES} UNION SELECT v.unit_code {_INVENTORY}
+       SELECT i.unit_code {_ITEM_LINES} UNION SELECT v.unit_code {_INVENTORY}
        UNION SELECT unit_code FROM erp_item WHERE company_id = %(company)s AND code IN ({_ITEM_CODES}))
  ORDER BY code"""
 _DOCUMENTS = """
@@ -91,7 +95,7 @@ SELECT d.document_id, i.line_number, i.item_code, i.complement, i.quantity, i.un
        i.discount, i.physical_movement, i.cst_icms, i.cfop, i.nature_code, i.icms_base, i.icms_rate,
        i.icms, i.icms_st_base, i.icms_st_rate, i.icms_st, i.ipi_cst, i.ipi_base, i.ipi_rate, i.ipi,
        i.pis_cst, i.pis_base, i.pis_rate, i.pis, i.cofins_cst, i.cofins_base, i.cofins_rate, i.cofins
-  {_LINES}
+  {_ITEM_LINES}
  ORDER BY d.entry_exit_date, d.document_id, i.line_number"""
 _SUMMARY_ROWS = f"""
 SELECT d.document_id, i.cst_icms, i.cfop, i.icms_rate, {SUMMARY_AGGREGATES}

@@ -160,25 +160,44 @@ def test_c190_sums_equal_c170_sums(seeded: Seeded) -> None:
     assert compared > 40
 
 
-def test_an_industrial_filer_has_its_ipi_apuracao_from_its_lines(seeded: Seeded) -> None:
+def test_an_industrial_filer_has_its_ipi_apuracao_agreeing_with_its_c190(seeded: Seeded) -> None:
     industrial, trading = seeded.efd(seeded.cnpjs[0])[0], seeded.efd(seeded.cnpjs[2])[0]
     rows = records(industrial)
     assert rows[0][14] == "0" and records(trading)[0][14] == "1"  # 0000 IND_ATIV
     assert not [row for row in records(trading) if row[0].startswith("E5")]
     assert [row[0] for row in rows if row[0].startswith("E5")][:2] == ["E500", "E510"]
     assert [row[1:] for row in rows if row[0] == "E500"] == [["0", "01012025", "31012025"]]
-    by_line: defaultdict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    by_cfop: defaultdict[str, Decimal] = defaultdict(Decimal)
     for row in rows:
-        if row[0] == "C170" and row[19]:
-            by_line[(row[10], row[19])] += amount(row[23])  # CFOP, CST_IPI -> VL_IPI
-    e510 = {(row[1], row[2]): amount(row[5]) for row in rows if row[0] == "E510"}
-    assert e510 == dict(by_line) and len(e510) >= 2
+        if row[0] == "C190":
+            by_cfop[row[2]] += amount(row[10])  # CFOP -> VL_IPI
+    e510: defaultdict[str, Decimal] = defaultdict(Decimal)
+    for row in rows:
+        if row[0] == "E510":
+            e510[row[1]] += amount(row[5])
+    assert e510 == {cfop: ipi for cfop, ipi in by_cfop.items() if ipi or cfop in e510} and len(e510) >= 2
     (e520,) = [row for row in rows if row[0] == "E520"]
-    debits = sum((v for (cfop, _), v in e510.items() if cfop[0] in "567"), Decimal(0))
-    credits = sum((v for (cfop, _), v in e510.items() if cfop[0] in "123"), Decimal(0))
+    debits = sum((v for cfop, v in e510.items() if cfop[0] in "567"), Decimal(0))
+    credits = sum((v for cfop, v in e510.items() if cfop[0] in "123"), Decimal(0))
     assert (amount(e520[2]), amount(e520[3])) == (debits, credits) and debits > 0
     assert amount(e520[7]) - amount(e520[6]) == debits - credits  # VL_SD_IPI - VL_SC_IPI
     assert problems(industrial) == []
+
+
+def test_own_nfe_carry_no_c170_and_their_items_are_not_listed(seeded: Seeded) -> None:
+    rows = records(seeded.efd(seeded.cnpjs[0])[0])
+    children: defaultdict[str, Counter[str]] = defaultdict(Counter)
+    kind = ""
+    for row in rows:
+        if row[0] == "C100":
+            kind = "own" if row[2] == "0" and row[4] == "55" else "other"
+        elif row[0] in ("C170", "C190"):
+            children[kind][row[0]] += 1
+    assert children["own"]["C190"] > 0 and children["own"]["C170"] == 0
+    assert children["other"]["C170"] > 0
+    listed = {row[1] for row in rows if row[0] == "0200"}
+    used = {row[2] for row in rows if row[0] == "C170"} | {row[1] for row in rows if row[0] == "H010"}
+    assert listed == used
 
 
 def test_cancelled_documents_carry_only_their_key_fields(fresh_database_url: str) -> None:
