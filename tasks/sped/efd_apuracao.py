@@ -42,8 +42,9 @@ class IcmsApuracao:
 
 
 def write_block_e(
-    sink: EfdSink, *, start: date, end: date, icms: IcmsApuracao, ipi_rows: list[tuple[Any, ...]] | None
-) -> None:
+    sink: EfdSink, *, start: date, end: date, icms: IcmsApuracao, ipi_rows: list[tuple[Any, ...]] | None,
+    obligation: tuple[str, int],
+) -> None:  # fmt: skip
     """Block E: E100/E110 (and E116 when ICMS is due), then E500/E510/E520 if ``ipi_rows`` is given.
 
     Args:
@@ -52,6 +53,8 @@ def write_block_e(
         end: Last day of the period.
         icms: The ICMS of the analytic records written.
         ipi_rows: Rows of :data:`IPI_BY_CFOP` for an industrial filer, ``None`` for the others.
+        obligation: The UF's receipt code of the ICMS due (E116 COD_REC) and the day of the next
+            month it is due (DT_VCTO).
     """
     sink.open_block("E", True)
     sink.write("E100", {"DT_INI": start, "DT_FIN": end})
@@ -65,8 +68,9 @@ def write_block_e(
         "VL_SLD_CREDOR_TRANSPORTAR": max(-balance, ZERO), "DEB_ESP": ZERO,
     })  # fmt: skip
     if to_pay > 0:
-        sink.write("E116", {"COD_OR": "000", "VL_OR": to_pay, "DT_VCTO": _tenth_of_next_month(end),
-                            "COD_REC": "0", "MES_REF": end})  # fmt: skip
+        receipt_code, due_day = obligation
+        sink.write("E116", {"COD_OR": "000", "VL_OR": to_pay, "DT_VCTO": _next_month(end, due_day),
+                            "COD_REC": receipt_code, "MES_REF": end})  # fmt: skip
     if ipi_rows is not None:
         _ipi(sink, start, end, ipi_rows)
     sink.close_block("E")
@@ -89,5 +93,5 @@ def _ipi(sink: EfdSink, start: date, end: date, rows: list[tuple[Any, ...]]) -> 
     })  # fmt: skip
 
 
-def _tenth_of_next_month(day: date) -> date:
-    return date(day.year + day.month // 12, day.month % 12 + 1, 10)
+def _next_month(day: date, day_of_month: int) -> date:
+    return date(day.year + day.month // 12, day.month % 12 + 1, day_of_month)

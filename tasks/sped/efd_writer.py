@@ -158,7 +158,8 @@ def write_efd(
     _block_d(conn, sink, params, apuracao)
     report(0.85)
     ipi_rows = _rows(conn, IPI_BY_CFOP.format(lines=_LINES), params) if company["activity"] == 0 else None
-    write_block_e(sink, start=start, end=end, icms=apuracao, ipi_rows=ipi_rows)
+    obligation = (company["icms_receipt_code"], company["icms_due_day"])
+    write_block_e(sink, start=start, end=end, icms=apuracao, ipi_rows=ipi_rows, obligation=obligation)
     sink.open_block("G", False)
     sink.close_block("G")
     _block_h(conn, sink, params)
@@ -301,12 +302,12 @@ def _block_c(
 def _c100(sink: EfdSink, d: tuple[Any, ...]) -> None:
     key_only = d[5] in KEY_ONLY
     values: dict[str, Value] = {
-        "IND_OPER": d[1], "IND_EMIT": d[2], "COD_MOD": d[4], "COD_SIT": d[5], "NUM_DOC": d[7],
+        "IND_OPER": d[1], "IND_EMIT": d[2], "COD_MOD": d[4], "COD_SIT": d[5], "SER": d[6], "NUM_DOC": d[7],
         "CHV_NFE": None if d[5] == "05" else d[8],
     }  # fmt: skip
     if not key_only:
         values.update({
-            "COD_PART": None if d[4] == "65" else d[3], "SER": d[6], "DT_DOC": d[9], "DT_E_S": d[10],
+            "COD_PART": None if d[4] == "65" else d[3], "DT_DOC": d[9], "DT_E_S": d[10],
             "VL_DOC": d[11], "IND_PGTO": d[12], "VL_DESC": d[13], "VL_ABAT_NT": ZERO, "VL_MERC": d[14],
             "IND_FRT": d[15], "VL_FRT": d[16], "VL_SEG": d[17], "VL_OUT_DA": d[18], "VL_BC_ICMS": d[19],
             "VL_ICMS": d[20], "VL_BC_ICMS_ST": d[21], "VL_ICMS_ST": d[22], "VL_IPI": d[23],
@@ -354,12 +355,12 @@ def _block_d(conn: Any, sink: EfdSink, params: dict[str, Any], apuracao: IcmsApu
 
 def _d100(sink: EfdSink, d: tuple[Any, ...]) -> None:
     values: dict[str, Value] = {
-        "IND_OPER": d[1], "IND_EMIT": d[2], "COD_MOD": d[4], "COD_SIT": d[5], "NUM_DOC": d[7],
-        "CHV_CTE": d[8],
+        "IND_OPER": d[1], "IND_EMIT": d[2], "COD_MOD": d[4], "COD_SIT": d[5], "SER": d[6], "NUM_DOC": d[7],
+        "CHV_CTE": None if d[5] == "05" else d[8],
     }  # fmt: skip
     if d[5] not in KEY_ONLY:
         values.update({
-            "COD_PART": d[3], "SER": d[6], "DT_DOC": d[9], "DT_A_P": d[10], "TP_CT-e": d[26],
+            "COD_PART": d[3], "DT_DOC": d[9], "DT_A_P": d[10], "TP_CT-e": d[26],
             "VL_DOC": d[11], "VL_DESC": d[13], "IND_FRT": CTE_FREIGHT if d[15] is None else d[15],
             "VL_SERV": d[14], "VL_BC_ICMS": d[19], "VL_ICMS": d[20], "VL_NT": ZERO, "COD_MUN_ORIG": d[27],
             "COD_MUN_DEST": d[28],

@@ -34,7 +34,7 @@ from tornado_core import TaskSchema
 
 #: Advisory lock serialising changes to these tables (arbitrary, fixed forever).
 SCHEMA_LOCK_KEY = 7_461_727_733
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: The tables, children before their parents (the order to empty them in).
 ERP_TABLES = (
     "erp_inventory",
@@ -96,8 +96,14 @@ CREATE TABLE IF NOT EXISTS erp_company (
     accountant_district varchar(60),
     accountant_phone    varchar(11),
     accountant_email    varchar(100),
-    accountant_city_code char(7)
+    accountant_city_code char(7),
+    icms_receipt_code   varchar(10) NOT NULL DEFAULT '0',              -- E116 COD_REC, the UF's code
+    icms_due_day        smallint NOT NULL DEFAULT 10 CHECK (icms_due_day BETWEEN 1 AND 28)  -- E116 DT_VCTO
 );
+-- Version 2: the ICMS obligation's receipt code and due day (E116).
+ALTER TABLE erp_company ADD COLUMN IF NOT EXISTS icms_receipt_code varchar(10) NOT NULL DEFAULT '0';
+ALTER TABLE erp_company ADD COLUMN IF NOT EXISTS icms_due_day smallint NOT NULL DEFAULT 10
+    CHECK (icms_due_day BETWEEN 1 AND 28);
 
 CREATE TABLE IF NOT EXISTS erp_participant (
     company_id     integer NOT NULL REFERENCES erp_company ON DELETE CASCADE,

@@ -23,7 +23,7 @@ COMPANY_COLUMNS = (
     "tax_regime", "zip_code", "address", "address_number", "district", "phone", "email",
     "accountant_name", "accountant_cpf", "accountant_crc", "accountant_cnpj", "accountant_zip_code",
     "accountant_address", "accountant_number", "accountant_district", "accountant_phone", "accountant_email",
-    "accountant_city_code",
+    "accountant_city_code", "icms_receipt_code", "icms_due_day",
 )  # fmt: skip
 PARTICIPANT_COLUMNS = ("company_id", "code", "name", "cnpj", "cpf", "ie", "uf", "city_code", "address",
                        "address_number", "district")  # fmt: skip
@@ -96,6 +96,7 @@ def _company(rng: random.Random, company_id: int, index: int) -> tuple[Company, 
         1 if simples else 3, *catalog.address(rng, uf), f"fiscal{company_id}@example.com.br",
         catalog.person(rng), catalog.cpf(rng), crc, catalog.cnpj(rng),  # the accountant, an office in the UF
         *catalog.address(rng, uf), f"contador{company_id}@example.com.br", rng.choice(uf.cities),
+        *catalog.ICMS_OBLIGATIONS.get(uf.code, catalog.UNKNOWN_OBLIGATION),
     )  # fmt: skip
     return company, row
 
