@@ -162,3 +162,7 @@ class NonRetryable(TaskError):
 
 class JobTimeout(TaskError):
     """The handler ran past its task's timeout."""
+
+
+class ChildJobFailed(NonRetryable):
+    """A child job the running job waited for ended dead or failed."""

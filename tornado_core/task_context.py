@@ -8,7 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tornado_core.errors import JobTimeout
+from tornado_core.errors import ConfigError, JobTimeout
+from tornado_core.ports.children import ChildJobsPort
 from tornado_core.ports.database import DatabasePort
 from tornado_core.ports.objects import ObjectStorePort
 
@@ -30,6 +31,7 @@ class TaskContext:
         redshift: The Redshift warehouse (a PostgreSQL database locally), if configured.
         logger: Logger whose records carry the job's identity.
         deadline: Monotonic time by which the attempt must finish.
+        children_port: What :attr:`children` hands out (the worker sets it).
     """
 
     job_id: str
@@ -43,6 +45,7 @@ class TaskContext:
     logger: logging.LoggerAdapter[logging.Logger]
     deadline: float
     _progress_sink: ProgressSink = field(repr=False)
+    children_port: ChildJobsPort | None = field(default=None, repr=False)
     _clock: Callable[[], float] = field(default=time.monotonic, repr=False)
 
     def progress(self, fraction: float, note: str | None = None) -> None:
@@ -53,6 +56,17 @@ class TaskContext:
         """
         self.check_deadline()
         self._progress_sink(min(max(fraction, 0.0), 1.0), note)
+
+    @property
+    def children(self) -> ChildJobsPort:
+        """Child jobs of this job: ``ctx.children.submit(...)`` then ``ctx.children.wait(ids)``.
+
+        Raises:
+            ConfigError: This context runs outside a worker (a unit-test harness without them).
+        """
+        if self.children_port is None:
+            raise ConfigError(f"{self.task}: this context cannot queue child jobs (no worker behind it)")
+        return self.children_port
 
     def check_deadline(self) -> None:
         """Raise :class:`JobTimeout` if the attempt ran past the task's timeout."""

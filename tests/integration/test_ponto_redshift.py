@@ -116,6 +116,9 @@ class FailingParts:
             raise ObjectStoreError(f"s3://{self.bucket}/{key} does not exist")
         return self._real.get(key)
 
+    def read_chunks(self, key: str, *, chunk_bytes: int = 1 << 20) -> Any:
+        return self._real.read_chunks(key, chunk_bytes=chunk_bytes)
+
     def exists(self, key: str) -> bool:
         return self._real.exists(key)
 

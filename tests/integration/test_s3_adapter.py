@@ -145,3 +145,13 @@ def test_an_upload_left_by_a_dead_writer_is_discarded_by_the_next(
         out.write(b"the whole file")
     assert store.get(key) == b"the whole file"
     assert uploads_in_progress(store, key) == []
+
+
+def test_an_object_is_read_in_chunks(store: S3ObjectStore, unique_prefix: str) -> None:
+    key = f"{unique_prefix}/part.txt"
+    data = bytes(range(256)) * 40
+    store.put(key, data)
+    chunks = list(store.read_chunks(key, chunk_bytes=4096))
+    assert [len(c) for c in chunks] == [4096, 4096, 2048] and b"".join(chunks) == data
+    with pytest.raises(ObjectStoreError, match="does not exist"):
+        list(store.read_chunks(f"{unique_prefix}/missing"))

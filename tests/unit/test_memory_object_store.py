@@ -23,3 +23,9 @@ def test_a_failed_upload_leaves_the_previous_object() -> None:
         out.write(b"half")
         raise RuntimeError("writer failed")
     assert objects.get("sped/a.txt") == b"before"
+
+
+def test_an_object_is_read_in_chunks() -> None:
+    objects = MemoryObjectStore()
+    objects.put("a", b"0123456789")
+    assert list(objects.read_chunks("a", chunk_bytes=4)) == [b"0123", b"4567", b"89"]

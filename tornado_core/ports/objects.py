@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from typing import Protocol
 
@@ -23,6 +24,13 @@ class ObjectStorePort(Protocol):
 
     def get(self, key: str) -> bytes:
         """Read an object; raises ``ObjectStoreError`` if it does not exist."""
+
+    def read_chunks(self, key: str, *, chunk_bytes: int = 1 << 20) -> Iterator[bytes]:
+        """Read an object of any size piece by piece, with flat memory.
+
+        Raises:
+            ObjectStoreError: The key does not exist or the store failed (also midway).
+        """
 
     def exists(self, key: str) -> bool:
         """Whether ``key`` exists."""

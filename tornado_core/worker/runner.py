@@ -38,6 +38,7 @@ from tornado_core.services import Services
 from tornado_core.task import TaskSpec
 from tornado_core.task_context import TaskContext, job_logger
 from tornado_core.worker.acks import AckSink, ImmediateAcks
+from tornado_core.worker.children import ChildJobs
 from tornado_core.worker.completions import GroupCommit, completion_writer
 
 logger = logging.getLogger("tornado.worker")
@@ -233,6 +234,12 @@ class JobRunner:
             logger=log,
             deadline=delivery.started + self._spec.timeout,
             _progress_sink=report,
+        )
+        ctx.children_port = ChildJobs(
+            self._services,
+            parent_job_id=envelope.job_id,
+            tenant=envelope.tenant,
+            check_deadline=ctx.check_deadline,
         )
         return self._spec.handler(ctx, payload)
 

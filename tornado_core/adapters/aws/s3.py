@@ -87,6 +87,19 @@ class S3ObjectStore:
             response = self._client.get_object(Bucket=self.bucket, Key=key)
             return bytes(response["Body"].read())
 
+    def read_chunks(self, key: str, *, chunk_bytes: int = 1 << 20) -> Iterator[bytes]:
+        """Stream an object's body, ``chunk_bytes`` at a time.
+
+        Raises:
+            ObjectStoreError: The key does not exist or S3 failed (also midway).
+        """
+        with self._call("get", key):
+            body = self._client.get_object(Bucket=self.bucket, Key=key)["Body"]
+            try:
+                yield from body.iter_chunks(chunk_bytes)
+            finally:
+                body.close()
+
     def exists(self, key: str) -> bool:
         """Whether ``key`` exists."""
         try:

@@ -181,6 +181,11 @@ class MemoryObjectStore:
             except KeyError:
                 raise ObjectStoreError(f"s3://{self.bucket}/{key} does not exist") from None
 
+    def read_chunks(self, key: str, *, chunk_bytes: int = 1 << 20) -> Iterator[bytes]:
+        data = self.get(key)
+        for start in range(0, len(data), chunk_bytes):
+            yield data[start : start + chunk_bytes]
+
     def exists(self, key: str) -> bool:
         with self._lock:
             return key in self._objects
