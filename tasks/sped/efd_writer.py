@@ -23,18 +23,26 @@ from itertools import groupby
 from typing import Any
 
 from .efd_apuracao import IPI_BY_CFOP, IcmsApuracao, write_block_e
+from .efd_queries import (
+    C_MODELS,
+    D_MODELS,
+    DOCUMENTS,
+    INVENTORY,
+    INVENTORY_ROWS,
+    ITEM_ROWS,
+    ITEMS,
+    KEY_ONLY,
+    LINES,
+    MOVEMENT,
+    PARTICIPANTS,
+    SUMMARY_ROWS,
+    UNITS,
+)
 from .efd_records import ByteStream, EfdSink, EfdSummary, Value, write_block_9
-from .erp_schema import SUMMARY_AGGREGATES
 from .layouts import LayoutRegistry
 
-__all__ = ["EfdSummary", "UnknownCompany", "write_efd"]
+__all__ = ["BlockCWriter", "EfdSummary", "UnknownCompany", "write_efd"]
 
-C_MODELS = ("01", "1B", "04", "55", "65")
-D_MODELS = ("57", "67")
-#: Models whose C100 carries C170 lines (the NFC-e, 65, has C190 only).
-LINE_MODELS = ("01", "1B", "04", "55")
-#: COD_SIT of documents written with their key fields only and no child.
-KEY_ONLY = ("02", "03", "04", "05")
 FETCH = 2000
 #: About how many times block C reports its progress.
 PROGRESS_STEPS = 50
@@ -47,68 +55,11 @@ FLAGS_1010 = (
     "IND_GIAF1", "IND_GIAF3", "IND_GIAF4", "IND_REST_RESSARC_COMPL_ICMS",
 )  # fmt: skip
 
-_MOVEMENT = """
-  FROM erp_fiscal_document d
- WHERE d.company_id = %(company)s AND d.entry_exit_date BETWEEN %(start)s AND %(end)s"""
-_LINES = f"""
-  FROM erp_fiscal_document_item i JOIN erp_fiscal_document d USING (document_id)
- WHERE d.company_id = %(company)s AND d.entry_exit_date BETWEEN %(start)s AND %(end)s
-   AND d.model IN {LINE_MODELS} AND d.status NOT IN {KEY_ONLY}"""
-#: The lines written as C170: not those of the filer's own NF-e, which the Guia wants as C100 and C190
-#: only (Exceção 2 of C100; their items are then not referenced, so 0200 does not list them).
-_ITEM_LINES = f"""{_LINES}
-   AND NOT (d.issuer = 0 AND d.model = '55')"""
-_INVENTORY = """
-  FROM erp_inventory v
- WHERE v.company_id = %(company)s AND v.inventory_date BETWEEN %(start)s AND %(end)s"""
-
-_PARTICIPANTS = f"""
-SELECT code, name, country_code, cnpj, cpf, ie, city_code, suframa, address, address_number, complement,
-       district
-  FROM erp_participant
- WHERE company_id = %(company)s AND code IN (
-       SELECT d.participant_code {_MOVEMENT}
-          AND d.status NOT IN {KEY_ONLY} AND d.model <> '65'
-       UNION SELECT v.participant_code {_INVENTORY} AND v.participant_code <> '')
- ORDER BY code"""
-_ITEM_CODES = f"SELECT i.item_code {_ITEM_LINES} UNION SELECT v.item_code {_INVENTORY}"
-_ITEMS = f"""
-SELECT code, description, barcode, unit_code, item_type, ncm, ex_ipi, genre_code, service_code,
-       icms_rate, cest
-  FROM erp_item WHERE company_id = %(company)s AND code IN ({_ITEM_CODES}) ORDER BY code"""
-_UNITS = f"""
-SELECT code, description FROM erp_unit
- WHERE company_id = %(company)s AND code IN (
-       SELECT i.unit_code {_ITEM_LINES} UNION SELECT v.unit_code {_INVENTORY}
-       UNION SELECT unit_code FROM erp_item WHERE company_id = %(company)s AND code IN ({_ITEM_CODES}))
- ORDER BY code"""
-_DOCUMENTS = """
-SELECT d.document_id, d.direction, d.issuer, d.participant_code, d.model, d.status, d.series, d.number,
-       d.access_key, d.issue_date, d.entry_exit_date, d.total_document, d.payment_type, d.discount,
-       d.total_goods, d.freight_type, d.freight, d.insurance, d.other_expenses, d.icms_base, d.icms,
-       d.icms_st_base, d.icms_st, d.ipi, d.pis, d.cofins, d.cte_type, d.origin_city_code,
-       d.destination_city_code
-  {movement} AND d.model IN {models}
- ORDER BY d.entry_exit_date, d.document_id"""
-_ITEM_ROWS = f"""
-SELECT d.document_id, i.line_number, i.item_code, i.complement, i.quantity, i.unit_code, i.value,
-       i.discount, i.physical_movement, i.cst_icms, i.cfop, i.nature_code, i.icms_base, i.icms_rate,
-       i.icms, i.icms_st_base, i.icms_st_rate, i.icms_st, i.ipi_cst, i.ipi_base, i.ipi_rate, i.ipi,
-       i.pis_cst, i.pis_base, i.pis_rate, i.pis, i.cofins_cst, i.cofins_base, i.cofins_rate, i.cofins
-  {_ITEM_LINES}
- ORDER BY d.entry_exit_date, d.document_id, i.line_number"""
-_SUMMARY_ROWS = f"""
-SELECT d.document_id, i.cst_icms, i.cfop, i.icms_rate, {SUMMARY_AGGREGATES}
-  FROM erp_fiscal_document d JOIN erp_fiscal_document_item i USING (document_id)
- WHERE d.company_id = %(company)s AND d.entry_exit_date BETWEEN %(start)s AND %(end)s
-   AND d.model IN {{models}} AND d.status NOT IN {{key_only}}
- GROUP BY d.entry_exit_date, d.document_id, i.cst_icms, i.cfop, i.icms_rate
- ORDER BY d.entry_exit_date, d.document_id, i.cst_icms, i.cfop, i.icms_rate"""
-_INVENTORY_ROWS = f"""
-SELECT v.inventory_date, v.reason, v.item_code, v.unit_code, v.quantity, v.unit_value, v.value, v.ownership,
-       v.participant_code
-  {_INVENTORY}
- ORDER BY v.inventory_date, v.item_code, v.ownership, v.participant_code"""
+#: Hears the fraction of a piece of work done.
+Progress = Callable[[float], None]
+#: Writes block C into the sink (``C001`` to ``C990``), adds the ICMS of its C190 to the apuração and
+#: reports the fraction done.
+BlockCWriter = Callable[[EfdSink, IcmsApuracao, Progress], None]
 
 
 class UnknownCompany(LookupError):
@@ -124,6 +75,7 @@ def write_efd(
     cod_fin: int,
     out: ByteStream,
     progress: Callable[[float], None] | None = None,
+    block_c: BlockCWriter | None = None,
 ) -> EfdSummary:
     """Write the EFD ICMS/IPI file of the company ``cnpj`` for ``start``..``end`` to ``out``.
 
@@ -137,6 +89,8 @@ def write_efd(
         cod_fin: 0 original file, 1 substitute (retification).
         out: Binary stream the file is written to.
         progress: Called with the fraction done after each block.
+        block_c: Writes block C instead of reading it from the database (a split file's parts,
+            :mod:`.efd_parts`); it must leave in the :class:`IcmsApuracao` the ICMS of its C190.
 
     Raises:
         UnknownCompany: No company has that CNPJ.
@@ -144,20 +98,20 @@ def write_efd(
     """
     report = progress or (lambda _fraction: None)
     layout = LayoutRegistry.bundled().for_period(end)
-    company = _company(conn, cnpj)
+    company = find_company(conn, cnpj)
     params = {"company": company["company_id"], "start": start, "end": end}
-    with conn.cursor() as cur:  # every cursor is read to its end: plan for all rows, not the first 10 %
-        cur.execute("SET LOCAL cursor_tuple_fraction = 1.0")
+    plan_for_every_row(conn)
     sink = EfdSink(layout, out)
     _block_0(conn, sink, company, params, layout.cod_ver, cod_fin)
     report(0.2)
     sink.open_block("B", False)
     sink.close_block("B")
     apuracao = IcmsApuracao()
-    _block_c(conn, sink, params, apuracao, lambda done: report(0.2 + 0.6 * done))
+    write_c = block_c or (lambda c_sink, icms, done: _block_c(conn, c_sink, params, icms, done))
+    write_c(sink, apuracao, lambda done: report(0.2 + 0.6 * done))
     _block_d(conn, sink, params, apuracao)
     report(0.85)
-    ipi_rows = _rows(conn, IPI_BY_CFOP.format(lines=_LINES), params) if company["activity"] == 0 else None
+    ipi_rows = _rows(conn, IPI_BY_CFOP.format(lines=LINES), params) if company["activity"] == 0 else None
     obligation = (company["icms_receipt_code"], company["icms_due_day"])
     write_block_e(sink, start=start, end=end, icms=apuracao, ipi_rows=ipi_rows, obligation=obligation)
     sink.open_block("G", False)
@@ -173,7 +127,18 @@ def write_efd(
     return sink.summary()
 
 
-def _company(conn: Any, cnpj: str) -> dict[str, Any]:
+def plan_for_every_row(conn: Any) -> None:
+    """Tell PostgreSQL that every cursor of the transaction is read to its end (not the first 10 %)."""
+    with conn.cursor() as cur:
+        cur.execute("SET LOCAL cursor_tuple_fraction = 1.0")
+
+
+def find_company(conn: Any, cnpj: str) -> dict[str, Any]:
+    """The ``erp_company`` row of ``cnpj``, by column name.
+
+    Raises:
+        UnknownCompany: There is none.
+    """
     with conn.cursor() as cur:
         cur.execute("SELECT * FROM erp_company WHERE cnpj = %s", (cnpj,))
         row = cur.fetchone()
@@ -202,7 +167,7 @@ def _rows(conn: Any, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         return list(cur.fetchall())
 
 
-def _count(conn: Any, sql: str, params: dict[str, Any]) -> int:
+def count_rows(conn: Any, sql: str, params: dict[str, Any]) -> int:
     with conn.cursor() as cur:
         cur.execute(f"SELECT count(*) {sql}", params)
         return int(cur.fetchone()[0])
@@ -230,9 +195,9 @@ def _block_0(
         "EMAIL": c["accountant_email"], "COD_MUN": c["accountant_city_code"],
     })  # fmt: skip
     names = ("COD_PART", "NOME", "COD_PAIS", "CNPJ", "CPF", "IE", "COD_MUN", "SUFRAMA", "END", "NUM")
-    for row in _stream(conn, "participants", _PARTICIPANTS, params):
+    for row in _stream(conn, "participants", PARTICIPANTS, params):
         sink.write("0150", {**dict(zip(names, row[:10], strict=True)), "COMPL": row[10], "BAIRRO": row[11]})
-    for code, description in _stream(conn, "units", _UNITS, params):
+    for code, description in _stream(conn, "units", UNITS, params):
         sink.write("0190", {"UNID": code, "DESCR": description})
     item_names = (
         "COD_ITEM",
@@ -244,7 +209,7 @@ def _block_0(
         "EX_IPI",
         "COD_GEN",
     )
-    for row in _stream(conn, "items", _ITEMS, params):
+    for row in _stream(conn, "items", ITEMS, params):
         values: dict[str, Value] = dict(zip(item_names, row[:8], strict=True))
         values["TIPO_ITEM"] = f"{row[4]:02d}"
         sink.write("0200", {**values, "COD_LST": row[8], "ALIQ_ICMS": row[9], "CEST": row[10]})
@@ -273,30 +238,46 @@ def _merged(
 
 
 def _block_c(
-    conn: Any,
-    sink: EfdSink,
-    params: dict[str, Any],
-    apuracao: IcmsApuracao,
-    progress: Callable[[float], None],
+    conn: Any, sink: EfdSink, params: dict[str, Any], apuracao: IcmsApuracao, progress: Progress
 ) -> None:
-    """Block C; ``progress`` hears the fraction of its documents written, about 50 times."""
-    total = _count(conn, f"{_MOVEMENT} AND d.model IN {C_MODELS}", params)
-    step = max(total // PROGRESS_STEPS, 1)
+    """Block C, all of it from the database; ``progress`` hears the fraction of its documents written."""
+    total = count_rows(conn, f"{MOVEMENT} AND d.model IN {C_MODELS}", params)
     sink.open_block("C", total > 0)
     if total:
-        documents = _stream(conn, "c100", _DOCUMENTS.format(movement=_MOVEMENT, models=C_MODELS), params)
-        lines = _stream(conn, "c170", _ITEM_ROWS, params)
-        summary_sql = _SUMMARY_ROWS.format(models=C_MODELS, key_only=KEY_ONLY)
-        summaries = _stream(conn, "c190", summary_sql, params)
-        for done, (document, (items, groups)) in enumerate(_merged(documents, lines, summaries), 1):
-            _c100(sink, document)
-            for item in items:
-                _c170(sink, item)
-            for group in groups:
-                _analytic(sink, "C190", group, apuracao)
-            if done % step == 0:
-                progress(done / total)
+        write_c_documents(conn, sink, params, apuracao, progress, total=total)
     sink.close_block("C")
+
+
+def write_c_documents(
+    conn: Any, sink: EfdSink, params: dict[str, Any], apuracao: IcmsApuracao, progress: Progress,
+    *, total: int, part: str = "",
+) -> None:  # fmt: skip
+    """The C100/C170/C190 of the period's documents (those ``part`` selects), in file order.
+
+    Args:
+        conn: The ERP database.
+        sink: Where the records go.
+        params: ``company``, ``start``, ``end`` and the parameters of ``part``.
+        apuracao: Receives the ICMS of each C190.
+        progress: Hears the fraction of the ``total`` documents written, about 50 times.
+        total: How many documents ``part`` selects.
+        part: An SQL condition on ``d`` narrowing the documents (a range of a split file).
+    """
+    step = max(total // PROGRESS_STEPS, 1)
+    documents_sql = DOCUMENTS.format(movement=MOVEMENT, models=C_MODELS, part=part)
+    documents = _stream(conn, "c100", documents_sql, params)
+    lines = _stream(conn, "c170", ITEM_ROWS.format(part=part), params)
+    summaries = _stream(
+        conn, "c190", SUMMARY_ROWS.format(models=C_MODELS, key_only=KEY_ONLY, part=part), params
+    )
+    for done, (document, (items, groups)) in enumerate(_merged(documents, lines, summaries), 1):
+        _c100(sink, document)
+        for item in items:
+            _c170(sink, item)
+        for group in groups:
+            _analytic(sink, "C190", group, apuracao)
+        if done % step == 0:
+            progress(done / total)
 
 
 def _c100(sink: EfdSink, d: tuple[Any, ...]) -> None:
@@ -340,11 +321,13 @@ def _analytic(sink: EfdSink, record: str, s: tuple[Any, ...], apuracao: IcmsApur
 
 
 def _block_d(conn: Any, sink: EfdSink, params: dict[str, Any], apuracao: IcmsApuracao) -> None:
-    has_data = _has_rows(conn, f"{_MOVEMENT} AND d.model IN {D_MODELS}", params)
+    has_data = _has_rows(conn, f"{MOVEMENT} AND d.model IN {D_MODELS}", params)
     sink.open_block("D", has_data)
     if has_data:
-        documents = _stream(conn, "d100", _DOCUMENTS.format(movement=_MOVEMENT, models=D_MODELS), params)
-        summary_sql = _SUMMARY_ROWS.format(models=D_MODELS, key_only=KEY_ONLY)
+        documents = _stream(
+            conn, "d100", DOCUMENTS.format(movement=MOVEMENT, models=D_MODELS, part=""), params
+        )
+        summary_sql = SUMMARY_ROWS.format(models=D_MODELS, key_only=KEY_ONLY, part="")
         summaries = _stream(conn, "d190", summary_sql, params)
         for document, (groups,) in _merged(documents, summaries):
             _d100(sink, document)
@@ -369,14 +352,14 @@ def _d100(sink: EfdSink, d: tuple[Any, ...]) -> None:
 
 
 def _block_h(conn: Any, sink: EfdSink, params: dict[str, Any]) -> None:
-    has_data = _has_rows(conn, _INVENTORY, params)
+    has_data = _has_rows(conn, INVENTORY, params)
     sink.open_block("H", has_data)
     if has_data:
         with conn.cursor() as cur:
-            cur.execute(f"SELECT v.inventory_date, min(v.reason), sum(v.value) {_INVENTORY}"
+            cur.execute(f"SELECT v.inventory_date, min(v.reason), sum(v.value) {INVENTORY}"
                         " GROUP BY v.inventory_date ORDER BY v.inventory_date", params)  # fmt: skip
             totals = {row[0]: (row[1], row[2]) for row in cur.fetchall()}
-        for day, rows in groupby(_stream(conn, "h010", _INVENTORY_ROWS, params), key=lambda row: row[0]):
+        for day, rows in groupby(_stream(conn, "h010", INVENTORY_ROWS, params), key=lambda row: row[0]):
             reason, total = totals[day]
             sink.write("H005", {"DT_INV": day, "VL_INV": total, "MOT_INV": reason})
             for r in rows:
