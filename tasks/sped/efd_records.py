@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -122,6 +122,30 @@ class EfdSink:
         self.counts[record] = self.counts.get(record, 0) + 1
         self.block_lines += 1
         self.lines += 1
+
+    def absorb(self, chunks: Iterable[bytes], counts: Mapping[str, int], *, lines: int) -> tuple[int, str]:
+        """Copy records written elsewhere with the same layout (a part of a split file).
+
+        Args:
+            chunks: Their bytes, whole lines.
+            counts: Lines per record type among them, in first-written order.
+            lines: How many lines they are.
+
+        Returns:
+            The size and hex SHA-256 of the bytes copied (to check them against the part's).
+        """
+        size, digest = 0, hashlib.sha256()
+        for chunk in chunks:
+            self._out.write(chunk)
+            self._hash.update(chunk)
+            digest.update(chunk)
+            size += len(chunk)
+        self.bytes += size
+        for record, count in counts.items():
+            self.counts[record] = self.counts.get(record, 0) + count
+        self.block_lines += lines
+        self.lines += lines
+        return size, digest.hexdigest()
 
     def open_block(self, block: str, has_data: bool) -> None:
         """Start a block: reset its line count and write ``x001``."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 import time
 import uuid
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
+from tornado_tasks.sped.efd_parts import PartFile, PartMismatch, block_c_from, document_ranges, write_part
 from tornado_tasks.sped.efd_records import EfdSummary, format_value, latin1_text
 from tornado_tasks.sped.efd_writer import write_efd
 from tornado_tasks.sped.files import find_file
@@ -294,3 +296,47 @@ def test_payload_refuses_bad_periods(start: date, end: date, field: str) -> None
     with pytest.raises(ValidationError, match=field) as caught:
         EfdPayload(cnpj="11222333000181", start=start, end=end)
     assert [error["loc"] for error in caught.value.errors()] == [("end",)]
+
+
+@pytest.mark.parametrize("parts", [1, 3, 7])
+def test_a_file_split_in_parts_is_the_same_bytes_as_in_one_piece(seeded: Seeded, parts: int) -> None:
+    cnpj = seeded.cnpjs[0]
+    whole, summary = seeded.efd(cnpj)
+    stored: dict[str, bytes] = {}
+    with seeded.pool.connection() as conn:
+        ranges = document_ranges(conn, cnpj=cnpj, start=START, end=END, parts=parts)
+    assert len(ranges) == parts and ranges[0].after is None and ranges[-1].through is None
+    written = []
+    for index, document_range in enumerate(ranges, 1):
+        out = io.BytesIO()
+        with seeded.pool.connection() as conn:
+            part = write_part(
+                conn, cnpj=cnpj, start=START, end=END, document_range=document_range, out=out,
+                key=f"part-{index}", progress=lambda done: None,
+            )  # fmt: skip
+        stored[part.key] = out.getvalue()
+        written.append(PartFile.from_result(json.loads(json.dumps(part.as_result()))))
+    assert sum(p.record_counts[0][1] for p in written) == summary.record_counts["C100"]  # C100 first
+    out = io.BytesIO()
+    with seeded.pool.connection() as conn:
+        split = write_efd(
+            conn, cnpj=cnpj, start=START, end=END, cod_fin=0, out=out,
+            block_c=block_c_from(written, lambda key: iter([stored[key][:100], stored[key][100:]])),
+        )  # fmt: skip
+    assert out.getvalue() == whole and split == summary
+
+
+def test_a_part_that_changed_stops_the_file(seeded: Seeded) -> None:
+    cnpj = seeded.cnpjs[0]
+    with seeded.pool.connection() as conn:
+        (document_range,) = document_ranges(conn, cnpj=cnpj, start=START, end=END, parts=1)
+        out = io.BytesIO()
+        part = write_part(conn, cnpj=cnpj, start=START, end=END, document_range=document_range, out=out,
+                          key="part-1", progress=lambda done: None)  # fmt: skip
+    truncated = out.getvalue()[:-10]
+    with (
+        seeded.pool.connection() as conn,
+        pytest.raises(PartMismatch, match="part part-1 is not what its job wrote"),
+    ):
+        write_efd(conn, cnpj=cnpj, start=START, end=END, cod_fin=0, out=io.BytesIO(),
+                  block_c=block_c_from([part], lambda key: iter([truncated])))  # fmt: skip
