@@ -15,6 +15,7 @@ from tornado_tasks.sped.seed import seed_erp
 from tornado_core.services import Services
 
 TASK = "sped.efd_icms_ipi"
+PART_TASK = "sped.efd_part"
 START, END = date(2025, 3, 1), date(2025, 3, 31)
 
 

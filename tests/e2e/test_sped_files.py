@@ -17,7 +17,7 @@ from tornado_tasks.sped.validator import validate
 
 from tests.e2e.helpers import wait_for_job
 from tests.e2e.nfe_support import api_get, fetch
-from tests.e2e.sped_support import TASK, Companies, expected_file, payload, seed_companies
+from tests.e2e.sped_support import PART_TASK, TASK, Companies, expected_file, payload, seed_companies
 from tornado_core.adapters.runtimes.process.cluster import LocalCluster
 from tornado_core.client import TornadoClient
 from tornado_core.errors import ApiError
@@ -42,6 +42,7 @@ def companies(erp_database_url: str) -> Companies:
 def sped_worker(e2e_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     cluster = LocalCluster(e2e_env, tmp_path_factory.mktemp("sped-logs"))
     cluster.start_worker(TASK, concurrency=2, extra=["--poll-wait", "1"])
+    cluster.start_worker(PART_TASK, concurrency=2, extra=["--poll-wait", "1"])
     yield cluster
     cluster.stop_all(grace=20)
 
@@ -64,6 +65,22 @@ def test_a_tenant_lists_and_downloads_its_own_files_only(
     assert api_get(api_url, other_tenant_token, f"/v1/sped/files/{receipt['id']}")[0] == 404
     assert api_get(api_url, other_tenant_token, f"/v1/sped/files?cnpj={companies.busy}")[1]["files"] == []
     assert api_get(api_url, tenant_token, "/v1/sped/files?period=2025-13")[0] == 400
+
+
+def test_a_file_split_in_parts_run_by_part_workers_is_the_same_file(
+    client: TornadoClient, services: Services, sped_worker: LocalCluster, companies: Companies,
+    erp_database_url: str,
+) -> None:  # fmt: skip
+    receipt = client.submit(TASK, {**payload(companies.busy), "parts": 3})
+    job = wait_for_job(services, receipt["id"], JobStatus.SUCCEEDED, timeout=120)
+    assert job.result is not None and job.result["parts"] == 3
+    assert services.objects.get(job.result["key"]) == expected_file(erp_database_url, companies.busy)
+    prefix = job.result["key"].rsplit("/", 1)[0]
+    assert services.objects.list(f"{prefix}/parts/{receipt['id']}/") == []  # the parts are gone
+    part = {"file_job_id": "x", "index": 1, **payload(companies.busy)}
+    with pytest.raises(ApiError, match="is internal") as refused:  # parts are queued by the file's job only
+        client.submit(PART_TASK, part)
+    assert refused.value.status == 422
 
 
 @pytest.mark.parametrize(
