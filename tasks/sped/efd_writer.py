@@ -22,7 +22,7 @@ from decimal import Decimal
 from itertools import groupby
 from typing import Any
 
-from .efd_apuracao import IPI_BY_CFOP, IcmsApuracao, write_block_e
+from .efd_apuracao import IPI_BY_CFOP, ST_BY_UF, ST_RETURNS, IcmsApuracao, Obligations, write_block_e
 from .efd_queries import (
     C_MODELS,
     D_MODELS,
@@ -112,8 +112,15 @@ def write_efd(
     _block_d(conn, sink, params, apuracao)
     report(0.85)
     ipi_rows = _rows(conn, IPI_BY_CFOP.format(lines=LINES), params) if company["activity"] == 0 else None
-    obligation = (company["icms_receipt_code"], company["icms_due_day"])
-    write_block_e(sink, start=start, end=end, icms=apuracao, ipi_rows=ipi_rows, obligation=obligation)
+    st_sql = ST_BY_UF.format(returns=ST_RETURNS, models=C_MODELS, key_only=KEY_ONLY)
+    st_rows = _rows(conn, st_sql, {**params, "uf": company["uf"]})
+    obligations = Obligations(
+        uf=company["uf"], icms=(company["icms_receipt_code"], company["icms_due_day"]),
+        st_own_uf=(company["icms_st_receipt_code"], company["icms_due_day"]),
+    )  # fmt: skip
+    write_block_e(
+        sink, start=start, end=end, icms=apuracao, st_rows=st_rows, ipi_rows=ipi_rows, obligations=obligations
+    )
     sink.open_block("G", False)
     sink.close_block("G")
     _block_h(conn, sink, params)

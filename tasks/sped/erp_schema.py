@@ -98,12 +98,14 @@ CREATE TABLE IF NOT EXISTS erp_company (
     accountant_email    varchar(100),
     accountant_city_code char(7),
     icms_receipt_code   varchar(10) NOT NULL DEFAULT '0',              -- E116 COD_REC, the UF's code
-    icms_due_day        smallint NOT NULL DEFAULT 10 CHECK (icms_due_day BETWEEN 1 AND 28)  -- E116 DT_VCTO
+    icms_due_day        smallint NOT NULL DEFAULT 10 CHECK (icms_due_day BETWEEN 1 AND 28),  -- E116 DT_VCTO
+    icms_st_receipt_code varchar(10) NOT NULL DEFAULT '0'              -- E250 COD_REC, own UF's ST
 );
--- Version 2: the ICMS obligation's receipt code and due day (E116).
+-- Version 2: the receipt codes and due day of the ICMS and ICMS ST due (E116, E250).
 ALTER TABLE erp_company ADD COLUMN IF NOT EXISTS icms_receipt_code varchar(10) NOT NULL DEFAULT '0';
 ALTER TABLE erp_company ADD COLUMN IF NOT EXISTS icms_due_day smallint NOT NULL DEFAULT 10
     CHECK (icms_due_day BETWEEN 1 AND 28);
+ALTER TABLE erp_company ADD COLUMN IF NOT EXISTS icms_st_receipt_code varchar(10) NOT NULL DEFAULT '0';
 
 CREATE TABLE IF NOT EXISTS erp_participant (
     company_id     integer NOT NULL REFERENCES erp_company ON DELETE CASCADE,

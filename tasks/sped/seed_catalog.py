@@ -67,11 +67,12 @@ UFS: Mapping[str, UfRule] = MappingProxyType({uf.code: uf for uf in (
     UfRule("PA", 1900, "91", (660, 688), "15", 8, (_W92,), ("1501402", "1500800")),
 )})  # fmt: skip
 #: Where companies are placed, weighted by repetition.
-#: The ICMS obligation of a UF's normal-regime filers: E116 COD_REC and the day of the next month it
-#: is due. São Paulo's is GARE code 046-2 (ICMS, regime periódico de apuração); the seeder knows no
-#: other UF's table, so their companies get :data:`UNKNOWN_OBLIGATION` (an ERP has its own).
-ICMS_OBLIGATIONS: Mapping[str, tuple[str, int]] = MappingProxyType({"SP": ("046-2", 20)})
-UNKNOWN_OBLIGATION = ("0", 10)
+#: The ICMS obligations of a UF's normal-regime filers: E116 COD_REC, the day of the next month it is
+#: due, and E250 COD_REC of the ICMS ST due to the UF itself. São Paulo's are GARE codes 046-2 (ICMS,
+#: regime periódico de apuração) and 063-2 (ICMS ST por apuração); the seeder knows no other UF's
+#: table, so their companies get :data:`UNKNOWN_OBLIGATION` (an ERP has its own).
+ICMS_OBLIGATIONS: Mapping[str, tuple[str, int, str]] = MappingProxyType({"SP": ("046-2", 20, "063-2")})
+UNKNOWN_OBLIGATION = ("0", 10, "0")
 COMPANY_UFS = ("SP", "SP", "PR", "RJ", "SC", "RS", "GO", "PE")
 #: Origins whose goods pay 7 % ICMS to the North, Northeast, Centre-West and ES (12 % otherwise).
 _SOUTH_SOUTHEAST = frozenset({"SP", "RJ", "MG", "PR", "SC", "RS"})

@@ -23,7 +23,7 @@ COMPANY_COLUMNS = (
     "tax_regime", "zip_code", "address", "address_number", "district", "phone", "email",
     "accountant_name", "accountant_cpf", "accountant_crc", "accountant_cnpj", "accountant_zip_code",
     "accountant_address", "accountant_number", "accountant_district", "accountant_phone", "accountant_email",
-    "accountant_city_code", "icms_receipt_code", "icms_due_day",
+    "accountant_city_code", "icms_receipt_code", "icms_due_day", "icms_st_receipt_code",
 )  # fmt: skip
 PARTICIPANT_COLUMNS = ("company_id", "code", "name", "cnpj", "cpf", "ie", "uf", "city_code", "address",
                        "address_number", "district")  # fmt: skip

@@ -202,6 +202,37 @@ def test_own_nfe_carry_no_c170_and_their_items_are_not_listed(seeded: Seeded) ->
     assert listed == used
 
 
+#: IBGE state codes (the first two digits of a city code) of the UFs the seeder uses.
+UF_OF_IBGE = {
+    "35": "SP", "33": "RJ", "41": "PR", "42": "SC", "43": "RS", "32": "ES", "23": "CE", "26": "PE", "52": "GO",
+    "50": "MS", "51": "MT", "53": "DF", "15": "PA", "31": "MG", "29": "BA", "13": "AM",
+}  # fmt: skip
+
+
+def test_the_icms_st_retained_is_declared_per_uf_in_e200_e210_e250(seeded: Seeded) -> None:
+    rows = records(seeded.efd(seeded.cnpjs[0])[0])
+    own_uf = rows[0][8]
+    uf_of = {row[1]: UF_OF_IBGE[row[7][:2]] for row in rows if row[0] == "0150"}
+    retained: defaultdict[str, Decimal] = defaultdict(Decimal)
+    uf = own_uf
+    for row in rows:
+        if row[0] == "C100":
+            uf = uf_of.get(row[3], own_uf)
+        elif row[0] == "C190" and row[2][0] in "56":
+            retained[uf] += amount(row[8])  # VL_ICMS_ST
+    declared: dict[str, Decimal] = {}
+    due: dict[str, tuple[str, Decimal, str]] = {}
+    for index, row in enumerate(rows):
+        if row[0] == "E200":
+            e210, e250 = rows[index + 1], rows[index + 2]
+            assert e210[0] == "E210" and e250[0] == "E250"
+            declared[row[1]] = amount(e210[7])  # VL_RETENCAO_ST
+            due[row[1]] = (e250[1], amount(e250[2]), e250[4])  # COD_OR, VL_OR, COD_REC
+    assert declared == {uf: value for uf, value in retained.items() if value} and len(declared) >= 2
+    assert due[own_uf] == ("002", declared[own_uf], "063-2")
+    assert {(cod_or, rec) for uf, (cod_or, _, rec) in due.items() if uf != own_uf} == {("999", "100099")}
+
+
 def test_cancelled_documents_carry_only_their_key_fields(fresh_database_url: str) -> None:
     pool = PostgresPool(fresh_database_url, min_size=0, max_size=2)
     try:

@@ -72,7 +72,7 @@ DEFECTS = {
     ),
     "missing block": (
         drop_block_g,
-        Problem(65, "H001", None, "block G is missing: blocks 0 to 9 are all required (G001...G990)"),
+        Problem(71, "H001", None, "block G is missing: blocks 0 to 9 are all required (G001...G990)"),
     ),
     "bad CNPJ check digit": (
         replace(1, b"|37267633000170|", b"|37267633000171|"),
