@@ -10,6 +10,7 @@ in one transaction, and prints what it wrote and how long it took.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from datetime import date, timedelta
@@ -61,8 +62,11 @@ def _period(_ctx: click.Context, _param: click.Parameter, value: str | None) -> 
 )
 @click.option("--period", default=None, callback=_period, help="YYYY-MM [default: last month].")
 @click.option("--seed", type=int, default=1, show_default=True, help="The same seed writes the same rows.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print what was seeded as JSON (companies with their CNPJ)."
+)
 def seed_erp_command(
-    companies: int, documents: int, lines: int | range, period: tuple[int, int], seed: int
+    companies: int, documents: int, lines: int | range, period: tuple[int, int], seed: int, as_json: bool
 ) -> None:
     """Write realistic, valid ERP fiscal data (companies, registers, NF-e/NFC-e/CT-e) for a month."""
     from .seed import seed_erp
@@ -79,9 +83,24 @@ def seed_erp_command(
                     period=period,
                     seed=seed,
                 )
+            with services.rds.connection() as conn, conn.cursor() as cur:
+                cur.execute(
+                    "SELECT company_id, cnpj FROM erp_company WHERE company_id IN %s", (report.company_ids,)
+                )
+                cnpjs = dict(cur.fetchall())
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
     elapsed = time.perf_counter() - started
+    if as_json:
+        click.echo(json.dumps({
+            "period": f"{period[0]}-{period[1]:02d}", "seed": seed, "documents": report.documents,
+            "lines": report.item_lines, "seconds": round(elapsed, 2),
+            "companies": [
+                {"id": cid, "cnpj": cnpjs[cid], "movement": cid != report.empty_company_id}
+                for cid in report.company_ids
+            ],
+        }))  # fmt: skip
+        return
     first, last = report.company_ids[0], report.company_ids[-1]
     empty = f"; company {report.empty_company_id} has no movement" if report.empty_company_id else ""
     click.echo(f"seeded {period[0]}-{period[1]:02d} with seed {seed} in {elapsed:.1f} s (committed)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import uuid
 from collections.abc import Callable
@@ -129,6 +130,13 @@ def test_showcase_runs_end_to_end_on_the_local_stack(
     # The NF-e part: five invoices authorised by the stack's SEFAZ emulator, one refused at once.
     assert " 5 of 5" in result.stdout
     assert "refused at submission (422)  payload.invoice.totals" in result.stdout
+    # The SPED part: a future period refused at once; last month's file made in parts, downloaded, valid.
+    assert "refused at submission (422)  payload.end: Value error, the period must not end in the future" in (
+        result.stdout
+    )
+    generated = re.search(r"generated in 2 parts +([\d,]+) lines", result.stdout)
+    validated = re.search(r"tornado sped validate +EFD-\d{14}-\d{6}\.txt: valid, (\d+) lines", result.stdout)
+    assert generated and validated and int(generated[1].replace(",", "")) == int(validated[1]) > 1000
 
 
 def test_api_with_two_processes_serves_and_stops_cleanly(

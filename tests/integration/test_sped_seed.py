@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import shlex
 import threading
 from collections.abc import Iterator
@@ -298,10 +299,19 @@ def test_the_seed_erp_command_writes_commits_and_says_what(
 
     assert result.exit_code == 0, result.output
     assert "seeded 2024-12 with seed 5" in result.output and "company 2 has no movement" in result.output
+    assert refused.exit_code == 2 and "YYYY-MM" in refused.output
+    more = CliRunner().invoke(seed_erp_command, [*arguments[:-1], "6", "--json"], env=env)
+    assert more.exit_code == 0, more.output
+    seeded = json.loads(more.output)
     pool = PostgresPool(fresh_database_url, min_size=0, max_size=1)
     try:
         december = "count(*) FILTER (WHERE entry_exit_date BETWEEN '2024-12-01' AND '2024-12-31')"
-        assert rows(pool, f"SELECT count(*), {december} FROM erp_fiscal_document") == [(30, 30)]
+        assert rows(pool, f"SELECT count(*), {december} FROM erp_fiscal_document") == [(60, 60)]
+        listed = rows(pool, "SELECT company_id, cnpj FROM erp_company WHERE company_id > 2 ORDER BY 1")
     finally:
         pool.close()
-    assert refused.exit_code == 2 and "YYYY-MM" in refused.output
+    assert (seeded["period"], seeded["seed"], seeded["documents"]) == ("2024-12", 6, 30)
+    assert [(c["id"], c["cnpj"], c["movement"]) for c in seeded["companies"]] == [
+        (listed[0][0], listed[0][1], True),
+        (listed[1][0], listed[1][1], False),
+    ]
