@@ -204,8 +204,8 @@ def test_own_nfe_carry_no_c170_and_their_items_are_not_listed(seeded: Seeded) ->
 
 #: IBGE state codes (the first two digits of a city code) of the UFs the seeder uses.
 UF_OF_IBGE = {
-    "35": "SP", "33": "RJ", "41": "PR", "42": "SC", "43": "RS", "32": "ES", "23": "CE", "26": "PE", "52": "GO",
-    "50": "MS", "51": "MT", "53": "DF", "15": "PA", "31": "MG", "29": "BA", "13": "AM",
+    "35": "SP", "33": "RJ", "41": "PR", "42": "SC", "43": "RS", "32": "ES", "23": "CE", "26": "PE",
+    "52": "GO", "50": "MS", "51": "MT", "53": "DF", "15": "PA", "31": "MG", "29": "BA", "13": "AM",
 }  # fmt: skip
 
 
