@@ -95,7 +95,9 @@ def _written_parts(ctx: TaskContext, payload: EfdPayload) -> list[PartFile]:
             file_job_id=ctx.job_id, index=index, cnpj=payload.cnpj, start=payload.start, end=payload.end,
             after=document_range.after, through=document_range.through,
         )  # fmt: skip
-        ids.append(ctx.children.submit(PART_TASK, child.model_dump(mode="json"), key=f"part-{index}"))
+        # The range is in the key: a rerun that cuts differently (the ERP changed) queues new parts.
+        key = f"part-{index}:{document_range.after}:{document_range.through}"
+        ids.append(ctx.children.submit(PART_TASK, child.model_dump(mode="json"), key=key))
     ctx.progress(0.05, f"{len(ids)} parts queued")
     records = ctx.children.wait(ids, on_done=lambda done: ctx.progress(0.05 + 0.45 * done / len(ids)))
     return [PartFile.from_result(record.result or {}) for record in records]
