@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -55,6 +55,11 @@ def latin1_text(text: str) -> str:
 
     Pipes and control characters become spaces; leading and trailing spaces are removed.
     """
+    if (
+        "|" not in text and text.isprintable() and (text.isascii() or max(text) <= "\xff")
+        and "  " not in text and text.strip() == text
+    ):  # fmt: skip
+        return text  # already safe: the loop below would give it back unchanged
     out: list[str] = []
     for char in text:
         if char == "|" or ord(char) < 32:
@@ -74,16 +79,30 @@ def format_value(value: Value, spec: FieldSpec) -> str:
         value: The value; ``Decimal`` is quantised exactly to the field's decimals.
         spec: The field's spec (type ``N``/``C``/``date``/``period``, decimals).
     """
-    if value is None:
-        return ""
-    if isinstance(value, date):
-        return value.strftime("%m%Y" if spec.type == "period" else "%d%m%Y")
-    if isinstance(value, Decimal):
-        quantum = Decimal(1).scaleb(-spec.decimals)
-        return format(value.quantize(quantum), "f").replace(".", ",")
-    if isinstance(value, int):
-        return str(value)
-    return latin1_text(value)
+    return formatter(spec)(value)
+
+
+#: Turns one value into its field's text.
+Formatter = Callable[[Value], str]
+
+
+def formatter(spec: FieldSpec) -> Formatter:
+    """The function writing values of the field ``spec`` (its quantum and date format computed once)."""
+    number_format = f".{spec.decimals}f"  # rounds half to even, like Decimal.quantize
+    date_format = "%m%Y" if spec.type == "period" else "%d%m%Y"
+
+    def write(value: Value) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, Decimal):
+            return format(value, number_format).replace(".", ",")
+        if isinstance(value, date):
+            return value.strftime(date_format)
+        if isinstance(value, int):
+            return str(value)
+        return latin1_text(value)
+
+    return write
 
 
 class EfdSink:
@@ -102,6 +121,7 @@ class EfdSink:
         self.counts: dict[str, int] = {}
         self.block_lines = 0
         self.lines = 0
+        self._plans: dict[str, tuple[frozenset[str], tuple[tuple[str, Formatter], ...]]] = {}
 
     def write(self, record: str, values: Mapping[str, Value] | None = None) -> None:
         """Write one record; fields missing from ``values`` are empty, ``REG`` is ``record``.
@@ -109,19 +129,24 @@ class EfdSink:
         Raises:
             KeyError: ``record`` is not in the layout, or ``values`` names a field it lacks.
         """
-        spec = self._layout.records[record]
-        given = dict(values or {})
-        unknown = set(given) - set(spec.names)
-        if unknown:
-            raise KeyError(f"{record} has no field {sorted(unknown)}")
-        fields = [record] + [format_value(given.get(f.name), f) for f in spec.fields[1:]]
-        data = ("|" + "|".join(fields) + "|\r\n").encode("latin-1", "replace")
+        names, fields = self._plans.get(record) or self._plan(record)
+        given = values or {}
+        if not names.issuperset(given):
+            raise KeyError(f"{record} has no field {sorted(set(given) - names)}")
+        text = "|".join([record] + [write(given.get(name)) for name, write in fields])
+        data = f"|{text}|\r\n".encode("latin-1", "replace")
         self._out.write(data)
         self._hash.update(data)
         self.bytes += len(data)
         self.counts[record] = self.counts.get(record, 0) + 1
         self.block_lines += 1
         self.lines += 1
+
+    def _plan(self, record: str) -> tuple[frozenset[str], tuple[tuple[str, Formatter], ...]]:
+        spec = self._layout.records[record]
+        plan = frozenset(spec.names), tuple((f.name, formatter(f)) for f in spec.fields[1:])
+        self._plans[record] = plan
+        return plan
 
     def absorb(self, chunks: Iterable[bytes], counts: Mapping[str, int], *, lines: int) -> tuple[int, str]:
         """Copy records written elsewhere with the same layout (a part of a split file).
