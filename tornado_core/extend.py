@@ -58,7 +58,7 @@ from tornado_core.web.base import AuthenticatedHandler, JsonBodyHandler
 from tornado_core.web.context import ApiContext
 from tornado_core.web.errors import field_error, translate, unavailable
 from tornado_core.web.extensions import ApiExtension, ApiExtensionFactory, Route, submit_job
-from tornado_core.web.openapi import per_item_results_schema
+from tornado_core.web.openapi import error_responses, per_item_results_schema
 
 __all__ = [
     "API_GROUP",
@@ -77,6 +77,7 @@ __all__ = [
     "Route",
     "api_url_option",
     "command_services",
+    "error_responses",
     "field_error",
     "load_settings",
     "per_item_results_schema",

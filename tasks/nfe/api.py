@@ -11,7 +11,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tornado_core.extend import ApiContext, ApiError, ApiExtension, AuthenticatedHandler, field_error
+from tornado_core.extend import (
+    ApiContext,
+    ApiError,
+    ApiExtension,
+    AuthenticatedHandler,
+    error_responses,
+    field_error,
+)
 
 from .emissions import Emission, find_by_key, result_of
 
@@ -84,13 +91,7 @@ def _openapi() -> dict[str, Any]:
         "required": ["url", "expires_in"],
         "properties": {"url": {"type": "string"}, "expires_in": {"type": "integer"}},
     }
-    errors = {
-        status: {"$ref": f"#/components/responses/{name}"}
-        for status, name in (
-            ("400", "BadRequest"), ("401", "Unauthorized"), ("404", "NotFound"),
-            ("429", "TooManyRequests"), ("503", "Unavailable"),
-        )
-    }  # fmt: skip
+    errors = error_responses("400", "401", "404", "429", "503")
 
     def operation(summary: str, schema: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
         ok = {"description": summary, "content": {"application/json": {"schema": schema}}}

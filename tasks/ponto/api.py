@@ -31,6 +31,7 @@ from tornado_core.extend import (
     ApiExtension,
     AuthenticatedHandler,
     JsonBodyHandler,
+    error_responses,
     field_error,
     per_item_results_schema,
     submit_job,
@@ -215,7 +216,7 @@ def _post_operation() -> dict[str, Any]:
                 "content": {_JSON: {"schema": {"oneOf": [results, {"$ref": _REF + "Error"}]}}},
             },
         }
-        | _core_responses("400", "401", "413", "415", "429", "503"),
+        | error_responses("400", "401", "413", "415", "429", "503"),
     }
 
 
@@ -229,28 +230,12 @@ def _get_operation() -> dict[str, Any]:
         "responses": {
             "200": {"description": "The punch.", "content": {_JSON: {"schema": _ref("RecordedPunch")}}}
         }
-        | _core_responses("400", "401", "404", "429", "503"),
+        | error_responses("400", "401", "404", "429", "503"),
     }
-
-
-#: The core's shared error responses (``#/components/responses/...``), by status.
-_CORE_RESPONSES = {
-    "400": "BadRequest",
-    "401": "Unauthorized",
-    "404": "NotFound",
-    "413": "TooLarge",
-    "415": "UnsupportedMediaType",
-    "429": "TooManyRequests",
-    "503": "Unavailable",
-}
 
 
 def _ref(schema: str) -> dict[str, str]:
     return {"$ref": _REF + schema}
-
-
-def _core_responses(*statuses: str) -> dict[str, Any]:
-    return {status: {"$ref": f"#/components/responses/{_CORE_RESPONSES[status]}"} for status in statuses}
 
 
 def _results_schema() -> dict[str, Any]:

@@ -12,7 +12,14 @@ import re
 from datetime import date
 from typing import Any
 
-from tornado_core.extend import ApiContext, ApiError, ApiExtension, AuthenticatedHandler, field_error
+from tornado_core.extend import (
+    ApiContext,
+    ApiError,
+    ApiExtension,
+    AuthenticatedHandler,
+    error_responses,
+    field_error,
+)
 
 from .files import SpedFile, find_file, list_files
 
@@ -115,13 +122,7 @@ _FILE: dict[str, Any] = {
 
 
 def _openapi() -> dict[str, Any]:
-    errors = {
-        status: {"$ref": f"#/components/responses/{name}"}
-        for status, name in (
-            ("400", "BadRequest"), ("401", "Unauthorized"),
-            ("429", "TooManyRequests"), ("503", "Unavailable"),
-        )
-    }  # fmt: skip
+    errors = error_responses("400", "401", "429", "503")
     listing = {
         "type": "object",
         "required": ["files"],
@@ -158,11 +159,7 @@ def _openapi() -> dict[str, Any]:
             "get": {
                 "summary": "One generated SPED file and a link to download it.",
                 "parameters": [job_id],
-                "responses": {
-                    **ok("The file and its link.", download),
-                    **errors,
-                    "404": {"$ref": "#/components/responses/NotFound"},
-                },
+                "responses": {**ok("The file and its link.", download), **errors, **error_responses("404")},
             }
         },
     }

@@ -250,8 +250,26 @@ def _json_response(description: str, schema: str) -> dict[str, Any]:
     return {"description": description, "content": {_JSON: {"schema": {"$ref": f"{_REF}{schema}"}}}}
 
 
-def _refs(*names: tuple[str, str]) -> dict[str, Any]:
-    return {status: {"$ref": f"#/components/responses/{name}"} for status, name in names}
+#: The API's shared error responses (``#/components/responses/...``), by HTTP status.
+ERROR_RESPONSES = {
+    "400": "BadRequest",
+    "401": "Unauthorized",
+    "404": "NotFound",
+    "413": "TooLarge",
+    "415": "UnsupportedMediaType",
+    "422": "Unprocessable",
+    "429": "TooManyRequests",
+    "503": "Unavailable",
+}
+
+
+def error_responses(*statuses: str) -> dict[str, Any]:
+    """Operation ``responses`` for ``statuses``, each referring to the API's shared error response.
+
+    Args:
+        statuses: HTTP statuses among :data:`ERROR_RESPONSES` (``"401"``, ``"404"``...).
+    """
+    return {status: {"$ref": f"#/components/responses/{ERROR_RESPONSES[status]}"} for status in statuses}
 
 
 def _body(schema: str) -> dict[str, Any]:
@@ -259,16 +277,8 @@ def _body(schema: str) -> dict[str, Any]:
 
 
 def _paths() -> dict[str, Any]:
-    post_errors = _refs(
-        ("400", "BadRequest"),
-        ("401", "Unauthorized"),
-        ("413", "TooLarge"),
-        ("415", "UnsupportedMediaType"),
-        ("422", "Unprocessable"),
-        ("429", "TooManyRequests"),
-        ("503", "Unavailable"),
-    )
-    read_errors = (("401", "Unauthorized"), ("429", "TooManyRequests"), ("503", "Unavailable"))
+    post_errors = error_responses("400", "401", "413", "415", "422", "429", "503")
+    read_errors = ("401", "429", "503")
     return {
         "/v1/jobs": {
             "post": {
@@ -283,7 +293,7 @@ def _paths() -> dict[str, Any]:
                 "operationId": "listJobs",
                 "parameters": _list_parameters(),
                 "responses": {"200": _json_response("One page of jobs.", "JobPage")}
-                | _refs(("400", "BadRequest"), *read_errors),
+                | error_responses("400", *read_errors),
             },
         },
         "/v1/jobs:batch": {
@@ -302,7 +312,7 @@ def _paths() -> dict[str, Any]:
                 "operationId": "getJob",
                 "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
                 "responses": {"200": _json_response("The job.", "Job")}
-                | _refs(("404", "NotFound"), *read_errors),
+                | error_responses("404", *read_errors),
             },
         },
         "/healthz": _probe("Process is alive (no dependencies checked)."),
@@ -314,7 +324,7 @@ def _paths() -> dict[str, Any]:
 def _probe(summary: str, *, ready: bool = False) -> dict[str, Any]:
     responses: dict[str, Any] = {"200": {"description": "OK"}}
     if ready:
-        responses |= _refs(("503", "Unavailable"))
+        responses |= error_responses("503")
     return {"get": {"summary": summary, "security": [], "responses": responses}}
 
 
