@@ -18,15 +18,14 @@ from decimal import Decimal
 from typing import Any
 
 from .efd_records import EfdSink
+from .erp_schema import OPERATION_VALUE
 
 ZERO = Decimal(0)
 EXITS, ENTRIES = "567", "123"
 #: The IPI lines of the period by CFOP and CST_IPI (``{lines}`` is the period's C170 selection).
-IPI_BY_CFOP = """
-SELECT i.cfop, i.ipi_cst,
-       sum(i.value - i.discount + i.freight + i.insurance + i.other_expenses + i.icms_st + i.ipi),
-       sum(i.ipi_base), sum(i.ipi)
-  {lines} AND i.ipi_cst IS NOT NULL
+IPI_BY_CFOP = f"""
+SELECT i.cfop, i.ipi_cst, sum({OPERATION_VALUE}), sum(i.ipi_base), sum(i.ipi)
+  {{lines}} AND i.ipi_cst IS NOT NULL
  GROUP BY i.cfop, i.ipi_cst ORDER BY i.cfop, i.ipi_cst"""
 
 

@@ -178,6 +178,11 @@ class EfdSink:
         field = "IND_DAD" if block == "B" else "IND_MOV"
         self.write(f"{block}001", {field: 0 if has_data else 1})
 
+    def empty_block(self, block: str) -> None:
+        """Write a block without data: ``x001`` with indicator 1, then ``x990``."""
+        self.open_block(block, False)
+        self.close_block(block)
+
     def close_block(self, block: str, extra: int = 0) -> None:
         """Write ``x990`` with the block's lines (itself and ``extra`` more included)."""
         self.write(f"{block}990", {f"QTD_LIN_{block}": self.block_lines + 1 + extra})

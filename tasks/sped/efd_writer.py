@@ -8,8 +8,10 @@ layout of the period, :class:`~.layouts.LayoutRegistry`). Two passes over the mo
 1. the codes the movement references (participants of C100/D100, items and units of C170/H010)
    are selected by SQL (``SELECT DISTINCT`` over the period) and streamed into 0150/0190/0200,
    so block 0 lists exactly them;
-2. the documents, their lines and the summary view are streamed together, merged by document,
-   into C100/C170/C190 and D100/D190; the ICMS of each analytic record feeds the E110 totals.
+2. the documents, their lines and their analytic groups (summed from the period's lines) are
+   streamed together, merged by document, into C100/C170/C190 and D100/D190; the ICMS of each
+   analytic record feeds the E110 totals, and block E adds the ICMS ST by UF and the IPI by CFOP
+   (:mod:`.efd_apuracao`).
 
 Every query has a total ``ORDER BY``: the same data gives the same bytes.
 """
@@ -104,8 +106,7 @@ def write_efd(
     sink = EfdSink(layout, out)
     _block_0(conn, sink, company, params, layout.cod_ver, cod_fin)
     report(0.2)
-    sink.open_block("B", False)
-    sink.close_block("B")
+    sink.empty_block("B")
     apuracao = IcmsApuracao()
     write_c = block_c or (lambda c_sink, icms, done: _block_c(conn, c_sink, params, icms, done))
     write_c(sink, apuracao, lambda done: report(0.2 + 0.6 * done))
@@ -121,13 +122,10 @@ def write_efd(
     write_block_e(
         sink, start=start, end=end, icms=apuracao, st_rows=st_rows, ipi_rows=ipi_rows, obligations=obligations
     )
-    sink.open_block("G", False)
-    sink.close_block("G")
+    sink.empty_block("G")
     _block_h(conn, sink, params)
     report(0.9)
-    for block in ("K",):
-        sink.open_block(block, False)
-        sink.close_block(block)
+    sink.empty_block("K")
     _block_1(sink)
     write_block_9(sink)
     report(1.0)

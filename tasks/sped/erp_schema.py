@@ -46,17 +46,20 @@ ERP_TABLES = (
     "erp_company",
 )
 
+#: A line ``i``'s goods net of discount, plus the expenses charged with them.
+GOODS_AND_EXPENSES = "i.value - i.discount + i.freight + i.insurance + i.other_expenses"
+#: A line ``i``'s share of the operation (C190/D190 VL_OPR, E510 VL_CONT_IPI): with its ICMS ST and IPI.
+OPERATION_VALUE = f"{GOODS_AND_EXPENSES} + i.icms_st + i.ipi"
 #: The C190/D190 amounts of a group of lines ``i`` (one document, CST, CFOP and ICMS rate): the view
 #: :data:`erp_fiscal_document_summary` and the generator (which groups only the period's lines) share them.
-SUMMARY_AGGREGATES = """
-       sum(i.value - i.discount + i.freight + i.insurance + i.other_expenses + i.icms_st + i.ipi)
-           AS operation_value,
+SUMMARY_AGGREGATES = f"""
+       sum({OPERATION_VALUE}) AS operation_value,
        sum(i.icms_base) AS icms_base,
        sum(i.icms) AS icms,
        sum(i.icms_st_base) AS icms_st_base,
        sum(i.icms_st) AS icms_st,
        sum(CASE WHEN length(i.cst_icms) = 3 AND substr(i.cst_icms, 2) IN ('20', '70')
-                THEN i.value - i.discount + i.freight + i.insurance + i.other_expenses - i.icms_base
+                THEN {GOODS_AND_EXPENSES} - i.icms_base
                 ELSE 0 END) AS base_reduction,
        sum(i.ipi) AS ipi"""
 

@@ -98,21 +98,24 @@ class SpedFile:
         }
 
 
-_COLUMNS = ", ".join(f.name for f in fields(SpedFile))
+#: Every column, in :class:`SpedFile`'s order; the ones a recording writes; the row's key.
+_COLUMNS = tuple(f.name for f in fields(SpedFile))
+_WRITTEN = tuple(name for name in _COLUMNS if name != "created_at")
+_KEY = ("tenant", "job_id")
 
 
 def record_file(conn: Any, file: SpedFile) -> None:
     """Record (or, on a rerun of the job, refresh) a complete file, in the caller's transaction."""
     SCHEMA.ensure(conn)
-    values = [getattr(file, f.name) for f in fields(SpedFile) if f.name != "created_at"]
-    values[-1] = json.dumps(file.record_counts, sort_keys=True)
-    names = _COLUMNS.removesuffix(", created_at")
-    updates = ", ".join(f"{n} = EXCLUDED.{n}" for n in names.split(", ")[2:])
+    row = {name: getattr(file, name) for name in _WRITTEN}
+    row["record_counts"] = json.dumps(file.record_counts, sort_keys=True)
+    updates = ", ".join(f"{name} = EXCLUDED.{name}" for name in _WRITTEN if name not in _KEY)
+    placeholders = ", ".join(f"%({name})s" for name in _WRITTEN)
     with conn.cursor() as cur:
         cur.execute(
-            f"INSERT INTO sped_file ({names}) VALUES ({', '.join(['%s'] * len(values))})"
-            f" ON CONFLICT (tenant, job_id) DO UPDATE SET {updates}, created_at = now()",
-            values,
+            f"INSERT INTO sped_file ({', '.join(_WRITTEN)}) VALUES ({placeholders})"
+            f" ON CONFLICT ({', '.join(_KEY)}) DO UPDATE SET {updates}, created_at = now()",
+            row,
         )
 
 
@@ -142,5 +145,5 @@ def _select(conn: Any, tail: str, params: Any) -> list[SpedFile]:
         cur.execute("SELECT to_regclass('sped_file') IS NOT NULL")
         if not cur.fetchone()[0]:  # no file was ever generated here
             return []
-        cur.execute(f"SELECT {_COLUMNS} FROM sped_file {tail}", params)
-        return [SpedFile(**dict(zip(_COLUMNS.split(", "), row, strict=True))) for row in cur.fetchall()]
+        cur.execute(f"SELECT {', '.join(_COLUMNS)} FROM sped_file {tail}", params)
+        return [SpedFile(**dict(zip(_COLUMNS, row, strict=True))) for row in cur.fetchall()]

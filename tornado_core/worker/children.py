@@ -51,10 +51,13 @@ class ChildJobs:
         self._check_deadline = check_deadline
         self._sleep = sleep
         self._queues: set[str] = set()
+        self._submitter: Submitter | None = None  # built at the first child: most jobs have none
 
     def submit(self, task: str, payload: dict[str, Any], *, key: str) -> str:
         """Queue the child ``key`` of this job (once, whatever the number of attempts); its job id."""
-        prepared = Submitter.for_services(self._services).prepare(
+        if self._submitter is None:
+            self._submitter = Submitter.for_services(self._services)
+        prepared = self._submitter.prepare(
             task=task, tenant=self._tenant, payload=payload, idempotency_key=f"child\0{self._parent}\0{key}",
             internal_ok=True,
         )  # fmt: skip
