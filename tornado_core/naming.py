@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 from tornado_core.ports.queue import QueueSpec
@@ -12,6 +13,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 DLQ_SUFFIX = "-dlq"
 
 
+@functools.lru_cache(maxsize=4096)
 def queue_name(prefix: str, task: str, version: str) -> str:
     """The work queue of one task version, e.g. ``tornado-demo-echo-v1_0_0``."""
     name = f"{prefix}-{task.replace('.', '-')}-v{version.replace('.', '_')}"

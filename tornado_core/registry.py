@@ -73,11 +73,23 @@ class TaskRegistry:
 
     def versions(self, name: str) -> list[TaskSpec]:
         """Every registered version of ``name``, oldest first."""
+        return list(self._versions(name))
+
+    def knows(self, name: str) -> bool:
+        """Whether some version of ``name`` is registered."""
+        return bool(self._versions(name))
+
+    def is_internal(self, name: str) -> bool:
+        """Whether any registered version of ``name`` is internal (see :attr:`TaskSpec.internal`)."""
+        return any(spec.internal for spec in self._versions(name))
+
+    def _versions(self, name: str) -> list[TaskSpec]:
+        """The cached, sorted versions of ``name`` (not to be changed by the caller)."""
         cached = self._sorted.get(name)
         if cached is None:
             found = [s for (n, _), s in self._specs.items() if n == name]
             cached = self._sorted[name] = sorted(found, key=lambda s: version_sort_key(s.version))
-        return list(cached)
+        return cached
 
     def names(self) -> list[str]:
         """Task names, sorted."""

@@ -277,3 +277,36 @@ def test_only_the_jobs_whose_message_was_stored_get_their_row_written_behind(
     assert good is None and bad is not None
     assert store.get("job-good") is not None
     assert store.get("job-bad") is None  # refused by the queue: no row for a job that does not exist
+
+
+def test_a_send_split_across_chunks_gets_each_message_its_own_outcome(executor: ThreadPoolExecutor) -> None:
+    queue = make_queue()
+    queue.refuse = {"m13"}  # in the second chunk of ten
+
+    async def run() -> list[str | None]:
+        return await batcher_for(queue, executor).send_many(QUEUE, pairs([f"m{i}" for i in range(25)]))
+
+    outcome = asyncio.run(run())
+    assert queue.calls == [10, 10, 5]
+    assert [i for i, error in enumerate(outcome) if error is not None] == [13]
+    assert queue.depth(QUEUE).visible == 24
+
+
+def test_a_cancelled_flush_answers_every_waiting_sender(executor: ThreadPoolExecutor) -> None:
+    queue = make_queue(delay=0.3)
+
+    async def run() -> list[list[str | None]]:
+        batcher = batcher_for(queue, executor)
+        first = asyncio.ensure_future(batcher.send_many(QUEUE, pairs(["a", "b"])))
+        while not queue.calls:
+            await asyncio.sleep(0.001)
+        second = asyncio.ensure_future(batcher.send_many(QUEUE, pairs(["c"])))
+        lane = batcher._lanes[QUEUE]
+        while not lane.pending:  # "c" waits for the flush in flight
+            await asyncio.sleep(0.001)
+        assert lane.flushing is not None
+        lane.flushing.cancel()
+        return await asyncio.wait_for(asyncio.gather(first, second), timeout=5)
+
+    first, second = asyncio.run(run())
+    assert first == ["send cancelled", "send cancelled"] and second == ["send cancelled"]

@@ -44,3 +44,39 @@ def test_an_idempotency_key_gives_the_id_it_always_gave() -> None:
     assert job_id == ids.for_idempotency_key("acme", "nfe.emit\0pedido-42")
     assert job_id == sha256_tagged(job_id[:26], "acme")  # the same tag as before the change
     assert job_id != ids.for_idempotency_key("globex", "nfe.emit\0pedido-42")
+
+
+def blake2b_tagged(body: str, tenant: str) -> str:
+    """An id as the API has issued it since 2026-11-29 (keyed BLAKE2b tag, RFC 4648 base32)."""
+    mac = hashlib.blake2b(key=hashlib.sha256(SECRET.encode()).digest(), digest_size=16)
+    mac.update(f"id\0{body}\0{tenant}".encode())
+    return body + base64.b32encode(mac.digest()).decode().lower()[:10]
+
+
+def test_a_new_id_carries_the_documented_tag_so_every_api_process_agrees() -> None:
+    ids = JobIds(SECRET)
+    for _ in range(200):
+        job_id = ids.new("acme")
+        assert job_id == blake2b_tagged(job_id[:26], "acme")
+        assert set(job_id[:26]) <= set("0123456789abcdefghjkmnpqrstvwxyz")
+
+
+def test_the_first_ten_digits_are_the_milliseconds() -> None:
+    job_id = JobIds(SECRET).new("acme", now=1_700_000_000.0)
+    assert (
+        int(
+            job_id[:10].translate(
+                str.maketrans("0123456789abcdefghjkmnpqrstvwxyz", "0123456789ABCDEFGHIJKLMNOPQRSTUV")
+            ),
+            32,
+        )
+        == 1_700_000_000_000
+    )
+
+
+def test_an_idempotency_key_gives_the_same_id_across_releases() -> None:
+    # Computed by the release of 2026-11-28; a change here would duplicate re-submitted jobs.
+    assert (
+        JobIds(SECRET).for_idempotency_key("acme", "nfe.emit\0pedido-42")
+        == "7pagdtwsjcxds1sdgs08a5brhkpbns2booor"
+    )

@@ -32,14 +32,45 @@ from tornado_core.producer.recording import QueuedRecorder
 
 _log = logging.getLogger(__name__)
 
-_Waiter = tuple[str, NewJob, "asyncio.Future[None]"]
+
+@dataclass(eq=False)
+class _Send:
+    """One caller's messages, answered together once each has an outcome.
+
+    One future per call, not per message: a batch request of 500 jobs schedules one wake-up.
+    """
+
+    messages: Sequence[tuple[str, NewJob]]
+    future: asyncio.Future[list[str | None]]
+    outcomes: list[str | None] = field(init=False)
+    settled: bytearray = field(init=False)
+    left: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.outcomes = [None] * len(self.messages)
+        self.settled = bytearray(len(self.messages))
+        self.left = len(self.messages)
+
+    def settle(self, index: int, error: str | None) -> None:
+        """Record message ``index``'s outcome (``None``: stored) once; answer the caller after the last."""
+        if self.settled[index]:
+            return
+        self.settled[index] = 1
+        self.outcomes[index] = error
+        self.left -= 1
+        if self.left == 0 and not self.future.done():
+            self.future.set_result(self.outcomes)
+
+
+#: One message of a send: ``(send, index)``.
+_Item = tuple[_Send, int]
 
 
 @dataclass
 class _Lane:
-    """The pending messages of one queue and its flush task, if one is in flight."""
+    """The pending sends of one queue and its flush task, if one is in flight."""
 
-    pending: list[_Waiter] = field(default_factory=list)
+    pending: list[_Send] = field(default_factory=list)
     flushing: asyncio.Task[None] | None = None
 
 
@@ -76,7 +107,9 @@ class SendBatcher:
         Raises:
             QueueUnavailable: The queue refused this message or could not be reached.
         """
-        await self._enqueue(queue_name, [(body, job)])[0]
+        error = (await self.send_many(queue_name, [(body, job)]))[0]
+        if error is not None:
+            raise QueueUnavailable(error)
 
     async def send_many(self, queue_name: str, messages: Sequence[tuple[str, NewJob]]) -> list[str | None]:
         """Send several ``(body, job)`` to one queue; they share flushes with concurrent sends.
@@ -84,29 +117,23 @@ class SendBatcher:
         Returns:
             For each body, ``None`` if the queue stored it, else an error text.
         """
-        futures = self._enqueue(queue_name, messages)
-        outcomes = await asyncio.gather(*futures, return_exceptions=True)
-        return [None if outcome is None else str(outcome) for outcome in outcomes]
+        if not messages:
+            return []
+        loop = asyncio.get_running_loop()
+        send = _Send(messages, loop.create_future())
+        lane = self._lanes.setdefault(queue_name, _Lane())
+        lane.pending.append(send)
+        if lane.flushing is None:
+            lane.flushing = loop.create_task(self._drain(queue_name, lane))
+        return await send.future
 
     async def wait_idle(self) -> None:
         """Wait until no flush is in flight (for a graceful shutdown)."""
         while tasks := [lane.flushing for lane in self._lanes.values() if lane.flushing]:
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    def _enqueue(self, queue_name: str, messages: Sequence[tuple[str, NewJob]]) -> list[asyncio.Future[None]]:
-        loop = asyncio.get_running_loop()
-        lane = self._lanes.setdefault(queue_name, _Lane())
-        futures: list[asyncio.Future[None]] = []
-        for body, job in messages:
-            future: asyncio.Future[None] = loop.create_future()
-            lane.pending.append((body, job, future))
-            futures.append(future)
-        if lane.flushing is None:
-            lane.flushing = loop.create_task(self._drain(queue_name, lane))
-        return futures
-
     async def _drain(self, queue_name: str, lane: _Lane) -> None:
-        batch: list[_Waiter] = []
+        batch: list[_Send] = []
         try:
             while lane.pending:
                 batch, lane.pending = lane.pending, []
@@ -115,18 +142,23 @@ class SendBatcher:
             lane.flushing = None
             # Normally everything is settled; if the flush was cancelled, nobody may hang.
             leftovers, lane.pending = batch + lane.pending, []
-            _fail(leftovers, QueueUnavailable("send cancelled"))
+            _fail([(send, i) for send in leftovers for i in range(len(send.messages))], "send cancelled")
 
-    async def _flush(self, queue_name: str, batch: list[_Waiter]) -> None:
-        chunks = _chunks(batch, max(1, self._limits.max_send_batch), self._limits.max_send_batch_bytes)
-        await asyncio.gather(*(self._send_chunk(queue_name, chunk) for chunk in chunks))
+    async def _flush(self, queue_name: str, batch: list[_Send]) -> None:
+        items = [(send, index) for send in batch for index in range(len(send.messages))]
+        chunks = _chunks(items, max(1, self._limits.max_send_batch), self._limits.max_send_batch_bytes)
+        if len(chunks) == 1:
+            await self._send_chunk(queue_name, chunks[0])
+        else:
+            await asyncio.gather(*(self._send_chunk(queue_name, chunk) for chunk in chunks))
 
-    async def _send_chunk(self, queue_name: str, chunk: list[_Waiter]) -> None:
-        messages = [OutgoingMessage(body) for body, _, _ in chunk]
+    async def _send_chunk(self, queue_name: str, chunk: list[_Item]) -> None:
+        pairs = [send.messages[index] for send, index in chunk]
+        messages = [OutgoingMessage(body) for body, _ in pairs]
         loop = asyncio.get_running_loop()
         try:
             if self._together is not None:  # the rows go in the same commit
-                jobs = [job for _, job, _ in chunk]
+                jobs = [job for _, job in pairs]
                 send = self._together.send_recorded
                 results = await loop.run_in_executor(self._executor, send, queue_name, messages, jobs)
             else:
@@ -134,49 +166,45 @@ class SendBatcher:
                     self._executor, self._queue.send_batch, queue_name, messages
                 )
         except QueueUnavailable as exc:
-            _fail(chunk, QueueUnavailable(str(exc)))
+            _fail(chunk, str(exc))
             return
         except Exception as exc:  # an adapter bug must not hang or crash the requests
             _log.exception("send_batch to %s failed unexpectedly", queue_name)
-            _fail(chunk, QueueUnavailable(f"send failed: {type(exc).__name__}"))
+            _fail(chunk, f"send failed: {type(exc).__name__}")
             return
         _settle(chunk, results)
         if self._together is None:  # write-behind of the rows of the messages the queue stored
-            for (_, job, _), error in zip(chunk, results, strict=False):
+            for (_, job), error in zip(pairs, results, strict=False):
                 if error is None:
                     self._recorder.add(job)
 
 
-def _chunks(batch: list[_Waiter], count: int, size: int) -> list[list[_Waiter]]:
+def _chunks(items: list[_Item], count: int, size: int) -> list[list[_Item]]:
     """Consecutive chunks of at most ``count`` messages and ``size`` body bytes (a larger body alone)."""
-    chunks: list[list[_Waiter]] = []
-    current: list[_Waiter] = []
+    chunks: list[list[_Item]] = []
+    current: list[_Item] = []
     used = 0
-    for waiter in batch:
-        body = waiter[0]
+    for item in items:
+        send, index = item
+        body = send.messages[index][0]
         length = len(body) if body.isascii() else len(body.encode())
         if current and (len(current) == count or used + length > size):
             chunks.append(current)
             current, used = [], 0
-        current.append(waiter)
+        current.append(item)
         used += length
     if current:
         chunks.append(current)
     return chunks
 
 
-def _settle(chunk: list[_Waiter], results: Sequence[str | None]) -> None:
-    for index, (_, _, future) in enumerate(chunk):
-        error = results[index] if index < len(results) else "no acknowledgement from the queue"
-        if future.done():
-            continue
-        if error is None:
-            future.set_result(None)
-        else:
-            future.set_exception(QueueUnavailable(error))
+def _settle(chunk: list[_Item], results: Sequence[str | None]) -> None:
+    for position, (send, index) in enumerate(chunk):
+        error = results[position] if position < len(results) else "no acknowledgement from the queue"
+        send.settle(index, error)
 
 
-def _fail(waiters: list[_Waiter], error: QueueUnavailable) -> None:
-    for _, _, future in waiters:
-        if not future.done():
-            future.set_exception(QueueUnavailable(str(error)))
+def _fail(items: list[_Item], error: str) -> None:
+    for send, index in items:
+        if not send.future.done():
+            send.settle(index, error)

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import dataclass, field
 from typing import Any
 
 from tornado_core.errors import PayloadInvalid, TaskNotFound, TaskNotSubmittable, VersionNotFound
@@ -35,15 +34,12 @@ class PreparedJob:
     Attributes:
         envelope: What goes on the queue.
         queue: The name of the (task, version) queue to send it to.
+        body: The envelope serialised: the message body.
     """
 
     envelope: Envelope
     queue: str
-
-    @cached_property
-    def body(self) -> str:
-        """The message body (serialised once)."""
-        return self.envelope.to_json()
+    body: str = field(repr=False)
 
     def as_new_job(self, idempotency_key: str | None = None) -> NewJob:
         """The job-store record of this job once the queue has accepted it."""
@@ -141,8 +137,9 @@ class Submitter:
             VersionNotFound: A pinned version that is not registered.
             PayloadInvalid: The payload violates the task's schema.
         """
-        newest_version(self._registry, self._catalog, task)  # TaskNotFound
-        if not internal_ok and any(spec.internal for spec in self._registry.versions(task)):
+        if not self._registry.knows(task) and not (self._catalog and self._catalog.version_names(task)):
+            raise TaskNotFound(task)
+        if not internal_ok and self._registry.is_internal(task):
             raise TaskNotSubmittable(task)
         job_id = (
             self._job_ids.for_idempotency_key(tenant, f"{task}\0{idempotency_key}")
@@ -159,8 +156,11 @@ class Submitter:
             payload=payload,
             submitted_at=time.time(),
         )
-        envelope = self._claim_check(envelope)
-        return PreparedJob(envelope=envelope, queue=queue_name(self._prefix, task, chosen))
+        body = envelope.to_json()
+        if _utf8_length(body) > self._claim_check_bytes:  # else the payload alone is not either
+            envelope = self._claim_check(envelope)
+            body = envelope.to_json()
+        return PreparedJob(envelope=envelope, queue=queue_name(self._prefix, task, chosen), body=body)
 
     def _validate(self, task: str, version: str, payload: Any) -> None:
         """With the task's code (pydantic) if at hand, else with its registered JSON Schema."""
@@ -180,7 +180,7 @@ class Submitter:
 
     def _claim_check(self, envelope: Envelope) -> Envelope:
         text = compact(envelope.payload)
-        if len(text.encode()) <= self._claim_check_bytes:
+        if _utf8_length(text) <= self._claim_check_bytes:
             return envelope
         key = payload_key(envelope.task, envelope.job_id)
         self._objects.put(key, text.encode(), content_type="application/json")
@@ -193,3 +193,8 @@ class Submitter:
             payload_ref=key,
             submitted_at=envelope.submitted_at,
         )
+
+
+def _utf8_length(text: str) -> int:
+    """Bytes of ``text`` in UTF-8 (without encoding it when it is ASCII)."""
+    return len(text) if text.isascii() else len(text.encode())

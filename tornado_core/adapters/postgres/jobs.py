@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from psycopg2.extensions import cursor as Cursor
 from psycopg2.extras import execute_values
 
@@ -29,28 +30,23 @@ _COLUMNS = (
     "finished_at, updated_at"
 )
 
+# The rows travel as one JSON array of ``[job_id, tenant, task, version, key, submitted_at]``:
+# one parameter to adapt instead of six arrays of a hundred values each (the API's hot path).
 _RECORD_QUEUED = """
 INSERT INTO tornado_jobs
     (job_id, tenant, task, version, idempotency_key, status, created_at, updated_at)
 SELECT v.job_id, v.tenant, v.task, v.version, v.idempotency_key, 'queued', v.created_at,
        v.created_at
 FROM (
-    SELECT job_id, tenant, task, version, idempotency_key,
-           COALESCE(to_timestamp(NULLIF(submitted_at, 0)), clock_timestamp()) AS created_at
-    FROM unnest(%(job_ids)s, %(tenants)s, %(tasks)s, %(versions)s, %(keys)s, %(submitted)s)
-        AS r (job_id, tenant, task, version, idempotency_key, submitted_at)
+    SELECT r->>0 AS job_id, r->>1 AS tenant, r->>2 AS task, r->>3 AS version,
+           r->>4 AS idempotency_key,
+           COALESCE(to_timestamp(NULLIF((r->>5)::float8, 0)), clock_timestamp()) AS created_at
+    FROM jsonb_array_elements(%(rows)s) AS r
 ) AS v
 ON CONFLICT (job_id) DO NOTHING
 """
 
-_RECORD_QUEUED_PREPARED = Prepared(
-    "tornado_record_queued",
-    _RECORD_QUEUED,
-    {
-        "job_ids": "text[]", "tenants": "text[]", "tasks": "text[]", "versions": "text[]", "keys": "text[]",
-        "submitted": "float8[]",
-    },
-)  # fmt: skip
+_RECORD_QUEUED_PREPARED = Prepared("tornado_record_queued_rows", _RECORD_QUEUED, {"rows": "jsonb"})
 
 # One atomic statement per receive: insert each job as running, or take it over unless it
 # succeeded or another worker holds an unexpired lease. A job whose row does not come back was
@@ -150,13 +146,8 @@ def _record(row: Sequence[Any]) -> JobRecord:
 
 def insert_queued(cur: Cursor, jobs: Sequence[NewJob]) -> None:
     """Insert accepted jobs as ``queued`` in the cursor's transaction; known ids are left as they are."""
-    params = {
-        "job_ids": [j.job_id for j in jobs], "tenants": [j.tenant for j in jobs],
-        "tasks": [j.task for j in jobs], "versions": [j.version for j in jobs],
-        "keys": [j.idempotency_key for j in jobs],
-        "submitted": [float(j.submitted_at) for j in jobs],
-    }  # fmt: skip
-    _RECORD_QUEUED_PREPARED.execute(cur, params)
+    rows = [[j.job_id, j.tenant, j.task, j.version, j.idempotency_key, float(j.submitted_at)] for j in jobs]
+    _RECORD_QUEUED_PREPARED.execute(cur, {"rows": orjson.dumps(rows).decode()})
 
 
 def write_successes(cur: Cursor, successes: Sequence[Success]) -> None:

@@ -35,7 +35,7 @@ IDLE_RECHECK = 1.0
 _SEND = f"""
 WITH ins AS (
     INSERT INTO tornado_messages (queue, body, visible_at)
-    SELECT q.name, v.body, clock_timestamp() + v.delay * interval '1 second'
+    SELECT q.name, v.body, clock_timestamp() + COALESCE(v.delay, 0) * interval '1 second'
     FROM unnest(%(bodies)s, %(delays)s) AS v (body, delay)
     JOIN tornado_queues q ON q.name = %(queue)s
     RETURNING queue
@@ -171,11 +171,8 @@ def insert_messages(cur: Cursor, queue: str, messages: Sequence[OutgoingMessage]
     Raises:
         QueueUnavailable: The queue does not exist (the caller's transaction must roll back).
     """
-    params = {
-        "queue": queue,
-        "bodies": [m.body for m in messages],
-        "delays": [float(m.delay) for m in messages],
-    }
+    delays = [float(m.delay) for m in messages] if any(m.delay for m in messages) else None
+    params = {"queue": queue, "bodies": [m.body for m in messages], "delays": delays}  # NULL: no delay
     _SEND_PREPARED.execute(cur, params)
     result = cur.fetchall()
     if result[0][0] != len(messages):
