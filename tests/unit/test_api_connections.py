@@ -7,6 +7,7 @@ import json
 import socket
 import subprocess
 import sys
+import time
 from typing import Any
 
 from tornado.httpserver import HTTPServer
@@ -17,6 +18,7 @@ from tornado_core.web.connections import CappedHTTPServer, connection_cap
 
 CAP = 5
 BODY_TIMEOUT = 0.5
+IDLE_TIMEOUT = 1.0
 
 
 class ConnectionTestCase(ApiTestCase):
@@ -25,7 +27,9 @@ class ConnectionTestCase(ApiTestCase):
     def get_http_server(self) -> HTTPServer:
         options = self.get_httpserver_options()
         assert options["body_timeout"] == 30.0  # the API's own options bound slow bodies (Settings)
+        assert options["idle_connection_timeout"] == 75.0
         options["body_timeout"] = BODY_TIMEOUT
+        options["idle_connection_timeout"] = IDLE_TIMEOUT
         return CappedHTTPServer(self._app, max_connections=CAP, **options)
 
     def slow_body_client(self) -> socket.socket:
@@ -83,6 +87,45 @@ class TestBoundedConnections(ConnectionTestCase):
             for sock in slow:
                 sock.close()
         assert self.queued() == 0
+
+
+class TestConnectionDeadlines(ConnectionTestCase):
+    @gen_test(timeout=60)
+    async def test_a_connection_that_sends_nothing_is_closed_after_the_idle_timeout(self) -> None:
+        sock = socket.create_connection(("127.0.0.1", self.get_http_port()), timeout=30)
+        try:
+            assert await self.in_thread(closed_by_server, sock)
+        finally:
+            sock.close()
+        server = self.http_server
+        assert isinstance(server, CappedHTTPServer) and server.deadlines.closed == 1
+        assert len(server.deadlines) == 0
+
+    @gen_test(timeout=60)
+    async def test_a_busy_keep_alive_connection_outlives_the_idle_timeout(self) -> None:
+        answers = await self.in_thread(keep_alive_gets, self.get_http_port(), 6, IDLE_TIMEOUT / 3)
+        assert answers == [200] * 6  # one connection for 6 requests over about twice the idle timeout
+        server = self.http_server
+        assert isinstance(server, CappedHTTPServer) and server.deadlines.closed == 0
+
+
+def keep_alive_gets(port: int, count: int, pause: float) -> list[int]:
+    """``count`` GET /healthz on one connection, ``pause`` seconds apart; their statuses."""
+    statuses = []
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        stream = sock.makefile("rb")
+        for _ in range(count):
+            time.sleep(pause)
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            status = int(stream.readline().split()[1])
+            length = 0
+            while (line := stream.readline()) not in (b"\r\n", b""):
+                name, _, value = line.decode().partition(":")
+                if name.lower() == "content-length":
+                    length = int(value)
+            stream.read(length)
+            statuses.append(status)
+    return statuses
 
 
 def test_the_cap_leaves_room_for_the_process_own_files() -> None:

@@ -4,7 +4,8 @@ Each connection holds a file descriptor. With the common limit of 1,024, slow cl
 exhaust it and make the API unreachable (the accept loop then fails on EMFILE). The API raises
 its soft limit to the hard one, keeps a share for its own backends, and answers a connection
 over the cap at once with a complete JSON 503 instead of letting it wait or fail.
-Slow bodies are bounded by ``Settings.body_timeout`` (``HTTPServer(body_timeout=...)``).
+Slow bodies (``Settings.body_timeout``) and idle connections are cut off by
+:class:`~tornado_core.web.deadlines.ConnectionDeadlines`, one sweep instead of two timers per request.
 """
 
 from __future__ import annotations
@@ -17,7 +18,11 @@ import socket
 from typing import Any
 
 from tornado.httpserver import HTTPServer
+from tornado.httputil import HTTPConnection, HTTPMessageDelegate
+from tornado.ioloop import PeriodicCallback
 from tornado.iostream import IOStream, StreamClosedError
+
+from tornado_core.web.deadlines import ConnectionDeadlines
 
 _log = logging.getLogger(__name__)
 
@@ -26,6 +31,8 @@ RESERVED_FILES = 256
 #: Seconds a refused connection is read (and discarded) after its answer, so the client gets
 #: the answer rather than a reset caused by unread request bytes.
 REFUSAL_LINGER = 2.0
+#: Seconds a connection may wait to send a request when the server is not told otherwise.
+IDLE_CONNECTION_TIMEOUT = 3600.0
 
 
 def raise_open_files_limit() -> int:
@@ -55,15 +62,41 @@ class CappedHTTPServer(HTTPServer):
         max_connections: The cap (0: none).
     """
 
-    def initialize(self, *args: Any, max_connections: int = 0, **kwargs: Any) -> None:
-        """Take ``max_connections``; everything else goes to ``HTTPServer``."""
+    def initialize(
+        self,
+        *args: Any,
+        max_connections: int = 0,
+        idle_connection_timeout: float | None = None,
+        body_timeout: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Take the cap and the two timeouts (kept by one sweep); the rest goes to ``HTTPServer``."""
         super().initialize(*args, **kwargs)
+        self.conn_params.header_timeout = None  # no timer per request: the sweep keeps both
+        self.conn_params.body_timeout = None
+        self.deadlines = ConnectionDeadlines(
+            idle_timeout=idle_connection_timeout or IDLE_CONNECTION_TIMEOUT, body_timeout=body_timeout
+        )
+        self._sweeper: PeriodicCallback | None = None
         self.max_connections = max_connections
         self.refused = 0
         self._refusing: set[asyncio.Future[None]] = set()
 
+    def start_request(self, server_conn: object, request_conn: HTTPConnection) -> HTTPMessageDelegate:
+        """The application's delegate for the next request, its deadlines watched."""
+        return self.deadlines.watch(request_conn, super().start_request(server_conn, request_conn))
+
+    def stop(self) -> None:
+        """Stop listening and sweeping."""
+        super().stop()
+        if self._sweeper is not None:
+            self._sweeper.stop()
+
     def handle_stream(self, stream: IOStream, address: tuple[Any, ...]) -> None:
         """Serve the connection, or refuse it when the cap is reached."""
+        if self._sweeper is None:  # on the first connection: the event loop runs by then
+            self._sweeper = PeriodicCallback(self.deadlines.sweep, self.deadlines.sweep_interval * 1000)
+            self._sweeper.start()
         if self.max_connections and len(self._connections) >= self.max_connections:
             self.refused += 1
             if self.refused == 1 or self.refused % 1000 == 0:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -92,6 +93,7 @@ async def _serve(
     app = make_app(services, resolve_version=resolve_version, catalog=catalog, quota_share=quota_share)
     server = CappedHTTPServer(app, max_connections=max_connections, **app.http_server_options())
     server.add_sockets(sockets)
+    gc.freeze()  # what startup built lives as long as the process: full collections skip it
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
