@@ -65,19 +65,25 @@ class TokenCache:
         Raises:
             StoreUnavailable: The grants were never loaded and the store is unreachable.
         """
+        grant = self.cached_grant(token)
+        if grant is None and self._may_reload(self._clock()):
+            await asyncio.shield(self._start_refresh())
+            grant = self._grants.get(hash_token(token)) if self._grants is not None else None
+        if self._grants is None:
+            raise StoreUnavailable("tenant tokens are not loaded yet and the store is unreachable")
+        return grant
+
+    def cached_grant(self, token: str) -> TokenGrant | None:
+        """The grant of ``token`` if the loaded grants hold it, at once; ``None``: ask :meth:`grant_for`.
+
+        Starts a refresh in the background when the grants are older than their maximum age.
+        """
         self._watch()
-        digest = hash_token(token)
         now = self._clock()
         stale = self._grants is not None and now - self._loaded_at >= self._max_age
         if stale and now - self._attempted_at >= self._min_gap:
             self._start_refresh()
-        grant = self._grants.get(digest) if self._grants is not None else None
-        if grant is None and self._may_reload(now):
-            await asyncio.shield(self._start_refresh())
-            grant = self._grants.get(digest) if self._grants is not None else None
-        if self._grants is None:
-            raise StoreUnavailable("tenant tokens are not loaded yet and the store is unreachable")
-        return grant
+        return self._grants.get(hash_token(token)) if self._grants is not None else None
 
     async def tenant_for(self, token: str) -> str | None:
         """The tenant of a valid ``token``, or ``None`` (see :meth:`grant_for`)."""

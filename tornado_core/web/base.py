@@ -73,7 +73,7 @@ class BaseHandler(RequestHandler):
         if self._deadline is None:
             self._deadline = loop.time() + self.api.request_deadline
         try:
-            async with asyncio.timeout_at(self._deadline):  # no extra task, unlike wait_for
+            async with self.api.timeouts.at(self._deadline):  # no timer of its own, no extra task
                 return await work
         except TimeoutError:
             raise unavailable(
@@ -136,9 +136,10 @@ class AuthenticatedHandler(BaseHandler):
         self.refuse_unknown_method()
         header = self.request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token, tokens = token.strip(), self.api.tokens
+        if scheme.lower() != "bearer" or not token:
             raise unauthorized("missing bearer token (Authorization: Bearer <token>)")
-        grant = await self.within_deadline(self.api.tokens.grant_for(token.strip()))
+        grant = tokens.cached_grant(token) or await self.within_deadline(tokens.grant_for(token))
         if grant is None:
             raise unauthorized("unknown or revoked token")
         if not self.api.tokens.valid(grant):

@@ -13,6 +13,7 @@ from tornado_core.web.auth import TokenCache
 from tornado_core.web.enqueue import Enqueuer
 from tornado_core.web.openapi import openapi_document
 from tornado_core.web.quotas import TenantQuotas
+from tornado_core.web.shared_timeouts import SharedTimeouts
 
 
 @dataclass(kw_only=True)
@@ -33,6 +34,7 @@ class ApiContext:
         ping_timeout: Seconds a readiness check may take.
         in_flight: Requests being handled now.
         openapi_extra: Paths and schemas of endpoints beyond ``/v1/jobs``.
+        timeouts: The request deadlines' shared timers.
     """
 
     services: Services
@@ -48,6 +50,7 @@ class ApiContext:
     ping_timeout: float = 5.0
     in_flight: int = 0
     openapi_extra: tuple[dict[str, Any], dict[str, Any]] = field(default_factory=lambda: ({}, {}))
+    timeouts: SharedTimeouts = field(default_factory=SharedTimeouts)
     _openapi: dict[str, Any] | None = field(default=None, repr=False)
 
     def openapi(self) -> dict[str, Any]:
