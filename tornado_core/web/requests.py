@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,8 @@ MAX_CURSOR = 200
 #: Deepest nesting of objects and arrays accepted in a request body (payloads included).
 MAX_JSON_DEPTH = 64
 _JOB_FIELDS = frozenset({"task", "payload", "idempotency_key"})
+#: ``\\uD800`` to ``\\uDFFF`` in JSON text: the only way a decoded body can hold a lone surrogate.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 @dataclass(frozen=True)
@@ -49,12 +52,16 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
             than :data:`MAX_JSON_DEPTH` levels.
     """
     try:
-        data = json.loads(body.decode("utf-8"), parse_constant=_reject_constant, object_pairs_hook=_unique)
+        text = body.decode("utf-8")
+        data = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique)
     except RecursionError:
         raise _too_deep() from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise ApiError(400, "json_invalid", f"the request body is not valid JSON: {exc}") from None
-    _check_structure(data)
+    # Most bodies can hold neither problem: fewer brackets than the depth limit, no escaped surrogate.
+    surrogates = _SURROGATE_ESCAPE.search(text) is not None
+    if surrogates or text.count("{") + text.count("[") > MAX_JSON_DEPTH:
+        _check_structure(data)
     if not isinstance(data, dict):
         raise field_error(422, "request_invalid", "(body)", "must be a JSON object")
     return data
