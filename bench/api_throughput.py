@@ -33,6 +33,7 @@ the same count on a fresh queue: both go from depth 0 to the same depth.
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 import time
 from collections import Counter
@@ -70,6 +71,9 @@ from tornado_core.ports.queue import OutgoingMessage
 
 CONNECTIONS = 64
 TARGET = 0.8
+BATCH_SIZE = 100
+#: Jobs a second one API process accepts in batches of 100 (the throughput issue's target).
+BATCH_TARGET = 20_000
 
 
 @dataclass
@@ -81,38 +85,67 @@ class ApiRun:
     batch_sizes: Counter[int]
     cpu: CpuMeter
     processes: int
+    kind: RequestKind
+
+    @property
+    def jobs(self) -> int:
+        """Jobs accepted: answers of the accepting status times the jobs each carried."""
+        return self.load.count(self.kind.status) * self.kind.jobs
 
     @property
     def accepted(self) -> float:
-        return self.load.rate(202)
+        return self.load.rate(self.kind.status) * self.kind.jobs
 
     def note(self) -> str:
         sizes = self.batch_sizes
         batches = sum(sizes.values())
         mean = f"{sum(k * v for k, v in sizes.items()) / batches:.1f}" if batches else "n/a"
         api_cpu = self.cpu.used.get("api", 0.0)
-        accepted = self.load.count(202)
-        per_job = f"{api_cpu / accepted * 1e6:.0f} us API CPU/job" if accepted else "no job accepted"
+        per_job = f"{api_cpu / self.jobs * 1e6:.0f} us API CPU/job" if self.jobs else "no job accepted"
+        status = self.kind.status
         return (
-            f"{self.load.generator}: {self.load.count(202)} x 202 in {self.load.duration_s:.1f}s; "
+            f"{self.load.generator}: {self.load.count(status)} x {status} in {self.load.duration_s:.1f}s; "
             f"non-2xx {self.load.non_2xx}"
-            f"{_statuses(self.load)}; socket errors {self.load.errors}; stored {self.stored}; "
+            f"{_statuses(self.load, status)}; socket errors {self.load.errors}; stored {self.stored}; "
             f"p50 {self.load.p50_ms:.0f} ms, p99 {self.load.p99_ms:.0f} ms; mean send batch {mean}; "
             f"{per_job}; cores used: API {self.cpu.cores('api'):.2f}, {self.cpu.stack_cores()}; "
             f"machine busy {self.cpu.machine_busy:.0%}"
         )
 
 
-def _statuses(load: LoadResult) -> str:
-    other = {s: n for s, n in load.statuses.items() if s != 202}
+def _statuses(load: LoadResult, accepting: int = 202) -> str:
+    other = {s: n for s, n in load.statuses.items() if s != accepting}
     return f" {dict(other)}" if other else ""
 
 
 # --------------------------------------------------------------------------- Tornado
 
 
+@dataclass(frozen=True)
+class RequestKind:
+    """What the load generator sends: one job per POST, or batches."""
+
+    path: str
+    body: str
+    status: int
+    jobs: int
+    connections: int
+
+
+SINGLE = RequestKind("/v1/jobs", ECHO_BODY, 202, 1, CONNECTIONS)
+BATCH = RequestKind(
+    "/v1/jobs:batch", json.dumps({"jobs": [json.loads(ECHO_BODY)] * BATCH_SIZE}), 200, BATCH_SIZE, 8
+)
+
+
 def run_api(
-    stack: BenchStack, backend: str, *, processes: int, duration: float, max_requests: int = 0
+    stack: BenchStack,
+    backend: str,
+    *,
+    processes: int,
+    duration: float,
+    max_requests: int = 0,
+    kind: RequestKind = SINGLE,
 ) -> ApiRun:
     """Measure the API on a fresh queue; the queues are dropped afterwards."""
     with scope(stack, backend, "api") as scoped:
@@ -121,10 +154,10 @@ def run_api(
             reset_queue(scoped.services, scoped.spec)
             meter = CpuMeter({"api": server.pid, **stack_groups(stack)}).start()
             load = closed_loop(
-                server.url + "/v1/jobs",
-                ECHO_BODY,
+                server.url + kind.path,
+                kind.body,
                 token=scoped.token,
-                connections=CONNECTIONS,
+                connections=kind.connections,
                 duration=duration,
                 max_requests=max_requests,
             )
@@ -132,7 +165,7 @@ def run_api(
             time.sleep(0.5)  # answers in flight when the generator stopped
             stored = scoped.stored()
         sizes = _batch_sizes(scoped.dsn, scoped.spec.name) if backend == "postgres" else Counter()
-    return ApiRun(load=load, stored=stored, batch_sizes=sizes, cpu=meter, processes=processes)
+    return ApiRun(load=load, stored=stored, batch_sizes=sizes, cpu=meter, processes=processes, kind=kind)
 
 
 def _batch_sizes(dsn: str, queue: str) -> Counter[int]:
@@ -253,7 +286,23 @@ def _postgres_rows(stack: BenchStack, duration: float) -> list[Row]:
         rows.append(row)
     for processes in (1, 2):
         rows += _api_rows(stack, processes, duration, *hello[processes])
+    rows.append(_batch_row(stack, duration))
     return rows
+
+
+def _batch_row(stack: BenchStack, duration: float) -> Row:
+    """One API process taking ``POST /v1/jobs:batch`` of 100 jobs on 8 connections, against the target."""
+    log(f"api_throughput: postgres API, batches of {BATCH_SIZE}, 1 process, {duration:.0f}s")
+    api = run_api(stack, "postgres", processes=1, duration=duration, kind=BATCH)
+    return Row(
+        "postgres",
+        f"API accepted jobs/s in batches of {BATCH_SIZE}, 1 proc, vs target",
+        f"{api.accepted:,.0f}/s",
+        f"{BATCH_TARGET:,}/s",
+        ratio(api.accepted, BATCH_TARGET),
+        ">= 1.0",
+        f"{BATCH.connections} connections; " + api.note(),
+    )
 
 
 def _hello_row(stack: BenchStack, processes: int, duration: float) -> tuple[Row, tuple[float, float]]:
@@ -319,7 +368,7 @@ def _api_rows(
 
 def _cpu_row(api: ApiRun, hello_cpu: float) -> Row:
     """The API's server CPU per accepted job against the trivial handler's per request."""
-    api_cpu = api.cpu.used.get("api", 0.0) / max(1, api.load.count(202)) * 1e6
+    api_cpu = api.cpu.used.get("api", 0.0) / max(1, api.jobs) * 1e6
     return Row(
         "postgres",
         f"API server CPU per accepted job, {api.processes} proc, vs hello CPU per request",
