@@ -10,6 +10,7 @@ from tornado_core.client import TornadoClient
 from tornado_core.errors import (
     ApiError,
     ConfigError,
+    JobCancelled,
     JobTimeout,
     NonRetryable,
     ObjectStoreError,
@@ -32,6 +33,7 @@ __all__ = [
     "ApiError",
     "ConfigError",
     "DatabasePort",
+    "JobCancelled",
     "JobTimeout",
     "NonRetryable",
     "ObjectStoreError",

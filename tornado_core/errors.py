@@ -164,5 +164,12 @@ class JobTimeout(TaskError):
     """The handler ran past its task's timeout."""
 
 
+class JobCancelled(TaskError):
+    """The job's tenant cancelled it while it ran (raised at a progress report or a check).
+
+    The worker records the job ``cancelled`` and drops its message: no retry, no dead letter.
+    """
+
+
 class ChildJobFailed(NonRetryable):
     """A child job the running job waited for ended dead or failed."""

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tornado_core.errors import ConfigError, JobTimeout
+from tornado_core.errors import ConfigError, JobCancelled, JobTimeout
 from tornado_core.ports.children import ChildJobsPort
 from tornado_core.ports.database import DatabasePort
 from tornado_core.ports.objects import ObjectStorePort
@@ -32,6 +32,8 @@ class TaskContext:
         logger: Logger whose records carry the job's identity.
         deadline: Monotonic time by which the attempt must finish.
         children_port: What :attr:`children` hands out (the worker sets it).
+        cancel_requested: Whether the job's cancellation was requested (the worker's heartbeat
+            sets what it reads).
     """
 
     job_id: str
@@ -46,16 +48,32 @@ class TaskContext:
     deadline: float
     _progress_sink: ProgressSink = field(repr=False)
     children_port: ChildJobsPort | None = field(default=None, repr=False)
+    cancel_requested: Callable[[], bool] = field(default=lambda: False, repr=False)
     _clock: Callable[[], float] = field(default=time.monotonic, repr=False)
 
     def progress(self, fraction: float, note: str | None = None) -> None:
-        """Report progress between 0 and 1; also checks the deadline.
+        """Report progress between 0 and 1; also checks the deadline and a cancellation.
 
         Raises:
             JobTimeout: The attempt ran past the task's timeout.
+            JobCancelled: The job's tenant cancelled it.
         """
         self.check_deadline()
+        self.check_cancelled()
         self._progress_sink(min(max(fraction, 0.0), 1.0), note)
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether the job's cancellation was requested: stop soon (or call :meth:`check_cancelled`)."""
+        return self.cancel_requested()
+
+    def check_cancelled(self) -> None:
+        """Raise :class:`JobCancelled` if the job's cancellation was requested.
+
+        Call it between steps that are safe to stop after; the job ends ``cancelled``.
+        """
+        if self.cancel_requested():
+            raise JobCancelled(f"{self.task} job {self.job_id} was cancelled")
 
     @property
     def children(self) -> ChildJobsPort:

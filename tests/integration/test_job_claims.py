@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
 
 
 def _memory(request: pytest.FixtureRequest) -> Iterator[JobStorePort]:
-    from tornado_core.adapters.memory.stores import MemoryJobStore
+    from tornado_core.adapters.memory.jobs import MemoryJobStore
 
     yield MemoryJobStore()
 

@@ -13,7 +13,7 @@ from botocore.stub import Stubber
 
 from tornado_core.adapters.aws.clients import make_client
 from tornado_core.adapters.aws.sqs import SqsQueue
-from tornado_core.adapters.memory.stores import MemoryJobStore
+from tornado_core.adapters.memory.jobs import MemoryJobStore
 from tornado_core.errors import QueueUnavailable
 from tornado_core.local_machine import free_port
 from tornado_core.ports.jobs import NewJob

@@ -10,7 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tornado_core.adapters.memory.stores import MemoryJobStore, MemoryQueue
+from tornado_core.adapters.memory.jobs import MemoryJobStore
+from tornado_core.adapters.memory.stores import MemoryQueue
 from tornado_core.errors import QueueUnavailable
 from tornado_core.ports.jobs import NewJob
 from tornado_core.ports.queue import OutgoingMessage, QueueSpec

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tornado_core.adapters.memory.stores import MemoryJobStore
+from tornado_core.adapters.memory.jobs import MemoryJobStore
 from tornado_core.errors import StoreUnavailable
 from tornado_core.ports.jobs import JobStatus, NewJob
 from tornado_core.producer.recording import QueuedRecorder

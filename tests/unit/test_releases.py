@@ -9,8 +9,8 @@ import pytest
 from pydantic import BaseModel
 
 from tornado_core import RetryPolicy, TaskContext, TaskSpec, task
+from tornado_core.adapters.memory.jobs import MemoryJobStore
 from tornado_core.adapters.memory.releases import MemoryReleaseStore
-from tornado_core.adapters.memory.stores import MemoryJobStore
 from tornado_core.bootstrap import Routing, build_submitter, provision_queues
 from tornado_core.errors import PayloadInvalid, ReleaseError
 from tornado_core.message import Envelope

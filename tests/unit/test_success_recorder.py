@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from tornado_core.adapters.memory.stores import MemoryJobStore
+from tornado_core.adapters.memory.jobs import MemoryJobStore
 from tornado_core.errors import StoreUnavailable
 from tornado_core.ports.jobs import JobStatus, NewJob, Success
 from tornado_core.ports.queue_and_jobs import Completion

@@ -21,7 +21,8 @@ from pydantic import BaseModel
 from tornado.httpclient import AsyncHTTPClient, HTTPResponse
 from tornado.testing import AsyncHTTPTestCase, gen_test
 
-from tornado_core.adapters.memory.stores import MemoryJobStore, MemoryQueue
+from tornado_core.adapters.memory.jobs import MemoryJobStore
+from tornado_core.adapters.memory.stores import MemoryQueue
 from tornado_core.adapters.memory.tenants import MemoryTenantStore
 from tornado_core.errors import ObjectStoreError, StoreUnavailable
 from tornado_core.message import Envelope

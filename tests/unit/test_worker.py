@@ -14,7 +14,8 @@ import pytest
 import tornado_tasks.demo.handlers as demo
 from pydantic import BaseModel
 
-from tornado_core.adapters.memory.stores import MemoryJobStore, MemoryQueue
+from tornado_core.adapters.memory.jobs import MemoryJobStore
+from tornado_core.adapters.memory.stores import MemoryQueue
 from tornado_core.errors import NonRetryable, StoreUnavailable
 from tornado_core.naming import dead_letter_name, queue_spec
 from tornado_core.ports.jobs import ClaimOutcome, JobStatus, NewJob, Success
@@ -403,6 +404,7 @@ def test_outcomes_are_the_same_strings_as_before() -> None:
         "DEFERRED_STORE_DOWN": "deferred_store_down",
         "RETRYING": "retrying",
         "DEAD": "dead",
+        "CANCELLED": "cancelled",
     }
     assert all(isinstance(outcome, str) for outcome in Outcome)
     assert Outcome.DEAD == "dead"

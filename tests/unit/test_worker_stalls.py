@@ -17,7 +17,8 @@ import pytest
 from pydantic import BaseModel
 
 from tests.unit.test_worker import queue_job, wait_for_status
-from tornado_core.adapters.memory.stores import MemoryJobStore, MemoryQueue
+from tornado_core.adapters.memory.jobs import MemoryJobStore
+from tornado_core.adapters.memory.stores import MemoryQueue
 from tornado_core.ports.jobs import JobStatus
 from tornado_core.registry import TaskRegistry
 from tornado_core.services import Services

@@ -15,7 +15,8 @@ class JobStatus(StrEnum):
     ``queued`` accepted and waiting; ``running`` a worker holds it;
     ``retrying`` an attempt failed and another will follow; ``succeeded`` done;
     ``dead`` in the dead-letter queue awaiting an operator; ``failed`` given up
-    for good (discarded from the dead-letter queue).
+    for good (discarded from the dead-letter queue); ``cancelled`` stopped at its
+    tenant's request (never ran, or stopped running at a progress report).
     """
 
     QUEUED = "queued"
@@ -24,13 +25,39 @@ class JobStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     DEAD = "dead"
+    CANCELLED = "cancelled"
+
+
+#: Statuses a job never leaves (an operator's redrive of a dead job aside).
+FINISHED_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.DEAD, JobStatus.CANCELLED})
+
+
+class CancelOutcome(StrEnum):
+    """What a cancellation request did."""
+
+    CANCELLED = "cancelled"  # it was waiting (queued, scheduled or retrying): it will never run
+    REQUESTED = "requested"  # it is running: the worker stops it at its next progress report
+    FINISHED = "finished"  # it had already finished: nothing changed
+    UNKNOWN = "unknown"  # no such job of that tenant
+
+
+def cancel_outcome(before: str | None, after: str | None) -> tuple[CancelOutcome, JobStatus | None]:
+    """What a cancellation did, from the job's status before it and after it (``None``: no such job)."""
+    if before is None:
+        return CancelOutcome.UNKNOWN, None
+    now = JobStatus(after or before)
+    if before == JobStatus.RUNNING:
+        return CancelOutcome.REQUESTED, now
+    if JobStatus(before) in FINISHED_STATUSES:
+        return CancelOutcome.FINISHED, now
+    return CancelOutcome.CANCELLED, now
 
 
 class ClaimOutcome(StrEnum):
     """What the worker should do with a delivered job."""
 
     CLAIMED = "claimed"  # run it
-    ALREADY_DONE = "already_done"  # it succeeded before: acknowledge without running
+    ALREADY_DONE = "already_done"  # it succeeded or was cancelled: acknowledge without running
     BUSY = "busy"  # another live worker holds it: hide the message and move on
 
 
@@ -153,9 +180,10 @@ class JobStorePort(Protocol):
     def claim(self, job: NewJob, *, attempt: int, lease_seconds: float, worker: str) -> ClaimOutcome:
         """Atomically take a delivered job for running (the effectively-once gate).
 
-        A job that succeeded is ``ALREADY_DONE``; one running under another
-        worker's unexpired lease is ``BUSY``; anything else becomes ``running``
-        under this worker with a lease of ``lease_seconds``.
+        A job that succeeded or was cancelled is ``ALREADY_DONE`` (one whose cancellation was
+        requested while it ran, and whose lease has run out, becomes ``cancelled`` here); one
+        running under another worker's unexpired lease is ``BUSY``; anything else becomes
+        ``running`` under this worker with a lease of ``lease_seconds``.
         """
 
     def claim_many(self, claims: Sequence[Claim], *, lease_seconds: float) -> list[ClaimOutcome]:
@@ -173,8 +201,19 @@ class JobStorePort(Protocol):
         earlier attempt ran), without its lease, and this attempt is not counted.
         """
 
-    def extend_lease(self, job_id: str, *, lease_seconds: float) -> None:
-        """Push the running job's lease forward (the heartbeat)."""
+    def extend_lease(self, job_id: str, *, lease_seconds: float) -> bool:
+        """Push the running job's lease forward (the heartbeat).
+
+        Returns:
+            Whether the job's cancellation was requested (the worker then stops it).
+        """
+
+    def request_cancel(self, job_id: str, *, tenant: str) -> tuple[CancelOutcome, JobStatus | None]:
+        """Cancel a waiting job at once, or ask its worker to stop a running one.
+
+        Returns:
+            What was done, and the job's status now (``None`` when it is unknown).
+        """
 
     def record_progress(self, job_id: str, *, fraction: float, note: str | None) -> None:
         """Store progress between 0 and 1 with an optional note."""
@@ -186,7 +225,7 @@ class JobStorePort(Protocol):
         """Mark several jobs succeeded in one durable transaction (a worker's group commit)."""
 
     def record_failure(self, job_id: str, *, status: JobStatus, failure: Failure) -> None:
-        """Mark ``retrying``, ``dead`` or ``failed`` with the error."""
+        """Mark ``retrying``, ``dead``, ``failed`` or ``cancelled`` with the error (or the reason)."""
 
     def mark(self, job_ids: Sequence[str], *, status: JobStatus) -> None:
         """Set the status of jobs moved by an operator (redriven, discarded)."""

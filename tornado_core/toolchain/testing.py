@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from tornado_core.adapters.memory.jobs import MemoryJobStore
 from tornado_core.adapters.memory.stores import (
-    MemoryJobStore,
     MemoryLimiter,
     MemoryObjectStore,
     MemoryQueue,

@@ -25,6 +25,8 @@ Held = Callable[[], Sequence[tuple[Delivery, str | None]]]
 class Heartbeat:
     """Extends the visibility of held messages and the leases of their jobs, a third of a timeout apart.
 
+    The lease's answer also carries a cancellation request, handed to the running job's context.
+
     A delivery past the task's timeout is left alone: its message reappears for another attempt.
 
     Args:
@@ -72,6 +74,6 @@ class Heartbeat:
             delivery.queue, delivery.message.receipt, self._spec.visibility_timeout
         )
 
-    def _lease(self, _delivery: Delivery, job_id: str | None) -> None:
-        if job_id:
-            self._services.jobs.extend_lease(job_id, lease_seconds=self._spec.visibility_timeout)
+    def _lease(self, delivery: Delivery, job_id: str | None) -> None:
+        if job_id and self._services.jobs.extend_lease(job_id, lease_seconds=self._spec.visibility_timeout):
+            delivery.cancel_requested = True  # the handler's context sees it at its next check

@@ -21,6 +21,7 @@ from typing import Any
 
 from tornado_core.errors import (
     EnvelopeInvalid,
+    JobCancelled,
     NonRetryable,
     ObjectStoreError,
     PayloadInvalid,
@@ -56,6 +57,7 @@ class Outcome(StrEnum):
     DEFERRED_STORE_DOWN = "deferred_store_down"
     RETRYING = "retrying"
     DEAD = "dead"
+    CANCELLED = "cancelled"
 
 
 @dataclass(kw_only=True, slots=True)
@@ -75,6 +77,8 @@ class Delivery:
         unreadable: Why the body is not an envelope (``None`` when :attr:`envelope` is set).
         claim: The job store's answer when the worker claimed the job together with the rest
             of its receive (:meth:`JobRunner.claim_for`); ``None``: the runner claims it itself.
+        cancel_requested: Set by the heartbeat when the job store says the job was cancelled;
+            the handler's context reads it.
     """
 
     queue: str
@@ -83,6 +87,7 @@ class Delivery:
     envelope: Envelope | None
     unreadable: str | None = None
     claim: ClaimOutcome | None = None
+    cancel_requested: bool = False
 
     @classmethod
     def received(cls, queue: str, message: ReceivedMessage, *, started: float) -> Delivery:
@@ -234,6 +239,7 @@ class JobRunner:
             logger=log,
             deadline=delivery.started + self._spec.timeout,
             _progress_sink=report,
+            cancel_requested=lambda: delivery.cancel_requested,
         )
         ctx.children_port = ChildJobs(
             self._services,
@@ -271,6 +277,11 @@ class JobRunner:
             traceback="".join(traceback.format_exception(exc)),
         )
         attempt = delivery.message.receive_count
+        if isinstance(exc, JobCancelled):
+            self._services.jobs.record_failure(envelope.job_id, status=JobStatus.CANCELLED, failure=failure)
+            self._acks.ack(delivery.queue, delivery.message.receipt)
+            log.info("cancelled during attempt %d", attempt)
+            return Outcome.CANCELLED
         final = isinstance(exc, NonRetryable | PayloadInvalid)
         if final or attempt >= self._spec.retry.max_attempts:
             self._services.jobs.record_failure(envelope.job_id, status=JobStatus.DEAD, failure=failure)

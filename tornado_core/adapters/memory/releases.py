@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 
-from tornado_core.adapters.memory.stores import MemoryJobStore
+from tornado_core.adapters.memory.jobs import MemoryJobStore
 from tornado_core.errors import ReleaseError
 from tornado_core.ports.jobs import JobStatus
 from tornado_core.ports.releases import ReleaseEvent, VersionRelease, VersionStats

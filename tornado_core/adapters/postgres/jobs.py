@@ -14,6 +14,8 @@ from tornado_core.adapters.postgres.pool import PostgresPool, without_flush_wait
 from tornado_core.adapters.postgres.prepared import Prepared
 from tornado_core.jsontext import compact
 from tornado_core.ports.jobs import (
+    FINISHED_STATUSES,
+    CancelOutcome,
     Claim,
     ClaimOutcome,
     Failure,
@@ -22,6 +24,7 @@ from tornado_core.ports.jobs import (
     JobStatus,
     NewJob,
     Success,
+    cancel_outcome,
 )
 
 _COLUMNS = (
@@ -69,11 +72,49 @@ ON CONFLICT (job_id) DO UPDATE SET
     lease_expires_at = EXCLUDED.lease_expires_at,
     started_at = COALESCE(j.started_at, EXCLUDED.started_at),
     updated_at = EXCLUDED.updated_at
-WHERE j.status <> 'succeeded'
+WHERE j.status NOT IN ('succeeded', 'cancelled')
+  AND j.cancel_requested_at IS NULL
   AND NOT (j.status = 'running'
            AND j.worker IS DISTINCT FROM EXCLUDED.worker
            AND j.lease_expires_at > clock_timestamp())
 RETURNING j.job_id
+"""
+
+# Of the refused jobs, those that are done: succeeded or cancelled, or whose cancellation was
+# requested while they ran and whose worker's lease ran out (they end 'cancelled' here).
+_DONE = """
+WITH settled AS (
+    UPDATE tornado_jobs SET status = 'cancelled', lease_expires_at = NULL,
+        finished_at = clock_timestamp(), updated_at = clock_timestamp()
+    WHERE job_id = ANY(%(job_ids)s) AND cancel_requested_at IS NOT NULL
+      AND status IN ('queued', 'retrying', 'running')
+      AND NOT (status = 'running' AND lease_expires_at > clock_timestamp())
+    RETURNING job_id
+)
+SELECT job_id FROM settled
+UNION
+SELECT job_id FROM tornado_jobs WHERE job_id = ANY(%(job_ids)s) AND status IN ('succeeded', 'cancelled')
+"""
+
+# One statement: a waiting job is cancelled at once; a running one gets the request its heartbeat
+# reads; a finished one is left alone. Returns the status before and after.
+_CANCEL = """
+WITH target AS (
+    SELECT job_id, status FROM tornado_jobs
+    WHERE job_id = %(job_id)s AND tenant = %(tenant)s
+    FOR UPDATE
+),
+changed AS (
+    UPDATE tornado_jobs AS j SET
+        status = CASE WHEN t.status = 'running' THEN j.status ELSE 'cancelled' END,
+        finished_at = CASE WHEN t.status = 'running' THEN j.finished_at ELSE clock_timestamp() END,
+        cancel_requested_at = COALESCE(j.cancel_requested_at, clock_timestamp()),
+        updated_at = clock_timestamp()
+    FROM target AS t
+    WHERE j.job_id = t.job_id AND t.status IN ('queued', 'retrying', 'running')
+    RETURNING j.status
+)
+SELECT t.status, (SELECT status FROM changed) FROM target AS t
 """
 
 _CLAIM_PREPARED = Prepared(
@@ -218,10 +259,7 @@ class PostgresJobStore:
             refused = [job_id for job_id in first if job_id not in claimed]
             done: set[str] = set()
             if refused:  # their rows are locked by the upsert, so this read is consistent
-                cur.execute(
-                    "SELECT job_id FROM tornado_jobs WHERE job_id = ANY(%s) AND status = 'succeeded'",
-                    (refused,),
-                )
+                cur.execute(_DONE, {"job_ids": refused})
                 done = {row[0] for row in cur.fetchall()}
         return [_claim_outcome(c, first, claimed, done) for c in claims]
 
@@ -236,14 +274,26 @@ class PostgresJobStore:
                     page_size=len(claims),
                 )
 
-    def extend_lease(self, job_id: str, *, lease_seconds: float) -> None:
-        """Push the lease of a running job ``lease_seconds`` from now."""
-        self._execute(
-            "UPDATE tornado_jobs SET lease_expires_at = clock_timestamp() + %s * interval '1 second'"
-            " WHERE job_id = %s AND lease_expires_at IS NOT NULL",
-            (lease_seconds, job_id),
-            durable=False,  # a heartbeat: the next one repeats it
-        )
+    def extend_lease(self, job_id: str, *, lease_seconds: float) -> bool:
+        """Push the lease of a running job ``lease_seconds`` from now; whether it was cancelled."""
+        with self._pool.connection() as conn, conn.cursor() as cur:
+            cur.execute(
+                without_flush_wait(  # a heartbeat: the next one repeats it
+                    "UPDATE tornado_jobs SET lease_expires_at = clock_timestamp() + %s * interval '1 second'"
+                    " WHERE job_id = %s AND lease_expires_at IS NOT NULL"
+                    " RETURNING cancel_requested_at IS NOT NULL"
+                ),
+                (lease_seconds, job_id),
+            )
+            row = cur.fetchone()
+        return bool(row and row[0])
+
+    def request_cancel(self, job_id: str, *, tenant: str) -> tuple[CancelOutcome, JobStatus | None]:
+        """Cancel a waiting job, or ask a running one's worker to stop it (see :class:`JobStorePort`)."""
+        with self._pool.connection() as conn, conn.cursor() as cur:
+            cur.execute(_CANCEL, {"job_id": job_id, "tenant": tenant})
+            row = cur.fetchone()
+        return cancel_outcome(row[0] if row else None, row[1] if row else None)
 
     def record_progress(self, job_id: str, *, fraction: float, note: str | None) -> None:
         """Store progress (0..1) and an optional note."""
@@ -275,7 +325,7 @@ class PostgresJobStore:
                 "type": failure.error_type,
                 "message": failure.message,
                 "traceback": failure.traceback,
-                "final": status in (JobStatus.DEAD, JobStatus.FAILED),
+                "final": status in FINISHED_STATUSES,
             },
         )
 
