@@ -69,6 +69,18 @@ def show(job_id: str, api_url: str, token: str) -> None:
     _echo_json(_call(lambda: client.get(job_id)))
 
 
+@jobs.command("cancel")
+@click.argument("job_id")
+@api_url_option
+@token_option
+def cancel(job_id: str, api_url: str, token: str) -> None:
+    """Cancel a job: a waiting one never runs; a running one is stopped at its next progress report.
+
+    Exits 1 with the API's message for an unknown job or one that has already finished.
+    """
+    _echo_json(_call(lambda: _client(api_url, token).cancel(job_id)))
+
+
 @jobs.command("list")
 @click.option("--task", default=None, help="Only this task.")
 @click.option(

@@ -24,7 +24,7 @@ from tornado_core.errors import ApiError
 
 __all__ = ["TERMINAL_STATUSES", "ApiError", "TornadoClient"]
 
-TERMINAL_STATUSES = frozenset({"succeeded", "failed", "dead"})
+TERMINAL_STATUSES = frozenset({"succeeded", "failed", "dead", "cancelled"})
 #: Most jobs in one ``POST /v1/jobs:batch`` (the API's limit).
 MAX_BATCH = 500
 #: What a kept-alive connection the server has closed meanwhile looks like: nothing was processed.
@@ -116,6 +116,17 @@ class TornadoClient:
     def get(self, job_id: str) -> dict[str, Any]:
         """One job's status, progress, result or error."""
         return self._call("GET", f"/v1/jobs/{urllib.parse.quote(job_id)}")
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        """Cancel a job: ``{"id", "status", "cancel_requested"}``.
+
+        A waiting job comes back ``cancelled``; a running one ``running`` with
+        ``cancel_requested`` true until its worker stops it.
+
+        Raises:
+            ApiError: 404 for no such job of this tenant; 409 (``job_finished``) if it had finished.
+        """
+        return self._call("POST", f"/v1/jobs/{urllib.parse.quote(job_id, safe='')}:cancel")
 
     def list(
         self,

@@ -11,7 +11,7 @@ import pytest
 
 from tests.e2e.helpers import wait_for_job, wait_until
 from tornado_core.adapters.runtimes.process.cluster import LocalCluster
-from tornado_core.client import TornadoClient
+from tornado_core.client import ApiError, TornadoClient
 from tornado_core.local_machine import tornado_argv
 from tornado_core.ports.jobs import JobStatus
 from tornado_core.services import Services
@@ -19,7 +19,7 @@ from tornado_core.services import Services
 
 @pytest.fixture(scope="module", autouse=True)
 def demo_workers(module_cluster: LocalCluster, api_url: str) -> None:
-    for task in ("demo.echo", "demo.flaky", "demo.fail"):
+    for task in ("demo.echo", "demo.flaky", "demo.fail", "demo.sleep"):
         module_cluster.start_worker(task, concurrency=4, extra=["--poll-wait", "1"])
 
 
@@ -151,3 +151,68 @@ def test_a_large_result_is_claim_checked_to_the_object_store(
     assert job["status"] == "succeeded"
     assert job["result_ref"] == f"results/demo.echo/{receipt['id']}.json"
     assert json.loads(services.objects.get(job["result_ref"])) == {"message": big}
+
+
+def test_a_queued_job_cancelled_over_http_never_runs(
+    client: TornadoClient, module_cluster: LocalCluster, services: Services, queue_of: Callable[[str], str]
+) -> None:
+    # No worker serves demo.throttled yet: the job waits in its queue.
+    receipt = client.submit("demo.throttled", {"seconds": 0, "steps": 1})
+    assert client.cancel(receipt["id"]) == {
+        "id": receipt["id"],
+        "status": "cancelled",
+        "cancel_requested": False,
+    }
+    module_cluster.start_worker("demo.throttled", concurrency=2, extra=["--poll-wait", "1"])
+    wait_until(
+        lambda: services.queue.depth(queue_of("demo.throttled")).total == 0, what="the message dropped"
+    )
+    job = client.get(receipt["id"])
+    assert job["status"] == "cancelled" and job["attempts"] == 0
+
+
+def test_a_running_job_stops_when_cancelled_and_its_worker_goes_on(
+    client: TornadoClient, services: Services
+) -> None:
+    receipt = client.submit("demo.sleep", {"seconds": 100, "steps": 1000})
+    wait_for_job(services, receipt["id"], JobStatus.RUNNING)
+    answer = client.cancel(receipt["id"])
+    assert answer == {"id": receipt["id"], "status": "running", "cancel_requested": True}
+    record = wait_for_job(services, receipt["id"], JobStatus.CANCELLED)
+    assert record.error_type == "JobCancelled" and record.progress < 1 and record.attempts == 1
+    after = client.submit("demo.sleep", {"seconds": 0.1, "steps": 1})
+    assert client.wait(after["id"], timeout=30)["status"] == "succeeded"
+
+
+def test_cancelling_a_finished_job_is_409_and_changes_nothing(
+    client: TornadoClient,
+    tornado_cli: Callable[..., subprocess.CompletedProcess[str]],
+    api_url: str,
+    tenant_token: str,
+) -> None:
+    receipt = client.submit("demo.echo", {"message": "done"})
+    assert client.wait(receipt["id"], timeout=30)["status"] == "succeeded"
+    with pytest.raises(ApiError) as refused:
+        client.cancel(receipt["id"])
+    assert refused.value.status == 409 and refused.value.code == "job_finished"
+    cli = tornado_cli(
+        "jobs", "cancel", receipt["id"], "--api-url", api_url, "--token", tenant_token, check=False
+    )
+    assert cli.returncode == 1 and "has already finished (succeeded)" in cli.stderr
+    assert client.get(receipt["id"])["status"] == "succeeded"
+
+
+def test_cancel_through_the_cli_and_of_another_tenants_job(
+    client: TornadoClient,
+    other_tenant_token: str,
+    api_url: str,
+    tenant_token: str,
+    tornado_cli: Callable[..., subprocess.CompletedProcess[str]],
+) -> None:
+    receipt = client.submit("demo.sleep", {"seconds": 100, "steps": 1000})
+    with pytest.raises(ApiError) as hidden:
+        TornadoClient(api_url, other_tenant_token).cancel(receipt["id"])
+    assert hidden.value.status == 404
+    shown = tornado_cli("jobs", "cancel", receipt["id"], "--api-url", api_url, "--token", tenant_token)
+    assert json.loads(shown.stdout)["id"] == receipt["id"]
+    assert client.wait(receipt["id"], timeout=30)["status"] == "cancelled"

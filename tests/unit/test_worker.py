@@ -503,3 +503,38 @@ def test_a_success_that_cannot_be_committed_lets_its_message_reappear(services: 
     finally:
         worker.stop()
         thread.join(10)
+
+
+def test_a_running_job_stops_at_a_progress_report_once_cancelled(
+    services: Services, run_worker: Callable[[str], Worker]
+) -> None:
+    # demo.sleep: a 3 s visibility timeout, so a heartbeat (and its answer) every second.
+    job_id = submit(services, "demo.sleep", {"seconds": 60, "steps": 600})
+    worker = run_worker("demo.sleep")
+    wait_for_status(services, job_id, JobStatus.RUNNING)
+    outcome, status = services.jobs.request_cancel(job_id, tenant="acme")
+    assert (str(outcome), status) == ("requested", JobStatus.RUNNING)
+    wait_for_status(services, job_id, JobStatus.CANCELLED)
+    record = services.jobs.get(job_id)
+    assert record is not None and record.error_type == "JobCancelled" and record.progress < 1
+    deadline = time.monotonic() + 5
+    while services.queue.depth(worker.queue_name).total:  # dropped: no retry, no dead letter
+        assert time.monotonic() < deadline, "the cancelled job's message was never deleted"
+        time.sleep(0.02)
+    assert services.queue.depth(dead_letter_name(worker.queue_name)).total == 0
+
+
+def test_a_cancelled_queued_job_is_acknowledged_without_running(
+    services: Services, run_worker: Callable[[str], Worker]
+) -> None:
+    cancelled = submit(services, "demo.echo", {"message": "never"})
+    assert str(services.jobs.request_cancel(cancelled, tenant="acme")[0]) == "cancelled"
+    kept = submit(services, "demo.echo", {"message": "kept"})
+    worker = run_worker("demo.echo")
+    wait_for_status(services, kept, JobStatus.SUCCEEDED)
+    deadline = time.monotonic() + 5
+    while services.queue.depth(worker.queue_name).total:
+        assert time.monotonic() < deadline, "the cancelled job's message was never dropped"
+        time.sleep(0.02)
+    record = services.jobs.get(cancelled)
+    assert record is not None and record.status is JobStatus.CANCELLED and record.attempts == 0

@@ -208,8 +208,17 @@ class JobStorePort(Protocol):
             Whether the job's cancellation was requested (the worker then stops it).
         """
 
-    def request_cancel(self, job_id: str, *, tenant: str) -> tuple[CancelOutcome, JobStatus | None]:
+    def request_cancel(
+        self, job_id: str, *, tenant: str, issued: bool = False
+    ) -> tuple[CancelOutcome, JobStatus | None]:
         """Cancel a waiting job at once, or ask its worker to stop a running one.
+
+        Args:
+            job_id: The job.
+            tenant: Its tenant; another tenant's job is ``UNKNOWN``.
+            issued: The caller knows the id was issued to ``tenant`` (the API checks its tag): a
+                job not recorded yet (its ``queued`` row is written behind) is recorded
+                ``cancelled`` now, and its ``queued`` row fills in its task and version later.
 
         Returns:
             What was done, and the job's status now (``None`` when it is unknown).

@@ -21,6 +21,7 @@ from tornado_core.web.enqueue import Enqueuer
 from tornado_core.web.extensions import Route, load_extensions, merged_openapi
 from tornado_core.web.handlers import (
     BatchHandler,
+    CancelHandler,
     HealthHandler,
     JobHandler,
     JobsHandler,
@@ -82,6 +83,7 @@ def core_routes(api: ApiContext) -> list[Route]:
     return [
         (r"/v1/jobs", JobsHandler, args),
         (r"/v1/jobs:batch", BatchHandler, args),
+        (r"/v1/jobs/([^/:]+):cancel", CancelHandler, args),
         (r"/v1/jobs/([^/]+)", JobHandler, args),
         (r"/healthz", HealthHandler, args),
         (r"/readyz", ReadyHandler, args),

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from tornado_core.errors import ApiError, JobNotFound
+from tornado_core.ports.jobs import CancelOutcome
 from tornado_core.web.base import AuthenticatedHandler, BaseHandler, JsonBodyHandler
 from tornado_core.web.requests import parse_batch, parse_job_request, parse_list_query
 
@@ -64,6 +65,29 @@ class JobHandler(AuthenticatedHandler):
             raise JobNotFound(job_id)
         else:
             self.write_json(record.to_json())
+
+
+class CancelHandler(AuthenticatedHandler):
+    """``POST /v1/jobs/{id}:cancel``: cancel a waiting job, or ask a running one to stop."""
+
+    async def post(self, job_id: str) -> None:
+        """200 cancelled, 202 stop requested, 404 not this tenant's, 409 already finished."""
+        if not self.api.services.job_ids.belongs_to(job_id, self.tenant):
+            raise JobNotFound(job_id)
+        jobs = self.api.services.jobs
+        outcome, status = await self.run_blocking(
+            jobs.request_cancel, job_id, tenant=self.tenant, issued=True
+        )
+        if outcome is CancelOutcome.UNKNOWN:
+            raise JobNotFound(job_id)
+        if outcome is CancelOutcome.FINISHED:
+            raise ApiError(
+                409, "job_finished", f"job {job_id} has already finished ({status}); nothing changed"
+            )
+        requested = outcome is CancelOutcome.REQUESTED
+        self.write_json(
+            {"id": job_id, "status": status, "cancel_requested": requested}, 202 if requested else 200
+        )
 
 
 class HealthHandler(BaseHandler):

@@ -126,6 +126,19 @@ def _static_schemas() -> dict[str, Any]:
                 "status": {"const": "queued"},
             },
         },
+        "Cancellation": {
+            "type": "object",
+            "required": ["id", "status", "cancel_requested"],
+            "properties": {
+                "id": {"type": "string"},
+                "status": {"$ref": f"{_REF}JobStatus"},
+                "cancel_requested": {
+                    "type": "boolean",
+                    "description": "true: the job is running and its worker stops it at its next "
+                    "progress report; it ends 'cancelled' (or 'succeeded' if it finishes first).",
+                },
+            },
+        },
         "Job": {
             "type": "object",
             "required": ["id", "status"],
@@ -239,6 +252,7 @@ def _responses() -> dict[str, Any]:
         "Unauthorized": error("Missing, unknown, revoked or expired bearer token."),
         "TooManyRequests": error("The tenant is over its request quota; retry after Retry-After seconds."),
         "NotFound": error("No such job for this tenant, or no such route."),
+        "Conflict": error("The job has already finished; nothing was changed."),
         "TooLarge": error("The body exceeds the configured limit."),
         "UnsupportedMediaType": error("The body is not application/json."),
         "Unprocessable": error("Unknown task (field 'task'), missing field or payload schema violation."),
@@ -255,6 +269,7 @@ ERROR_RESPONSES = {
     "400": "BadRequest",
     "401": "Unauthorized",
     "404": "NotFound",
+    "409": "Conflict",
     "413": "TooLarge",
     "415": "UnsupportedMediaType",
     "422": "Unprocessable",
@@ -313,6 +328,21 @@ def _paths() -> dict[str, Any]:
                 "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
                 "responses": {"200": _json_response("The job.", "Job")}
                 | error_responses("404", *read_errors),
+            },
+        },
+        "/v1/jobs/{id}:cancel": {
+            "post": {
+                "summary": "Cancel a job",
+                "description": "A queued, scheduled or retrying job is cancelled at once and never runs "
+                "(200). A running job is asked to stop: its worker stops it at its next progress "
+                "report (202). A finished job is left as it is (409).",
+                "operationId": "cancelJob",
+                "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {
+                    "200": _json_response("Cancelled: it will never run.", "Cancellation"),
+                    "202": _json_response("Running: its worker will stop it.", "Cancellation"),
+                }
+                | error_responses("404", "409", *read_errors),
             },
         },
         "/healthz": _probe("Process is alive (no dependencies checked)."),

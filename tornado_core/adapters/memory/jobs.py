@@ -40,8 +40,11 @@ class MemoryJobStore:
     def record_queued(self, jobs: Sequence[NewJob]) -> None:
         with self._lock:
             for job in jobs:
-                if job.job_id not in self._jobs:
+                known = self._jobs.get(job.job_id)
+                if known is None:
                     self._jobs[job.job_id] = self._new_record(job, JobStatus.QUEUED)
+                elif not known.task:  # cancelled before this row was written: fill it in
+                    self._jobs[job.job_id] = replace(known, task=job.task, version=job.version)
 
     def claim(self, job: NewJob, *, attempt: int, lease_seconds: float, worker: str) -> ClaimOutcome:
         with self._lock:
@@ -102,9 +105,20 @@ class MemoryJobStore:
                 return job_id in self._cancel_requested
             return False
 
-    def request_cancel(self, job_id: str, *, tenant: str) -> tuple[CancelOutcome, JobStatus | None]:
+    def request_cancel(
+        self, job_id: str, *, tenant: str, issued: bool = False
+    ) -> tuple[CancelOutcome, JobStatus | None]:
         with self._lock:
             record = self._jobs.get(job_id)
+            if record is None and issued:
+                unrecorded = NewJob(
+                    job_id=job_id, tenant=tenant, task="", version="", submitted_at=self._clock()
+                )
+                self._jobs[job_id] = replace(
+                    self._new_record(unrecorded, JobStatus.CANCELLED), finished_at=self._now()
+                )
+                self._cancel_requested.add(job_id)
+                return CancelOutcome.CANCELLED, JobStatus.CANCELLED
             if record is None or record.tenant != tenant:
                 return cancel_outcome(None, None)
             before = record.status

@@ -46,10 +46,13 @@ FROM (
            COALESCE(to_timestamp(NULLIF((r->>5)::float8, 0)), clock_timestamp()) AS created_at
     FROM jsonb_array_elements(%(rows)s) AS r
 ) AS v
-ON CONFLICT (job_id) DO NOTHING
+ON CONFLICT (job_id) DO UPDATE SET  -- a job cancelled before its row was written: fill it in
+    task = EXCLUDED.task, version = EXCLUDED.version, idempotency_key = EXCLUDED.idempotency_key,
+    created_at = EXCLUDED.created_at
+WHERE tornado_jobs.task = ''
 """
 
-_RECORD_QUEUED_PREPARED = Prepared("tornado_record_queued_rows", _RECORD_QUEUED, {"rows": "jsonb"})
+_RECORD_QUEUED_PREPARED = Prepared("tornado_record_queued_rows2", _RECORD_QUEUED, {"rows": "jsonb"})
 
 # One atomic statement per receive: insert each job as running, or take it over unless it
 # succeeded or another worker holds an unexpired lease. A job whose row does not come back was
@@ -115,6 +118,17 @@ changed AS (
     RETURNING j.status
 )
 SELECT t.status, (SELECT status FROM changed) FROM target AS t
+"""
+
+# A job cancelled before its queued row was written (SQS, write-behind): recorded cancelled, its
+# task and version left for that row to fill in.
+_CANCEL_UNRECORDED = """
+INSERT INTO tornado_jobs (job_id, tenant, task, version, status, created_at, updated_at, finished_at,
+                          cancel_requested_at)
+VALUES (%(job_id)s, %(tenant)s, '', '', 'cancelled', clock_timestamp(), clock_timestamp(),
+        clock_timestamp(), clock_timestamp())
+ON CONFLICT (job_id) DO NOTHING
+RETURNING job_id
 """
 
 _CLAIM_PREPARED = Prepared(
@@ -288,11 +302,20 @@ class PostgresJobStore:
             row = cur.fetchone()
         return bool(row and row[0])
 
-    def request_cancel(self, job_id: str, *, tenant: str) -> tuple[CancelOutcome, JobStatus | None]:
+    def request_cancel(
+        self, job_id: str, *, tenant: str, issued: bool = False
+    ) -> tuple[CancelOutcome, JobStatus | None]:
         """Cancel a waiting job, or ask a running one's worker to stop it (see :class:`JobStorePort`)."""
+        params = {"job_id": job_id, "tenant": tenant}
         with self._pool.connection() as conn, conn.cursor() as cur:
-            cur.execute(_CANCEL, {"job_id": job_id, "tenant": tenant})
+            cur.execute(_CANCEL, params)
             row = cur.fetchone()
+            if row is None and issued:
+                cur.execute(_CANCEL_UNRECORDED, params)
+                if cur.fetchone() is not None:
+                    return CancelOutcome.CANCELLED, JobStatus.CANCELLED
+                cur.execute(_CANCEL, params)  # its row was written meanwhile
+                row = cur.fetchone()
         return cancel_outcome(row[0] if row else None, row[1] if row else None)
 
     def record_progress(self, job_id: str, *, fraction: float, note: str | None) -> None:
