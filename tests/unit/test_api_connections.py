@@ -146,3 +146,15 @@ def test_the_api_raises_its_open_files_limit_to_the_hard_limit() -> None:
     soft, now, hard = map(int, subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                                               check=True).stdout.split())  # fmt: skip
     assert soft == now == min(hard, 1 << 20) > 256
+
+
+class TestClosedConnectionsAreForgotten(ConnectionTestCase):
+    @gen_test(timeout=60)
+    async def test_a_keep_alive_connection_the_client_closes_is_forgotten_at_the_next_sweep(self) -> None:
+        answers = await self.in_thread(keep_alive_gets, self.get_http_port(), 2, 0)  # then closes it
+        assert answers == [200, 200]
+        server = self.http_server
+        assert isinstance(server, CappedHTTPServer)
+        while len(server.deadlines):  # the sweep runs every quarter of the shortest timeout
+            await asyncio.sleep(0.05)
+        assert server.deadlines.closed == 0  # forgotten, not timed out

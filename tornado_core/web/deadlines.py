@@ -53,15 +53,20 @@ class ConnectionDeadlines:
         return _WatchedRequest(delegate, self, request)
 
     def sweep(self) -> None:
-        """Close the connections past their deadline (counted in :attr:`closed`)."""
+        """Close the connections past their deadline (counted in :attr:`closed`); forget closed ones.
+
+        A client that closes a kept-alive connection between requests is not reported to the
+        request's delegate (tornado had not read its headers yet): it is forgotten here.
+        """
         now = time.monotonic()
-        overdue = [request for request, deadline in self._deadlines.items() if deadline <= now]
-        for request in overdue:
-            del self._deadlines[request]
+        for request, deadline in list(self._deadlines.items()):
             stream = getattr(request, "stream", None)  # an HTTP1Connection's; None once detached
-            if stream is not None:
+            if stream is None or stream.closed():
+                del self._deadlines[request]
+            elif deadline <= now:
+                del self._deadlines[request]
                 stream.close()
-        self.closed += len(overdue)
+                self.closed += 1
 
     def reading_body(self, request: HTTPConnection) -> None:
         """The headers are in: the body's deadline starts (or nothing is watched any more)."""
