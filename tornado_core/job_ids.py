@@ -52,16 +52,15 @@ class JobIds:
     def __init__(self, secret: str) -> None:
         self._key = hashlib.sha256(secret.encode()).digest()
         self._keyed = hashlib.blake2b(key=self._key, digest_size=16)  # copied per id: keyed once
-        self._millis = -1
-        self._time_prefix = ""
+        self._stamp = (-1, "")  # (millisecond, its 10 digits), replaced as one: threads share it
 
     def new(self, tenant: str, *, now: float | None = None) -> str:
         """A fresh, time-ordered id for ``tenant``."""
         millis = int((time.time() if now is None else now) * 1000)
-        if millis != self._millis:
-            self._millis, self._time_prefix = millis, _b32(millis.to_bytes(6, "big"), 10)
-        # 80 random bits are exactly the last 16 digits.
-        body = self._time_prefix + _pairs(int.from_bytes(os.urandom(10), "big"), 16, _BODY_PAIRS)
+        stamp = self._stamp
+        if stamp[0] != millis:
+            stamp = self._stamp = (millis, _b32(millis.to_bytes(6, "big"), 10))
+        body = stamp[1] + _pairs(int.from_bytes(os.urandom(10), "big"), 16, _BODY_PAIRS)
         return body + self._mac(body, tenant)
 
     def for_idempotency_key(self, tenant: str, key: str) -> str:
