@@ -28,6 +28,7 @@ from tornado_core.settings import Settings
 from tornado_core.task import TaskSpec, task
 from tornado_core.task_context import TaskContext
 from tornado_core.task_schema import TaskSchema
+from tornado_core.unique import UniqueJobs
 
 __all__ = [
     "ApiError",
@@ -49,6 +50,7 @@ __all__ = [
     "TaskSpec",
     "TornadoClient",
     "TornadoError",
+    "UniqueJobs",
     "VersionNotFound",
     "task",
 ]

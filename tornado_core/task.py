@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from tornado_core.errors import PayloadInvalid
 from tornado_core.retry import RetryPolicy
+from tornado_core.unique import UniqueJobs
 
 if TYPE_CHECKING:
     from tornado_core.task_context import TaskContext
@@ -38,6 +39,8 @@ class TaskSpec:
         internal: Submitted only by Tornado's own endpoints (e.g. ``ponto.record`` by
             ``POST /v1/punches``), never through ``POST /v1/jobs``.
         description: One line for the API docs.
+        unique: At most one job in flight per value of these payload fields (see
+            :class:`~tornado_core.unique.UniqueJobs`).
     """
 
     name: str
@@ -50,6 +53,7 @@ class TaskSpec:
     max_concurrency: int | None = None
     description: str = ""
     internal: bool = False
+    unique: UniqueJobs | None = None
 
     def __call__(self, ctx: TaskContext, payload: Any) -> Any:
         """Call the handler directly (handy in a task's own unit tests)."""
@@ -129,6 +133,7 @@ def task(
     visibility_timeout: float = 60.0,
     max_concurrency: int | None = None,
     internal: bool = False,
+    unique: UniqueJobs | None = None,
 ) -> Callable[[Handler], TaskSpec]:
     """Declare a task.
 
@@ -151,11 +156,16 @@ def task(
         max_concurrency: Global cap on simultaneous jobs of this task.
         internal: Refuse submissions through ``POST /v1/jobs``; only Tornado's own
             endpoints (which validate more than the payload schema) may queue it.
+        unique: One job in flight per tenant and value of these payload fields; a second
+            submission gets the first job back (``UniqueJobs(fields=("cnpj", "period"))``).
 
     Returns:
         A decorator turning the handler into a :class:`TaskSpec`.
     """
     _check_name(name)
+    unknown = sorted(set(unique.fields) - set(payload.model_fields)) if unique else []
+    if unknown:
+        raise ValueError(f"task {name}: unique fields {unknown} are not fields of {payload.__name__}")
 
     def decorate(handler: Handler) -> TaskSpec:
         return TaskSpec(
@@ -168,6 +178,7 @@ def task(
             visibility_timeout=visibility_timeout,
             max_concurrency=max_concurrency,
             internal=internal,
+            unique=unique,
             description=(handler.__doc__ or "").strip().splitlines()[0] if handler.__doc__ else "",
         )
 

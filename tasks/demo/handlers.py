@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from tornado_core import NonRetryable, RetryPolicy, TaskContext, task
+from tornado_core import NonRetryable, RetryPolicy, TaskContext, UniqueJobs, task
 
 
 class EchoPayload(BaseModel):
@@ -104,3 +104,26 @@ def fail(ctx: TaskContext, payload: FailPayload) -> Any:
     if not payload.retryable:
         raise NonRetryable(payload.reason)
     raise RuntimeError(payload.reason)
+
+
+class ReportPayload(BaseModel):
+    """Payload of ``demo.report``."""
+
+    company: str = Field(min_length=1, description="The company the report is for.")
+    period: str = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="The month, YYYY-MM.")
+    seconds: float = Field(default=0, ge=0, le=3600, description="How long to work.")
+
+
+@task(
+    name="demo.report",
+    payload=ReportPayload,
+    visibility_timeout=3,
+    unique=UniqueJobs(fields=("company", "period")),
+)
+def report(ctx: TaskContext, payload: ReportPayload) -> dict[str, str]:
+    """One report per company and period in flight: a second submission gets the first job back."""
+    steps = 10
+    for step in range(steps):
+        time.sleep(payload.seconds / steps)
+        ctx.progress((step + 1) / steps)
+    return {"company": payload.company, "period": payload.period}

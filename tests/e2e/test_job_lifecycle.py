@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import threading
+import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -19,7 +22,7 @@ from tornado_core.services import Services
 
 @pytest.fixture(scope="module", autouse=True)
 def demo_workers(module_cluster: LocalCluster, api_url: str) -> None:
-    for task in ("demo.echo", "demo.flaky", "demo.fail", "demo.sleep"):
+    for task in ("demo.echo", "demo.flaky", "demo.fail", "demo.sleep", "demo.report"):
         module_cluster.start_worker(task, concurrency=4, extra=["--poll-wait", "1"])
 
 
@@ -219,3 +222,24 @@ def test_cancel_through_the_cli_and_of_another_tenants_job(
     shown = tornado_cli("jobs", "cancel", receipt["id"], "--api-url", api_url, "--token", tenant_token)
     assert json.loads(shown.stdout)["id"] == receipt["id"]
     assert client.wait(receipt["id"], timeout=30)["status"] == "cancelled"
+
+
+def test_concurrent_submissions_of_a_unique_job_yield_one_job(api_url: str, tenant_token: str) -> None:
+    payload = {"company": f"acme-{uuid.uuid4().hex[:6]}", "period": "2026-10", "seconds": 1}
+    gate = threading.Barrier(10)
+
+    def submit(_: int) -> tuple[str, bool]:
+        client = TornadoClient(api_url, tenant_token)  # a connection per thread
+        gate.wait()
+        receipt = client.submit("demo.report", payload)
+        return str(receipt["id"]), bool(receipt.get("existing"))
+
+    with ThreadPoolExecutor(10) as pool:
+        receipts = list(pool.map(submit, range(10)))
+    assert len({job_id for job_id, _ in receipts}) == 1
+    assert sorted(existing for _, existing in receipts) == [False] + [True] * 9
+    client = TornadoClient(api_url, tenant_token)
+    job = client.wait(receipts[0][0], timeout=30)
+    assert job["status"] == "succeeded" and job["attempts"] == 1
+    again = client.submit("demo.report", payload)  # it finished: the key is free again
+    assert again["id"] != job["id"] and "existing" not in again

@@ -28,6 +28,9 @@ class JobStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+#: Seconds a uniqueness key stays with a job whose row is not written yet (SQS writes it behind).
+UNRECORDED_GRACE = 60.0
+
 #: Statuses a job never leaves (an operator's redrive of a dead job aside).
 FINISHED_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.DEAD, JobStatus.CANCELLED})
 
@@ -223,6 +226,20 @@ class JobStorePort(Protocol):
         Returns:
             What was done, and the job's status now (``None`` when it is unknown).
         """
+
+    def hold_unique(self, task: str, tenant: str, key: str, job_id: str, *, window: float) -> str:
+        """Let ``job_id`` hold a uniqueness key, unless the job holding it still answers for it.
+
+        The holder still answers while it waits, runs or retries, for ``window`` seconds after
+        it finished, and for :data:`UNRECORDED_GRACE` seconds after it took the key if its row is
+        not written yet. Atomic: of concurrent callers with one key, one holds it.
+
+        Returns:
+            The job that holds the key now: ``job_id``, or the job to answer with instead.
+        """
+
+    def release_unique(self, task: str, tenant: str, key: str, job_id: str) -> None:
+        """Give the key back if ``job_id`` holds it (its message could not be queued)."""
 
     def record_progress(self, job_id: str, *, fraction: float, note: str | None) -> None:
         """Store progress between 0 and 1 with an optional note."""

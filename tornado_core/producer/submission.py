@@ -21,6 +21,7 @@ from tornado_core.ports.jobs import NewJob
 from tornado_core.ports.objects import ObjectStorePort
 from tornado_core.registry import TaskRegistry
 from tornado_core.services import Services
+from tornado_core.unique import UniqueJobs
 from tornado_core.versions import VersionCatalog, newest_version
 
 #: Picks the version of a task a new job goes to: ``(task, tenant, job_id) -> version``.
@@ -35,11 +36,15 @@ class PreparedJob:
         envelope: What goes on the queue.
         queue: The name of the (task, version) queue to send it to.
         body: The envelope serialised: the message body.
+        unique_key: The job's uniqueness key, if its task declares one (see
+            :class:`~tornado_core.unique.UniqueJobs`); ``unique_window`` goes with it.
     """
 
     envelope: Envelope
     queue: str
     body: str = field(repr=False)
+    unique_key: str | None = None
+    unique_window: float = 0.0
 
     def as_new_job(self, idempotency_key: str | None = None) -> NewJob:
         """The job-store record of this job once the queue has accepted it."""
@@ -147,7 +152,7 @@ class Submitter:
             else self._job_ids.new(tenant)
         )
         chosen = version or self._resolve(task, tenant, job_id)
-        self._validate(task, chosen, payload)
+        unique = self._validate(task, chosen, payload)
         envelope = Envelope(
             job_id=job_id,
             task=task,
@@ -160,11 +165,22 @@ class Submitter:
         if _utf8_length(body) > self._claim_check_bytes:  # else the payload alone is not either
             envelope = self._claim_check(envelope)
             body = envelope.to_json()
-        return PreparedJob(envelope=envelope, queue=queue_name(self._prefix, task, chosen), body=body)
+        return PreparedJob(
+            envelope=envelope,
+            queue=queue_name(self._prefix, task, chosen),
+            body=body,
+            unique_key=unique.key(payload) if unique else None,
+            unique_window=unique.window if unique else 0.0,
+        )
 
-    def _validate(self, task: str, version: str, payload: Any) -> None:
-        """With the task's code (pydantic) if at hand, else with its registered JSON Schema."""
+    def _validate(self, task: str, version: str, payload: Any) -> UniqueJobs | None:
+        """With the task's code (pydantic) if at hand, else with its registered JSON Schema.
+
+        Returns:
+            The version's uniqueness rule, when its code is at hand and declares one.
+        """
         check: Callable[[Any], object]
+        unique = None
         try:
             spec = self._registry.get(task, version)
         except (TaskNotFound, VersionNotFound):
@@ -173,10 +189,11 @@ class Submitter:
                 raise VersionNotFound(task, version) from None
             check = known.validate
         else:
-            check = spec.parse_payload
+            check, unique = spec.parse_payload, spec.unique
         if not isinstance(payload, dict):
             raise PayloadInvalid([{"field": "payload", "message": "must be a JSON object"}])
         check(payload)
+        return unique
 
     def _claim_check(self, envelope: Envelope) -> Envelope:
         text = compact(envelope.payload)

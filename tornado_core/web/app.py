@@ -129,6 +129,7 @@ def make_app(
         batcher=batcher,
         executor=pool,
         offload_above=settings.claim_check_bytes // 4,
+        jobs=services.jobs,
     )
     api = ApiContext(
         services=services,

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from tornado_core.errors import ApiError, QueueUnavailable
+from tornado_core.ports.jobs import JobStorePort
 from tornado_core.producer.batching import SendBatcher
 from tornado_core.producer.submission import PreparedJob, Submitter
 from tornado_core.web.errors import translate
@@ -27,6 +28,7 @@ class Enqueuer:
         executor: Runs preparation of large bodies (which may upload a claim check).
         offload_above: Request bodies larger than this are prepared in the executor,
             because their payload may be claim-checked to the object store.
+        jobs: The job store, which decides who holds a unique task's key.
     """
 
     def __init__(
@@ -36,11 +38,13 @@ class Enqueuer:
         batcher: SendBatcher,
         executor: Executor,
         offload_above: int,
+        jobs: JobStorePort,
     ) -> None:
         self._submitter = submitter
         self._batcher = batcher
         self._executor = executor
         self._offload_above = offload_above
+        self._jobs = jobs
 
     async def submit(
         self, tenant: str, request: JobRequest, *, body_size: int, internal_ok: bool = False
@@ -53,7 +57,17 @@ class Enqueuer:
             TornadoError: Unknown task, invalid payload, queue or object store down.
         """
         prepared = await self._run(body_size, self._prepare, tenant, request, internal_ok)
-        await self._batcher.send(prepared.queue, prepared.body, prepared.as_new_job(request.idempotency_key))
+        if prepared.unique_key is not None:
+            existing = await self._blocking(self._existing, tenant, prepared)
+            if existing is not None:
+                return existing
+        try:
+            await self._batcher.send(
+                prepared.queue, prepared.body, prepared.as_new_job(request.idempotency_key)
+            )
+        except Exception:
+            await self._blocking(self._release, tenant, [prepared])
+            raise
         return prepared.receipt()
 
     async def submit_batch(self, tenant: str, items: list[Any], *, body_size: int) -> list[dict[str, Any]]:
@@ -66,13 +80,46 @@ class Enqueuer:
             ApiError: 503 when nothing was accepted because a backend is down.
         """
         prepared = await self._run(body_size, self._prepare_all, tenant, items)
+        if any(item.job is not None and item.job.unique_key is not None for item in prepared):
+            await self._blocking(self._hold_all, tenant, prepared)
         await self._send_all(prepared)
+        failed = [item.failed for item in prepared if item.failed is not None]
+        if failed:
+            await self._blocking(self._release, tenant, failed)
         errors = [item.error for item in prepared if item.error is not None]
         if len(errors) == len(prepared):
             outage = next((e for e in errors if e.status == 503), None)
             if outage is not None:
                 raise outage
         return [item.result(index) for index, item in enumerate(prepared)]
+
+    async def _blocking(self, func: Callable[..., _T], *args: Any) -> _T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, func, *args)
+
+    def _existing(self, tenant: str, job: PreparedJob) -> dict[str, Any] | None:
+        """The receipt of the job that holds ``job``'s uniqueness key, or ``None`` if ``job`` took it."""
+        e = job.envelope
+        assert job.unique_key is not None
+        holder = self._jobs.hold_unique(e.task, tenant, job.unique_key, e.job_id, window=job.unique_window)
+        if holder == e.job_id:
+            return None
+        record = self._jobs.get(holder)
+        version = record.version if record is not None and record.version else e.version
+        status = str(record.status) if record is not None else "queued"
+        return {"id": holder, "task": e.task, "version": version, "status": status, "existing": True}
+
+    def _hold_all(self, tenant: str, items: list[_Item]) -> None:
+        """Take the keys of a batch's unique jobs in order; an item whose key is held gets its holder."""
+        for item in items:
+            if item.job is not None and item.job.unique_key is not None:
+                item.existing = self._existing(tenant, item.job)
+                if item.existing is not None:
+                    item.job = None
+
+    def _release(self, tenant: str, jobs: list[PreparedJob]) -> None:
+        for job in jobs:
+            if job.unique_key is not None:
+                self._jobs.release_unique(job.envelope.task, tenant, job.unique_key, job.envelope.job_id)
 
     async def _run(self, body_size: int, func: Callable[..., _T], *args: Any) -> _T:
         if body_size <= self._offload_above:
@@ -110,9 +157,9 @@ class Enqueuer:
         errors = await self._batcher.send_many(
             queue, [(job.body, job.as_new_job(item.key)) for item, job in sent]
         )
-        for (item, _), error in zip(sent, errors, strict=True):
+        for (item, job), error in zip(sent, errors, strict=True):
             if error is not None:
-                item.job, item.error = None, translate(QueueUnavailable(error))
+                item.job, item.error, item.failed = None, translate(QueueUnavailable(error)), job
 
 
 @dataclass
@@ -122,9 +169,13 @@ class _Item:
     job: PreparedJob | None = None
     key: str | None = None
     error: ApiError | None = None
+    existing: dict[str, Any] | None = None  # the receipt of the job holding its uniqueness key
+    failed: PreparedJob | None = None  # prepared, but the queue refused it
 
     def result(self, index: int) -> dict[str, Any]:
         if self.error is not None:
             return {"index": index, **self.error.body()}
+        if self.existing is not None:
+            return {"index": index, **self.existing}
         assert self.job is not None
         return {"index": index, **self.job.receipt()}

@@ -15,12 +15,12 @@ class JobsHandler(JsonBodyHandler):
     """``POST /v1/jobs`` submits one job; ``GET /v1/jobs`` lists the tenant's jobs."""
 
     async def post(self) -> None:
-        """202 with the receipt, once the queue acknowledged the job."""
+        """202 with the receipt once the queue has the job; 200 with the job holding its uniqueness key."""
         request = parse_job_request(self.json_body())
         receipt = await self.within_deadline(
             self.api.enqueuer.submit(self.tenant, request, body_size=self.body_size)
         )
-        self.write_json(receipt, 202)
+        self.write_json(receipt, 200 if receipt.get("existing") else 202)
 
     async def get(self) -> None:
         """One page of jobs, newest first; ``next_cursor`` fetches the next page."""

@@ -123,7 +123,12 @@ def _static_schemas() -> dict[str, Any]:
                 "id": {"type": "string"},
                 "task": {"type": "string"},
                 "version": {"type": "string"},
-                "status": {"const": "queued"},
+                "status": {"$ref": f"{_REF}JobStatus", "description": "'queued' for a job queued now."},
+                "existing": {
+                    "type": "boolean",
+                    "description": "true: nothing was queued; this is the job that holds the task's "
+                    "uniqueness key (the same tenant and values of its unique fields).",
+                },
             },
         },
         "Cancellation": {
@@ -300,7 +305,12 @@ def _paths() -> dict[str, Any]:
                 "summary": "Submit a job",
                 "operationId": "submitJob",
                 "requestBody": _body("JobRequest"),
-                "responses": {"202": _json_response("Queued (the queue acknowledged it).", "Receipt")}
+                "responses": {
+                    "202": _json_response("Queued (the queue acknowledged it).", "Receipt"),
+                    "200": _json_response(
+                        "Not queued: the job holding the task's uniqueness key ('existing': true).", "Receipt"
+                    ),
+                }
                 | post_errors,
             },
             "get": {

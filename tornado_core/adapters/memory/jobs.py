@@ -11,6 +11,7 @@ from typing import Any
 
 from tornado_core.ports.jobs import (
     FINISHED_STATUSES,
+    UNRECORDED_GRACE,
     CancelOutcome,
     Claim,
     ClaimOutcome,
@@ -32,6 +33,7 @@ class MemoryJobStore:
         self._jobs: dict[str, JobRecord] = {}
         self._leases: dict[str, tuple[str, float]] = {}
         self._cancel_requested: set[str] = set()
+        self._unique: dict[tuple[str, str, str], tuple[str, float]] = {}  # key -> (job id, taken at)
         self._lock = threading.Lock()
 
     def _now(self) -> datetime:
@@ -130,6 +132,28 @@ class MemoryJobStore:
                     record, status=JobStatus.CANCELLED, finished_at=now, updated_at=now
                 )
             return cancel_outcome(before, record.status)
+
+    def hold_unique(self, task: str, tenant: str, key: str, job_id: str, *, window: float) -> str:
+        with self._lock:
+            holder = self._unique.get((task, tenant, key))
+            if holder is not None and holder[0] != job_id and self._answers_for(holder, window):
+                return holder[0]
+            self._unique[(task, tenant, key)] = (job_id, self._clock())
+            return job_id
+
+    def _answers_for(self, holder: tuple[str, float], window: float) -> bool:
+        record = self._jobs.get(holder[0])
+        if record is None:
+            return bool(self._clock() - holder[1] < UNRECORDED_GRACE)
+        if record.status not in FINISHED_STATUSES:
+            return True
+        finished = record.finished_at.timestamp() if record.finished_at else 0.0
+        return bool(self._clock() - finished < window)
+
+    def release_unique(self, task: str, tenant: str, key: str, job_id: str) -> None:
+        with self._lock:
+            if self._unique.get((task, tenant, key), ("",))[0] == job_id:
+                del self._unique[(task, tenant, key)]
 
     def record_progress(self, job_id: str, *, fraction: float, note: str | None) -> None:
         self._update(job_id, progress=fraction, progress_note=note)

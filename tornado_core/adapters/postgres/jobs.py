@@ -10,6 +10,7 @@ import orjson
 from psycopg2.extensions import cursor as Cursor
 from psycopg2.extras import execute_values
 
+from tornado_core.adapters.postgres.job_control_sql import CANCEL, CANCEL_UNRECORDED, DONE, HOLD_UNIQUE
 from tornado_core.adapters.postgres.pool import PostgresPool, without_flush_wait
 from tornado_core.adapters.postgres.prepared import Prepared
 from tornado_core.jsontext import compact
@@ -83,53 +84,6 @@ WHERE j.status NOT IN ('succeeded', 'cancelled')
 RETURNING j.job_id
 """
 
-# Of the refused jobs, those that are done: succeeded or cancelled, or whose cancellation was
-# requested while they ran and whose worker's lease ran out (they end 'cancelled' here).
-_DONE = """
-WITH settled AS (
-    UPDATE tornado_jobs SET status = 'cancelled', lease_expires_at = NULL,
-        finished_at = clock_timestamp(), updated_at = clock_timestamp()
-    WHERE job_id = ANY(%(job_ids)s) AND cancel_requested_at IS NOT NULL
-      AND status IN ('queued', 'retrying', 'running')
-      AND NOT (status = 'running' AND lease_expires_at > clock_timestamp())
-    RETURNING job_id
-)
-SELECT job_id FROM settled
-UNION
-SELECT job_id FROM tornado_jobs WHERE job_id = ANY(%(job_ids)s) AND status IN ('succeeded', 'cancelled')
-"""
-
-# One statement: a waiting job is cancelled at once; a running one gets the request its heartbeat
-# reads; a finished one is left alone. Returns the status before and after.
-_CANCEL = """
-WITH target AS (
-    SELECT job_id, status FROM tornado_jobs
-    WHERE job_id = %(job_id)s AND tenant = %(tenant)s
-    FOR UPDATE
-),
-changed AS (
-    UPDATE tornado_jobs AS j SET
-        status = CASE WHEN t.status = 'running' THEN j.status ELSE 'cancelled' END,
-        finished_at = CASE WHEN t.status = 'running' THEN j.finished_at ELSE clock_timestamp() END,
-        cancel_requested_at = COALESCE(j.cancel_requested_at, clock_timestamp()),
-        updated_at = clock_timestamp()
-    FROM target AS t
-    WHERE j.job_id = t.job_id AND t.status IN ('queued', 'retrying', 'running')
-    RETURNING j.status
-)
-SELECT t.status, (SELECT status FROM changed) FROM target AS t
-"""
-
-# A job cancelled before its queued row was written (SQS, write-behind): recorded cancelled, its
-# task and version left for that row to fill in.
-_CANCEL_UNRECORDED = """
-INSERT INTO tornado_jobs (job_id, tenant, task, version, status, created_at, updated_at, finished_at,
-                          cancel_requested_at)
-VALUES (%(job_id)s, %(tenant)s, '', '', 'cancelled', clock_timestamp(), clock_timestamp(),
-        clock_timestamp(), clock_timestamp())
-ON CONFLICT (job_id) DO NOTHING
-RETURNING job_id
-"""
 
 _CLAIM_PREPARED = Prepared(
     "tornado_claim",
@@ -273,7 +227,7 @@ class PostgresJobStore:
             refused = [job_id for job_id in first if job_id not in claimed]
             done: set[str] = set()
             if refused:  # their rows are locked by the upsert, so this read is consistent
-                cur.execute(_DONE, {"job_ids": refused})
+                cur.execute(DONE, {"job_ids": refused})
                 done = {row[0] for row in cur.fetchall()}
         return [_claim_outcome(c, first, claimed, done) for c in claims]
 
@@ -308,15 +262,38 @@ class PostgresJobStore:
         """Cancel a waiting job, or ask a running one's worker to stop it (see :class:`JobStorePort`)."""
         params = {"job_id": job_id, "tenant": tenant}
         with self._pool.connection() as conn, conn.cursor() as cur:
-            cur.execute(_CANCEL, params)
+            cur.execute(CANCEL, params)
             row = cur.fetchone()
             if row is None and issued:
-                cur.execute(_CANCEL_UNRECORDED, params)
+                cur.execute(CANCEL_UNRECORDED, params)
                 if cur.fetchone() is not None:
                     return CancelOutcome.CANCELLED, JobStatus.CANCELLED
-                cur.execute(_CANCEL, params)  # its row was written meanwhile
+                cur.execute(CANCEL, params)  # its row was written meanwhile
                 row = cur.fetchone()
         return cancel_outcome(row[0] if row else None, row[1] if row else None)
+
+    def hold_unique(self, task: str, tenant: str, key: str, job_id: str, *, window: float) -> str:
+        """Let ``job_id`` hold the key unless its holder still answers for it (see :class:`JobStorePort`)."""
+        params = {"task": task, "tenant": tenant, "key": key, "job_id": job_id, "window": float(window)}
+        with self._pool.connection() as conn, conn.cursor() as cur:
+            cur.execute(HOLD_UNIQUE, params)
+            if cur.fetchone() is not None:
+                return job_id
+            cur.execute(
+                "SELECT job_id FROM tornado_unique_jobs WHERE task = %(task)s AND tenant = %(tenant)s"
+                " AND unique_key = %(key)s",
+                params,
+            )
+            row = cur.fetchone()
+        return str(row[0]) if row else job_id
+
+    def release_unique(self, task: str, tenant: str, key: str, job_id: str) -> None:
+        """Give the key back if ``job_id`` holds it."""
+        self._execute(
+            "DELETE FROM tornado_unique_jobs"
+            " WHERE task = %s AND tenant = %s AND unique_key = %s AND job_id = %s",
+            (task, tenant, key, job_id),
+        )
 
     def record_progress(self, job_id: str, *, fraction: float, note: str | None) -> None:
         """Store progress (0..1) and an optional note."""
