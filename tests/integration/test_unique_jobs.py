@@ -3,25 +3,13 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.test_job_claims import _STORES, claim, job
+from tests.integration.test_job_claims import claim, job
 from tornado_core.ports.jobs import JobStatus, JobStorePort
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(params=sorted(_STORES))
-def store(request: pytest.FixtureRequest) -> Iterator[JobStorePort]:
-    """Each job store in turn."""
-    yield from _STORES[request.param](request)
-
-
-@pytest.fixture
-def prefix(unique_prefix: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in unique_prefix)[:50]
 
 
 def test_of_concurrent_callers_with_one_key_one_holds_it(store: JobStorePort, prefix: str) -> None:
