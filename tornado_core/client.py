@@ -62,12 +62,23 @@ class TornadoClient:
         self._local = threading.local()
 
     def submit(
-        self, task: str, payload: dict[str, Any], *, idempotency_key: str | None = None
+        self,
+        task: str,
+        payload: dict[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        delay: float | None = None,
     ) -> dict[str, Any]:
-        """Queue one job; returns ``{"id", "task", "version", "status"}``."""
+        """Queue one job; returns ``{"id", "task", "version", "status"}``.
+
+        ``delay``: seconds (at most 900) before it may run. ``"existing": true`` in the answer
+        means nothing was queued: the job returned holds the task's uniqueness key.
+        """
         body: dict[str, Any] = {"task": task, "payload": payload}
         if idempotency_key is not None:
             body["idempotency_key"] = idempotency_key
+        if delay is not None:
+            body["delay"] = delay
         return self._call("POST", "/v1/jobs", body)
 
     def submit_batch(self, jobs: Sequence[dict[str, Any]]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import pytest
 
@@ -243,3 +244,24 @@ def test_concurrent_submissions_of_a_unique_job_yield_one_job(api_url: str, tena
     assert job["status"] == "succeeded" and job["attempts"] == 1
     again = client.submit("demo.report", payload)  # it finished: the key is free again
     assert again["id"] != job["id"] and "existing" not in again
+
+
+def test_a_delayed_job_runs_no_earlier_than_its_delay(client: TornadoClient, services: Services) -> None:
+    receipt = client.submit("demo.echo", {"message": "later"}, delay=2)
+    job = client.wait(receipt["id"], timeout=30)
+    assert job["status"] == "succeeded"
+    record = services.jobs.get(receipt["id"])
+    assert record is not None and record.started_at is not None
+    # Not before its time (a lower bound: a loaded machine can only make it later).
+    assert record.started_at >= record.created_at + timedelta(seconds=2)
+
+
+def test_a_scheduled_job_cancelled_before_its_time_never_runs(
+    client: TornadoClient, services: Services, queue_of: Callable[[str], str]
+) -> None:
+    receipt = client.submit("demo.echo", {"message": "never"}, delay=3)
+    assert client.cancel(receipt["id"])["status"] == "cancelled"
+    # Once due, its message is received, refused by the claim and dropped.
+    wait_until(lambda: services.queue.depth(queue_of("demo.echo")).total == 0, what="the message dropped")
+    job = client.get(receipt["id"])
+    assert job["status"] == "cancelled" and job["attempts"] == 0

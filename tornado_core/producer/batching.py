@@ -42,6 +42,7 @@ class _Send:
 
     messages: Sequence[tuple[str, NewJob]]
     future: asyncio.Future[list[str | None]]
+    delay: float = 0.0
     outcomes: list[str | None] = field(init=False)
     settled: bytearray = field(init=False)
     left: int = field(init=False)
@@ -101,18 +102,26 @@ class SendBatcher:
         self._limits: QueuePort | QueueAndJobsPort = queue_and_jobs or queue
         self._lanes: dict[str, _Lane] = {}
 
-    async def send(self, queue_name: str, body: str, job: NewJob) -> None:
+    async def send(self, queue_name: str, body: str, job: NewJob, *, delay: float = 0.0) -> None:
         """Send one message; return once the queue has stored it (with its job's row, if it can).
+
+        Args:
+            queue_name: The queue.
+            body: The message body.
+            job: Its job's ``queued`` row.
+            delay: Seconds before the message becomes visible (at most 900).
 
         Raises:
             QueueUnavailable: The queue refused this message or could not be reached.
         """
-        error = (await self.send_many(queue_name, [(body, job)]))[0]
+        error = (await self.send_many(queue_name, [(body, job)], delay=delay))[0]
         if error is not None:
             raise QueueUnavailable(error)
 
-    async def send_many(self, queue_name: str, messages: Sequence[tuple[str, NewJob]]) -> list[str | None]:
-        """Send several ``(body, job)`` to one queue; they share flushes with concurrent sends.
+    async def send_many(
+        self, queue_name: str, messages: Sequence[tuple[str, NewJob]], *, delay: float = 0.0
+    ) -> list[str | None]:
+        """Send several ``(body, job)`` to one queue, each ``delay`` seconds from now; they share flushes.
 
         Returns:
             For each body, ``None`` if the queue stored it, else an error text.
@@ -120,7 +129,7 @@ class SendBatcher:
         if not messages:
             return []
         loop = asyncio.get_running_loop()
-        send = _Send(messages, loop.create_future())
+        send = _Send(messages, loop.create_future(), delay)
         lane = self._lanes.setdefault(queue_name, _Lane())
         lane.pending.append(send)
         if lane.flushing is None:
@@ -154,7 +163,7 @@ class SendBatcher:
 
     async def _send_chunk(self, queue_name: str, chunk: list[_Item]) -> None:
         pairs = [send.messages[index] for send, index in chunk]
-        messages = [OutgoingMessage(body) for body, _ in pairs]
+        messages = [OutgoingMessage(send.messages[index][0], send.delay) for send, index in chunk]
         loop = asyncio.get_running_loop()
         try:
             if self._together is not None:  # the rows go in the same commit

@@ -62,9 +62,8 @@ class Enqueuer:
             if existing is not None:
                 return existing
         try:
-            await self._batcher.send(
-                prepared.queue, prepared.body, prepared.as_new_job(request.idempotency_key)
-            )
+            new_job = prepared.as_new_job(request.idempotency_key)
+            await self._batcher.send(prepared.queue, prepared.body, new_job, delay=request.delay)
         except Exception:
             await self._blocking(self._release, tenant, [prepared])
             raise
@@ -140,22 +139,23 @@ class Enqueuer:
         for item in items:
             try:
                 request = parse_job_request(item)
-                prepared.append(_Item(job=self._prepare(tenant, request), key=request.idempotency_key))
+                job = self._prepare(tenant, request)
+                prepared.append(_Item(job=job, key=request.idempotency_key, delay=request.delay))
             except Exception as exc:
                 prepared.append(_Item(error=translate(exc)))
         return prepared
 
     async def _send_all(self, items: list[_Item]) -> None:
-        by_queue: dict[str, list[_Item]] = defaultdict(list)
+        by_queue: dict[tuple[str, float], list[_Item]] = defaultdict(list)
         for item in items:
             if item.job is not None:
-                by_queue[item.job.queue].append(item)
-        await asyncio.gather(*(self._send_queue(queue, group) for queue, group in by_queue.items()))
+                by_queue[(item.job.queue, item.delay)].append(item)
+        await asyncio.gather(*(self._send_queue(*key, group) for key, group in by_queue.items()))
 
-    async def _send_queue(self, queue: str, items: list[_Item]) -> None:
+    async def _send_queue(self, queue: str, delay: float, items: list[_Item]) -> None:
         sent = [(item, item.job) for item in items if item.job is not None]
         errors = await self._batcher.send_many(
-            queue, [(job.body, job.as_new_job(item.key)) for item, job in sent]
+            queue, [(job.body, job.as_new_job(item.key)) for item, job in sent], delay=delay
         )
         for (item, job), error in zip(sent, errors, strict=True):
             if error is not None:
@@ -168,6 +168,7 @@ class _Item:
 
     job: PreparedJob | None = None
     key: str | None = None
+    delay: float = 0.0
     error: ApiError | None = None
     existing: dict[str, Any] | None = None  # the receipt of the job holding its uniqueness key
     failed: PreparedJob | None = None  # prepared, but the queue refused it

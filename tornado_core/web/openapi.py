@@ -9,7 +9,7 @@ from typing import Any
 from tornado_core.ports.jobs import JobStatus
 from tornado_core.registry import TaskRegistry
 from tornado_core.task import TaskSpec
-from tornado_core.web.requests import MAX_BATCH, MAX_IDEMPOTENCY_KEY, MAX_LIST_LIMIT
+from tornado_core.web.requests import MAX_BATCH, MAX_DELAY, MAX_IDEMPOTENCY_KEY, MAX_LIST_LIMIT
 
 _REF = "#/components/schemas/"
 _JSON = "application/json"
@@ -77,6 +77,8 @@ def _task_schemas(spec: TaskSpec, schemas: dict[str, Any]) -> str:
             "task": {"const": spec.name},
             "payload": {"$ref": f"{_REF}{prefix}Payload"},
             "idempotency_key": {"$ref": f"{_REF}IdempotencyKey"},
+            "delay": {"$ref": f"{_REF}Delay"},
+            "run_at": {"$ref": f"{_REF}RunAt"},
         },
     }
     return f"{prefix}JobRequest"
@@ -114,6 +116,18 @@ def _static_schemas() -> dict[str, Any]:
             "minLength": 1,
             "maxLength": MAX_IDEMPOTENCY_KEY,
             "description": "Submitting the same key (for the same task) again returns the same job id.",
+        },
+        "Delay": {
+            "type": "number",
+            "minimum": 0,
+            "maximum": MAX_DELAY,
+            "description": "Seconds from now before the job may run (not with run_at).",
+        },
+        "RunAt": {
+            "type": "string",
+            "format": "date-time",
+            "description": f"When the job may run, with its offset, at most {MAX_DELAY} s ahead (not with "
+            "delay); a past time runs it at once.",
         },
         "JobStatus": status,
         "Receipt": {

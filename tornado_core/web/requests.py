@@ -6,6 +6,7 @@ import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from tornado_core.errors import ApiError
@@ -19,7 +20,9 @@ MAX_IDEMPOTENCY_KEY = 200
 MAX_CURSOR = 200
 #: Deepest nesting of objects and arrays accepted in a request body (payloads included).
 MAX_JSON_DEPTH = 64
-_JOB_FIELDS = frozenset({"task", "payload", "idempotency_key"})
+_JOB_FIELDS = frozenset({"task", "payload", "idempotency_key", "delay", "run_at"})
+#: Longest delay of a job, in seconds (the queues' own limit: SQS's 15 minutes).
+MAX_DELAY = 900
 #: ``\\uD800`` to ``\\uDFFF`` in JSON text: the only way a decoded body can hold a lone surrogate.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
@@ -31,6 +34,7 @@ class JobRequest:
     task: str
     payload: dict[str, Any]
     idempotency_key: str | None = None
+    delay: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -129,7 +133,7 @@ def parse_job_request(data: Any) -> JobRequest:
     if problems:
         summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
         raise ApiError(422, "request_invalid", summary, fields=problems)
-    return JobRequest(data["task"], data["payload"], data.get("idempotency_key"))
+    return JobRequest(data["task"], data["payload"], data.get("idempotency_key"), _delay_of(data))
 
 
 def _job_request_problems(data: dict[str, Any]) -> list[FieldError]:
@@ -147,9 +151,46 @@ def _job_request_problems(data: dict[str, Any]) -> list[FieldError]:
         problem = _idempotency_key_problem(data["idempotency_key"])
         if problem:
             problems.append({"field": "idempotency_key", "message": problem})
+    problems.extend(_delay_problems(data))
     for name in sorted(set(data) - _JOB_FIELDS):
         problems.append({"field": name, "message": "unknown field"})
     return problems
+
+
+def _delay_problems(data: dict[str, Any]) -> list[FieldError]:
+    """``delay`` (seconds) or ``run_at`` (a date-time with its offset), at most :data:`MAX_DELAY` ahead."""
+    if "delay" in data and "run_at" in data:
+        return [{"field": "run_at", "message": "give delay or run_at, not both"}]
+    if "delay" in data:
+        delay = data["delay"]
+        if isinstance(delay, bool) or not isinstance(delay, int | float) or not 0 <= delay <= MAX_DELAY:
+            return [{"field": "delay", "message": f"must be a number of seconds from 0 to {MAX_DELAY}"}]
+    if "run_at" in data:
+        when = _run_at(data["run_at"])
+        if when is None:
+            message = "must be a date-time with its offset, e.g. 2026-11-30T08:00:00-03:00"
+            return [{"field": "run_at", "message": message}]
+        if (when - datetime.now(UTC)).total_seconds() > MAX_DELAY:
+            return [{"field": "run_at", "message": f"must be at most {MAX_DELAY} seconds ahead"}]
+    return []
+
+
+def _run_at(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return when if when.tzinfo is not None else None
+
+
+def _delay_of(data: dict[str, Any]) -> float:
+    """Seconds from now until the job may run (0: at once; a past ``run_at`` too)."""
+    if "run_at" in data:
+        when = _run_at(data["run_at"])
+        return max(0.0, (when - datetime.now(UTC)).total_seconds()) if when else 0.0
+    return float(data.get("delay", 0))
 
 
 def _idempotency_key_problem(key: Any) -> str | None:
