@@ -34,12 +34,25 @@ def _echo_json(data: Any) -> None:
 @click.argument("task")
 @click.argument("payload", default="{}")
 @click.option("--idempotency-key", default=None, help="Same key, same job (safe re-submits).")
+@click.option(
+    "--delay",
+    type=click.FloatRange(0, 900),
+    default=None,
+    help="Seconds (at most 900) before the job may run.",
+)
 @click.option("--wait", is_flag=True, help="Wait for the job to finish; exit 1 unless it succeeded.")
 @click.option("--timeout", default=300.0, show_default=True, help="Seconds to wait with --wait.")
 @api_url_option
 @token_option
 def submit(
-    task: str, payload: str, idempotency_key: str | None, wait: bool, timeout: float, api_url: str, token: str
+    task: str,
+    payload: str,
+    idempotency_key: str | None,
+    delay: float | None,
+    wait: bool,
+    timeout: float,
+    api_url: str,
+    token: str,
 ) -> None:
     """Queue a TASK with a JSON PAYLOAD (e.g. '{"message": "hi"}'); prints the job."""
     try:
@@ -47,7 +60,7 @@ def submit(
     except ValueError as exc:
         raise click.BadParameter(f"not JSON: {exc}", param_hint="PAYLOAD") from None
     client = _client(api_url, token)
-    job = _call(lambda: client.submit(task, data, idempotency_key=idempotency_key))
+    job = _call(lambda: client.submit(task, data, idempotency_key=idempotency_key, delay=delay))
     if not wait:
         _echo_json(job)
         return

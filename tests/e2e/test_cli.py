@@ -33,6 +33,13 @@ def as_user(tornado_cli: Cli, api_url: str, tenant_token: str) -> Cli:
     return run
 
 
+def test_submit_with_a_delay_and_a_bad_delay(as_user: Cli) -> None:
+    done = as_user("submit", "demo.echo", '{"message": "depois"}', "--delay", "1", "--wait")
+    assert json.loads(done.stdout)["status"] == "succeeded"
+    refused = as_user("submit", "demo.echo", '{"message": "x"}', "--delay", "901", check=False)
+    assert refused.returncode == 2 and "--delay" in refused.stderr
+
+
 def test_submit_and_wait_prints_the_finished_job(as_user: Cli) -> None:
     done = as_user("submit", "demo.echo", '{"message": "boleto 42"}', "--wait", "--timeout", "60")
     job = json.loads(done.stdout)
