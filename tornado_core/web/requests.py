@@ -129,14 +129,15 @@ def parse_job_request(data: Any) -> JobRequest:
     """
     if not isinstance(data, dict):
         raise field_error(422, "request_invalid", "(item)", "must be a JSON object")
-    problems = _job_request_problems(data)
+    problems, delay = _job_request_problems(data)
     if problems:
         summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
         raise ApiError(422, "request_invalid", summary, fields=problems)
-    return JobRequest(data["task"], data["payload"], data.get("idempotency_key"), _delay_of(data))
+    return JobRequest(data["task"], data["payload"], data.get("idempotency_key"), delay)
 
 
-def _job_request_problems(data: dict[str, Any]) -> list[FieldError]:
+def _job_request_problems(data: dict[str, Any]) -> tuple[list[FieldError], float]:
+    """Every offending field, and the request's delay in seconds (0 when it has a problem)."""
     problems: list[FieldError] = []
     task = data.get("task")
     if "task" not in data:
@@ -151,28 +152,37 @@ def _job_request_problems(data: dict[str, Any]) -> list[FieldError]:
         problem = _idempotency_key_problem(data["idempotency_key"])
         if problem:
             problems.append({"field": "idempotency_key", "message": problem})
-    problems.extend(_delay_problems(data))
+    delay = _delay_of(data)
+    if not isinstance(delay, float):
+        problems.append(delay)
     for name in sorted(set(data) - _JOB_FIELDS):
         problems.append({"field": name, "message": "unknown field"})
-    return problems
+    return problems, delay if isinstance(delay, float) else 0.0
 
 
-def _delay_problems(data: dict[str, Any]) -> list[FieldError]:
-    """``delay`` (seconds) or ``run_at`` (a date-time with its offset), at most :data:`MAX_DELAY` ahead."""
+def _delay_of(data: dict[str, Any]) -> float | FieldError:
+    """Seconds from now until the job may run, or what is wrong with ``delay`` / ``run_at``.
+
+    ``delay`` is seconds, ``run_at`` a date-time with its offset; at most :data:`MAX_DELAY` ahead.
+    0 without either, or for a ``run_at`` in the past.
+    """
     if "delay" in data and "run_at" in data:
-        return [{"field": "run_at", "message": "give delay or run_at, not both"}]
-    if "delay" in data:
-        delay = data["delay"]
-        if isinstance(delay, bool) or not isinstance(delay, int | float) or not 0 <= delay <= MAX_DELAY:
-            return [{"field": "delay", "message": f"must be a number of seconds from 0 to {MAX_DELAY}"}]
+        return {"field": "run_at", "message": "give delay or run_at, not both"}
     if "run_at" in data:
         when = _run_at(data["run_at"])
         if when is None:
-            message = "must be a date-time with its offset, e.g. 2026-11-30T08:00:00-03:00"
-            return [{"field": "run_at", "message": message}]
-        if (when - datetime.now(UTC)).total_seconds() > MAX_DELAY:
-            return [{"field": "run_at", "message": f"must be at most {MAX_DELAY} seconds ahead"}]
-    return []
+            return {
+                "field": "run_at",
+                "message": "must be a date-time with its offset, e.g. 2026-11-30T08:00:00-03:00",
+            }
+        ahead = (when - datetime.now(UTC)).total_seconds()
+        if ahead > MAX_DELAY:
+            return {"field": "run_at", "message": f"must be at most {MAX_DELAY} seconds ahead"}
+        return max(0.0, ahead)
+    delay = data.get("delay", 0)
+    if isinstance(delay, bool) or not isinstance(delay, int | float) or not 0 <= delay <= MAX_DELAY:
+        return {"field": "delay", "message": f"must be a number of seconds from 0 to {MAX_DELAY}"}
+    return float(delay)
 
 
 def _run_at(value: Any) -> datetime | None:
@@ -183,14 +193,6 @@ def _run_at(value: Any) -> datetime | None:
     except ValueError:
         return None
     return when if when.tzinfo is not None else None
-
-
-def _delay_of(data: dict[str, Any]) -> float:
-    """Seconds from now until the job may run (0: at once; a past ``run_at`` too)."""
-    if "run_at" in data:
-        when = _run_at(data["run_at"])
-        return max(0.0, (when - datetime.now(UTC)).total_seconds()) if when else 0.0
-    return float(data.get("delay", 0))
 
 
 def _idempotency_key_problem(key: Any) -> str | None:
