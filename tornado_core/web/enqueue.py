@@ -65,7 +65,8 @@ class Enqueuer:
             new_job = prepared.as_new_job(request.idempotency_key)
             await self._batcher.send(prepared.queue, prepared.body, new_job, delay=request.delay)
         except Exception:
-            await self._blocking(self._release, tenant, [prepared])
+            if prepared.unique_key is not None:
+                await self._blocking(self._release, tenant, [prepared])
             raise
         return prepared.receipt()
 
@@ -82,7 +83,7 @@ class Enqueuer:
         if any(item.job is not None and item.job.unique_key is not None for item in prepared):
             await self._blocking(self._hold_all, tenant, prepared)
         await self._send_all(prepared)
-        failed = [item.failed for item in prepared if item.failed is not None]
+        failed = [item.failed for item in prepared if item.failed is not None and item.failed.unique_key]
         if failed:
             await self._blocking(self._release, tenant, failed)
         errors = [item.error for item in prepared if item.error is not None]
@@ -116,6 +117,7 @@ class Enqueuer:
                     item.job = None
 
     def _release(self, tenant: str, jobs: list[PreparedJob]) -> None:
+        """Give back the uniqueness keys of jobs the queue refused."""
         for job in jobs:
             if job.unique_key is not None:
                 self._jobs.release_unique(job.envelope.task, tenant, job.unique_key, job.envelope.job_id)
@@ -123,7 +125,7 @@ class Enqueuer:
     async def _run(self, body_size: int, func: Callable[..., _T], *args: Any) -> _T:
         if body_size <= self._offload_above:
             return func(*args)
-        return await asyncio.get_running_loop().run_in_executor(self._executor, func, *args)
+        return await self._blocking(func, *args)
 
     def _prepare(self, tenant: str, request: JobRequest, internal_ok: bool = False) -> PreparedJob:
         return self._submitter.prepare(

@@ -53,7 +53,7 @@ ON CONFLICT (job_id) DO UPDATE SET  -- a job cancelled before its row was writte
 WHERE tornado_jobs.task = ''
 """
 
-_RECORD_QUEUED_PREPARED = Prepared("tornado_record_queued_rows2", _RECORD_QUEUED, {"rows": "jsonb"})
+_RECORD_QUEUED_PREPARED = Prepared("tornado_record_queued_json", _RECORD_QUEUED, {"rows": "jsonb"})
 
 # One atomic statement per receive: insert each job as running, or take it over unless it
 # succeeded or another worker holds an unexpired lease. A job whose row does not come back was
