@@ -10,6 +10,7 @@ import click
 
 from tornado_core.client import ApiError, TornadoClient
 from tornado_core.commands import api_url_option, token_option
+from tornado_core.ports.schedules import MAX_SCHEDULE_AHEAD
 
 
 def _client(api_url: str, token: str) -> TornadoClient:
@@ -36,9 +37,9 @@ def _echo_json(data: Any) -> None:
 @click.option("--idempotency-key", default=None, help="Same key, same job (safe re-submits).")
 @click.option(
     "--delay",
-    type=click.FloatRange(0, 900),
+    type=click.FloatRange(0, MAX_SCHEDULE_AHEAD),
     default=None,
-    help="Seconds (at most 900) before the job may run.",
+    help="Seconds before the job may run (beyond 900 it waits 'scheduled' for `tornado scheduler`).",
 )
 @click.option("--wait", is_flag=True, help="Wait for the job to finish; exit 1 unless it succeeded.")
 @click.option("--timeout", default=300.0, show_default=True, help="Seconds to wait with --wait.")

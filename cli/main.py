@@ -38,6 +38,8 @@ LAZY_COMMANDS = {
     "pipeline": "tornado_cli.pipeline:pipeline",
     "release": "tornado_cli.release:release",
     "supervise": "tornado_cli.release:supervise",
+    "schedules": "tornado_cli.schedules:schedules",
+    "scheduler": "tornado_cli.schedules:scheduler",
 }
 
 

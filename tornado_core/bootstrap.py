@@ -71,6 +71,7 @@ def build_services(
         PostgresQueueAndJobs,
         PostgresTenantStore,
     )
+    from tornado_core.adapters.postgres.schedules import PostgresSchedules
 
     closers = _Closers()
     pool = _pool(
@@ -93,6 +94,7 @@ def build_services(
         queue=queue,
         objects=S3ObjectStore(s3, settings.bucket),
         jobs=PostgresJobStore(pool),
+        schedules=PostgresSchedules(pool),
         limiter=limiter,
         tenants=PostgresTenantStore(pool),
         rds=rds,

@@ -96,6 +96,37 @@ class JobNotFound(TornadoError):
         self.job_id = job_id
 
 
+class ScheduleInvalid(TornadoError):
+    """A periodic schedule's definition is wrong (nothing was stored).
+
+    Attributes:
+        field: The offending field (``cron``, ``timezone``, ``name``...).
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class ScheduleExists(TornadoError):
+    """A schedule of that name already exists for the tenant (nothing was changed)."""
+
+    def __init__(self, tenant: str, name: str) -> None:
+        super().__init__(f"tenant {tenant!r} already has a schedule named {name!r}")
+        self.tenant = tenant
+        self.name = name
+
+
+class ScheduleNotFound(TornadoError):
+    """The tenant has no schedule of that name."""
+
+    def __init__(self, tenant: str, name: str) -> None:
+        super().__init__(f"tenant {tenant!r} has no schedule named {name!r}")
+        self.tenant = tenant
+        self.name = name
+
+
 class AuthError(TornadoError):
     """A bearer token is missing or unknown."""
 

@@ -11,6 +11,7 @@ from tornado_core.ports.limits import ConcurrencyLimiterPort
 from tornado_core.ports.objects import ObjectStorePort
 from tornado_core.ports.queue import QueuePort
 from tornado_core.ports.queue_and_jobs import QueueAndJobsPort
+from tornado_core.ports.schedules import SchedulesPort
 from tornado_core.ports.tenants import TenantStorePort
 from tornado_core.registry import TaskRegistry
 from tornado_core.settings import Settings
@@ -33,6 +34,8 @@ class Services:
         job_ids: Issues and recognises job ids.
         queue_and_jobs: Writes the queue and the job store in one transaction, where both live
             in one database (PostgreSQL); ``None`` elsewhere, where each is written on its own.
+        schedules: Jobs due later than the queue can hold them, and periodic schedules (in the
+            job store's database); ``None`` where nothing keeps them.
     """
 
     settings: Settings
@@ -46,3 +49,4 @@ class Services:
     redshift: DatabasePort | None
     job_ids: JobIds
     queue_and_jobs: QueueAndJobsPort | None = None
+    schedules: SchedulesPort | None = None

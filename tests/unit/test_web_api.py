@@ -22,6 +22,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPResponse
 from tornado.testing import AsyncHTTPTestCase, gen_test
 
 from tornado_core.adapters.memory.jobs import MemoryJobStore
+from tornado_core.adapters.memory.schedules import MemorySchedules
 from tornado_core.adapters.memory.stores import MemoryQueue
 from tornado_core.adapters.memory.tenants import MemoryTenantStore
 from tornado_core.errors import ObjectStoreError, StoreUnavailable
@@ -103,7 +104,10 @@ class ApiTestCase(AsyncHTTPTestCase):
         base = memory_services(registry, settings=settings)
         self.queue = CountingQueue()
         self.store = FlakyStore()
-        self.services = type(base)(**{**vars(base), "queue": self.queue, "jobs": self.store})
+        self.schedules = MemorySchedules(self.store)
+        self.services = type(base)(
+            **{**vars(base), "queue": self.queue, "jobs": self.store, "schedules": self.schedules}
+        )
         self.queues = {}
         for spec in registry:
             self.queue.ensure_queue(queue_spec(settings.queue_prefix, spec))

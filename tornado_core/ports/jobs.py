@@ -12,6 +12,7 @@ from typing import Any, Protocol
 class JobStatus(StrEnum):
     """Where a job is in its life.
 
+    ``scheduled`` accepted and waiting for its time (more than the queue's own delay ahead);
     ``queued`` accepted and waiting; ``running`` a worker holds it;
     ``retrying`` an attempt failed and another will follow; ``succeeded`` done;
     ``dead`` in the dead-letter queue awaiting an operator; ``failed`` given up
@@ -19,6 +20,7 @@ class JobStatus(StrEnum):
     tenant's request (never ran, or stopped running at a progress report).
     """
 
+    SCHEDULED = "scheduled"
     QUEUED = "queued"
     RUNNING = "running"
     RETRYING = "retrying"

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from tornado_core.errors import QueueUnavailable
 from tornado_core.ports.jobs import NewJob
@@ -31,6 +32,7 @@ from tornado_core.ports.queue_and_jobs import QueueAndJobsPort
 from tornado_core.producer.recording import QueuedRecorder
 
 _log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 @dataclass(eq=False)
@@ -155,7 +157,8 @@ class SendBatcher:
 
     async def _flush(self, queue_name: str, batch: list[_Send]) -> None:
         items = [(send, index) for send in batch for index in range(len(send.messages))]
-        chunks = _chunks(items, max(1, self._limits.max_send_batch), self._limits.max_send_batch_bytes)
+        limits = self._limits
+        chunks = chunks_of(items, _body, max(1, limits.max_send_batch), limits.max_send_batch_bytes)
         if len(chunks) == 1:
             await self._send_chunk(queue_name, chunks[0])
         else:
@@ -188,15 +191,15 @@ class SendBatcher:
                     self._recorder.add(job)
 
 
-def _chunks(items: list[_Item], count: int, size: int) -> list[list[_Item]]:
-    """Consecutive chunks of at most ``count`` messages and ``size`` body bytes (a larger body alone)."""
-    chunks: list[list[_Item]] = []
-    current: list[_Item] = []
+def chunks_of(items: Sequence[_T], body: Callable[[_T], str], count: int, size: int) -> list[list[_T]]:
+    """Consecutive chunks of at most ``count`` items and ``size`` bytes of ``body(item)`` (a larger
+    body alone), as one batched send takes them."""
+    chunks: list[list[_T]] = []
+    current: list[_T] = []
     used = 0
     for item in items:
-        send, index = item
-        body = send.messages[index][0]
-        length = len(body) if body.isascii() else len(body.encode())
+        text = body(item)
+        length = len(text) if text.isascii() else len(text.encode())
         if current and (len(current) == count or used + length > size):
             chunks.append(current)
             current, used = [], 0
@@ -205,6 +208,11 @@ def _chunks(items: list[_Item], count: int, size: int) -> list[list[_Item]]:
     if current:
         chunks.append(current)
     return chunks
+
+
+def _body(item: _Item) -> str:
+    send, index = item
+    return send.messages[index][0]
 
 
 def _settle(chunk: list[_Item], results: Sequence[str | None]) -> None:

@@ -58,10 +58,10 @@ class PreparedJob:
             idempotency_key=idempotency_key,
         )
 
-    def receipt(self) -> dict[str, str]:
-        """What the API answers once the job is queued."""
+    def receipt(self, status: str = "queued") -> dict[str, str]:
+        """What the API answers once the job is queued (or ``scheduled``: parked until due)."""
         e = self.envelope
-        return {"id": e.job_id, "task": e.task, "version": e.version, "status": "queued"}
+        return {"id": e.job_id, "task": e.task, "version": e.version, "status": status}
 
 
 class Submitter:
@@ -142,10 +142,7 @@ class Submitter:
             VersionNotFound: A pinned version that is not registered.
             PayloadInvalid: The payload violates the task's schema.
         """
-        if not self._registry.knows(task) and not (self._catalog and self._catalog.version_names(task)):
-            raise TaskNotFound(task)
-        if not internal_ok and self._registry.is_internal(task):
-            raise TaskNotSubmittable(task)
+        self._admit(task, internal_ok)
         job_id = (
             self._job_ids.for_idempotency_key(tenant, f"{task}\0{idempotency_key}")
             if idempotency_key
@@ -172,6 +169,21 @@ class Submitter:
             unique_key=unique.key(payload) if unique else None,
             unique_window=unique.window if unique else 0.0,
         )
+
+    def check(self, *, task: str, tenant: str, payload: Any, internal_ok: bool = False) -> None:
+        """Refuse what :meth:`prepare` would refuse, without building a job (a schedule's payload).
+
+        Raises:
+            TaskNotFound, TaskNotSubmittable, VersionNotFound, PayloadInvalid: As :meth:`prepare`.
+        """
+        self._admit(task, internal_ok)
+        self._validate(task, self._resolve(task, tenant, ""), payload)
+
+    def _admit(self, task: str, internal_ok: bool) -> None:
+        if not self._registry.knows(task) and not (self._catalog and self._catalog.version_names(task)):
+            raise TaskNotFound(task)
+        if not internal_ok and self._registry.is_internal(task):
+            raise TaskNotSubmittable(task)
 
     def _validate(self, task: str, version: str, payload: Any) -> UniqueJobs | None:
         """With the task's code (pydantic) if at hand, else with its registered JSON Schema.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from tornado_core.adapters.memory.jobs import MemoryJobStore
+from tornado_core.adapters.memory.schedules import MemorySchedules
 from tornado_core.adapters.memory.stores import (
     MemoryLimiter,
     MemoryObjectStore,
@@ -45,15 +46,17 @@ def memory_services(
     """
     registry = tasks if isinstance(tasks, TaskRegistry) else TaskRegistry(tasks)
     settings = settings or Settings(database_url="memory://", secret_key="test-secret")
+    jobs = MemoryJobStore()
     return Services(
         settings=settings,
         registry=registry,
         queue=MemoryQueue(),
         objects=MemoryObjectStore(settings.bucket),
-        jobs=MemoryJobStore(),
+        jobs=jobs,
         limiter=MemoryLimiter(),
         tenants=MemoryTenantStore(),
         rds=rds or NoDatabase(),
         redshift=None,
         job_ids=JobIds(settings.secret_key),
+        schedules=MemorySchedules(jobs),
     )

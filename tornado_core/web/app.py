@@ -30,6 +30,7 @@ from tornado_core.web.handlers import (
     ReadyHandler,
 )
 from tornado_core.web.quotas import TenantQuotas
+from tornado_core.web.schedules_api import schedule_endpoints
 
 _access_log = logging.getLogger("tornado_core.web.access")
 
@@ -47,9 +48,10 @@ class ApiApplication(tornado.web.Application):
     """
 
     def __init__(self, api: ApiContext, *, owns_executor: bool, plugins: Sequence[Plugin] = ()) -> None:
-        routes = core_routes(api)
+        own = [schedule_endpoints(api)]  # the core's, served like a plugin's
+        routes = [*core_routes(api), *(route for extension in own for route in extension.routes)]
         extensions = load_extensions(api, plugins, taken={pattern for pattern, _, _ in routes})
-        api.openapi_extra = merged_openapi(extensions)
+        api.openapi_extra = merged_openapi([*own, *extensions])
         super().__init__(
             [*routes, *(route for extension in extensions for route in extension.routes)],
             default_handler_class=NotFoundHandler,
@@ -130,6 +132,7 @@ def make_app(
         executor=pool,
         offload_above=settings.claim_check_bytes // 4,
         jobs=services.jobs,
+        schedules=services.schedules,
     )
     api = ApiContext(
         services=services,

@@ -7,13 +7,15 @@ from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from tornado_core.errors import ApiError, QueueUnavailable
-from tornado_core.ports.jobs import JobStorePort
+from tornado_core.ports.jobs import JobStatus, JobStorePort, NewJob
+from tornado_core.ports.schedules import QUEUE_DELAY_LIMIT, ParkedJob, SchedulesPort
 from tornado_core.producer.batching import SendBatcher
 from tornado_core.producer.submission import PreparedJob, Submitter
-from tornado_core.web.errors import translate
+from tornado_core.web.errors import field_error, translate
 from tornado_core.web.requests import JobRequest, parse_job_request
 
 _T = TypeVar("_T")
@@ -29,6 +31,8 @@ class Enqueuer:
         offload_above: Request bodies larger than this are prepared in the executor,
             because their payload may be claim-checked to the object store.
         jobs: The job store, which decides who holds a unique task's key.
+        schedules: Where jobs due later than the queue can hold them wait (``None``: such
+            delays are refused).
     """
 
     def __init__(
@@ -39,12 +43,19 @@ class Enqueuer:
         executor: Executor,
         offload_above: int,
         jobs: JobStorePort,
+        schedules: SchedulesPort | None = None,
     ) -> None:
         self._submitter = submitter
         self._batcher = batcher
         self._executor = executor
         self._offload_above = offload_above
         self._jobs = jobs
+        self._schedules = schedules
+
+    @property
+    def submitter(self) -> Submitter:
+        """Validation and routing of this API's submissions (schedules check their jobs with it)."""
+        return self._submitter
 
     async def submit(
         self, tenant: str, request: JobRequest, *, body_size: int, internal_ok: bool = False
@@ -63,6 +74,9 @@ class Enqueuer:
                 return existing
         try:
             new_job = prepared.as_new_job(request.idempotency_key)
+            if request.delay > QUEUE_DELAY_LIMIT:
+                await self._blocking(self._park, [(prepared, new_job, request.delay)])
+                return prepared.receipt(str(JobStatus.SCHEDULED))
             await self._batcher.send(prepared.queue, prepared.body, new_job, delay=request.delay)
         except Exception:
             if prepared.unique_key is not None:
@@ -147,12 +161,35 @@ class Enqueuer:
                 prepared.append(_Item(error=translate(exc)))
         return prepared
 
+    def _park(self, jobs: list[tuple[PreparedJob, NewJob, float]]) -> None:
+        """Keep jobs due later than the queue can hold them until a scheduler sends them."""
+        if self._schedules is None:
+            raise field_error(422, "request_invalid", "delay", f"at most {QUEUE_DELAY_LIMIT} seconds here")
+        now = datetime.now(UTC)
+        self._schedules.park([
+            ParkedJob(job=job, queue=p.queue, body=p.body, due_at=now + timedelta(seconds=delay))
+            for p, job, delay in jobs
+        ])  # fmt: skip
+
     async def _send_all(self, items: list[_Item]) -> None:
         by_queue: dict[tuple[str, float], list[_Item]] = defaultdict(list)
+        later = [item for item in items if item.job is not None and item.delay > QUEUE_DELAY_LIMIT]
         for item in items:
-            if item.job is not None:
+            if item.job is not None and item.delay <= QUEUE_DELAY_LIMIT:
                 by_queue[(item.job.queue, item.delay)].append(item)
-        await asyncio.gather(*(self._send_queue(*key, group) for key, group in by_queue.items()))
+        sends = [self._send_queue(*key, group) for key, group in by_queue.items()]
+        await asyncio.gather(*sends, *([self._park_items(later)] if later else []))
+
+    async def _park_items(self, items: list[_Item]) -> None:
+        jobs = [(j, j.as_new_job(item.key), item.delay) for item in items if (j := item.job) is not None]
+        try:
+            await self._blocking(self._park, jobs)
+        except Exception as exc:
+            for item in items:
+                item.job, item.error, item.failed = None, translate(exc), item.job
+        else:
+            for item in items:
+                item.status = str(JobStatus.SCHEDULED)
 
     async def _send_queue(self, queue: str, delay: float, items: list[_Item]) -> None:
         sent = [(item, item.job) for item in items if item.job is not None]
@@ -174,6 +211,7 @@ class _Item:
     error: ApiError | None = None
     existing: dict[str, Any] | None = None  # the receipt of the job holding its uniqueness key
     failed: PreparedJob | None = None  # prepared, but the queue refused it
+    status: str = "queued"  # or "scheduled": parked until due
 
     def result(self, index: int) -> dict[str, Any]:
         if self.error is not None:
@@ -181,4 +219,4 @@ class _Item:
         if self.existing is not None:
             return {"index": index, **self.existing}
         assert self.job is not None
-        return {"index": index, **self.job.receipt()}
+        return {"index": index, **self.job.receipt(self.status)}

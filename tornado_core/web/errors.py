@@ -22,6 +22,9 @@ from tornado_core.errors import (
     ObjectStoreError,
     PayloadInvalid,
     QueueUnavailable,
+    ScheduleExists,
+    ScheduleInvalid,
+    ScheduleNotFound,
     StoreUnavailable,
     TaskNotFound,
     TaskNotSubmittable,
@@ -98,6 +101,16 @@ def _from_tornado_error(exc: BaseException) -> ApiError | None:
         return ApiError(404, "job_not_found", f"no job {exc.job_id!r}")
     if isinstance(exc, AuthError):
         return unauthorized(str(exc))
+    return _from_schedule_error(exc)
+
+
+def _from_schedule_error(exc: BaseException) -> ApiError | None:
+    if isinstance(exc, ScheduleInvalid):
+        return field_error(422, "schedule_invalid", exc.field, exc.message)
+    if isinstance(exc, ScheduleExists):
+        return ApiError(409, "schedule_exists", f"a schedule named {exc.name!r} exists; PUT replaces it")
+    if isinstance(exc, ScheduleNotFound):
+        return ApiError(404, "schedule_not_found", f"no schedule named {exc.name!r}")
     return None
 
 

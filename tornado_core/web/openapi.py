@@ -121,7 +121,9 @@ def _static_schemas() -> dict[str, Any]:
             "type": "number",
             "minimum": 0,
             "maximum": MAX_DELAY,
-            "description": "Seconds from now before the job may run (not with run_at).",
+            "description": "Seconds from now before the job may run (not with run_at). Beyond 900 (the "
+            "queue's own limit) the job is answered 'scheduled' and waits in the job store until a "
+            "scheduler (`tornado scheduler`) queues it.",
         },
         "RunAt": {
             "type": "string",

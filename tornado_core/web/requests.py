@@ -11,6 +11,7 @@ from typing import Any
 
 from tornado_core.errors import ApiError
 from tornado_core.ports.jobs import JobStatus
+from tornado_core.ports.schedules import MAX_SCHEDULE_AHEAD
 from tornado_core.web.errors import FieldError, field_error
 
 MAX_BATCH = 500
@@ -21,8 +22,9 @@ MAX_CURSOR = 200
 #: Deepest nesting of objects and arrays accepted in a request body (payloads included).
 MAX_JSON_DEPTH = 64
 _JOB_FIELDS = frozenset({"task", "payload", "idempotency_key", "delay", "run_at"})
-#: Longest delay of a job, in seconds (the queues' own limit: SQS's 15 minutes).
-MAX_DELAY = 900
+#: Longest delay of a job, in seconds (a year and a day; beyond the queue's own 15 minutes a job
+#: waits in the job store until a scheduler sends it).
+MAX_DELAY = MAX_SCHEDULE_AHEAD
 #: ``\\uD800`` to ``\\uDFFF`` in JSON text: the only way a decoded body can hold a lone surrogate.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 

@@ -14,10 +14,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from tornado_core.errors import BackendError, ChildJobFailed
-from tornado_core.naming import queue_spec
 from tornado_core.ports.jobs import JobRecord, JobStatus
-from tornado_core.ports.queue import OutgoingMessage
-from tornado_core.producer.submission import Submitter
+from tornado_core.producer.direct import DirectSubmitter
 from tornado_core.services import Services
 
 #: Seconds between two looks at the children's records.
@@ -50,29 +48,19 @@ class ChildJobs:
         self._tenant = tenant
         self._check_deadline = check_deadline
         self._sleep = sleep
-        self._queues: set[str] = set()
-        self._submitter: Submitter | None = None  # built at the first child: most jobs have none
+        self._direct: DirectSubmitter | None = None  # built at the first child: most jobs have none
 
     def submit(self, task: str, payload: dict[str, Any], *, key: str) -> str:
         """Queue the child ``key`` of this job (once, whatever the number of attempts); its job id."""
-        if self._submitter is None:
-            self._submitter = Submitter.for_services(self._services)
-        prepared = self._submitter.prepare(
-            task=task, tenant=self._tenant, payload=payload, idempotency_key=f"child\0{self._parent}\0{key}",
-            internal_ok=True,
-        )  # fmt: skip
-        job_id = prepared.envelope.job_id
-        if self._services.jobs.get(job_id) is not None:
-            return job_id  # queued by an earlier attempt of the parent
-        if prepared.queue not in self._queues:  # no worker of the child's task may have run yet
-            spec = self._services.registry.get(task, prepared.envelope.version)
-            self._services.queue.ensure_queue(queue_spec(self._services.settings.queue_prefix, spec))
-            self._queues.add(prepared.queue)
-        error = self._services.queue.send_batch(prepared.queue, [OutgoingMessage(prepared.body)])[0]
-        if error is not None:
-            raise BackendError(f"could not queue child job {key} of {self._parent}: {error}")
-        self._services.jobs.record_queued([prepared.as_new_job()])
-        return job_id
+        if self._direct is None:
+            self._direct = DirectSubmitter(self._services)
+        try:
+            return self._direct.submit(
+                task=task, tenant=self._tenant, payload=payload, key=f"child\0{self._parent}\0{key}",
+                internal_ok=True,
+            )  # fmt: skip
+        except BackendError as exc:
+            raise BackendError(f"could not queue child job {key} of {self._parent}: {exc}") from exc
 
     def wait(
         self, job_ids: Sequence[str], *, on_done: Callable[[int], None] | None = None

@@ -126,7 +126,7 @@ class MemoryJobStore:
             before = record.status
             if before not in FINISHED_STATUSES:
                 self._cancel_requested.add(job_id)
-            if before in (JobStatus.QUEUED, JobStatus.RETRYING):
+            if before in (JobStatus.SCHEDULED, JobStatus.QUEUED, JobStatus.RETRYING):
                 now = self._now()
                 record = self._jobs[job_id] = replace(
                     record, status=JobStatus.CANCELLED, finished_at=now, updated_at=now

@@ -21,8 +21,9 @@ SELECT job_id FROM tornado_jobs WHERE job_id = ANY(%(job_ids)s) AND status IN ('
 """
 
 
-# One statement: a waiting job is cancelled at once; a running one gets the request its heartbeat
-# reads; a finished one is left alone. Returns the status before and after.
+# One statement: a waiting job is cancelled at once (a scheduled one's parked message goes with it);
+# a running one gets the request its heartbeat reads; a finished one is left alone. Returns the
+# status before and after.
 CANCEL = """
 WITH target AS (
     SELECT job_id, status FROM tornado_jobs
@@ -36,8 +37,11 @@ changed AS (
         cancel_requested_at = COALESCE(j.cancel_requested_at, clock_timestamp()),
         updated_at = clock_timestamp()
     FROM target AS t
-    WHERE j.job_id = t.job_id AND t.status IN ('queued', 'retrying', 'running')
+    WHERE j.job_id = t.job_id AND t.status IN ('scheduled', 'queued', 'retrying', 'running')
     RETURNING j.status
+),
+unparked AS (
+    DELETE FROM tornado_scheduled_jobs WHERE job_id IN (SELECT job_id FROM target WHERE status = 'scheduled')
 )
 SELECT t.status, (SELECT status FROM changed) FROM target AS t
 """
@@ -51,7 +55,7 @@ ON CONFLICT (task, tenant, unique_key) DO UPDATE SET job_id = EXCLUDED.job_id, t
 WHERE u.job_id = EXCLUDED.job_id OR NOT EXISTS (
     SELECT 1 FROM tornado_jobs AS j
     WHERE j.job_id = u.job_id
-      AND (j.status IN ('queued', 'running', 'retrying')
+      AND (j.status IN ('scheduled', 'queued', 'running', 'retrying')
            OR j.finished_at > clock_timestamp() - %(window)s * interval '1 second')
 ) AND NOT (
     u.taken_at > clock_timestamp() - interval '{UNRECORDED_GRACE} seconds'
