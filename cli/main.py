@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 LAZY_COMMANDS = {
     "submit": "tornado_cli.jobs:submit",
     "jobs": "tornado_cli.jobs:jobs",
+    "outbox": "tornado_cli.outbox:outbox",
     "dlq": "tornado_cli.operators:dlq",
     "tenants": "tornado_cli.tenants:tenants",
     "dev": "tornado_cli.dev:dev",
@@ -40,6 +41,7 @@ LAZY_COMMANDS = {
     "supervise": "tornado_cli.release:supervise",
     "schedules": "tornado_cli.schedules:schedules",
     "scheduler": "tornado_cli.schedules:scheduler",
+    "webhooks": "tornado_cli.webhooks:webhooks",
 }
 
 

@@ -19,6 +19,7 @@ from tornado_core.naming import queue_spec
 from tornado_core.ports.database import DatabasePort
 from tornado_core.ports.queue import QueuePort
 from tornado_core.ports.runtime import RuntimePort
+from tornado_core.ports.webhooks import WebhookStorePort
 from tornado_core.producer.submission import Submitter, VersionResolver
 from tornado_core.registry import TaskRegistry
 from tornado_core.routing import Router
@@ -258,3 +259,111 @@ def build_release_manager(
         services, store, lambda name: build_runtime(name, services.settings, state_dir=state_dir)
     )
     return manager, pool.close
+
+
+def build_webhook_store(settings: Settings, *, pool_size: int = 4) -> WebhookStorePort:
+    """The webhook store on the job-store database (its ``close`` releases its connections).
+
+    Args:
+        settings: Loaded settings (``database_url``).
+        pool_size: Largest number of PostgreSQL connections (a dispatcher needs about
+            its concurrency, as each attempt records its outcome).
+    """
+    from tornado_core.adapters.postgres import PostgresPool
+    from tornado_core.adapters.postgres.webhooks import PostgresWebhookStore
+
+    pool = PostgresPool(settings.database_url, min_size=0, max_size=pool_size)
+    return PostgresWebhookStore(pool, owns_pool=True)
+
+
+# --- transactional enqueue (tornado_core/transactional) ----------------------------------------
+
+if TYPE_CHECKING:
+    from tornado_core.ports.transactional import OutboxStorePort
+    from tornado_core.transactional import OutboxRelay, RelayOptions, TransactionalEnqueuer
+
+
+def build_transactional_enqueuer(services: Services, routing: Routing) -> TransactionalEnqueuer:
+    """Enqueue inside the caller's transaction, on the PostgreSQL queue of the caller's database.
+
+    Raises:
+        ConfigError: The queue backend is not PostgreSQL (use the outbox instead).
+    """
+    from tornado_core.adapters.postgres.in_transaction import PostgresCallerTransaction
+    from tornado_core.errors import ConfigError
+    from tornado_core.transactional import TransactionalEnqueuer
+    from tornado_core.transactional.tenants import KnownTenants
+
+    if services.settings.queue_backend != "postgres":
+        raise ConfigError(
+            f"enqueueing inside a transaction needs the PostgreSQL queue (TORNADO_QUEUE=postgres), not "
+            f"{services.settings.queue_backend!r}: use the outbox (tornado_core.transactional.add_to_outbox)"
+        )
+    return TransactionalEnqueuer(
+        submitter=build_submitter(services, routing),
+        writes=PostgresCallerTransaction(),
+        tenants=KnownTenants(services.tenants),
+    )
+
+
+def open_transactional_enqueuer(
+    settings: Settings, *, registry: TaskRegistry | None = None
+) -> tuple[TransactionalEnqueuer, Callable[[], None]]:
+    """A :class:`TransactionalEnqueuer` on its own services and route cache, for an application process.
+
+    Returns:
+        The enqueuer (share it between threads) and a function that closes its connections.
+
+    Raises:
+        ConfigError: The queue backend is not PostgreSQL.
+    """
+    services, close_services = build_services(settings, registry=registry, pool_size=4)
+    try:
+        routing, close_routing = build_routing(services)
+        enqueuer = build_transactional_enqueuer(services, routing)
+    except BaseException:
+        close_services()
+        raise
+
+    def close() -> None:
+        close_routing()
+        close_services()
+
+    return enqueuer, close
+
+
+def build_outbox(database_url: str) -> tuple[OutboxStorePort, Callable[[], None]]:
+    """The outbox in the application's database (``tornado_outbox``), for its relay and operators.
+
+    Returns:
+        The store and a function that closes its connections.
+    """
+    from tornado_core.adapters.postgres import PostgresPool
+    from tornado_core.adapters.postgres.outbox import PostgresOutbox
+
+    pool = PostgresPool(database_url, min_size=0, max_size=2)
+    outbox = PostgresOutbox(pool)
+
+    def close() -> None:
+        outbox.close()
+        pool.close()
+
+    return outbox, close
+
+
+def build_outbox_relay(
+    services: Services, routing: Routing, outbox: OutboxStorePort, options: RelayOptions | None = None
+) -> OutboxRelay:
+    """The relay from ``outbox`` to this process's queue, through the producer path (routing included)."""
+    from tornado_core.transactional import OutboxRelay
+    from tornado_core.transactional.sending import JobSender
+    from tornado_core.transactional.tenants import KnownTenants
+
+    return OutboxRelay(
+        outbox=outbox,
+        submitter=build_submitter(services, routing),
+        sender=JobSender(services),
+        jobs=services.jobs,
+        tenants=KnownTenants(services.tenants),
+        options=options,
+    )

@@ -139,6 +139,40 @@ class TornadoClient:
         """
         return self._call("POST", f"/v1/jobs/{urllib.parse.quote(job_id, safe='')}:cancel")
 
+    def put_schedule(
+        self,
+        name: str,
+        task: str,
+        payload: dict[str, Any],
+        *,
+        cron: str,
+        timezone: str = "UTC",
+        missed: str = "skip",
+        paused: bool = False,
+    ) -> dict[str, Any]:
+        """Create or replace this tenant's periodic schedule ``name``: one job of ``task`` per
+        occurrence of ``cron`` in ``timezone`` (``missed``: ``skip`` or ``catch_up``).
+
+        Raises:
+            ApiError: 422 naming the offending field (cron, timezone, task, payload...).
+        """
+        body = {"task": task, "payload": payload, "cron": cron, "timezone": timezone, "missed": missed}
+        return self._call(
+            "PUT", f"/v1/schedules/{urllib.parse.quote(name, safe='')}", {**body, "paused": paused}
+        )
+
+    def schedules(self) -> list[dict[str, Any]]:
+        """This tenant's periodic schedules, by name."""
+        return list(self._call("GET", "/v1/schedules")["schedules"])
+
+    def remove_schedule(self, name: str) -> None:
+        """Remove a periodic schedule (the jobs it queued stay).
+
+        Raises:
+            ApiError: 404 if there is none of that name.
+        """
+        self._call("DELETE", f"/v1/schedules/{urllib.parse.quote(name, safe='')}")
+
     def list(
         self,
         *,

@@ -123,6 +123,8 @@ class TestSchedulesApi(ApiTestCase):
             ({**tick(), "timezone": "Mars/Olympus"}, "timezone"),
             ({**tick(), "name": "Not A Name"}, "name"),
             ({**tick(), "missed": "sometimes"}, "missed"),
+            ({**tick(), "missed": {}}, "missed"),
+            ({**tick(), "timezone": None}, "timezone"),
             ({**tick(), "paused": "yes"}, "paused"),
             ({**tick(), "colour": "red"}, "colour"),
             ({**tick(), "task": "no.such.task"}, "task"),

@@ -43,8 +43,25 @@ class DirectSubmitter:
             task=task, tenant=tenant, payload=payload, idempotency_key=key, internal_ok=internal_ok
         )
 
-    def submit(self, *, task: str, tenant: str, payload: Any, key: str, internal_ok: bool = False) -> str:
+    def submit(
+        self,
+        *,
+        task: str,
+        tenant: str,
+        payload: Any,
+        key: str,
+        internal_ok: bool = False,
+        record_key: bool = False,
+    ) -> str:
         """Queue the job of ``key`` unless it already is; its job id.
+
+        Args:
+            task: The task.
+            tenant: Whose job it is.
+            payload: Its payload.
+            key: The idempotency key its id derives from.
+            internal_ok: Allow internal tasks.
+            record_key: Keep ``key`` in the job's row (text without NUL characters).
 
         Raises:
             TornadoError: As :meth:`prepare`, or ``BackendError`` if the queue refused it.
@@ -52,12 +69,12 @@ class DirectSubmitter:
         prepared = self.prepare(task=task, tenant=tenant, payload=payload, key=key, internal_ok=internal_ok)
         job_id = prepared.envelope.job_id
         if self._services.jobs.get(job_id) is None:
-            self.send(prepared)
+            self.send(prepared, key=key if record_key else None)
         return job_id
 
-    def send(self, prepared: PreparedJob) -> None:
+    def send(self, prepared: PreparedJob, *, key: str | None = None) -> None:
         """Send a prepared job's message, then record it ``queued`` (both at once where they share
-        a database).
+        a database), with ``key`` as its idempotency key.
 
         Raises:
             BackendError: The queue or the job store refused it.
@@ -67,7 +84,7 @@ class DirectSubmitter:
             spec = services.registry.get(prepared.envelope.task, prepared.envelope.version)
             services.queue.ensure_queue(queue_spec(services.settings.queue_prefix, spec))
             self._queues.add(prepared.queue)
-        message, job = OutgoingMessage(prepared.body), prepared.as_new_job()
+        message, job = OutgoingMessage(prepared.body), prepared.as_new_job(key)
         if services.queue_and_jobs is not None:
             error = services.queue_and_jobs.send_recorded(prepared.queue, [message], [job])[0]
         else:

@@ -41,8 +41,12 @@ def utc_now() -> datetime:
 
 
 def occurrence_key(schedule: Schedule, occurrence: datetime) -> str:
-    """The idempotency key of one occurrence's job: the same for every scheduler, every time."""
-    return f"schedule\0{schedule.name}\0{occurrence.astimezone(UTC).isoformat()}"
+    """The idempotency key of one occurrence's job: the same for every scheduler, every time.
+
+    It is kept in the job's row (``schedule:<name>:<occurrence in UTC>``), so each job says
+    which occurrence it is.
+    """
+    return f"schedule:{schedule.name}:{occurrence.astimezone(UTC).isoformat()}"
 
 
 @dataclass(frozen=True)
@@ -139,7 +143,11 @@ class Scheduler:
             key = occurrence_key(schedule, occurrence)
             try:
                 last_job = self._direct.submit(
-                    task=schedule.task, tenant=schedule.tenant, payload=schedule.payload, key=key
+                    task=schedule.task,
+                    tenant=schedule.tenant,
+                    payload=schedule.payload,
+                    key=key,
+                    record_key=True,
                 )
             except _HOPELESS as exc:
                 _log.error("schedule %s/%s: occurrence %s skipped: %s", schedule.tenant, schedule.name,

@@ -16,7 +16,7 @@ from tornado.web import HTTPError, RequestHandler, stream_request_body
 from tornado_core.errors import ApiError, TornadoError
 from tornado_core.jsontext import compact
 from tornado_core.web.context import ApiContext
-from tornado_core.web.errors import translate, unauthorized, unavailable
+from tornado_core.web.errors import field_error, translate, unauthorized, unavailable
 from tornado_core.web.requests import parse_json_object
 
 _JSON = "application/json"
@@ -112,6 +112,17 @@ class BaseHandler(RequestHandler):
             self.set_header(name, value)
         self.set_status(error.status)
         self.finish(compact(error.body()))
+
+    def query_argument(self, name: str) -> str | None:
+        """The query parameter ``name``, or ``None``.
+
+        Raises:
+            ApiError: 400 ``parameter_invalid`` if it is given more than once.
+        """
+        values = self.get_query_arguments(name)
+        if len(values) > 1:
+            raise field_error(400, "parameter_invalid", name, "must be given at most once")
+        return values[0] if values else None
 
     def refuse_unknown_method(self) -> None:
         """405 (with ``Allow``) for a method this handler does not implement, before anything else."""

@@ -24,7 +24,7 @@ class JobsHandler(JsonBodyHandler):
 
     async def get(self) -> None:
         """One page of jobs, newest first; ``next_cursor`` fetches the next page."""
-        query = parse_list_query(lambda name: self.get_query_argument(name, None))
+        query = parse_list_query(self.query_argument)
         page = await self.run_blocking(
             self.api.services.jobs.list,
             tenant=self.tenant,

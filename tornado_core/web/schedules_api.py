@@ -17,6 +17,7 @@ _REF = "#/components/schemas/"
 _JSON = "application/json"
 _FIELDS = frozenset({"name", "task", "payload", "cron", "timezone", "missed", "paused"})
 _TEXT_FIELDS = {"name": 100, "task": 200, "cron": 200, "timezone": 64}
+_ABSENT = object()
 
 
 def schedule_endpoints(api: ApiContext) -> ApiExtension:
@@ -50,14 +51,15 @@ def parse_schedule(data: dict[str, Any], *, name: str | None = None) -> dict[str
         problems.append({"field": "name", "message": f"differs from the URL's {name!r}"})
     required = ("name", "task", "cron")
     for field, longest in _TEXT_FIELDS.items():
-        value = values.get(field)
-        if value is None and field in required:
+        value = values.get(field, _ABSENT)
+        if value is _ABSENT and field in required:
             problems.append({"field": field, "message": "Field required"})
-        elif value is not None and (not isinstance(value, str) or not 1 <= len(value) <= longest):
+        elif value is not _ABSENT and (not isinstance(value, str) or not 1 <= len(value) <= longest):
             problems.append({"field": field, "message": f"must be a string of 1 to {longest} characters"})
     if not isinstance(values.get("payload", {}), dict):
         problems.append({"field": "payload", "message": "must be a JSON object"})
-    if values.get("missed", "skip") not in {m.value for m in MissedPolicy}:
+    missed = values.get("missed", "skip")
+    if not isinstance(missed, str) or missed not in {m.value for m in MissedPolicy}:
         problems.append({"field": "missed", "message": "must be 'skip' or 'catch_up'"})
     if not isinstance(values.get("paused", False), bool):
         problems.append({"field": "paused", "message": "must be true or false"})

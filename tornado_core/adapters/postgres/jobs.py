@@ -47,10 +47,15 @@ FROM (
            COALESCE(to_timestamp(NULLIF((r->>5)::float8, 0)), clock_timestamp()) AS created_at
     FROM jsonb_array_elements(%(rows)s) AS r
 ) AS v
-ON CONFLICT (job_id) DO UPDATE SET  -- a job cancelled before its row was written: fill it in
-    task = EXCLUDED.task, version = EXCLUDED.version, idempotency_key = EXCLUDED.idempotency_key,
-    created_at = EXCLUDED.created_at
+-- A job cancelled before its row was written gets its task and version; one a worker claimed
+-- before its row was written (SQS: the row comes behind the message) gets its idempotency key.
+ON CONFLICT (job_id) DO UPDATE SET
+    task = CASE WHEN tornado_jobs.task = '' THEN EXCLUDED.task ELSE tornado_jobs.task END,
+    version = CASE WHEN tornado_jobs.task = '' THEN EXCLUDED.version ELSE tornado_jobs.version END,
+    created_at = CASE WHEN tornado_jobs.task = '' THEN EXCLUDED.created_at ELSE tornado_jobs.created_at END,
+    idempotency_key = COALESCE(tornado_jobs.idempotency_key, EXCLUDED.idempotency_key)
 WHERE tornado_jobs.task = ''
+   OR (tornado_jobs.idempotency_key IS NULL AND EXCLUDED.idempotency_key IS NOT NULL)
 """
 
 _RECORD_QUEUED_PREPARED = Prepared("tornado_record_queued_json", _RECORD_QUEUED, {"rows": "jsonb"})
@@ -157,6 +162,25 @@ def insert_queued(cur: Cursor, jobs: Sequence[NewJob]) -> None:
     """Insert accepted jobs as ``queued`` in the cursor's transaction; known ids are left as they are."""
     rows = [[j.job_id, j.tenant, j.task, j.version, j.idempotency_key, float(j.submitted_at)] for j in jobs]
     _RECORD_QUEUED_PREPARED.execute(cur, {"rows": orjson.dumps(rows).decode()})
+
+
+def hold_unique_key(cur: Cursor, task: str, tenant: str, key: str, job_id: str, *, window: float) -> str:
+    """Let ``job_id`` hold the key unless its holder still answers for it, in the cursor's transaction.
+
+    Returns:
+        The key's holder: ``job_id`` if it took the key.
+    """
+    params = {"task": task, "tenant": tenant, "key": key, "job_id": job_id, "window": float(window)}
+    cur.execute(HOLD_UNIQUE, params)
+    if cur.fetchone() is not None:
+        return job_id
+    cur.execute(
+        "SELECT job_id FROM tornado_unique_jobs WHERE task = %(task)s AND tenant = %(tenant)s"
+        " AND unique_key = %(key)s",
+        params,
+    )
+    row = cur.fetchone()
+    return str(row[0]) if row else job_id
 
 
 def write_successes(cur: Cursor, successes: Sequence[Success]) -> None:
@@ -274,18 +298,8 @@ class PostgresJobStore:
 
     def hold_unique(self, task: str, tenant: str, key: str, job_id: str, *, window: float) -> str:
         """Let ``job_id`` hold the key unless its holder still answers for it (see :class:`JobStorePort`)."""
-        params = {"task": task, "tenant": tenant, "key": key, "job_id": job_id, "window": float(window)}
         with self._pool.connection() as conn, conn.cursor() as cur:
-            cur.execute(HOLD_UNIQUE, params)
-            if cur.fetchone() is not None:
-                return job_id
-            cur.execute(
-                "SELECT job_id FROM tornado_unique_jobs WHERE task = %(task)s AND tenant = %(tenant)s"
-                " AND unique_key = %(key)s",
-                params,
-            )
-            row = cur.fetchone()
-        return str(row[0]) if row else job_id
+            return hold_unique_key(cur, task, tenant, key, job_id, window=window)
 
     def release_unique(self, task: str, tenant: str, key: str, job_id: str) -> None:
         """Give the key back if ``job_id`` holds it."""

@@ -69,14 +69,13 @@ class Prepared:
         """Run the statement on ``cur``, preparing it first if its connection has not.
 
         Args:
-            cur: A cursor of a :class:`PreparingConnection`.
+            cur: A cursor; on a connection that is not a :class:`PreparingConnection` (an
+                application's own, enqueueing in its transaction) the statement goes whole.
             params: A value for each parameter, by name.
             prefix: Statements sent before it in the same round trip (e.g. ``SET LOCAL``).
         """
         conn = cur.connection
-        if not isinstance(conn, PreparingConnection):
-            raise TypeError("prepared statements need a PreparingConnection (see pool.connect)")
-        if not conn.prepares:
+        if not isinstance(conn, PreparingConnection) or not conn.prepares:
             cur.execute(f"{prefix}{self._whole}", params)
             return
         if self.name not in conn.prepared:

@@ -168,6 +168,8 @@ def _parse_receipt(receipt: str) -> tuple[int, str] | None:
 def insert_messages(cur: Cursor, queue: str, messages: Sequence[OutgoingMessage]) -> None:
     """Store messages with one multi-row ``INSERT``, in the cursor's transaction (committed by the caller).
 
+    The ``NOTIFY`` that wakes long polls goes with it, delivered when that transaction commits.
+
     Raises:
         QueueUnavailable: The queue does not exist (the caller's transaction must roll back).
     """

@@ -159,6 +159,10 @@ class LocalCluster:
             process.wait_ready(health)
         return process
 
+    def start_scheduler(self, *, extra: Sequence[str] = ()) -> ManagedProcess:
+        """Start a scheduler (``tornado scheduler``): parked jobs and periodic schedules."""
+        return self._start(f"scheduler-{len(self.processes)}", ["scheduler", *extra])
+
     def stop_all(self, *, grace: float = 30.0) -> dict[str, int]:
         """SIGTERM every process (workers drain); returns exit codes by name."""
         for process in self.processes:
