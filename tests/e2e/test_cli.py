@@ -36,7 +36,9 @@ def as_user(tornado_cli: Cli, api_url: str, tenant_token: str) -> Cli:
 def test_submit_with_a_delay_and_a_bad_delay(as_user: Cli) -> None:
     done = as_user("submit", "demo.echo", '{"message": "depois"}', "--delay", "1", "--wait")
     assert json.loads(done.stdout)["status"] == "succeeded"
-    refused = as_user("submit", "demo.echo", '{"message": "x"}', "--delay", "901", check=False)
+    later = as_user("submit", "demo.echo", '{"message": "x"}', "--delay", "3600")
+    assert json.loads(later.stdout)["status"] == "scheduled"  # beyond the queue's 15 minutes
+    refused = as_user("submit", "demo.echo", '{"message": "x"}', "--delay", "-1", check=False)
     assert refused.returncode == 2 and "--delay" in refused.stderr
 
 
