@@ -138,6 +138,7 @@ def scheduler(interval: float, once: bool, clock_offset: float) -> None:
     from tornado_core.bootstrap import build_routing, build_submitter
     from tornado_core.producer.direct import DirectSubmitter
     from tornado_core.scheduling.scheduler import Scheduler
+    from tornado_core.workflows.advancer import WorkflowAdvancer
 
     def clock() -> datetime:
         return datetime.now(UTC) + timedelta(seconds=clock_offset)
@@ -146,7 +147,12 @@ def scheduler(interval: float, once: bool, clock_offset: float) -> None:
         routing, close = build_routing(services, wait=2.0)
         try:
             direct = DirectSubmitter(services, build_submitter(services, routing))
-            runner = Scheduler(services, _schedules_of(services), direct=direct, clock=clock)
+            passes = (
+                [WorkflowAdvancer(services, services.workflows, direct=direct).tick]
+                if services.workflows
+                else []
+            )
+            runner = Scheduler(services, _schedules_of(services), direct=direct, clock=clock, passes=passes)
             with reported_errors():
                 if once:
                     report = runner.tick()

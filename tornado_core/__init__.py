@@ -20,6 +20,7 @@ from tornado_core.errors import (
     TornadoError,
     VersionNotFound,
 )
+from tornado_core.key_limits import ConcurrencyLimit, RateLimit
 from tornado_core.ports.database import DatabasePort
 from tornado_core.ports.objects import ObjectStorePort
 from tornado_core.registry import TaskRegistry
@@ -32,6 +33,7 @@ from tornado_core.unique import UniqueJobs
 
 __all__ = [
     "ApiError",
+    "ConcurrencyLimit",
     "ConfigError",
     "DatabasePort",
     "JobCancelled",
@@ -40,6 +42,7 @@ __all__ = [
     "ObjectStoreError",
     "ObjectStorePort",
     "PayloadInvalid",
+    "RateLimit",
     "Retry",
     "RetryPolicy",
     "Settings",

@@ -72,7 +72,9 @@ def build_services(
         PostgresQueueAndJobs,
         PostgresTenantStore,
     )
+    from tornado_core.adapters.postgres.limits import PostgresRateLimiter
     from tornado_core.adapters.postgres.schedules import PostgresSchedules
+    from tornado_core.adapters.postgres.workflows import PostgresWorkflows
 
     closers = _Closers()
     pool = _pool(
@@ -96,6 +98,8 @@ def build_services(
         objects=S3ObjectStore(s3, settings.bucket),
         jobs=PostgresJobStore(pool),
         schedules=PostgresSchedules(pool),
+        workflows=PostgresWorkflows(pool),
+        rates=PostgresRateLimiter(pool),
         limiter=limiter,
         tenants=PostgresTenantStore(pool),
         rds=rds,

@@ -173,6 +173,44 @@ class TornadoClient:
         """
         self._call("DELETE", f"/v1/schedules/{urllib.parse.quote(name, safe='')}")
 
+    def submit_workflow(self, workflow: Any) -> dict[str, Any]:
+        """Submit a workflow (a ``tornado_core.workflows.declare.Workflow`` or its JSON body) as one
+        unit: ``{"id", "status": "running", "steps": [...]}``, the steps after none already queued.
+
+        Raises:
+            ApiError: 422 naming each offending field (``steps[3].task``...); nothing was created.
+        """
+        body = workflow.to_json() if hasattr(workflow, "to_json") else workflow
+        return self._call("POST", "/v1/workflows", body)
+
+    def get_workflow(self, workflow_id: str) -> dict[str, Any]:
+        """A workflow: status, progress, failure (the failing step and its error), each step and its job."""
+        return self._call("GET", f"/v1/workflows/{urllib.parse.quote(workflow_id, safe='')}")
+
+    def cancel_workflow(self, workflow_id: str) -> dict[str, Any]:
+        """Cancel a workflow: its waiting steps never run, its running steps' jobs are asked to stop."""
+        return self._call("POST", f"/v1/workflows/{urllib.parse.quote(workflow_id, safe='')}:cancel")
+
+    def workflows(self, *, status: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """This tenant's workflows, newest first."""
+        query = urllib.parse.urlencode({k: v for k, v in {"status": status, "limit": limit}.items() if v})
+        return list(self._call("GET", "/v1/workflows?" + query)["workflows"])
+
+    def wait_workflow(self, workflow_id: str, *, timeout: float = 60.0, poll: float = 0.2) -> dict[str, Any]:
+        """Poll until the workflow succeeded, failed or was cancelled.
+
+        Raises:
+            TimeoutError: Still running after ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.get_workflow(workflow_id)
+            if found.get("status") != "running":
+                return found
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"workflow {workflow_id} is still running after {timeout:.0f}s")
+            time.sleep(poll)
+
     def list(
         self,
         *,

@@ -204,3 +204,27 @@ class JobCancelled(TaskError):
 
 class ChildJobFailed(NonRetryable):
     """A child job the running job waited for ended dead or failed."""
+
+
+class WorkflowInvalid(TornadoError):
+    """A workflow's definition is wrong, refused whole (nothing was created).
+
+    Attributes:
+        problems: One entry per problem, each ``{"field": "steps[3].task", "message": "..."}``.
+    """
+
+    def __init__(self, problems: list[dict[str, str]]) -> None:
+        super().__init__("invalid workflow: " + "; ".join(f"{p['field']}: {p['message']}" for p in problems))
+        self.problems = problems
+
+
+class WorkflowNotFound(TornadoError):
+    """The tenant has no workflow of that id."""
+
+    def __init__(self, workflow_id: str) -> None:
+        super().__init__(f"no workflow {workflow_id!r}")
+        self.workflow_id = workflow_id
+
+
+class StepInputMissing(TornadoError):
+    """A step's payload refers to a result (or a field of one) that is not there."""

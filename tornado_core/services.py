@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from tornado_core.job_ids import JobIds
 from tornado_core.ports.database import DatabasePort
 from tornado_core.ports.jobs import JobStorePort
-from tornado_core.ports.limits import ConcurrencyLimiterPort
+from tornado_core.ports.limits import ConcurrencyLimiterPort, RateLimiterPort
 from tornado_core.ports.objects import ObjectStorePort
 from tornado_core.ports.queue import QueuePort
 from tornado_core.ports.queue_and_jobs import QueueAndJobsPort
 from tornado_core.ports.schedules import SchedulesPort
 from tornado_core.ports.tenants import TenantStorePort
+from tornado_core.ports.workflows import WorkflowStorePort
 from tornado_core.registry import TaskRegistry
 from tornado_core.settings import Settings
 
@@ -36,6 +37,9 @@ class Services:
             in one database (PostgreSQL); ``None`` elsewhere, where each is written on its own.
         schedules: Jobs due later than the queue can hold them, and periodic schedules (in the
             job store's database); ``None`` where nothing keeps them.
+        workflows: Workflows (DAGs of steps, each a job), in the job store's database; ``None``
+            where nothing keeps them.
+        rates: Token buckets of tasks' per-key rate limits; ``None``: such limits are not enforced.
     """
 
     settings: Settings
@@ -50,3 +54,5 @@ class Services:
     job_ids: JobIds
     queue_and_jobs: QueueAndJobsPort | None = None
     schedules: SchedulesPort | None = None
+    rates: RateLimiterPort | None = None
+    workflows: WorkflowStorePort | None = None

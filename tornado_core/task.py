@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +13,7 @@ import orjson
 from pydantic import BaseModel, ValidationError
 
 from tornado_core.errors import PayloadInvalid
+from tornado_core.key_limits import KeyLimit, unknown_fields
 from tornado_core.retry import RetryPolicy
 from tornado_core.unique import UniqueJobs
 
@@ -41,6 +42,8 @@ class TaskSpec:
         description: One line for the API docs.
         unique: At most one job in flight per value of these payload fields (see
             :class:`~tornado_core.unique.UniqueJobs`).
+        limits: Concurrency caps and rate limits per tenant or payload fields (see
+            :mod:`tornado_core.key_limits`).
     """
 
     name: str
@@ -54,6 +57,7 @@ class TaskSpec:
     description: str = ""
     internal: bool = False
     unique: UniqueJobs | None = None
+    limits: tuple[KeyLimit, ...] = ()
 
     def __call__(self, ctx: TaskContext, payload: Any) -> Any:
         """Call the handler directly (handy in a task's own unit tests)."""
@@ -134,6 +138,7 @@ def task(
     max_concurrency: int | None = None,
     internal: bool = False,
     unique: UniqueJobs | None = None,
+    limits: Sequence[KeyLimit] = (),
 ) -> Callable[[Handler], TaskSpec]:
     """Declare a task.
 
@@ -158,6 +163,8 @@ def task(
             endpoints (which validate more than the payload schema) may queue it.
         unique: One job in flight per tenant and value of these payload fields; a second
             submission gets the first job back (``UniqueJobs(fields=("cnpj", "period"))``).
+        limits: Per-key caps across every worker: ``ConcurrencyLimit(4)`` (4 at once per
+            tenant), ``RateLimit(5, per=("cnpj", "uf"))`` (5 per second per CNPJ and UF).
 
     Returns:
         A decorator turning the handler into a :class:`TaskSpec`.
@@ -166,6 +173,9 @@ def task(
     unknown = sorted(set(unique.fields) - set(payload.model_fields)) if unique else []
     if unknown:
         raise ValueError(f"task {name}: unique fields {unknown} are not fields of {payload.__name__}")
+    strangers = unknown_fields(limits, set(payload.model_fields))
+    if strangers:
+        raise ValueError(f"task {name}: limit fields {strangers} are not fields of {payload.__name__}")
 
     def decorate(handler: Handler) -> TaskSpec:
         return TaskSpec(
@@ -179,6 +189,7 @@ def task(
             max_concurrency=max_concurrency,
             internal=internal,
             unique=unique,
+            limits=tuple(limits),
             description=(handler.__doc__ or "").strip().splitlines()[0] if handler.__doc__ else "",
         )
 

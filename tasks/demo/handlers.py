@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from tornado_core import NonRetryable, RetryPolicy, TaskContext, UniqueJobs, task
+from tornado_core import ConcurrencyLimit, NonRetryable, RateLimit, RetryPolicy, TaskContext, UniqueJobs, task
 
 
 class EchoPayload(BaseModel):
@@ -127,3 +127,40 @@ def report(ctx: TaskContext, payload: ReportPayload) -> dict[str, str]:
         time.sleep(payload.seconds / steps)
         ctx.progress((step + 1) / steps)
     return {"company": payload.company, "period": payload.period}
+
+
+class TimedPayload(BaseModel):
+    """Payload of ``demo.fair`` and ``demo.rated``."""
+
+    account: str = Field(default="", max_length=100, description="The key of demo.rated's rate limit.")
+    seconds: float = Field(default=0, ge=0, le=60, description="How long to work.")
+
+
+def _timed(payload: TimedPayload) -> dict[str, float]:
+    started = time.time()
+    time.sleep(payload.seconds)
+    return {"started": started, "ended": time.time()}
+
+
+@task(name="demo.fair", payload=TimedPayload, visibility_timeout=10, limits=[ConcurrencyLimit(2)])
+def fair(ctx: TaskContext, payload: TimedPayload) -> dict[str, float]:
+    """At most 2 jobs of a tenant at once, across every worker: its burst waits, other tenants go on."""
+    return _timed(payload)
+
+
+@task(name="demo.rated", payload=TimedPayload, visibility_timeout=10, limits=[RateLimit(5, per=("account",))])
+def rated(ctx: TaskContext, payload: TimedPayload) -> dict[str, float]:
+    """At most 5 jobs per second per account (a burst of 5), across every worker."""
+    return _timed(payload)
+
+
+class AddPayload(BaseModel):
+    """Payload of ``demo.add``."""
+
+    numbers: list[float] = Field(max_length=1000, description="The numbers to add up.")
+
+
+@task(name="demo.add", payload=AddPayload)
+def add(ctx: TaskContext, payload: AddPayload) -> dict[str, Any]:
+    """Add the numbers up (a workflow's fan-in takes each earlier step's sum this way)."""
+    return {"sum": sum(payload.numbers), "count": len(payload.numbers), "numbers": payload.numbers}

@@ -1,12 +1,11 @@
-"""``tornado ponto``: time-clock setup, AFD verification and the Redshift export schedule.
+"""``tornado ponto``: time-clock setup, AFD verification and the Redshift export's periodic schedule.
 
 Added to ``tornado`` through the commands door (entry point ``tornado.commands``).
 """
 
 from __future__ import annotations
 
-import logging
-import time
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,10 @@ from tornado_core import ApiError, TornadoClient
 from tornado_core.extend import api_url_option, command_services, token_option
 
 EXPORT_TASK = "ponto.export_redshift"
-_log = logging.getLogger("tornado.ponto")
+#: The periodic schedule ``tornado ponto schedule`` keeps, and how it runs by default.
+SCHEDULE_NAME = "ponto-redshift-export"
+DEFAULT_EVERY = 300
+DEFAULT_TIMEZONE = "America/Sao_Paulo"
 
 
 @click.group()
@@ -212,33 +214,101 @@ def install_signer(pem: Path, tenant: str | None) -> None:
 
 
 def window_key(now: datetime, every: int) -> str:
-    """The idempotency key of the schedule window containing ``now``."""
+    """The idempotency key of the schedule window containing ``now`` (``--once``)."""
     start = int(now.timestamp()) // every * every
     return "ponto-export-" + datetime.fromtimestamp(start, UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
+def export_cron(every: int) -> str:
+    """The cron expression firing every ``every`` seconds, aligned on the minute, hour or day.
+
+    Divisors of a minute become six fields with seconds first (``*/30 * * * * *``), whole minutes
+    dividing an hour five fields (``*/5 * * * *``), whole hours dividing a day ``0 */N * * *``.
+
+    Raises:
+        ValueError: ``every`` is none of those (a cron expression cannot repeat it evenly).
+    """
+    if 0 < every < 60 and 60 % every == 0:
+        return f"*/{every} * * * * *"
+    if every % 60 == 0 and 3600 % every == 0:
+        minutes = every // 60
+        return "* * * * *" if minutes == 1 else "0 * * * *" if minutes == 60 else f"*/{minutes} * * * *"
+    if every % 3600 == 0 and 86_400 % every == 0:
+        hours = every // 3600
+        return "0 0 * * *" if hours == 24 else f"0 */{hours} * * *"
+    raise ValueError(
+        f"--every {every} does not divide a minute, an hour or a day evenly: use a divisor of 60 seconds"
+        " (10, 12, 15, 20, 30), whole minutes dividing 60 (60, 120, 300, 600, 900, 1800, 3600...),"
+        " whole hours dividing 24 (7200, 21600, 86400...), or give --cron"
+    )
+
+
 @ponto.command("schedule")
-@click.option("--every", default=300, show_default=True, type=click.IntRange(10, 86_400), help="Seconds.")
-@click.option("--once", is_flag=True, help="Submit for the current window and exit (for cron).")
+@click.option(
+    "--every",
+    default=None,
+    type=click.IntRange(10, 86_400),
+    help="Seconds between exports (default 300): a divisor of a minute, an hour or a day.",
+)
+@click.option(
+    "--cron", default=None, help="A cron expression instead of --every (5 fields, or 6 with seconds)."
+)
+@click.option("--timezone", default=DEFAULT_TIMEZONE, show_default=True, help="IANA zone the cron runs in.")
+@click.option("--name", default=SCHEDULE_NAME, show_default=True, help="The schedule's name.")
+@click.option(
+    "--once", is_flag=True, help="Submit the current --every window's export now and exit; no schedule."
+)
 @click.option("--iam-role", default=None, help="IAM role ARN for COPY (real Redshift).")
 @click.option("--region", default=None, help="Bucket region for COPY (real Redshift).")
 @api_url_option
 @token_option
 def schedule(
-    every: int, once: bool, iam_role: str | None, region: str | None, api_url: str, token: str
+    every: int | None,
+    cron: str | None,
+    timezone: str,
+    name: str,
+    once: bool,
+    iam_role: str | None,
+    region: str | None,
+    api_url: str,
+    token: str,
 ) -> None:
-    """Submit ponto.export_redshift once per window, keyed by the window (duplicates collapse)."""
-    client = TornadoClient(api_url, token)
+    """Create or replace the periodic schedule of ponto.export_redshift; `tornado scheduler` fires it.
+
+    Each occurrence is one job with an id of its own, so each window is exported once however
+    many schedulers run; missed occurrences are caught up (the watermark decides what is new).
+    """
+    if cron is not None and (every is not None or once):
+        raise click.UsageError("give --cron or --every (with --once), not both")
     payload: dict[str, Any] = {k: v for k, v in {"iam_role": iam_role, "region": region}.items() if v}
-    while True:
-        key = window_key(datetime.now(UTC), every)
+    client = TornadoClient(api_url, token)
+    if once:
+        _submit_window(client, every or DEFAULT_EVERY, payload)
+        return
+    if cron is None:
         try:
-            job = client.submit(EXPORT_TASK, {**payload, "window": key}, idempotency_key=key)
-            click.echo(f"{key}: job {job['id']}")
-        except ApiError as exc:  # the next window exports what this one missed
-            _log.warning("%s: could not submit (%s); the next window catches up", key, exc)
-            if once:
-                raise click.ClickException(str(exc)) from None
-        if once:
-            return
-        time.sleep(every - time.time() % every + 0.5)
+            cron = export_cron(every or DEFAULT_EVERY)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
+    try:
+        stored = client.put_schedule(
+            name, EXPORT_TASK, payload, cron=cron, timezone=timezone, missed="catch_up"
+        )
+    except ApiError as exc:
+        raise click.ClickException(str(exc)) from None
+    state = "paused" if stored.get("paused") else f"next {stored['next_run_at']}"
+    click.echo(
+        f"{stored['name']}: {stored['task']} at '{stored['cron']}' {stored['timezone']}"
+        f" (missed: {stored['missed']}; {state}); payload {json.dumps(stored['payload'], sort_keys=True)}"
+    )
+    click.echo("`tornado scheduler` queues its jobs", err=True)
+
+
+def _submit_window(client: TornadoClient, every: int, payload: dict[str, Any]) -> None:
+    """Submit the export of the current window, keyed by it (duplicates collapse)."""
+    key = window_key(datetime.now(UTC), every)
+    try:
+        job = client.submit(EXPORT_TASK, {**payload, "window": key}, idempotency_key=key)
+    except ApiError as exc:
+        raise click.ClickException(f"{key}: {exc}") from None
+    click.echo(f"{key}: job {job['id']}")

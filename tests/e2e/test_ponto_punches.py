@@ -202,7 +202,7 @@ def test_afd_job_writes_a_signed_afd_that_verify_afd_accepts_and_tampering_fails
     assert tornado_cli("ponto", "verify-afd", str(afd), check=False).returncode == 1
 
 
-def test_scheduled_redshift_export_loads_each_punch_once_and_a_rerun_loads_nothing(
+def test_the_export_schedule_fired_by_the_scheduler_loads_each_punch_once_and_a_rerun_loads_nothing(
     api_url: str,
     services: Services,
     ponto: PontoTenant,
@@ -210,13 +210,35 @@ def test_scheduled_redshift_export_loads_each_punch_once_and_a_rerun_loads_nothi
     tornado_cli: Callable[..., Any],
     e2e_env: dict[str, str],
 ) -> None:
-    window = ("ponto", "schedule", "--once", "--every", "3600", "--api-url", api_url, "--token", ponto.token)
-    first = tornado_cli(*window)
-    assert tornado_cli(*window).stdout == first.stdout  # one job per window, however often submitted
-    job_id = first.stdout.split("job ")[1].split()[0]
+    auth = ("--api-url", api_url, "--token", ponto.token)
+    shown = tornado_cli("ponto", "schedule", "--every", "300", *auth).stdout
+    assert "ponto-redshift-export: ponto.export_redshift at '*/5 * * * *' America/Sao_Paulo" in shown
+    assert "missed: catch_up" in shown
+    client = api_client(ponto)
+    stored = export_schedule(client)
+    assert (stored["task"], stored["cron"], stored["timezone"], stored["missed"], stored["payload"]) == (
+        "ponto.export_redshift", "*/5 * * * *", "America/Sao_Paulo", "catch_up", {},
+    )  # fmt: skip
+    assert stored["last_job_id"] is None
+    # A scheduler pass with its clock moved just past the first occurrence stands for the wait.
+    occurrence = datetime.fromisoformat(stored["next_run_at"])
+    ahead = f"{(occurrence - datetime.now(UTC)).total_seconds() + 1:.3f}"
+    tornado_cli("scheduler", "--once", "--clock-offset", ahead)
+    fired = export_schedule(client)
+    job_id = fired["last_job_id"]
+    assert job_id is not None
+    assert datetime.fromisoformat(fired["last_run_at"]) == occurrence
+    assert datetime.fromisoformat(fired["next_run_at"]) == occurrence + timedelta(minutes=5)
+    assert client.get(job_id)["task"] == "ponto.export_redshift"
     assert wait_for_job(services, job_id, JobStatus.SUCCEEDED, timeout=120).result["rows"] > 0
-    rerun = api_client(ponto).submit("ponto.export_redshift", {})
-    assert wait_for_job(services, rerun["id"], JobStatus.SUCCEEDED, timeout=120).result["inserted"] == 0
+    tornado_cli("scheduler", "--once", "--clock-offset", ahead)  # the same occurrence: nothing new
+    assert export_schedule(client)["last_job_id"] == job_id
+    # --once still submits the current window's export by hand, one job however often it runs.
+    window = ("ponto", "schedule", "--once", "--every", "3600", *auth)
+    first = tornado_cli(*window)
+    assert tornado_cli(*window).stdout == first.stdout
+    rerun = first.stdout.split("job ")[1].split()[0]
+    assert wait_for_job(services, rerun, JobStatus.SUCCEEDED, timeout=120).result["inserted"] == 0
     with psycopg2.connect(e2e_env["TORNADO_REDSHIFT_URL"]) as conn, conn.cursor() as cur:
         cur.execute(
             "SELECT count(*), count(DISTINCT (rep_id, nsr)) FROM ponto.punches WHERE tenant = %s",
@@ -224,3 +246,8 @@ def test_scheduled_redshift_export_loads_each_punch_once_and_a_rerun_loads_nothi
         )
         total, distinct = cur.fetchone()
     assert total == distinct == recorded(services, ponto)
+
+
+def export_schedule(client: TornadoClient) -> dict[str, Any]:
+    """The tenant's Redshift export schedule, as the API shows it."""
+    return next(s for s in client.schedules() if s["name"] == "ponto-redshift-export")

@@ -1,4 +1,4 @@
-"""Global concurrency cap per task, shared by every worker process and container."""
+"""Concurrency caps and rate limits shared by every worker process and container."""
 
 from __future__ import annotations
 
@@ -13,4 +13,18 @@ class ConcurrencyLimiterPort(Protocol):
         """Take a free slot, or return ``None`` at once if all ``limit`` are taken.
 
         The returned context manager releases the slot on exit.
+        """
+
+
+class RateLimiterPort(Protocol):
+    """Token buckets by key, shared by every worker process and container."""
+
+    def try_take(self, key: str, *, per_second: float, capacity: float) -> float:
+        """Take one token from the bucket of ``key`` (full when first seen).
+
+        Returns:
+            ``0.0`` if a token was taken, else the seconds until the next one is due.
+
+        Raises:
+            StoreUnavailable: The store cannot be reached.
         """

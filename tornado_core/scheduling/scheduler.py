@@ -51,10 +51,11 @@ def occurrence_key(schedule: Schedule, occurrence: datetime) -> str:
 
 @dataclass(frozen=True)
 class TickReport:
-    """What one pass did: parked jobs sent, schedules fired."""
+    """What one pass did: parked jobs sent, schedules fired, and what the extra passes counted."""
 
     released: int
     fired: int
+    passes: int = 0
 
 
 class Scheduler:
@@ -68,6 +69,8 @@ class Scheduler:
         lookahead: Seconds ahead a parked job is sent, with the rest of its wait as the message's
             own delay, so it becomes visible on time whatever the tick.
         batch: Parked jobs (and schedules) handled per transaction.
+        passes: More work run at the end of each tick (the workflow advancer), each returning
+            how much it did.
     """
 
     def __init__(
@@ -79,8 +82,10 @@ class Scheduler:
         clock: Callable[[], datetime] = utc_now,
         lookahead: float = 30.0,
         batch: int = 500,
+        passes: Sequence[Callable[[], int]] = (),
     ) -> None:
         self._services = services
+        self._passes = tuple(passes)
         self._schedules = schedules
         self._direct = direct or DirectSubmitter(services)
         self._clock = clock
@@ -103,7 +108,7 @@ class Scheduler:
             if sent < self._batch:
                 break
         fired = self._schedules.fire_due(now=now, limit=self._batch, fire=lambda s: self._fire(s, now))
-        return TickReport(released, fired)
+        return TickReport(released, fired, sum(run() for run in self._passes))
 
     def run(self, stop: threading.Event, *, interval: float = 1.0) -> None:
         """Tick every ``interval`` seconds until ``stop`` is set; a backend outage is logged and retried."""
@@ -114,7 +119,9 @@ class Scheduler:
                 _log.warning("scheduler: %s; retrying in %.0fs", exc, interval)
             else:
                 if report.released or report.fired:
-                    _log.info("scheduler: %d parked jobs sent, %d schedules fired", *vars(report).values())
+                    _log.info(
+                        "scheduler: %d parked jobs sent, %d schedules fired", report.released, report.fired
+                    )
             stop.wait(interval)
 
     def _send_due(self, due: Sequence[DueJob], now: datetime) -> list[str]:

@@ -10,6 +10,7 @@ from tornado_core.adapters.memory.stores import (
     MemoryLimiter,
     MemoryObjectStore,
     MemoryQueue,
+    MemoryRateLimiter,
 )
 from tornado_core.adapters.memory.tenants import MemoryTenantStore
 from tornado_core.job_ids import JobIds
@@ -59,4 +60,5 @@ def memory_services(
         redshift=None,
         job_ids=JobIds(settings.secret_key),
         schedules=MemorySchedules(jobs),
+        rates=MemoryRateLimiter(),
     )

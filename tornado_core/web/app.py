@@ -32,6 +32,7 @@ from tornado_core.web.handlers import (
 from tornado_core.web.quotas import TenantQuotas
 from tornado_core.web.schedules_api import schedule_endpoints
 from tornado_core.web.webhooks_api import webhook_endpoints
+from tornado_core.web.workflows_api import workflow_endpoints
 
 _access_log = logging.getLogger("tornado_core.web.access")
 
@@ -49,7 +50,8 @@ class ApiApplication(tornado.web.Application):
     """
 
     def __init__(self, api: ApiContext, *, owns_executor: bool, plugins: Sequence[Plugin] = ()) -> None:
-        own = [schedule_endpoints(api), webhook_endpoints(api)]  # the core's, served like a plugin's
+        # The core's own extensions, served like a plugin's.
+        own = [schedule_endpoints(api), webhook_endpoints(api), workflow_endpoints(api)]
         routes = [*core_routes(api), *(route for extension in own for route in extension.routes)]
         extensions = load_extensions(api, plugins, taken={pattern for pattern, _, _ in routes})
         api.openapi_extra = merged_openapi([*own, *extensions])

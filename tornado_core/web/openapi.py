@@ -308,6 +308,31 @@ def error_responses(*statuses: str) -> dict[str, Any]:
     return {status: {"$ref": f"#/components/responses/{ERROR_RESPONSES[status]}"} for status in statuses}
 
 
+def operation(
+    summary: str,
+    operation_id: str,
+    responses: dict[str, Any],
+    *,
+    parameters: list[dict[str, Any]] | None = None,
+    body: str | None = None,
+) -> dict[str, Any]:
+    """One OpenAPI operation (for the core's extensions: schedules, webhooks, workflows).
+
+    Args:
+        summary: Its one-line summary.
+        operation_id: Its ``operationId``.
+        responses: Its responses, by status.
+        parameters: Its parameters, if any.
+        body: The name of the component schema of its required JSON body, if any.
+    """
+    found: dict[str, Any] = {"summary": summary, "operationId": operation_id, "responses": responses}
+    if parameters:
+        found["parameters"] = parameters
+    if body:
+        found["requestBody"] = _body(body)
+    return found
+
+
 def _body(schema: str) -> dict[str, Any]:
     return {"required": True, "content": {_JSON: {"schema": {"$ref": f"{_REF}{schema}"}}}}
 

@@ -11,7 +11,7 @@ from tornado_core.web.base import AuthenticatedHandler, JsonBodyHandler
 from tornado_core.web.context import ApiContext
 from tornado_core.web.errors import FieldError
 from tornado_core.web.extensions import ApiExtension
-from tornado_core.web.openapi import error_responses
+from tornado_core.web.openapi import error_responses, operation
 
 _REF = "#/components/schemas/"
 _JSON = "application/json"
@@ -180,42 +180,25 @@ def _paths() -> dict[str, Any]:
     shown = _answer("The schedule.", "Schedule")
     return {
         "/v1/schedules": {
-            "get": _op("This tenant's periodic schedules", "listSchedules",
+            "get": operation("This tenant's periodic schedules", "listSchedules",
                        {"200": _answer("The schedules, by name.", "ScheduleList")} | reads),
-            "post": _op("Create a periodic schedule (one job per cron occurrence)", "createSchedule",
+            "post": operation("Create a periodic schedule (one job per cron occurrence)", "createSchedule",
                         {"201": _answer("Created.", "Schedule")} | error_responses("409") | writes,
                         body="ScheduleRequest"),
         },
         "/v1/schedules/{name}": {
-            "get": _op("A schedule", "getSchedule", {"200": shown} | missing | reads, parameters=name),
-            "put": _op("Create or replace a schedule", "putSchedule", {"200": shown} | writes,
+            "get": operation("A schedule", "getSchedule", {"200": shown} | missing | reads, parameters=name),
+            "put": operation("Create or replace a schedule", "putSchedule", {"200": shown} | writes,
                        parameters=name, body="ScheduleReplacement"),
-            "delete": _op("Remove a schedule (its jobs stay)", "deleteSchedule",
+            "delete": operation("Remove a schedule (its jobs stay)", "deleteSchedule",
                           {"204": {"description": "Removed."}} | missing | reads, parameters=name),
         },
         "/v1/schedules/{name}:pause": {
-            "post": _op("Pause a schedule", "pauseSchedule", {"200": shown} | missing | reads,
+            "post": operation("Pause a schedule", "pauseSchedule", {"200": shown} | missing | reads,
                         parameters=name),
         },
         "/v1/schedules/{name}:resume": {
-            "post": _op("Resume a schedule from its next occurrence", "resumeSchedule",
+            "post": operation("Resume a schedule from its next occurrence", "resumeSchedule",
                         {"200": shown} | missing | reads, parameters=name),
         },
     }  # fmt: skip
-
-
-def _op(
-    summary: str,
-    operation: str,
-    responses: dict[str, Any],
-    *,
-    parameters: list[dict[str, Any]] | None = None,
-    body: str | None = None,
-) -> dict[str, Any]:
-    """One OpenAPI operation."""
-    found: dict[str, Any] = {"summary": summary, "operationId": operation, "responses": responses}
-    if parameters:
-        found["parameters"] = parameters
-    if body:
-        found["requestBody"] = {"required": True, "content": {_JSON: {"schema": {"$ref": _REF + body}}}}
-    return found

@@ -8,7 +8,8 @@ Guarantees (docs/operations.md, "Worker semantics"; where this file sits: docs/a
   (:class:`~tornado_core.worker.claims.ReceiveClaims`);
 * ``concurrency`` jobs at once in threads, capped globally per task by the
   concurrency limiter (slots are taken *before* receiving and capped tasks do
-  not prefetch, so a full cap never inflates receive counts);
+  not prefetch, so a full cap never inflates receive counts), and per key (tenant, payload
+  fields) by the task's limits, checked on receipt (:mod:`~tornado_core.worker.admission`);
 * each message body is parsed once, when it is received, into a
   :class:`~tornado_core.worker.runner.Delivery` carrying its envelope: the
   heartbeat takes the job id from it and the runner runs from it;
@@ -32,7 +33,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
 from queue import SimpleQueue
 
@@ -43,6 +44,7 @@ from tornado_core.ports.queue_and_jobs import Completion
 from tornado_core.services import Services
 from tornado_core.task import TaskSpec
 from tornado_core.worker.acks import Acknowledger
+from tornado_core.worker.admission import Admission
 from tornado_core.worker.claims import ReceiveClaims
 from tornado_core.worker.completions import BackgroundCompleter, completion_writer
 from tornado_core.worker.heartbeat import Heartbeat
@@ -57,7 +59,7 @@ __all__ = ["Worker", "WorkerOptions", "default_worker_id"]
 @dataclass(slots=True)
 class _Running:
     delivery: Delivery
-    slot: AbstractContextManager[None]
+    slot: AbstractContextManager[object]
     #: The job whose lease the heartbeat extends (none for an unreadable message).
     job_id: str | None = field(init=False)
 
@@ -102,7 +104,7 @@ class Worker:
         # Uncapped tasks keep up to a batch of messages waiting, so that a receive fetches
         # many at once; capped tasks take no more than the global slots they hold.
         batch = services.queue.max_receive_batch
-        default_prefetch = 0 if spec.max_concurrency else min(batch, self._options.concurrency)
+        default_prefetch = 0 if spec.max_concurrency or spec.limits else min(batch, self._options.concurrency)
         self._prefetch = default_prefetch if self._options.prefetch is None else self._options.prefetch
         self._waiting: deque[_Running] = deque()
         self._on_outcome = on_outcome or (lambda _outcome: None)
@@ -118,6 +120,7 @@ class Worker:
         self._parked: dict[str, list[_Running]] = {}
         self._heartbeat = Heartbeat(services, spec, self._held)
         self._claims = ReceiveClaims(services.jobs, self._runner, lease_seconds=spec.visibility_timeout)
+        self._admission = Admission(services, spec)
         self._busy = False
         self._busy_lock = threading.Lock()
 
@@ -218,15 +221,29 @@ class Worker:
         self._start_waiting()
 
     def _hold(self, messages: Sequence[ReceivedMessage], slots: list[AbstractContextManager[None]]) -> None:
-        """Parse each received message once, claim their jobs together, queue each with a slot."""
+        """Parse each received message once, admit them under their task's per-key limits (the
+        refused go back to the queue), claim their jobs together, queue each with its slots."""
         deliveries = [Delivery.received(self._queue.name, m, started=time.monotonic()) for m in messages]
+        admitted = self._admit(deliveries)
         with self._lock:
             held = {job_id for _, job_id in self._held_unlocked() if job_id is not None}
-        self._claims.claim_together(deliveries, held=held)
+        self._claims.claim_together([delivery for delivery, _ in admitted], held=held)
         with self._lock:
-            for delivery in deliveries:
-                self._waiting.append(_Running(delivery, slots.pop()))
+            for delivery, keys in admitted:
+                keys.push(slots.pop())  # the task's slot goes with the key slots
+                self._waiting.append(_Running(delivery, keys))
         self._release_all(slots)
+
+    def _admit(self, deliveries: list[Delivery]) -> list[tuple[Delivery, ExitStack]]:
+        if not self._admission.active:
+            return [(delivery, ExitStack()) for delivery in deliveries]
+        try:
+            return self._admission.admit(self._queue.name, deliveries)
+        except Exception as exc:  # the limits' store is down (or a bug): the messages reappear later
+            logger.warning("per-key limits unavailable: %r; %d jobs wait", exc, len(deliveries))
+            self._return_unstarted([delivery.message for delivery in deliveries])
+            self._stop.wait(1.0)
+            return []
 
     def _start_waiting(self) -> None:
         while True:
@@ -267,7 +284,8 @@ class Worker:
             waiting, self._waiting, self._parked = [*self._waiting, *parked], deque(), {}
         self._claims.release([item.delivery for item in waiting])
         self._return_unstarted([item.delivery.message for item in waiting])
-        self._release_all([item.slot for item in waiting])
+        for item in waiting:
+            item.slot.__exit__(None, None, None)
 
     def _take_slots(self) -> list[AbstractContextManager[None]]:
         with self._lock:

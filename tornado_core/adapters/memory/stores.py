@@ -11,7 +11,7 @@ import io
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -199,6 +199,26 @@ class MemoryObjectStore:
         buffer = io.BytesIO()
         yield buffer
         self.put(key, buffer.getvalue(), content_type=content_type)
+
+
+class MemoryRateLimiter:
+    """Token buckets counted in this process only, on an injectable clock."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, refreshed at)
+        self._lock = threading.Lock()
+
+    def try_take(self, key: str, *, per_second: float, capacity: float) -> float:
+        with self._lock:
+            now = self._clock()
+            tokens, at = self._buckets.get(key, (capacity, now))
+            tokens = min(capacity, tokens + (now - at) * per_second)
+            if tokens < 1:
+                self._buckets[key] = (tokens, now)
+                return (1 - tokens) / per_second
+            self._buckets[key] = (tokens - 1, now)
+            return 0.0
 
 
 class MemoryLimiter:

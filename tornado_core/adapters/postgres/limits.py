@@ -1,4 +1,4 @@
-"""A global per-task concurrency cap built on PostgreSQL session advisory locks."""
+"""Concurrency caps on PostgreSQL session advisory locks, and rate limits as token buckets in a table."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import psycopg2
 from psycopg2.extensions import connection as Connection
 
-from tornado_core.adapters.postgres.pool import UNREACHABLE, close_quietly, connect, is_usable
+from tornado_core.adapters.postgres.pool import UNREACHABLE, PostgresPool, close_quietly, connect, is_usable
 from tornado_core.errors import StoreUnavailable
 
 # Takes the first free slot in 0..limit-1; evaluation stops at the first lock won.
@@ -107,3 +107,45 @@ class PostgresLimiter:
             idle, self._idle = self._idle, []
         for conn in idle:
             close_quietly(conn)
+
+
+# One statement takes a token: the bucket refills for the time since it was last touched, up to
+# its capacity; the row lock serialises concurrent takers. No row back: no token.
+_TAKE = """
+INSERT INTO tornado_rate_buckets AS b (key, tokens, refreshed_at)
+VALUES (%(key)s, %(capacity)s - 1, clock_timestamp())
+ON CONFLICT (key) DO UPDATE SET
+    tokens = LEAST(%(capacity)s,
+                   b.tokens + extract(epoch FROM clock_timestamp() - b.refreshed_at) * %(rate)s) - 1,
+    refreshed_at = clock_timestamp()
+WHERE LEAST(%(capacity)s, b.tokens + extract(epoch FROM clock_timestamp() - b.refreshed_at) * %(rate)s) >= 1
+RETURNING tokens
+"""
+
+_WAIT = """
+SELECT (1 - LEAST(%(capacity)s, tokens + extract(epoch FROM clock_timestamp() - refreshed_at) * %(rate)s))
+       / %(rate)s
+FROM tornado_rate_buckets WHERE key = %(key)s
+"""
+
+
+class PostgresRateLimiter:
+    """:class:`~tornado_core.ports.limits.RateLimiterPort`: token buckets in ``tornado_rate_buckets``.
+
+    Args:
+        pool: Connections to the job store's database.
+    """
+
+    def __init__(self, pool: PostgresPool) -> None:
+        self._pool = pool
+
+    def try_take(self, key: str, *, per_second: float, capacity: float) -> float:
+        """Take a token of ``key``, or say how long until one is due."""
+        params = {"key": key, "rate": per_second, "capacity": capacity}
+        with self._pool.connection() as conn, conn.cursor() as cur:
+            cur.execute(_TAKE, params)
+            if cur.fetchone() is not None:
+                return 0.0
+            cur.execute(_WAIT, params)
+            row = cur.fetchone()
+        return max(0.001, float(row[0])) if row else 0.001
