@@ -132,11 +132,14 @@ _change("remove", lambda book: book.remove)
 @click.option("--once", is_flag=True, help="One pass, then exit (to run from cron).")
 @click.option("--clock-offset", default=0.0, type=float, hidden=True, help="Seconds ahead of the real clock.")
 def scheduler(interval: float, once: bool, clock_offset: float) -> None:
-    """Queue parked jobs when due and fire periodic schedules, until SIGTERM (run one or more)."""
+    """Queue parked jobs when due, fire periodic schedules (installing those tasks declare for every
+    tenant) and advance workflows, until SIGTERM (run one or more)."""
     from tornado_cli.main import _services_with
 
     from tornado_core.bootstrap import build_routing, build_submitter
     from tornado_core.producer.direct import DirectSubmitter
+    from tornado_core.scheduling.book import ScheduleBook
+    from tornado_core.scheduling.declared import DeclaredSchedules
     from tornado_core.scheduling.scheduler import Scheduler
     from tornado_core.workflows.advancer import WorkflowAdvancer
 
@@ -146,13 +149,14 @@ def scheduler(interval: float, once: bool, clock_offset: float) -> None:
     with _services_with(()) as services:
         routing, close = build_routing(services, wait=2.0)
         try:
-            direct = DirectSubmitter(services, build_submitter(services, routing))
-            passes = (
-                [WorkflowAdvancer(services, services.workflows, direct=direct).tick]
-                if services.workflows
-                else []
-            )
-            runner = Scheduler(services, _schedules_of(services), direct=direct, clock=clock, passes=passes)
+            submitter = build_submitter(services, routing)
+            direct = DirectSubmitter(services, submitter)
+            schedules = _schedules_of(services)
+            book = ScheduleBook(schedules, submitter, clock=clock)
+            passes = [DeclaredSchedules(services.registry, services.tenants, schedules, book).run_due]
+            if services.workflows is not None:
+                passes.append(WorkflowAdvancer(services, services.workflows, direct=direct).tick)
+            runner = Scheduler(services, schedules, direct=direct, clock=clock, passes=passes)
             with reported_errors():
                 if once:
                     report = runner.tick()

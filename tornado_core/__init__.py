@@ -21,6 +21,7 @@ from tornado_core.errors import (
     VersionNotFound,
 )
 from tornado_core.key_limits import ConcurrencyLimit, RateLimit
+from tornado_core.periodic import Periodic
 from tornado_core.ports.database import DatabasePort
 from tornado_core.ports.objects import ObjectStorePort
 from tornado_core.registry import TaskRegistry
@@ -42,6 +43,7 @@ __all__ = [
     "ObjectStoreError",
     "ObjectStorePort",
     "PayloadInvalid",
+    "Periodic",
     "RateLimit",
     "Retry",
     "RetryPolicy",

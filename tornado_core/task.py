@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from tornado_core.errors import PayloadInvalid
 from tornado_core.key_limits import KeyLimit, unknown_fields
+from tornado_core.periodic import Periodic
 from tornado_core.retry import RetryPolicy
 from tornado_core.unique import UniqueJobs
 
@@ -44,6 +45,8 @@ class TaskSpec:
             :class:`~tornado_core.unique.UniqueJobs`).
         limits: Concurrency caps and rate limits per tenant or payload fields (see
             :mod:`tornado_core.key_limits`).
+        schedules: Periodic schedules installed for every tenant (see
+            :class:`~tornado_core.periodic.Periodic`).
     """
 
     name: str
@@ -58,6 +61,7 @@ class TaskSpec:
     internal: bool = False
     unique: UniqueJobs | None = None
     limits: tuple[KeyLimit, ...] = ()
+    schedules: tuple[Periodic, ...] = ()
 
     def __call__(self, ctx: TaskContext, payload: Any) -> Any:
         """Call the handler directly (handy in a task's own unit tests)."""
@@ -139,6 +143,7 @@ def task(
     internal: bool = False,
     unique: UniqueJobs | None = None,
     limits: Sequence[KeyLimit] = (),
+    schedules: Sequence[Periodic] = (),
 ) -> Callable[[Handler], TaskSpec]:
     """Declare a task.
 
@@ -165,6 +170,8 @@ def task(
             submission gets the first job back (``UniqueJobs(fields=("cnpj", "period"))``).
         limits: Per-key caps across every worker: ``ConcurrencyLimit(4)`` (4 at once per
             tenant), ``RateLimit(5, per=("cnpj", "uf"))`` (5 per second per CNPJ and UF).
+        schedules: Periodic schedules of this task for every tenant
+            (``Periodic("nightly", cron="0 2 * * *", timezone="America/Sao_Paulo")``).
 
     Returns:
         A decorator turning the handler into a :class:`TaskSpec`.
@@ -190,6 +197,7 @@ def task(
             internal=internal,
             unique=unique,
             limits=tuple(limits),
+            schedules=tuple(schedules),
             description=(handler.__doc__ or "").strip().splitlines()[0] if handler.__doc__ else "",
         )
 

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from tests.unit.test_web_api import ApiTestCase
+from tornado_core import Periodic, TaskContext, TaskRegistry, TaskSpec, task
+from tornado_core.adapters.memory.schedules import MemorySchedules
 from tornado_core.errors import ScheduleInvalid
 from tornado_core.ports.schedules import MissedPolicy, Schedule
+from tornado_core.producer.submission import Submitter
+from tornado_core.scheduling.book import ScheduleBook
+from tornado_core.scheduling.declared import DeclaredSchedules
 from tornado_core.scheduling.occurrences import (
     LATE_GRACE,
     MAX_CATCH_UP,
@@ -18,6 +25,9 @@ from tornado_core.scheduling.occurrences import (
     next_occurrence,
 )
 from tornado_core.scheduling.scheduler import Scheduler
+from tornado_core.services import Services
+from tornado_core.tokens import hash_token, new_token
+from tornado_core.toolchain.testing import memory_services
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
@@ -172,3 +182,62 @@ class TestSchedulesApi(ApiTestCase):
         assert resumed["paused"] is False
         assert datetime.fromisoformat(resumed["next_run_at"]) > datetime.now(UTC) - timedelta(seconds=1)
         assert self.call("POST", "/v1/schedules/nope:pause")[0] == 404
+
+
+# --- schedules declared on a task ---------------------------------------------------------------
+
+
+class Nothing(BaseModel):
+    label: str = "nightly"
+
+
+@task(name="acme.nightly", payload=Nothing, version="1.0.0", schedules=[Periodic("run", cron="0 2 * * *")])
+def nightly(ctx: TaskContext, payload: Nothing) -> None:
+    """A task with a declared schedule."""
+
+
+@pytest.fixture
+def services() -> Services:
+    """Memory services knowing acme.nightly, with two tenants."""
+    built = memory_services([nightly])
+    for tenant in ("acme", "globex"):
+        built.tenants.create(tenant, hash_token(new_token()))
+    return built
+
+
+def declarations(services: Services, spec: TaskSpec) -> DeclaredSchedules:
+    """The declared schedules of ``spec`` (as a scheduler whose code has that version would see)."""
+    assert isinstance(services.schedules, MemorySchedules)
+    book = ScheduleBook(services.schedules, Submitter.for_services(services))
+    return DeclaredSchedules(TaskRegistry([spec]), services.tenants, services.schedules, book)
+
+
+def test_a_declared_schedule_is_installed_for_every_tenant_once(services: Services) -> None:
+    declared = declarations(services, nightly)
+    assert declared.sync() == 2 and declared.sync() == 0
+    assert services.schedules is not None
+    assert [(s.tenant, s.name, s.cron) for s in services.schedules.list()] == [
+        ("acme", "acme.nightly.run", "0 2 * * *"), ("globex", "acme.nightly.run", "0 2 * * *"),
+    ]  # fmt: skip
+
+
+def test_a_changed_declaration_replaces_the_schedule_but_keeps_an_operators_pause(services: Services) -> None:
+    schedules = services.schedules
+    assert schedules is not None
+    declarations(services, nightly).sync()
+    stored = schedules.get("acme", "acme.nightly.run")
+    assert stored is not None
+    schedules.set_paused("acme", "acme.nightly.run", paused=True, next_run_at=stored.next_run_at)
+    changed = replace(nightly, schedules=(Periodic("run", cron="30 3 * * *", timezone="America/Sao_Paulo"),))
+    assert declarations(services, changed).sync() == 2
+    acme = schedules.get("acme", "acme.nightly.run")
+    assert acme is not None
+    assert (acme.cron, acme.timezone, acme.paused) == ("30 3 * * *", "America/Sao_Paulo", True)
+
+
+def test_a_bad_declaration_is_refused_when_declared_or_logged_when_installed(services: Services) -> None:
+    with pytest.raises(ValueError):
+        Periodic("run", cron="0 2 * * *", missed="sometimes")
+    broken = replace(nightly, schedules=(Periodic("run", cron="61 * * * *"),))
+    assert declarations(services, broken).sync() == 0
+    assert services.schedules is not None and services.schedules.list() == []
