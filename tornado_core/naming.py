@@ -30,7 +30,9 @@ def dead_letter_name(queue: str) -> str:
 
 def queue_spec(prefix: str, spec: TaskSpec) -> QueueSpec:
     """The queue and DLQ of a task version whose code is at hand, with its redrive policy."""
-    return _queue_spec(prefix, spec.name, spec.version, spec.retry.max_attempts, spec.visibility_timeout)
+    return _queue_spec(
+        prefix, spec.name, spec.version, spec.retry.max_attempts, spec.visibility_timeout, fair=spec.fair
+    )
 
 
 def contract_queue_spec(prefix: str, contract: TaskVersion) -> QueueSpec:
@@ -40,13 +42,16 @@ def contract_queue_spec(prefix: str, contract: TaskVersion) -> QueueSpec:
     )
 
 
-def _queue_spec(prefix: str, task: str, version: str, max_attempts: int, visibility: float) -> QueueSpec:
+def _queue_spec(
+    prefix: str, task: str, version: str, max_attempts: int, visibility: float, *, fair: bool = False
+) -> QueueSpec:
     name = queue_name(prefix, task, version)
     return QueueSpec(
         name=name,
         dead_letter_name=dead_letter_name(name),
         max_receive_count=max_attempts,
         visibility_timeout=visibility,
+        fair=fair,
     )
 
 

@@ -47,6 +47,7 @@ class TaskSpec:
             :mod:`tornado_core.key_limits`).
         schedules: Periodic schedules installed for every tenant (see
             :class:`~tornado_core.periodic.Periodic`).
+        fair: Its queue takes turns between tenants instead of handing out the oldest job first.
     """
 
     name: str
@@ -62,6 +63,7 @@ class TaskSpec:
     unique: UniqueJobs | None = None
     limits: tuple[KeyLimit, ...] = ()
     schedules: tuple[Periodic, ...] = ()
+    fair: bool = False
 
     def __call__(self, ctx: TaskContext, payload: Any) -> Any:
         """Call the handler directly (handy in a task's own unit tests)."""
@@ -144,6 +146,7 @@ def task(
     unique: UniqueJobs | None = None,
     limits: Sequence[KeyLimit] = (),
     schedules: Sequence[Periodic] = (),
+    fair: bool = False,
 ) -> Callable[[Handler], TaskSpec]:
     """Declare a task.
 
@@ -172,6 +175,9 @@ def task(
             tenant), ``RateLimit(5, per=("cnpj", "uf"))`` (5 per second per CNPJ and UF).
         schedules: Periodic schedules of this task for every tenant
             (``Periodic("nightly", cron="0 2 * * *", timezone="America/Sao_Paulo")``).
+        fair: Fair dispatch: workers take the jobs of the tenants waiting in turn, so one
+            tenant's burst does not hold back the others' jobs (PostgreSQL queue; on SQS the
+            jobs carry their tenant as ``MessageGroupId``, which SQS fair queues use).
 
     Returns:
         A decorator turning the handler into a :class:`TaskSpec`.
@@ -198,6 +204,7 @@ def task(
             unique=unique,
             limits=tuple(limits),
             schedules=tuple(schedules),
+            fair=fair,
             description=(handler.__doc__ or "").strip().splitlines()[0] if handler.__doc__ else "",
         )
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 import psycopg2
 
+from tornado_core.client import TornadoClient
 from tornado_core.ports.jobs import JobRecord, JobStatus
 from tornado_core.services import Services
 
@@ -45,3 +47,18 @@ def effect_rows(erp_url: str, job_id: str) -> int:
             return 0
         cur.execute("SELECT count(*) FROM demo_effects WHERE job_id = %s", (job_id,))
         return int(cur.fetchone()[0])
+
+
+def results_of(client: TornadoClient, job_ids: list[str], *, timeout: float = 180.0) -> list[Any]:
+    """The results of jobs, once each succeeded."""
+    return [client.wait(job_id, timeout=timeout)["result"] for job_id in job_ids]
+
+
+def most_at_once(runs: list[dict[str, float]]) -> int:
+    """Most runs at once, from each run's own ``started`` and ``ended`` times."""
+    events = sorted([(r["started"], 1) for r in runs] + [(r["ended"], -1) for r in runs])
+    running = peak = 0
+    for _, change in events:  # an end sorts before a start at the same instant
+        running += change
+        peak = max(peak, running)
+    return peak

@@ -7,7 +7,7 @@ import time
 import pytest
 from pydantic import BaseModel
 
-from tasks.demo.handlers import fair, rated
+from tasks.demo.handlers import capped, rated
 from tornado_core import ConcurrencyLimit, RateLimit, task
 from tornado_core.adapters.memory.stores import MemoryRateLimiter
 from tornado_core.key_limits import limit_key
@@ -67,15 +67,15 @@ def test_a_token_bucket_allows_its_burst_then_its_rate() -> None:
 
 @pytest.fixture
 def services() -> Services:
-    return memory_services([fair, rated])
+    return memory_services([capped, rated])
 
 
 def deliveries(
     services: Services, queue: str, tenants: list[str], payload: dict[str, object]
 ) -> list[Delivery]:
     bodies = [
-        Envelope(job_id=f"job-{n}", task="demo.fair", version=fair.version, tenant=tenant, payload=payload,
-                 submitted_at=time.time()).to_json()
+        Envelope(job_id=f"job-{n}", task="demo.capped", version=capped.version, tenant=tenant,
+                 payload=payload, submitted_at=time.time()).to_json()
         for n, tenant in enumerate(tenants)
     ]  # fmt: skip
     services.queue.send_batch(queue, [OutgoingMessage(body) for body in bodies])
@@ -86,9 +86,9 @@ def deliveries(
 def test_a_tenant_at_its_cap_goes_to_the_back_of_the_queue_and_others_are_admitted(
     services: Services,
 ) -> None:
-    queue = queue_spec(services.settings.queue_prefix, fair)
+    queue = queue_spec(services.settings.queue_prefix, capped)
     services.queue.ensure_queue(queue)
-    admission = Admission(services, fair)
+    admission = Admission(services, capped)
     received = deliveries(services, queue.name, ["big", "big", "big", "small"], {"seconds": 0})
     admitted = admission.admit(queue.name, received)
     assert sorted(d.envelope.tenant for d, _ in admitted if d.envelope) == ["big", "big", "small"]

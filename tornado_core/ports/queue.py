@@ -17,20 +17,27 @@ class QueueSpec:
         max_receive_count: Receives after which the next receive moves a
             message to the dead-letter queue instead of delivering it.
         visibility_timeout: Default seconds a received message stays hidden.
+        fair: Hand messages out round-robin across their groups (the jobs' tenants) rather than
+            oldest first, so one group's backlog does not hold back the others.
     """
 
     name: str
     dead_letter_name: str
     max_receive_count: int
     visibility_timeout: float
+    fair: bool = False
 
 
 @dataclass(frozen=True)
 class OutgoingMessage:
-    """A message to send; ``delay`` seconds before it becomes visible (at most 900)."""
+    """A message to send; ``delay`` seconds before it becomes visible (at most 900).
+
+    ``group`` (the job's tenant) is what a fair queue takes turns between.
+    """
 
     body: str
     delay: float = 0.0
+    group: str | None = None
 
 
 @dataclass(frozen=True)

@@ -49,12 +49,13 @@ class ParkedJob:
 
 @dataclass(frozen=True, kw_only=True)
 class DueJob:
-    """A parked job whose time has come (or comes within the look-ahead)."""
+    """A parked job whose time has come (or comes within the look-ahead), and its tenant."""
 
     job_id: str
     queue: str
     body: str
     due_at: datetime
+    tenant: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

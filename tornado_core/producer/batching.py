@@ -166,7 +166,10 @@ class SendBatcher:
 
     async def _send_chunk(self, queue_name: str, chunk: list[_Item]) -> None:
         pairs = [send.messages[index] for send, index in chunk]
-        messages = [OutgoingMessage(send.messages[index][0], send.delay) for send, index in chunk]
+        messages = [
+            OutgoingMessage(body, send.delay, job.tenant)
+            for (body, job), (send, _) in zip(pairs, chunk, strict=True)
+        ]
         loop = asyncio.get_running_loop()
         try:
             if self._together is not None:  # the rows go in the same commit

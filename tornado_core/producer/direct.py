@@ -84,7 +84,10 @@ class DirectSubmitter:
             spec = services.registry.get(prepared.envelope.task, prepared.envelope.version)
             services.queue.ensure_queue(queue_spec(services.settings.queue_prefix, spec))
             self._queues.add(prepared.queue)
-        message, job = OutgoingMessage(prepared.body), prepared.as_new_job(key)
+        message, job = (
+            OutgoingMessage(prepared.body, group=prepared.envelope.tenant),
+            prepared.as_new_job(key),
+        )
         if services.queue_and_jobs is not None:
             error = services.queue_and_jobs.send_recorded(prepared.queue, [message], [job])[0]
         else:

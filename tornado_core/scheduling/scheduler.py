@@ -133,7 +133,7 @@ class Scheduler:
         sent: list[str] = []
         for name, jobs in by_queue.items():
             for chunk in chunks_of(jobs, _body, max(1, queue.max_send_batch), queue.max_send_batch_bytes):
-                messages = [OutgoingMessage(job.body, _remaining(job, now)) for job in chunk]
+                messages = [OutgoingMessage(job.body, _remaining(job, now), job.tenant) for job in chunk]
                 try:
                     errors = queue.send_batch(name, messages)
                 except BackendError as exc:

@@ -116,7 +116,9 @@ class Admission:
         """Send refused jobs again, due after their wait, then delete the copies received."""
         port = self._services.queue
         for chunk in chunks_of(refused, _body, max(1, port.max_send_batch), port.max_send_batch_bytes):
-            messages = [OutgoingMessage(d.message.body, min(wait, QUEUE_DELAY_LIMIT)) for d, wait in chunk]
+            messages = [
+                OutgoingMessage(d.message.body, min(wait, QUEUE_DELAY_LIMIT), _group(d)) for d, wait in chunk
+            ]
             try:
                 errors = port.send_batch(queue, messages)
             except BackendError as exc:
@@ -135,3 +137,7 @@ class Admission:
 
 def _body(item: tuple[Delivery, float]) -> str:
     return item[0].message.body
+
+
+def _group(delivery: Delivery) -> str | None:
+    return delivery.envelope.tenant if delivery.envelope is not None else None

@@ -50,10 +50,17 @@ class SqsQueue:
         self._client = client
         self._poll_client = poll_client if poll_client is not None else client
         self._urls: dict[str, str] = {}
+        self._fair: set[str] = set()  # queues whose messages carry their group (SQS fair queues)
         self._lock = threading.Lock()
 
     def ensure_queue(self, spec: QueueSpec) -> None:
-        """Create the DLQ, then the queue with its redrive policy; idempotent."""
+        """Create the DLQ, then the queue with its redrive policy; idempotent.
+
+        A fair queue's messages are sent with their group as ``MessageGroupId``: SQS fair queues
+        then keep one group's backlog from delaying the others.
+        """
+        if spec.fair:
+            self._fair.add(spec.name)
         dlq_url = self._create(spec.dead_letter_name, {})
         with self._call(spec.dead_letter_name):
             arn = self._client.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
@@ -97,14 +104,8 @@ class SqsQueue:
             return []
         if len(messages) > self.max_send_batch:
             raise ValueError(f"at most {self.max_send_batch} messages per batch, not {len(messages)}")
-        entries = [
-            {
-                "Id": str(index),
-                "MessageBody": message.body,
-                "DelaySeconds": _seconds(message.delay, MAX_DELAY_SECONDS),
-            }
-            for index, message in enumerate(messages)
-        ]
+        fair = queue in self._fair
+        entries = [_entry(index, message, fair) for index, message in enumerate(messages)]
         response = self._with_url(
             queue, lambda url: self._client.send_message_batch(QueueUrl=url, Entries=entries)
         )
@@ -265,3 +266,14 @@ def _redrive(raw: str | None) -> tuple[str, int] | None:
         return str(policy["deadLetterTargetArn"]), int(policy["maxReceiveCount"])
     except (ValueError, KeyError, TypeError):
         return None
+
+
+def _entry(index: int, message: OutgoingMessage, fair: bool) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "Id": str(index),
+        "MessageBody": message.body,
+        "DelaySeconds": _seconds(message.delay, MAX_DELAY_SECONDS),
+    }
+    if fair and message.group:
+        entry["MessageGroupId"] = message.group[:128]
+    return entry

@@ -41,7 +41,15 @@ class MemorySchedules:
                 if record is not None and record.status is JobStatus.CANCELLED:
                     dropped.append(p.job.job_id)
                 else:
-                    due.append(DueJob(job_id=p.job.job_id, queue=p.queue, body=p.body, due_at=p.due_at))
+                    due.append(
+                        DueJob(
+                            job_id=p.job.job_id,
+                            queue=p.queue,
+                            body=p.body,
+                            due_at=p.due_at,
+                            tenant=p.job.tenant,
+                        )
+                    )
             sent = list(send(due)) if due else []
             for job_id in sent + dropped:
                 del self._parked[job_id]

@@ -26,6 +26,7 @@ from psycopg2.extensions import cursor as Cursor
 from tornado_core.adapters.postgres._listener import CHANNEL, QueueListener
 from tornado_core.adapters.postgres.pool import PostgresPool, without_flush_wait
 from tornado_core.adapters.postgres.prepared import Prepared
+from tornado_core.adapters.postgres.queue_sql import RECEIVE, RECEIVE_FAIR
 from tornado_core.errors import QueueUnavailable, StoreUnavailable
 from tornado_core.ports.queue import OutgoingMessage, QueueDepth, QueueSpec, ReceivedMessage
 
@@ -34,64 +35,26 @@ IDLE_RECHECK = 1.0
 
 _SEND = f"""
 WITH ins AS (
-    INSERT INTO tornado_messages (queue, body, visible_at)
-    SELECT q.name, v.body, clock_timestamp() + COALESCE(v.delay, 0) * interval '1 second'
-    FROM unnest(%(bodies)s, %(delays)s) AS v (body, delay)
+    INSERT INTO tornado_messages (queue, body, visible_at, message_group)
+    SELECT q.name, v.body, clock_timestamp() + COALESCE(v.delay, 0) * interval '1 second',
+           CASE WHEN q.fair THEN v.grp END
+    FROM unnest(%(bodies)s, %(delays)s, %(groups)s) AS v (body, delay, grp)
     JOIN tornado_queues q ON q.name = %(queue)s
     RETURNING queue
 )
 SELECT count(*), CASE WHEN count(*) > 0 THEN pg_notify('{CHANNEL}', min(queue)) END FROM ins
 """
 
-_SEND_PREPARED = Prepared("tornado_send", _SEND, {"bodies": "text[]", "delays": "float8[]", "queue": "text"})
-
-# ``(SELECT clock_timestamp())`` is evaluated once, so the index can use it.
-_RECEIVE = """
-WITH cfg AS (
-    SELECT q.max_receive_count, d.name AS dlq
-    FROM tornado_queues q LEFT JOIN tornado_queues d ON d.name = q.dead_letter_name
-    WHERE q.name = %(queue)s
-),
-picked AS (
-    SELECT m.id, m.receive_count, m.visible_at
-    FROM tornado_messages m
-    WHERE m.queue = %(queue)s AND m.visible_at <= (SELECT clock_timestamp())
-    ORDER BY m.visible_at, m.id
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
-),
-doomed AS (
-    SELECT p.id FROM picked p, cfg
-    WHERE cfg.dlq IS NOT NULL AND p.receive_count >= cfg.max_receive_count
-),
-moved AS (
-    UPDATE tornado_messages m
-    SET queue = cfg.dlq, receive_count = 0, receipt = NULL, visible_at = clock_timestamp()
-    FROM doomed, cfg
-    WHERE m.id = doomed.id
-    RETURNING m.id
-),
-delivered AS (
-    UPDATE tornado_messages m
-    SET receive_count = m.receive_count + 1, receipt = gen_random_uuid(),
-        visible_at = clock_timestamp() + %(visibility)s * interval '1 second'
-    FROM picked p, cfg
-    WHERE m.id = p.id AND p.id NOT IN (SELECT id FROM doomed)
-    RETURNING m.id, m.message_id, m.body, m.receipt, m.receive_count, p.visible_at AS was_visible_at
+_SEND_PREPARED = Prepared(
+    "tornado_send", _SEND, {"bodies": "text[]", "delays": "float8[]", "groups": "text[]", "queue": "text"}
 )
-SELECT 'msg', id, message_id::text, body, receipt::text, receive_count, was_visible_at, NULL::float8
-    FROM delivered
-UNION ALL
-SELECT 'moved', id, NULL, NULL, NULL, 0, NULL, NULL FROM moved
-UNION ALL
-SELECT 'queue', NULL, NULL, NULL, NULL, 0, NULL,
-    (SELECT extract(epoch FROM min(visible_at) - clock_timestamp())::float8
-     FROM tornado_messages WHERE queue = %(queue)s AND visible_at > (SELECT clock_timestamp()))
-FROM cfg
-"""
 
 _RECEIVE_PREPARED = Prepared(
-    "tornado_receive", _RECEIVE, {"queue": "text", "limit": "int", "visibility": "float8"}
+    "tornado_receive", RECEIVE, {"queue": "text", "limit": "int", "visibility": "float8"}
+)
+
+_RECEIVE_FAIR_PREPARED = Prepared(
+    "tornado_receive_fair", RECEIVE_FAIR, {"queue": "text", "limit": "int", "visibility": "float8"}
 )
 
 # Primary-key lookups (``id = ANY``): the cost does not grow with the queue's depth, whatever the
@@ -138,7 +101,9 @@ VALUES (%(name)s, %(dlq)s, %(max)s, %(visibility)s)
 ON CONFLICT (name) DO UPDATE SET
     dead_letter_name = EXCLUDED.dead_letter_name,
     max_receive_count = EXCLUDED.max_receive_count,
-    visibility_timeout = EXCLUDED.visibility_timeout
+    visibility_timeout = EXCLUDED.visibility_timeout;
+-- A version is fair or not for good: a process that knows it only by contract cannot unset it.
+UPDATE tornado_queues SET fair = true WHERE name = %(name)s AND %(fair)s AND NOT fair
 """
 
 
@@ -174,7 +139,9 @@ def insert_messages(cur: Cursor, queue: str, messages: Sequence[OutgoingMessage]
         QueueUnavailable: The queue does not exist (the caller's transaction must roll back).
     """
     delays = [float(m.delay) for m in messages] if any(m.delay for m in messages) else None
-    params = {"queue": queue, "bodies": [m.body for m in messages], "delays": delays}  # NULL: no delay
+    groups = [m.group for m in messages] if any(m.group for m in messages) else None
+    # NULL: no delay, no group (a fair queue stores the groups, the others ignore them)
+    params = {"queue": queue, "bodies": [m.body for m in messages], "delays": delays, "groups": groups}
     _SEND_PREPARED.execute(cur, params)
     result = cur.fetchall()
     if result[0][0] != len(messages):
@@ -220,6 +187,7 @@ class PostgresQueue:
         self._pool = pool
         self._fallback_poll = fallback_poll
         self._listener = QueueListener(lambda: pool.new_connection(autocommit=True))
+        self._fair: dict[str, bool] = {}  # queue -> hands messages out in turns across groups
 
     @contextlib.contextmanager
     def _cursor(self) -> Iterator[Cursor]:
@@ -247,8 +215,11 @@ class PostgresQueue:
                     "dlq": spec.dead_letter_name,
                     "max": spec.max_receive_count,
                     "visibility": spec.visibility_timeout,
+                    "fair": spec.fair,
                 },
             )
+        if spec.fair:
+            self._fair[spec.name] = True
 
     def delete_queue(self, name: str) -> None:
         """Delete a queue and its messages; a missing queue is not an error."""
@@ -294,8 +265,14 @@ class PostgresQueue:
 
     def _poll(self, queue: str, limit: int, visibility: float) -> _Poll:
         with self._cursor() as cur:
+            fair = self._fair.get(queue)
+            if fair is None:
+                cur.execute("SELECT fair FROM tornado_queues WHERE name = %s", (queue,))
+                row = cur.fetchone()
+                fair = self._fair[queue] = bool(row and row[0])
             params = {"queue": queue, "limit": limit, "visibility": visibility}
-            _RECEIVE_PREPARED.execute(cur, params, prefix=without_flush_wait(""))
+            receive = _RECEIVE_FAIR_PREPARED if fair else _RECEIVE_PREPARED
+            receive.execute(cur, params, prefix=without_flush_wait(""))
             rows: list[tuple[Any, ...]] = cur.fetchall()
         if not any(row[0] == "queue" for row in rows):
             raise _missing(queue)

@@ -38,7 +38,7 @@ ON CONFLICT (job_id) DO NOTHING
 
 # Due jobs, oldest first, skipping those another scheduler holds; cancelled ones are dropped.
 _DUE = """
-SELECT s.job_id, s.queue, s.body, s.due_at, j.status
+SELECT s.job_id, s.queue, s.body, s.due_at, j.status, j.tenant
 FROM tornado_scheduled_jobs AS s LEFT JOIN tornado_jobs AS j USING (job_id)
 WHERE s.due_at <= %(until)s
 ORDER BY s.due_at
@@ -113,7 +113,9 @@ class PostgresSchedules:
             rows = cur.fetchall()
             dropped = [str(r[0]) for r in rows if r[4] == "cancelled"]
             due = [
-                DueJob(job_id=r[0], queue=r[1], body=r[2], due_at=r[3]) for r in rows if r[4] != "cancelled"
+                DueJob(job_id=r[0], queue=r[1], body=r[2], due_at=r[3], tenant=r[5])
+                for r in rows
+                if r[4] != "cancelled"
             ]
             sent = list(send(due)) if due else []
             if sent or dropped:
