@@ -3,6 +3,7 @@ skip locked rows, attempts, dead letters and redelivery, on a fresh migrated dat
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from tornado_core.errors import ConfigError
 from tornado_core.ports.jobs import Failure, JobStatus, NewJob
 from tornado_core.ports.webhooks import AttemptResult, DeliveryStatus, RedeliverOutcome
 from tornado_core.tokens import hash_token, new_token
+from tornado_core.webhooks.events import delivery_body
 
 pytestmark = pytest.mark.integration
 
@@ -226,3 +228,27 @@ def test_a_finished_job_wakes_a_waiting_dispatcher(db: Db) -> None:
     db.jobs.record_success(new_job(acme, 1).job_id, result=1, result_ref=None)
     assert woke.wait(60), "the trigger's NOTIFY did not wake the dispatcher"
     thread.join()
+
+
+def test_a_workflow_that_ends_makes_its_event_with_the_workflow_in_the_body(db: Db) -> None:
+    acme = db.tenant("acme")
+    db.endpoint(acme)
+    with psycopg2.connect(db.url) as conn, conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO tornado_workflows (workflow_id, tenant, name, scope, status)"
+            " VALUES ('wf_1', %s, 'invoice-42', 'test', 'running')",
+            (acme,),
+        )
+        cur.execute("UPDATE tornado_workflows SET updated_at = clock_timestamp() WHERE workflow_id = 'wf_1'")
+    assert db.deliveries() == []  # still running
+    with psycopg2.connect(db.url) as conn, conn.cursor() as cur:
+        cur.execute(
+            "UPDATE tornado_workflows SET status = 'failed', failed_step = 'emit', error = 'rejected',"
+            " finished_at = clock_timestamp() WHERE workflow_id = 'wf_1'"
+        )
+    (delivery,) = db.deliveries()
+    assert (delivery.event, delivery.job_id) == ("workflow.failed", "wf_1")
+    (claimed,) = db.hooks.claim_due(limit=10, lease_seconds=30)
+    body = json.loads(delivery_body(claimed))
+    assert body["workflow"]["name"] == "invoice-42" and body["workflow"]["failed_step"] == "emit"
+    assert "job" not in body

@@ -12,12 +12,14 @@ USER_AGENT = "Tornado-Webhooks/1"
 
 
 def delivery_body(claimed: ClaimedDelivery) -> bytes:
-    """The JSON body: ``{"event", "delivery_id", "created_at", "job": {...}}``, the same on every attempt."""
+    """The JSON body, the same on every attempt: ``{"event", "delivery_id", "created_at", "job": {...}}``,
+    or ``"workflow": {...}`` for a ``workflow.*`` event."""
+    subject = "workflow" if claimed.event.startswith("workflow.") else "job"
     document: dict[str, Any] = {
         "event": claimed.event,
         "delivery_id": claimed.delivery_id,
         "created_at": claimed.created_at.isoformat(),
-        "job": claimed.job,
+        subject: claimed.job,
     }
     return json.dumps(document, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode("utf-8")
 
