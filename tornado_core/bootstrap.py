@@ -359,8 +359,8 @@ def build_outbox_relay(
     services: Services, routing: Routing, outbox: OutboxStorePort, options: RelayOptions | None = None
 ) -> OutboxRelay:
     """The relay from ``outbox`` to this process's queue, through the producer path (routing included)."""
+    from tornado_core.producer.direct import JobSender
     from tornado_core.transactional import OutboxRelay
-    from tornado_core.transactional.sending import JobSender
     from tornado_core.transactional.tenants import KnownTenants
 
     return OutboxRelay(

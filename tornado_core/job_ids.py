@@ -16,6 +16,9 @@ import hmac
 import os
 import time
 
+#: Longest idempotency key a client may give (the API's, the outbox's and the transaction's).
+MAX_IDEMPOTENCY_KEY = 200
+
 _BODY_LEN = 26
 _MAC_LEN = 10
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case

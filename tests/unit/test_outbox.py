@@ -17,6 +17,7 @@ from tornado_core.naming import queue_name, queue_spec
 from tornado_core.ports.jobs import NewJob
 from tornado_core.ports.queue import OutgoingMessage
 from tornado_core.ports.transactional import Holder, OutboxEntry, OutboxRow, OutboxStatus
+from tornado_core.producer.direct import JobSender
 from tornado_core.producer.submission import Submitter
 from tornado_core.registry import TaskRegistry
 from tornado_core.services import Services
@@ -31,7 +32,6 @@ from tornado_core.transactional import (
     add_to_outbox,
 )
 from tornado_core.transactional.entries import OUTBOX_KEY_PREFIX, outbox_entry
-from tornado_core.transactional.sending import JobSender
 from tornado_core.transactional.tenants import KnownTenants
 
 

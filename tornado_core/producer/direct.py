@@ -1,17 +1,23 @@
-"""Queueing one job at a time outside the API: child jobs and the occurrences of schedules.
+"""Queueing jobs synchronously outside the API: child jobs, schedules' occurrences, the outbox relay.
 
 A job is queued the way a submission is (validated payload, routed version, message sent and
-recorded ``queued``), synchronously, with a job id derived from an idempotency key, so that a
-caller that runs again after a crash finds the job it queued instead of queueing it twice.
+recorded ``queued``: on PostgreSQL both in one commit), with a job id derived from an idempotency
+key, so that a caller that runs again after a crash finds the job it queued instead of queueing it
+twice. :class:`JobSender` sends prepared jobs in the queue's batches; :class:`DirectSubmitter`
+prepares and sends one job at a time.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from tornado_core.errors import BackendError
+from tornado_core.errors import BackendError, QueueUnavailable
 from tornado_core.naming import queue_spec
 from tornado_core.ports.queue import OutgoingMessage
+from tornado_core.producer.batching import chunks_of
 from tornado_core.producer.submission import PreparedJob, Submitter
 from tornado_core.services import Services
 
@@ -27,6 +33,7 @@ class DirectSubmitter:
     def __init__(self, services: Services, submitter: Submitter | None = None) -> None:
         self._services = services
         self._submitter = submitter
+        self._sender = JobSender(services)
         self._queues: set[str] = set()
 
     def prepare(
@@ -84,15 +91,61 @@ class DirectSubmitter:
             spec = services.registry.get(prepared.envelope.task, prepared.envelope.version)
             services.queue.ensure_queue(queue_spec(services.settings.queue_prefix, spec))
             self._queues.add(prepared.queue)
-        message, job = (
-            OutgoingMessage(prepared.body, group=prepared.envelope.tenant),
-            prepared.as_new_job(key),
-        )
-        if services.queue_and_jobs is not None:
-            error = services.queue_and_jobs.send_recorded(prepared.queue, [message], [job])[0]
+        try:
+            self._sender.send([JobToSend(prepared, key)])
+        except QueueUnavailable as exc:
+            raise BackendError(f"could not queue job {prepared.envelope.job_id}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class JobToSend:
+    """A prepared job with what its send needs besides the envelope."""
+
+    job: PreparedJob
+    idempotency_key: str | None = None
+    delay: float = 0.0
+
+
+class JobSender:
+    """Sends prepared jobs and records their ``queued`` rows, all or raising.
+
+    Args:
+        services: The process's services (queue, job store, and both in one where they share a database).
+    """
+
+    def __init__(self, services: Services) -> None:
+        self._queue = services.queue
+        self._jobs = services.jobs
+        self._together = services.queue_and_jobs
+
+    def send(self, jobs: Sequence[JobToSend]) -> None:
+        """Queue every job (a job already queued with the same id is queued again: its id collapses it).
+
+        Raises:
+            QueueUnavailable: A message was refused (others may be queued: send them all again).
+            StoreUnavailable: The job store cannot be reached.
+        """
+        groups: dict[tuple[str, float], list[JobToSend]] = defaultdict(list)
+        for item in jobs:
+            groups[(item.job.queue, item.delay)].append(item)
+        limits = self._together if self._together is not None else self._queue
+        for (queue, delay), group in groups.items():
+            for chunk in chunks_of(group, _body, max(1, limits.max_send_batch), limits.max_send_batch_bytes):
+                self._send_chunk(queue, delay, chunk)
+
+    def _send_chunk(self, queue: str, delay: float, chunk: Sequence[JobToSend]) -> None:
+        messages = [OutgoingMessage(item.job.body, delay, item.job.envelope.tenant) for item in chunk]
+        new_jobs = [item.job.as_new_job(item.idempotency_key) for item in chunk]
+        if self._together is not None:
+            errors = self._together.send_recorded(queue, messages, new_jobs)
         else:
-            error = services.queue.send_batch(prepared.queue, [message])[0]
-        if error is not None:
-            raise BackendError(f"could not queue job {job.job_id} of {job.task}: {error}")
-        if services.queue_and_jobs is None:
-            services.jobs.record_queued([job])
+            errors = self._queue.send_batch(queue, messages)
+        refused = next((error for error in errors if error is not None), None)
+        if refused is not None:
+            raise QueueUnavailable(f"the queue {queue} refused a message: {refused}")
+        if self._together is None:
+            self._jobs.record_queued(new_jobs)
+
+
+def _body(item: JobToSend) -> str:
+    return item.job.body

@@ -11,13 +11,14 @@ import uuid
 from typing import Any
 
 from tornado_core.errors import ConfigError, TornadoError
+from tornado_core.job_ids import MAX_IDEMPOTENCY_KEY
 from tornado_core.jsontext import compact
+from tornado_core.ports.schedules import QUEUE_DELAY_LIMIT
 from tornado_core.ports.transactional import OutboxEntry
 
-#: Longest delay of a job, in seconds (the queues' own limit, SQS's 15 minutes; as the API's).
-MAX_DELAY = 900
-#: Longest idempotency key (as the API's).
-MAX_IDEMPOTENCY_KEY = 200
+#: Longest delay of a job queued in a transaction, in seconds: the queue's own limit (a job due
+#: later would have to be parked, which only the API does).
+MAX_DELAY = QUEUE_DELAY_LIMIT
 #: Largest payload, as compact JSON in UTF-8 bytes (the API's default body limit).
 MAX_PAYLOAD_BYTES = 8 * 1024 * 1024
 #: Dotted lower-case identifiers, like ``nfe.emit`` (as ``@task`` requires).

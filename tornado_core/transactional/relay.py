@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from tornado_core.errors import BackendError
 from tornado_core.ports.jobs import JobStorePort
 from tornado_core.ports.transactional import OutboxRow, OutboxStorePort
+from tornado_core.producer.direct import JobSender, JobToSend
 from tornado_core.producer.submission import Submitter
 from tornado_core.transactional.entries import check_job
-from tornado_core.transactional.sending import JobSender, JobToSend
 from tornado_core.transactional.tenants import KnownTenants
 
 logger = logging.getLogger("tornado.outbox")

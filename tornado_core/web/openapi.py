@@ -6,10 +6,11 @@ import copy
 import re
 from typing import Any
 
+from tornado_core.job_ids import MAX_IDEMPOTENCY_KEY
 from tornado_core.ports.jobs import JobStatus
 from tornado_core.registry import TaskRegistry
 from tornado_core.task import TaskSpec
-from tornado_core.web.requests import MAX_BATCH, MAX_DELAY, MAX_IDEMPOTENCY_KEY, MAX_LIST_LIMIT
+from tornado_core.web.requests import MAX_BATCH, MAX_DELAY, MAX_LIST_LIMIT
 
 _REF = "#/components/schemas/"
 _JSON = "application/json"

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tornado_core.errors import ApiError
+from tornado_core.job_ids import MAX_IDEMPOTENCY_KEY
 from tornado_core.ports.jobs import JobStatus
 from tornado_core.ports.schedules import MAX_SCHEDULE_AHEAD
 from tornado_core.web.errors import FieldError, field_error
@@ -17,7 +18,6 @@ from tornado_core.web.errors import FieldError, field_error
 MAX_BATCH = 500
 MAX_LIST_LIMIT = 500
 DEFAULT_LIST_LIMIT = 50
-MAX_IDEMPOTENCY_KEY = 200
 MAX_CURSOR = 200
 #: Deepest nesting of objects and arrays accepted in a request body (payloads included).
 MAX_JSON_DEPTH = 64

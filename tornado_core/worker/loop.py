@@ -2,27 +2,23 @@
 
 Guarantees (docs/operations.md, "Worker semantics"; where this file sits: docs/architecture.md):
 
-* long-poll batch receive of up to the queue's batch (10 on SQS, 100 on PostgreSQL):
-  ``concurrency`` threads plus a prefetch of as many, so that a deep queue is read in batches;
-  the jobs of each receive are claimed together, in one job store transaction
-  (:class:`~tornado_core.worker.claims.ReceiveClaims`);
-* ``concurrency`` jobs at once in threads, capped globally per task by the
-  concurrency limiter (slots are taken *before* receiving and capped tasks do
-  not prefetch, so a full cap never inflates receive counts), and per key (tenant, payload
-  fields) by the task's limits, checked on receipt (:mod:`~tornado_core.worker.admission`);
-* each message body is parsed once, when it is received, into a
-  :class:`~tornado_core.worker.runner.Delivery` carrying its envelope: the
-  heartbeat takes the job id from it and the runner runs from it;
+* long-poll batch receive of up to the queue's batch (10 on SQS, 100 on PostgreSQL): ``concurrency``
+  threads plus a prefetch of as many; the jobs of each receive claimed together, in one job store
+  transaction (:class:`~tornado_core.worker.claims.ReceiveClaims`);
+* ``concurrency`` jobs at once in threads, capped per task by the concurrency limiter (slots taken
+  *before* receiving; capped tasks do not prefetch, so a full cap never inflates receive counts),
+  and per key by the task's limits, checked on receipt (:mod:`~tornado_core.worker.admission`);
+* each body is parsed once, on receipt, into a :class:`~tornado_core.worker.runner.Delivery`
+  carrying its envelope: the heartbeat takes the job id from it and the runner runs from it;
 * a heartbeat keeps running, finishing and prefetched messages hidden and leases alive;
-* a job thread hands a success to the
-  :class:`~tornado_core.worker.completions.BackgroundCompleter` and takes the next job; the
-  completer commits the successes that pile up in one transaction (on PostgreSQL with their
-  messages' deletes; elsewhere the messages are deleted in batches right after), and only
-  then is the job finished here: its message was never acknowledged before its outcome was
-  durable, and a failed commit lets it reappear;
-* on stop (SIGTERM): no more polling, prefetched messages are made visible
-  again at once (their claims given back), running jobs finish within the grace period,
-  and anything still unfinished after it is made visible again too.
+* a job thread hands a success to the :class:`~tornado_core.worker.completions.BackgroundCompleter`
+  and takes the next job; the completer commits the successes that pile up in one transaction (on
+  PostgreSQL with their messages' deletes; elsewhere the messages are deleted in batches right
+  after), and only then is the job finished here: its message was never acknowledged before its
+  outcome was durable, and a failed commit lets it reappear;
+* on stop (SIGTERM): no more polling, prefetched messages visible again at once (their claims
+  given back), running jobs finish within the grace period, and anything still unfinished after
+  it is made visible again too.
 """
 
 from __future__ import annotations
