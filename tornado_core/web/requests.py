@@ -247,11 +247,20 @@ def parse_list_query(get: Callable[[str], str | None]) -> ListQuery:
 
 
 def _limit(text: str | None) -> int:
+    return parse_limit(text, default=DEFAULT_LIST_LIMIT, maximum=MAX_LIST_LIMIT)
+
+
+def parse_limit(text: str | None, *, default: int, maximum: int) -> int:
+    """A listing's ``limit`` query parameter: ``default`` when absent or empty.
+
+    Raises:
+        ApiError: 400 ``parameter_invalid`` unless it is a whole number from 1 to ``maximum``.
+    """
     if text is None or text == "":
-        return DEFAULT_LIST_LIMIT
+        return default
     limit = int(text) if text.isascii() and text.isdigit() and len(text) <= 6 else 0
-    if not 1 <= limit <= MAX_LIST_LIMIT:
-        raise _bad_parameter("limit", f"must be a whole number from 1 to {MAX_LIST_LIMIT}")
+    if not 1 <= limit <= maximum:
+        raise _bad_parameter("limit", f"must be a whole number from 1 to {maximum}")
     return limit
 
 

@@ -16,6 +16,7 @@ from tornado_core.web.base import AuthenticatedHandler, JsonBodyHandler
 from tornado_core.web.context import ApiContext
 from tornado_core.web.errors import field_error
 from tornado_core.web.extensions import ApiExtension
+from tornado_core.web.requests import parse_limit
 from tornado_core.web.webhooks_openapi import DEFAULT_DELIVERIES_LIMIT, MAX_DELIVERIES_LIMIT, webhook_openapi
 from tornado_core.webhooks.errors import WebhookUrlInvalid
 from tornado_core.webhooks.registration import check_url, description_problem, new_secret
@@ -63,13 +64,7 @@ def parse_deliveries_query(status: str | None, limit: str | None) -> tuple[Deliv
         except ValueError:
             allowed = ", ".join(s.value for s in DeliveryStatus)
             raise field_error(400, "parameter_invalid", "status", f"must be one of {allowed}") from None
-    if limit is None or limit == "":
-        return chosen, DEFAULT_DELIVERIES_LIMIT
-    number = int(limit) if limit.isascii() and limit.isdigit() and len(limit) <= 6 else 0
-    if not 1 <= number <= MAX_DELIVERIES_LIMIT:
-        message = f"must be a whole number from 1 to {MAX_DELIVERIES_LIMIT}"
-        raise field_error(400, "parameter_invalid", "limit", message)
-    return chosen, number
+    return chosen, parse_limit(limit, default=DEFAULT_DELIVERIES_LIMIT, maximum=MAX_DELIVERIES_LIMIT)
 
 
 def _endpoint_not_found(endpoint_id: str) -> ApiError:

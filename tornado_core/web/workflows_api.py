@@ -9,6 +9,7 @@ from tornado_core.web.base import AuthenticatedHandler, JsonBodyHandler
 from tornado_core.web.context import ApiContext
 from tornado_core.web.errors import field_error
 from tornado_core.web.extensions import ApiExtension
+from tornado_core.web.requests import parse_limit
 from tornado_core.web.workflows_openapi import MAX_LIST_LIMIT, workflow_openapi
 from tornado_core.workflows.advancer import WorkflowAdvancer
 from tornado_core.workflows.book import WorkflowBook
@@ -79,15 +80,7 @@ class WorkflowsHandler(JsonBodyHandler):
         return WorkflowStatus(text)
 
     def _limit(self) -> int:
-        text = self.query_argument("limit")
-        if text is None or text == "":
-            return 50
-        limit = int(text) if text.isascii() and text.isdigit() and len(text) <= 6 else 0
-        if not 1 <= limit <= MAX_LIST_LIMIT:
-            raise field_error(
-                400, "parameter_invalid", "limit", f"must be a whole number from 1 to {MAX_LIST_LIMIT}"
-            )
-        return limit
+        return parse_limit(self.query_argument("limit"), default=50, maximum=MAX_LIST_LIMIT)
 
 
 class WorkflowHandler(AuthenticatedHandler):
