@@ -54,8 +54,12 @@ def test_a_chain_of_three_completes_with_each_result_passed_on(client: TornadoCl
     )
     accepted = client.submit_workflow(flow)
     assert accepted["status"] == "running"
-    assert steps_of(accepted)["emit"]["status"] == "queued"  # the first step is queued with the answer
-    assert steps_of(accepted)["danfe"]["status"] == "waiting"
+    # The first step is queued before the answer (a fast worker may even have run it by then); the
+    # second waits for it.
+    first, second = steps_of(accepted)["emit"]["status"], steps_of(accepted)["danfe"]["status"]
+    assert first in ("queued", "succeeded")
+    if first == "queued":
+        assert second == "waiting"
     done = finished(client, accepted["id"])
     assert done["status"] == "succeeded" and done["failure"] is None
     assert done["progress"] == {"finished": 3, "steps": 3, "fraction": 1.0}
