@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 from tornado.web import HTTPError
 
 from tornado_core.console.charts import bar_series, sparkline
 from tornado_core.errors import TornadoError
+from tornado_core.releases.view import VersionStatus
 from tornado_core.web.console.base import ConsoleHandler
 
 #: The windows the figures can be read over, by their name in the page's menu.
@@ -33,6 +34,16 @@ def window_of(name: str | None) -> tuple[str, timedelta]:
     return chosen, WINDOWS[chosen]
 
 
+@dataclass(frozen=True, kw_only=True)
+class TaskOverview:
+    """One task on the overview: its versions' status rows, or why they could not be read."""
+
+    task: str
+    versions: list[VersionStatus]
+    installed: list[str]
+    problem: str | None = None
+
+
 class OverviewHandler(ConsoleHandler):
     """``/console``: every task's versions and routes, queues now, the last hour's figures."""
 
@@ -46,18 +57,19 @@ class OverviewHandler(ConsoleHandler):
             "overview.html", tasks=tasks, queues=queues, figures=figures, recent=recent, page_title=""
         )
 
-    def _tasks(self) -> list[dict[str, Any]]:
+    def _tasks(self) -> list[TaskOverview]:
+        registry = self.console.services.registry
         rows = []
-        for name in self.console.services.registry.names():
-            if self.console.services.registry.is_internal(name):
+        for name in registry.names():
+            if registry.is_internal(name):
                 continue
+            installed = [spec.version for spec in registry.versions(name)]
             try:
                 versions = self.console.releases.status(name)
             except TornadoError as exc:  # one task's trouble does not hide the others
-                rows.append({"task": name, "versions": [], "problem": str(exc)})
+                rows.append(TaskOverview(task=name, versions=[], installed=installed, problem=str(exc)))
                 continue
-            installed = [spec.version for spec in self.console.services.registry.versions(name)]
-            rows.append({"task": name, "versions": versions, "installed": installed, "problem": None})
+            rows.append(TaskOverview(task=name, versions=versions, installed=installed))
         return rows
 
 
