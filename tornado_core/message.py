@@ -25,6 +25,8 @@ class Envelope:
         payload_ref: Object-store key of a claim-checked payload.
         submitted_at: Epoch seconds when the API accepted the job.
         schema: Envelope schema version.
+        traceparent: The W3C ``traceparent`` of the span that queued the job (docs/observability.md),
+            which parents the worker's span; ``None`` (left out of the JSON) when nothing was traced.
     """
 
     job_id: str
@@ -35,6 +37,7 @@ class Envelope:
     payload_ref: str | None = None
     submitted_at: float = 0.0
     schema: int = field(default=SCHEMA_VERSION)
+    traceparent: str | None = None
 
     def to_json(self) -> str:
         """Serialise to compact JSON."""
@@ -43,7 +46,7 @@ class Envelope:
         data = {
             "job_id": self.job_id, "task": self.task, "version": self.version, "tenant": self.tenant,
             "payload": self.payload, "payload_ref": self.payload_ref, "submitted_at": self.submitted_at,
-            "schema": self.schema,
+            "schema": self.schema, "traceparent": self.traceparent,
         }  # fmt: skip
         present = {name: value for name, value in data.items() if value is not None}
         return compact(present)

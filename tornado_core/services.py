@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from tornado_core.job_ids import JobIds
 from tornado_core.ports.database import DatabasePort
@@ -16,6 +17,9 @@ from tornado_core.ports.tenants import TenantStorePort
 from tornado_core.ports.workflows import WorkflowStorePort
 from tornado_core.registry import TaskRegistry
 from tornado_core.settings import Settings
+
+if TYPE_CHECKING:
+    from tornado_core.observability.tracing import Tracing
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,6 +44,8 @@ class Services:
         workflows: Workflows (DAGs of steps, each a job), in the job store's database; ``None``
             where nothing keeps them.
         rates: Token buckets of tasks' per-key rate limits; ``None``: such limits are not enforced.
+        tracing: The process's traces, exported by OTLP (docs/observability.md); ``None``: tracing is
+            off (no OTLP endpoint configured), and the API and workers make no span.
     """
 
     settings: Settings
@@ -56,3 +62,4 @@ class Services:
     schedules: SchedulesPort | None = None
     rates: RateLimiterPort | None = None
     workflows: WorkflowStorePort | None = None
+    tracing: Tracing | None = None

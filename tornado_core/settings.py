@@ -34,6 +34,15 @@ ENV_VARS: dict[str, str] = {
     "TORNADO_MAX_CONNECTIONS": "max_connections",
     "TORNADO_TENANT_REQUESTS_PER_SECOND": "tenant_requests_per_second",
     "TORNADO_DATABASE_PREPARED_STATEMENTS": "database_prepared_statements",
+    "TORNADO_CONSOLE": "console",
+    "TORNADO_CONSOLE_SECURE_COOKIES": "console_secure_cookies",
+    "TORNADO_METRICS_PORT": "metrics_port",
+    "TORNADO_METRICS_HOST": "metrics_host",
+    "TORNADO_METRICS_TOKEN": "metrics_token",
+    # OpenTelemetry's own names (docs/observability.md): traces are exported only when one is set.
+    "OTEL_EXPORTER_OTLP_ENDPOINT": "otlp_endpoint",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "otlp_traces_endpoint",
+    "OTEL_SERVICE_NAME": "otel_service_name",
 }
 
 
@@ -66,6 +75,17 @@ class Settings:
         database_prepared_statements: Prepare the hot statements once per PostgreSQL connection
             (faster); turn it off behind a pooler in transaction mode (PgBouncer before 1.21),
             where a connection's prepared statements do not follow it.
+        console: Serve the operations console at ``/console`` on the API (docs/console.md).
+        console_secure_cookies: Mark the console's session cookie ``Secure`` on plain HTTP too
+            (TLS ends at a proxy in front of the API); it always is on HTTPS.
+        metrics_port: Port of a worker's Prometheus ``/metrics`` (``tornado worker --metrics-port``);
+            0: not served (docs/metrics.md). The API serves ``GET /metrics`` on its own port.
+        metrics_host: Interface a worker's ``/metrics`` listens on.
+        metrics_token: When set, ``/metrics`` (API and workers) needs ``Authorization: Bearer <it>``.
+        otlp_endpoint: Base URL of an OTLP/HTTP collector (``/v1/traces`` is appended);
+            ``None`` with no ``otlp_traces_endpoint`` either: no traces are exported.
+        otlp_traces_endpoint: Full URL traces are posted to; wins over ``otlp_endpoint``.
+        otel_service_name: ``service.name`` of the exported spans.
     """
 
     queue_backend: QueueBackendName = "postgres"
@@ -84,13 +104,32 @@ class Settings:
     max_connections: int = 0
     tenant_requests_per_second: float = 0.0
     database_prepared_statements: bool = True
+    console: bool = True
+    console_secure_cookies: bool = False
+    metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
+    metrics_token: str | None = None
+    otlp_endpoint: str | None = None
+    otlp_traces_endpoint: str | None = None
+    otel_service_name: str = "tornado"
+
+    @property
+    def traces_endpoint(self) -> str | None:
+        """Where spans are posted (the traces URL, or the base URL plus ``/v1/traces``); ``None``: off."""
+        if self.otlp_traces_endpoint:
+            return self.otlp_traces_endpoint
+        if self.otlp_endpoint:
+            return self.otlp_endpoint.rstrip("/") + "/v1/traces"
+        return None
 
     @classmethod
     def load(cls, env: Mapping[str, str], file: Path | None = None) -> Settings:
         """Build settings from an optional TOML file, overridden by ``env``.
 
         Args:
-            env: Usually ``os.environ``; only ``TORNADO_*`` keys are read.
+            env: Usually ``os.environ``; only the keys of :data:`ENV_VARS` are read (``TORNADO_*``
+                and OpenTelemetry's ``OTEL_EXPORTER_OTLP_ENDPOINT``, ``..._TRACES_ENDPOINT``,
+                ``OTEL_SERVICE_NAME``).
             file: A TOML file whose keys are the field names; defaults to
                 ``env["TORNADO_SETTINGS_FILE"]`` when set.
 

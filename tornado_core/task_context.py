@@ -105,6 +105,7 @@ def job_logger(base: logging.Logger, **identity: Any) -> logging.LoggerAdapter[l
 class _JobLogger(logging.LoggerAdapter[logging.Logger]):
     def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
         extra = self.extra or {}
-        tag = " ".join(f"{k}={v}" for k, v in extra.items())
-        kwargs.setdefault("extra", {}).update(extra)
-        return f"[{tag}] {msg}", kwargs
+        tag = "[" + " ".join(f"{k}={v}" for k, v in extra.items()) + "] "
+        # JSON log lines carry the identity as fields and leave the tag out of the message.
+        kwargs.setdefault("extra", {}).update(extra, job_tag=tag)
+        return f"{tag}{msg}", kwargs

@@ -12,6 +12,7 @@ def test_every_field_survives_the_round_trip() -> None:
     full = Envelope(
         job_id="01j0000000000000000000000000abcdefghij", task="nfe.emit", version="1.2.0", tenant="acme",
         payload={"nota": "ação", "itens": [1, 2]}, payload_ref="payloads/nfe.emit/x.json", submitted_at=1.5,
+        traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
     )  # fmt: skip
     text = full.to_json()
     assert set(json.loads(text)) == {f.name for f in fields(Envelope)}  # a new field must be written too

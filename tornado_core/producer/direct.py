@@ -46,9 +46,12 @@ class DirectSubmitter:
         """
         if self._submitter is None:
             self._submitter = Submitter.for_services(self._services)
+        # A child job queued inside a traced job's run joins its trace; elsewhere there is no span.
+        tracing = self._services.tracing
         return self._submitter.prepare(
-            task=task, tenant=tenant, payload=payload, idempotency_key=key, internal_ok=internal_ok
-        )
+            task=task, tenant=tenant, payload=payload, idempotency_key=key, internal_ok=internal_ok,
+            traceparent=tracing.traceparent() if tracing is not None else None,
+        )  # fmt: skip
 
     def submit(
         self,

@@ -125,6 +125,7 @@ class Submitter:
         idempotency_key: str | None = None,
         version: str | None = None,
         internal_ok: bool = False,
+        traceparent: str | None = None,
     ) -> PreparedJob:
         """Validate and build the envelope of one job.
 
@@ -135,6 +136,8 @@ class Submitter:
             idempotency_key: Same key, same job id.
             version: Pin a version instead of routing (smoke jobs, tests).
             internal_ok: Allow internal tasks (Tornado's own endpoints only).
+            traceparent: The W3C trace context of the span queueing the job, carried in the
+                envelope to parent the worker's span (``None``: not traced).
 
         Raises:
             TaskNotFound: Unknown task.
@@ -157,6 +160,7 @@ class Submitter:
             tenant=tenant,
             payload=payload,
             submitted_at=time.time(),
+            traceparent=traceparent,
         )
         body = envelope.to_json()
         if _utf8_length(body) > self._claim_check_bytes:  # else the payload alone is not either
@@ -221,6 +225,7 @@ class Submitter:
             payload=None,
             payload_ref=key,
             submitted_at=envelope.submitted_at,
+            traceparent=envelope.traceparent,
         )
 
 

@@ -7,7 +7,7 @@ import functools
 import math
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from tornado.http1connection import HTTP1Connection
 from tornado.log import app_log
@@ -15,13 +15,19 @@ from tornado.web import HTTPError, RequestHandler, stream_request_body
 
 from tornado_core.errors import ApiError, TornadoError
 from tornado_core.jsontext import compact
+from tornado_core.observability.logs import bind_log_fields
 from tornado_core.web.context import ApiContext
 from tornado_core.web.errors import field_error, translate, unauthorized, unavailable
 from tornado_core.web.requests import parse_json_object
 
+if TYPE_CHECKING:
+    from tornado_core.observability.tracing import RequestSpan
+
 _JSON = "application/json"
 _T = TypeVar("_T")
 _EXPECTED = (ApiError, HTTPError, TornadoError)
+#: Paths that probes and scrapers call every few seconds: no span (they would bury the jobs' traces).
+_PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 class BaseHandler(RequestHandler):
@@ -29,6 +35,8 @@ class BaseHandler(RequestHandler):
 
     api: ApiContext
     _counted: bool
+    #: The request's server span (``None`` when tracing is off), ended with the response.
+    _span: RequestSpan | None
     #: The HTTP methods this handler class implements (set once per class, when it is defined).
     implemented_methods: ClassVar[tuple[str, ...]] = ()
 
@@ -45,6 +53,10 @@ class BaseHandler(RequestHandler):
         self._counted = True
         self._deadline: float | None = None
         api.in_flight += 1
+        tracing, request = api.services.tracing, self.request
+        self._span = None
+        if tracing is not None and request.path not in _PROBES:
+            self._span = tracing.start_request(request.method or "GET", request.path, request.headers)
 
     def set_default_headers(self) -> None:
         """JSON, not cached by intermediaries."""
@@ -95,6 +107,9 @@ class BaseHandler(RequestHandler):
         if self._counted:
             self._counted = False
             self.api.in_flight -= 1
+            if self._span is not None:
+                unmatched = type(self) is self.application.settings.get("default_handler_class")
+                self._span.end(self.get_status(), None if unmatched else route_template(self))
 
     def write_json(self, data: Any, status: int = 200) -> None:
         """Finish the response with ``data`` as JSON."""
@@ -137,6 +152,21 @@ class BaseHandler(RequestHandler):
             app_log.error("error after the response was sent", exc_info=(typ, value, tb))  # type: ignore[arg-type]
 
 
+def route_template(handler: RequestHandler) -> str:
+    """The path a request matched with its captured parts as ``{}`` (``/v1/jobs/{}:cancel``).
+
+    Spans are named after it, so that one route is one name whatever ids its requests carry.
+    """
+    path = handler.request.path
+    head, tail = path, ""
+    for argument in reversed(getattr(handler, "path_args", None) or []):
+        before, found, after = head.rpartition(argument)
+        if not found or not argument:  # an escaped id: the raw path, rather than a wrong template
+            return path
+        head, tail = before, "{}" + after + tail
+    return head + tail
+
+
 class AuthenticatedHandler(BaseHandler):
     """Requires ``Authorization: Bearer <token>``; sets :attr:`tenant`."""
 
@@ -156,6 +186,10 @@ class AuthenticatedHandler(BaseHandler):
         if not self.api.tokens.valid(grant):
             raise unauthorized("expired token (`tornado tenants rotate` gives a new one)")
         self.tenant = grant.tenant
+        # This request's own task from here on: its span is current (the enqueue path carries it
+        # into envelopes) and its log lines carry the tenant and trace.
+        trace_id, span_id = self._span.activate(grant.tenant) if self._span is not None else (None, None)
+        bind_log_fields(tenant=grant.tenant, trace_id=trace_id, span_id=span_id)
         wait = self.api.quotas.take(grant.tenant, grant.requests_per_second)
         if wait > 0:
             raise ApiError(

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tornado_core.errors import ApiError, QueueUnavailable
 from tornado_core.ports.jobs import JobStatus, JobStorePort, NewJob
@@ -17,6 +17,9 @@ from tornado_core.producer.batching import SendBatcher
 from tornado_core.producer.submission import PreparedJob, Submitter
 from tornado_core.web.errors import field_error, translate
 from tornado_core.web.requests import JobRequest, parse_job_request
+
+if TYPE_CHECKING:
+    from tornado_core.observability.tracing import Tracing
 
 _T = TypeVar("_T")
 
@@ -33,6 +36,8 @@ class Enqueuer:
         jobs: The job store, which decides who holds a unique task's key.
         schedules: Where jobs due later than the queue can hold them wait (``None``: such
             delays are refused).
+        tracing: The process's traces: a ``send`` span per submitted job, whose context its
+            envelope carries (a batch's envelopes carry the request's); ``None``: off.
     """
 
     def __init__(
@@ -44,6 +49,7 @@ class Enqueuer:
         offload_above: int,
         jobs: JobStorePort,
         schedules: SchedulesPort | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self._submitter = submitter
         self._batcher = batcher
@@ -51,6 +57,7 @@ class Enqueuer:
         self._offload_above = offload_above
         self._jobs = jobs
         self._schedules = schedules
+        self._tracing = tracing
 
     @property
     def submitter(self) -> Submitter:
@@ -67,7 +74,17 @@ class Enqueuer:
         Raises:
             TornadoError: Unknown task, invalid payload, queue or object store down.
         """
-        prepared = await self._run(body_size, self._prepare, tenant, request, internal_ok)
+        if self._tracing is None:
+            return await self._submit(tenant, request, body_size, internal_ok, None)
+        with self._tracing.enqueue(tenant, request.task) as send:
+            receipt = await self._submit(tenant, request, body_size, internal_ok, send.traceparent)
+            send.queued(receipt)
+            return receipt
+
+    async def _submit(
+        self, tenant: str, request: JobRequest, body_size: int, internal_ok: bool, traceparent: str | None
+    ) -> dict[str, str]:
+        prepared = await self._run(body_size, self._prepare, tenant, request, internal_ok, traceparent)
         if prepared.unique_key is not None:
             existing = await self._blocking(self._existing, tenant, prepared)
             if existing is not None:
@@ -93,7 +110,8 @@ class Enqueuer:
         Raises:
             ApiError: 503 when nothing was accepted because a backend is down.
         """
-        prepared = await self._run(body_size, self._prepare_all, tenant, items)
+        traceparent = self._tracing.traceparent() if self._tracing is not None else None
+        prepared = await self._run(body_size, self._prepare_all, tenant, items, traceparent)
         if any(item.job is not None and item.job.unique_key is not None for item in prepared):
             await self._blocking(self._hold_all, tenant, prepared)
         await self._send_all(prepared)
@@ -141,21 +159,24 @@ class Enqueuer:
             return func(*args)
         return await self._blocking(func, *args)
 
-    def _prepare(self, tenant: str, request: JobRequest, internal_ok: bool = False) -> PreparedJob:
+    def _prepare(
+        self, tenant: str, request: JobRequest, internal_ok: bool = False, traceparent: str | None = None
+    ) -> PreparedJob:
         return self._submitter.prepare(
             task=request.task,
             tenant=tenant,
             payload=request.payload,
             idempotency_key=request.idempotency_key,
             internal_ok=internal_ok,
+            traceparent=traceparent,
         )
 
-    def _prepare_all(self, tenant: str, items: list[Any]) -> list[_Item]:
+    def _prepare_all(self, tenant: str, items: list[Any], traceparent: str | None = None) -> list[_Item]:
         prepared: list[_Item] = []
         for item in items:
             try:
                 request = parse_job_request(item)
-                job = self._prepare(tenant, request)
+                job = self._prepare(tenant, request, traceparent=traceparent)
                 prepared.append(_Item(job=job, key=request.idempotency_key, delay=request.delay))
             except Exception as exc:
                 prepared.append(_Item(error=translate(exc)))

@@ -17,7 +17,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tornado_core.errors import (
     EnvelopeInvalid,
@@ -31,6 +31,7 @@ from tornado_core.errors import (
 from tornado_core.jsontext import compact
 from tornado_core.message import Envelope
 from tornado_core.naming import dead_letter_name, result_key
+from tornado_core.observability.logs import job_log_fields
 from tornado_core.ports.jobs import Claim, ClaimOutcome, Failure, JobStatus, NewJob, Success
 from tornado_core.ports.queue import OutgoingMessage, ReceivedMessage
 from tornado_core.ports.queue_and_jobs import Completion
@@ -41,6 +42,9 @@ from tornado_core.task_context import TaskContext, job_logger
 from tornado_core.worker.acks import AckSink, ImmediateAcks
 from tornado_core.worker.children import ChildJobs
 from tornado_core.worker.completions import GroupCommit, completion_writer
+
+if TYPE_CHECKING:
+    from tornado_core.observability.tracing import JobTrace
 
 logger = logging.getLogger("tornado.worker")
 
@@ -208,11 +212,26 @@ class JobRunner:
         )
 
     def _execute(self, delivery: Delivery, envelope: Envelope) -> Outcome:
+        """Run the job inside its log fields and, when tracing is on, its span (docs/observability.md)."""
+        tracing = self._services.tracing
+        if tracing is None:
+            with job_log_fields(envelope):
+                return self._run_job(delivery, envelope, None)
+        attempt = delivery.message.receive_count
+        with (
+            tracing.job(envelope, attempt=attempt, queue=delivery.queue) as trace,
+            job_log_fields(envelope, trace_id=trace.trace_id, span_id=trace.span_id),
+        ):
+            return trace.ended(self._run_job(delivery, envelope, trace))
+
+    def _run_job(self, delivery: Delivery, envelope: Envelope, trace: JobTrace | None) -> Outcome:
         log = job_logger(logger, job=envelope.job_id, task=envelope.task, version=envelope.version)
         try:
-            result = self._call_handler(delivery, envelope, log)
+            result = self._call_handler(delivery, envelope, log, trace)
             success = self._store_result(envelope, result)
         except Exception as exc:  # the handler's failure is data, not a crash
+            if trace is not None:
+                trace.failed(exc)
             return self._fail(delivery, envelope, exc, log)
         # Durable (and its message deleted with it or right after) when this returns, unless the
         # worker loop gave a background completer: then its outcome is reported once it is.
@@ -220,9 +239,12 @@ class JobRunner:
         log.info("succeeded in %.3fs", time.monotonic() - delivery.started)
         return Outcome.SUCCEEDED
 
-    def _call_handler(self, delivery: Delivery, envelope: Envelope, log: Any) -> Any:
+    def _call_handler(self, delivery: Delivery, envelope: Envelope, log: Any, trace: JobTrace | None) -> Any:
         payload = self._spec.parse_payload(self._load_payload(envelope))
         jobs = self._services.jobs
+        objects, rds, redshift = self._services.objects, self._services.rds, self._services.redshift
+        if trace is not None:  # the handler's calls to S3 and PostgreSQL become spans of the job's
+            objects, rds, redshift = trace.ports(objects, rds, redshift)
 
         def report(fraction: float, note: str | None) -> None:
             jobs.record_progress(envelope.job_id, fraction=fraction, note=note)
@@ -233,9 +255,9 @@ class JobRunner:
             version=envelope.version,
             tenant=envelope.tenant,
             attempt=delivery.message.receive_count,
-            s3=self._services.objects,
-            rds=self._services.rds,
-            redshift=self._services.redshift,
+            s3=objects,
+            rds=rds,
+            redshift=redshift,
             logger=log,
             deadline=delivery.started + self._spec.timeout,
             _progress_sink=report,
