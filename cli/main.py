@@ -17,6 +17,7 @@ import click
 
 from tornado_core.commands import load_settings, reported_errors
 from tornado_core.errors import TornadoError
+from tornado_core.observability.logs import LOG_FORMATS, configure_logging
 from tornado_core.plugins import COMMANDS_GROUP, Plugin, PluginError, discover
 from tornado_core.services import Services
 
@@ -42,6 +43,8 @@ LAZY_COMMANDS = {
     "schedules": "tornado_cli.schedules:schedules",
     "scheduler": "tornado_cli.schedules:scheduler",
     "webhooks": "tornado_cli.webhooks:webhooks",
+    "operators": "tornado_cli.operator_accounts:operators",
+    "audit": "tornado_cli.operator_accounts:audit",
 }
 
 
@@ -97,11 +100,17 @@ def _broken_command(plugin: Plugin, reason: str) -> click.Command:
 @click.option(
     "--log-level", default="INFO", show_default=True, envvar="TORNADO_LOG_LEVEL", help="Logging level."
 )
-def cli(log_level: str) -> None:
+@click.option(
+    "--log-format",
+    type=click.Choice(LOG_FORMATS),
+    default="auto",
+    show_default=True,
+    envvar="TORNADO_LOG_FORMAT",
+    help="Log lines as JSON (one object per line) or text; auto: text in a terminal, JSON otherwise.",
+)
+def cli(log_level: str, log_format: str) -> None:
     """Tornado: heavy ERP background jobs off the request path."""
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr
-    )
+    configure_logging(log_format, log_level)
     for noisy in ("botocore", "boto3", "urllib3"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
@@ -193,6 +202,12 @@ def _api_parts_factory(tasks_modules: tuple[str, ...]) -> Callable[[], ApiParts]
     default=None,
     help="File touched at every poll (for liveness probes and readiness checks).",
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Serve Prometheus /metrics on this port (default: TORNADO_METRICS_PORT; 0: off).",
+)
 @tasks_module_option
 def worker(
     task_name: str,
@@ -201,10 +216,13 @@ def worker(
     grace_period: float,
     poll_wait: float,
     health_file: Path | None,
+    metrics_port: int | None,
     tasks_modules: tuple[str, ...],
 ) -> None:
     """Pull and run the jobs of one task version until SIGTERM."""
     from tornado_core.adapters.runtimes.ecs.protection import protection_from_env
+    from tornado_core.observability.metrics import WorkerMetrics
+    from tornado_core.observability.metrics_server import metrics_served
     from tornado_core.worker.loop import Worker, WorkerOptions
 
     with _services_with(tasks_modules) as services:
@@ -213,7 +231,8 @@ def worker(
             concurrency=concurrency, grace_period=grace_period, poll_wait=poll_wait, health_file=health_file,
             on_busy_change=protection_from_env(os.environ),  # ECS task scale-in protection, on ECS only
         )  # fmt: skip
-        runner = Worker(services, spec, options)
+        metrics = WorkerMetrics(spec.name, spec.version)
+        runner = Worker(services, spec, options, metrics=metrics)
 
         def request_stop(signum: int, _frame: FrameType | None) -> None:
             logging.getLogger("tornado.worker").info("%s: draining", signal.Signals(signum).name)
@@ -221,7 +240,11 @@ def worker(
 
         signal.signal(signal.SIGTERM, request_stop)
         signal.signal(signal.SIGINT, request_stop)
-        runner.run()
+        settings = services.settings
+        port = settings.metrics_port if metrics_port is None else metrics_port
+        token = settings.metrics_token
+        with metrics_served(metrics.registry, host=settings.metrics_host, port=port, token=token):
+            runner.run()
 
 
 @cli.command()

@@ -3,14 +3,20 @@
 Served through the API's door for plugins (entry point ``tornado.api``: :func:`nfe_endpoints`).
 The NF-e is looked up by (caller's tenant, key): another tenant's key answers 404 exactly like
 an unknown one, so nobody learns that it exists. The files are not streamed through the API: the
-answer carries a presigned link of the object store, valid for :data:`LINK_SECONDS`.
+answer carries a presigned link of the object store, valid for :data:`LINK_SECONDS`. The same
+factory adds :data:`CERTIFICATE_EXPIRY` to the API's ``/metrics`` when the API has the master key.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import re
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
+from tornado_core import ConfigError
 from tornado_core.extend import (
     ApiContext,
     ApiError,
@@ -20,10 +26,14 @@ from tornado_core.extend import (
     field_error,
 )
 
+from .certificate_store import list_certificates
+from .config import NfeConfig
 from .emissions import Emission, find_by_key, result_of
 
 #: Seconds a download link works.
 LINK_SECONDS = 300
+#: The gauge of each stored A1 certificate's end of validity (epoch seconds; 0: it does not open).
+CERTIFICATE_EXPIRY = "tornado_certificate_expiry_timestamp_seconds"
 _KEY = re.compile(r"[0-9]{6}[0-9A-Z]{12}[0-9]{26}")
 _FILES = {"xml": ("nfeProc", "-nfe.xml"), "danfe": ("danfe", "-danfe.pdf")}
 
@@ -76,7 +86,27 @@ def nfe_endpoints(api: ApiContext) -> ApiExtension:
     """The NF-e read endpoints and their OpenAPI document (the ``tornado.api`` door)."""
     args = {"api": api}
     routes = [(r"/v1/nfe/([^/]+)", NfeHandler, args), (r"/v1/nfe/([^/]+)/(xml|danfe)", NfeHandler, args)]
+    _watch_certificates(api)
     return ApiExtension(routes=routes, openapi_paths=_openapi())
+
+
+def _watch_certificates(api: ApiContext) -> None:
+    """Add every stored A1's expiry to ``/metrics``, read at most every 5 minutes (needs the master key)."""
+    try:
+        master_key = NfeConfig.from_environment(os.environ).master_key
+    except ConfigError as exc:
+        logging.getLogger(__name__).warning("NF-e certificates' expiry not measured: %s", exc)
+        return
+    if master_key is None:
+        return
+    objects = api.services.objects
+
+    def read() -> list[tuple[Sequence[str], float]]:
+        found = list_certificates(objects, master_key, datetime.now(UTC))
+        return [((c.tenant, c.cnpj, c.subject), max(0.0, c.not_after.timestamp())) for c in found]
+
+    documentation = "End of validity of a tenant's A1 certificate (epoch seconds; 0: it does not open)."
+    api.metrics.add_gauge(CERTIFICATE_EXPIRY, documentation, ("tenant", "cnpj", "subject"), read)
 
 
 def _openapi() -> dict[str, Any]:

@@ -176,6 +176,16 @@ class Failure:
     traceback: str | None = None
 
 
+@dataclass(frozen=True)
+class JobCount:
+    """How many jobs of one task version are in one status (the metrics' store counts)."""
+
+    task: str
+    version: str
+    status: str
+    count: int
+
+
 class JobStorePort(Protocol):
     """Persistent job state. Methods raise ``StoreUnavailable`` when unreachable."""
 
@@ -271,6 +281,9 @@ class JobStorePort(Protocol):
         cursor: str | None = None,
     ) -> JobPage:
         """Jobs newest first, filtered; ``tenant=None`` lists every tenant's (operators)."""
+
+    def count_jobs(self) -> Sequence[JobCount]:
+        """Jobs by task, version and status, every tenant's (one scan; metrics read it, cached)."""
 
     def ping(self) -> None:
         """Raise ``StoreUnavailable`` unless the store answers."""

@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tornado.web
 
+from tornado_core.observability.metrics import ApiMetrics
 from tornado_core.plugins import API_GROUP, Plugin, discover
 from tornado_core.producer.batching import SendBatcher
 from tornado_core.producer.recording import QueuedRecorder
@@ -17,7 +18,6 @@ from tornado_core.services import Services
 from tornado_core.versions import VersionCatalog
 from tornado_core.web.auth import TokenCache
 from tornado_core.web.context import ApiContext
-from tornado_core.web.enqueue import Enqueuer
 from tornado_core.web.extensions import Route, load_extensions, merged_openapi
 from tornado_core.web.handlers import (
     BatchHandler,
@@ -29,10 +29,14 @@ from tornado_core.web.handlers import (
     OpenApiHandler,
     ReadyHandler,
 )
+from tornado_core.web.metrics_handler import MeteredEnqueuer, metrics_endpoint, record_request
 from tornado_core.web.quotas import TenantQuotas
 from tornado_core.web.schedules_api import schedule_endpoints
 from tornado_core.web.webhooks_api import webhook_endpoints
 from tornado_core.web.workflows_api import workflow_endpoints
+
+if TYPE_CHECKING:
+    from tornado_core.web.console.context import ConsoleParts
 
 _access_log = logging.getLogger("tornado_core.web.access")
 
@@ -47,12 +51,29 @@ class ApiApplication(tornado.web.Application):
         api: The shared state handed to every handler.
         owns_executor: Shut the executor down in :meth:`aclose`.
         plugins: ``tornado.api`` plugins whose endpoints are served beside the core's.
+        console: The operations console's parts, served under ``/console`` (``None``: no console).
     """
 
-    def __init__(self, api: ApiContext, *, owns_executor: bool, plugins: Sequence[Plugin] = ()) -> None:
+    def __init__(
+        self,
+        api: ApiContext,
+        *,
+        owns_executor: bool,
+        plugins: Sequence[Plugin] = (),
+        console: ConsoleParts | None = None,
+    ) -> None:
         # The core's own extensions, served like a plugin's.
-        own = [schedule_endpoints(api), webhook_endpoints(api), workflow_endpoints(api)]
+        own = [
+            schedule_endpoints(api),
+            webhook_endpoints(api),
+            workflow_endpoints(api),
+            metrics_endpoint(api),
+        ]
         routes = [*core_routes(api), *(route for extension in own for route in extension.routes)]
+        if console is not None:  # its pages are imported only by a process that serves them
+            from tornado_core.web.console.routes import console_routes
+
+            routes += console_routes(console)
         extensions = load_extensions(api, plugins, taken={pattern for pattern, _, _ in routes})
         api.openapi_extra = merged_openapi([*own, *extensions])
         super().__init__(
@@ -63,6 +84,7 @@ class ApiApplication(tornado.web.Application):
             serve_traceback=False,
         )
         self.api = api
+        self.console = console
         self._owns_executor = owns_executor
 
     def http_server_options(self) -> dict[str, Any]:
@@ -78,6 +100,8 @@ class ApiApplication(tornado.web.Application):
         await self.api.batcher.wait_idle()
         await self.api.recorder.close()
         self.api.tokens.close()
+        if self.console is not None:
+            self.console.close()
         if self._owns_executor:
             self.api.executor.shutdown(wait=False)
 
@@ -104,6 +128,7 @@ def make_app(
     catalog: VersionCatalog | None = None,
     plugins: Sequence[Plugin] | None = None,
     quota_share: float = 1.0,
+    console: ConsoleParts | None = None,
 ) -> ApiApplication:
     """Build the HTTP API.
 
@@ -119,6 +144,8 @@ def make_app(
             no code for are validated against their stored JSON Schema.
         plugins: The ``tornado.api`` plugins to serve; by default every installed one.
         quota_share: This process's share of each tenant's quota (``1 / processes``).
+        console: The operations console's parts (``bootstrap.build_console``), served under
+            ``/console``; ``None`` serves no console.
 
     Returns:
         The application; serve it with ``HTTPServer(app, **app.http_server_options())``.
@@ -129,13 +156,18 @@ def make_app(
     submitter = Submitter.for_services(services, resolve_version=resolve_version, catalog=catalog)
     recorder = QueuedRecorder(services.jobs, pool)
     batcher = SendBatcher(services.queue, pool, recorder, queue_and_jobs=services.queue_and_jobs)
-    enqueuer = Enqueuer(
+    # /metrics: the queues as the console's figures see them (none without a console), the store's counts.
+    queues = console.figures.queues if console is not None else None
+    metrics = ApiMetrics(queues=queues, job_counts=services.jobs.count_jobs)
+    enqueuer = MeteredEnqueuer(
+        metrics=metrics,
         submitter=submitter,
         batcher=batcher,
         executor=pool,
         offload_above=settings.claim_check_bytes // 4,
         jobs=services.jobs,
         schedules=services.schedules,
+        tracing=services.tracing,
     )
     api = ApiContext(
         services=services,
@@ -148,13 +180,16 @@ def make_app(
         request_deadline=settings.request_deadline,
         body_timeout=settings.body_timeout,
         quotas=TenantQuotas(settings.tenant_requests_per_second, share=quota_share),
+        metrics=metrics,
     )
     chosen = discover(API_GROUP) if plugins is None else plugins
-    return ApiApplication(api, owns_executor=owns_executor, plugins=chosen)
+    return ApiApplication(api, owns_executor=owns_executor, plugins=chosen, console=console)
 
 
 def _log_request(handler: tornado.web.RequestHandler) -> None:
-    """Access log: quiet (DEBUG) for answered requests, WARNING for server errors."""
+    """Access log: quiet (DEBUG) for answered requests, WARNING for server errors; and the request metrics."""
+    if isinstance(handler.application, ApiApplication):
+        record_request(handler.application.api.metrics, handler)
     status = handler.get_status()
     level = logging.WARNING if status >= 500 else logging.DEBUG
     if _access_log.isEnabledFor(level):

@@ -6,6 +6,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
+from tornado_core.observability.metrics import ApiMetrics
 from tornado_core.producer.batching import SendBatcher
 from tornado_core.producer.recording import QueuedRecorder
 from tornado_core.services import Services
@@ -35,6 +36,8 @@ class ApiContext:
         in_flight: Requests being handled now.
         openapi_extra: Paths and schemas of endpoints beyond ``/v1/jobs``.
         timeouts: The request deadlines' shared timers.
+        metrics: This process's Prometheus metrics (``GET /metrics``); a plugin may add a gauge
+            with :meth:`~tornado_core.observability.metrics.ApiMetrics.add_gauge`.
     """
 
     services: Services
@@ -51,6 +54,7 @@ class ApiContext:
     in_flight: int = 0
     openapi_extra: tuple[dict[str, Any], dict[str, Any]] = field(default_factory=lambda: ({}, {}))
     timeouts: SharedTimeouts = field(default_factory=SharedTimeouts)
+    metrics: ApiMetrics = field(default_factory=ApiMetrics)
     _openapi: dict[str, Any] | None = field(default=None, repr=False)
 
     def openapi(self) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from tornado_core.services import Services
 from tornado_core.versions import VersionCatalog
 from tornado_core.web.app import make_app
 from tornado_core.web.connections import CappedHTTPServer, connection_cap, raise_open_files_limit
+from tornado_core.web.console.context import ConsoleParts
 
 _log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ class ApiParts:
     services: Services
     resolve_version: VersionResolver | None = None
     catalog: VersionCatalog | None = None
+    console: ConsoleParts | None = None
 
 
 ServicesSource = Services | Callable[[], Services | ApiParts]
@@ -47,6 +49,7 @@ def serve(
     grace: float = 25.0,
     resolve_version: VersionResolver | None = None,
     catalog: VersionCatalog | None = None,
+    console: ConsoleParts | None = None,
 ) -> None:
     """Serve the API until SIGTERM or SIGINT; blocks.
 
@@ -65,6 +68,8 @@ def serve(
         grace: Seconds in-flight requests may take after a stop signal.
         resolve_version: Routing ``(task, tenant, job_id) -> version`` (see :func:`make_app`).
         catalog: Versions registered by releases (see :func:`make_app`).
+        console: The operations console's parts, served under ``/console`` (see :func:`make_app`);
+            with ``processes != 1`` the factory's :class:`ApiParts` carries each process's own.
     """
     open_files = raise_open_files_limit()  # before the fork: the children inherit it
     sockets = bind_sockets(port, host)
@@ -72,11 +77,20 @@ def serve(
         _prefork(processes if processes > 0 else (os.cpu_count() or 1))
     built = services if isinstance(services, Services) else services()
     if isinstance(built, ApiParts):
-        resolve_version, catalog = built.resolve_version, built.catalog
+        resolve_version, catalog, console = built.resolve_version, built.catalog, built.console
         built = built.services
     cap = connection_cap(built.settings.max_connections, open_files)
     share = 1.0 / (processes if processes > 0 else (os.cpu_count() or 1))
-    serving = _serve(built, sockets, grace, resolve_version, catalog, max_connections=cap, quota_share=share)
+    serving = _serve(
+        built,
+        sockets,
+        grace,
+        resolve_version,
+        catalog,
+        max_connections=cap,
+        quota_share=share,
+        console=console,
+    )
     asyncio.run(serving)
 
 
@@ -89,8 +103,11 @@ async def _serve(
     *,
     max_connections: int = 0,
     quota_share: float = 1.0,
+    console: ConsoleParts | None = None,
 ) -> None:
-    app = make_app(services, resolve_version=resolve_version, catalog=catalog, quota_share=quota_share)
+    app = make_app(
+        services, resolve_version=resolve_version, catalog=catalog, quota_share=quota_share, console=console
+    )
     server = CappedHTTPServer(app, max_connections=max_connections, **app.http_server_options())
     server.add_sockets(sockets)
     gc.freeze()  # what startup built lives as long as the process: full collections skip it

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from typing import Any
 
@@ -35,11 +35,15 @@ class Admission:
     Args:
         services: The worker's services (limiter, rate buckets, queue, object store).
         spec: The task version; its ``limits`` are checked (none: everything is admitted).
+        on_wait: Told ``"concurrency"`` or ``"rate"`` for each job a limit holds back (metrics).
     """
 
-    def __init__(self, services: Services, spec: TaskSpec) -> None:
+    def __init__(
+        self, services: Services, spec: TaskSpec, *, on_wait: Callable[[str], None] | None = None
+    ) -> None:
         self._services = services
         self._task = spec.name
+        self._on_wait = on_wait or (lambda _kind: None)
         # Caps first: a job refused by a cap must not have spent a rate token.
         self._limits: list[tuple[int, KeyLimit]] = sorted(
             enumerate(spec.limits), key=lambda pair: isinstance(pair[1], RateLimit)
@@ -86,6 +90,7 @@ class Admission:
                 wait = self._take(held, key, limit)
                 if wait > 0:
                     held.close()
+                    self._on_wait("rate" if isinstance(limit, RateLimit) else "concurrency")
                     return None, wait
         except BaseException:
             held.close()

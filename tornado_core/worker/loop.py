@@ -35,6 +35,7 @@ from queue import SimpleQueue
 
 from tornado_core.errors import BackendError, StoreUnavailable
 from tornado_core.naming import queue_spec
+from tornado_core.observability.metrics import WorkerMetrics
 from tornado_core.ports.queue import ReceivedMessage
 from tornado_core.ports.queue_and_jobs import Completion
 from tornado_core.services import Services
@@ -73,6 +74,7 @@ class Worker:
         spec: The task version to serve; the worker polls only its queue.
         options: Concurrency, grace period, poll wait.
         on_outcome: Called with each message's outcome (metrics, tests).
+        metrics: The process's Prometheus metrics (a private, unserved set by default).
     """
 
     def __init__(
@@ -82,9 +84,11 @@ class Worker:
         options: WorkerOptions | None = None,
         *,
         on_outcome: Callable[[str], None] | None = None,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         self._services = services
         self._spec = spec
+        self._metrics = metrics or WorkerMetrics(spec.name, spec.version)
         self._options = options or WorkerOptions()
         self._queue = queue_spec(services.settings.queue_prefix, spec)
         # Constructing the acknowledger starts nothing: its thread runs from run() to its end.
@@ -116,7 +120,7 @@ class Worker:
         self._parked: dict[str, list[_Running]] = {}
         self._heartbeat = Heartbeat(services, spec, self._held)
         self._claims = ReceiveClaims(services.jobs, self._runner, lease_seconds=spec.visibility_timeout)
-        self._admission = Admission(services, spec)
+        self._admission = Admission(services, spec, on_wait=self._metrics.limit_wait)
         self._busy = False
         self._busy_lock = threading.Lock()
 
@@ -124,6 +128,11 @@ class Worker:
     def queue_name(self) -> str:
         """The queue this worker polls."""
         return self._queue.name
+
+    @property
+    def metrics(self) -> WorkerMetrics:
+        """Its Prometheus metrics (served by ``tornado worker --metrics-port``)."""
+        return self._metrics
 
     def stop(self) -> None:
         """Ask the loop to stop polling and drain (safe from a signal handler)."""
@@ -151,6 +160,7 @@ class Worker:
             self._heartbeat.start()
             while not self._stop.is_set():
                 self._touch_health_file()
+                self._metrics.polled()
                 self._poll_once()
             self._return_waiting()
             self._drain()
@@ -299,6 +309,7 @@ class Worker:
                 self._stop.wait(1.0)
                 break
             if slot is None:
+                self._metrics.limit_wait("global")
                 break
             slot.__enter__()
             slots.append(slot)
@@ -312,6 +323,8 @@ class Worker:
 
     def _start(self, item: _Running) -> None:
         item.delivery.started = time.monotonic()  # the deadline counts from here
+        attempt, envelope = item.delivery.message.receive_count, item.delivery.envelope
+        self._metrics.started(attempt, envelope.submitted_at if envelope else None)
         with self._lock:
             self._running[item.delivery.message.receipt] = item
             self._running_jobs[item.job_id] += 1
@@ -328,6 +341,7 @@ class Worker:
                 outcome: Outcome | None = self._runner.run(delivery)
             except BaseException as exc:  # reported by _finished; the thread goes on
                 outcome, error = None, exc
+            self._metrics.ran(time.monotonic() - delivery.started, outcome)
             with self._lock:
                 self._executing -= 1
             if outcome is Outcome.SUCCEEDED:  # handed to the completer, which finishes it when durable
@@ -351,6 +365,8 @@ class Worker:
                 self._waiting.extendleft(reversed(self._parked.pop(running.job_id or "")))
         if running is not None:
             running.slot.__exit__(None, None, None)
+            envelope = running.delivery.envelope
+            self._metrics.finished(envelope.tenant if envelope else None, outcome)
         self._report_busy()
         if isinstance(exc, BackendError):
             logger.warning(

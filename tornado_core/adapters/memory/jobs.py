@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ from tornado_core.ports.jobs import (
     Claim,
     ClaimOutcome,
     Failure,
+    JobCount,
     JobPage,
     JobRecord,
     JobStatus,
@@ -220,6 +222,11 @@ class MemoryJobStore:
         page = rows[:limit]
         next_cursor = page[-1].job_id if len(rows) > limit else None
         return JobPage(page, next_cursor)
+
+    def count_jobs(self) -> Sequence[JobCount]:
+        with self._lock:
+            counted = Counter((r.task, r.version, str(r.status)) for r in self._jobs.values())
+        return [JobCount(task, version, status, n) for (task, version, status), n in counted.items()]
 
     def ping(self) -> None:
         return None

@@ -20,6 +20,7 @@ from tornado_core.ports.jobs import (
     Claim,
     ClaimOutcome,
     Failure,
+    JobCount,
     JobPage,
     JobRecord,
     JobStatus,
@@ -380,6 +381,12 @@ class PostgresJobStore:
         page = [_record(row) for row in rows[:limit]]
         next_cursor = page[-1].job_id if len(rows) > limit and page else None
         return JobPage(page, next_cursor)
+
+    def count_jobs(self) -> Sequence[JobCount]:
+        """Jobs by task, version and status (one scan of ``tornado_jobs``)."""
+        with self._pool.connection() as conn, conn.cursor() as cur:
+            cur.execute("SELECT task, version, status, count(*) FROM tornado_jobs GROUP BY 1, 2, 3")
+            return [JobCount(task, version, status, int(n)) for task, version, status, n in cur.fetchall()]
 
     def ping(self) -> None:
         """Raise ``StoreUnavailable`` unless PostgreSQL answers."""
