@@ -29,6 +29,7 @@ from tornado_core.versions import VersionCatalog, newest_version
 
 if TYPE_CHECKING:
     from tornado_core.adapters.postgres import PostgresPool
+    from tornado_core.observability.tracing import Tracing
     from tornado_core.releases.manager import ReleaseManager
 
 #: Runtimes by name: (module, class). Each class takes ``(settings, ...)``.
@@ -77,6 +78,9 @@ def build_services(
     from tornado_core.adapters.postgres.workflows import PostgresWorkflows
 
     closers = _Closers()
+    tracing = build_tracing(settings)
+    if tracing is not None:
+        closers.add(tracing.close)  # closed last: the spans of the stop itself are exported too
     pool = _pool(
         settings.database_url, pool_size, closers, prepare_statements=settings.database_prepared_statements
     )
@@ -107,8 +111,24 @@ def build_services(
         job_ids=JobIds(settings.secret_key),
         # The PostgreSQL queue shares the job store's pool: a success and its delete commit together.
         queue_and_jobs=PostgresQueueAndJobs(pool) if settings.queue_backend == "postgres" else None,
+        tracing=tracing,
     )
     return services, closers.close
+
+
+def build_tracing(settings: Settings) -> Tracing | None:
+    """The process's traces, exported by OTLP/HTTP to ``settings.traces_endpoint``.
+
+    Returns:
+        ``None`` when no endpoint is configured: then no exporter exists and OpenTelemetry is not
+        even imported.
+    """
+    endpoint = settings.traces_endpoint
+    if endpoint is None:
+        return None
+    from tornado_core.observability.tracing import Tracing
+
+    return Tracing.otlp(endpoint, service_name=settings.otel_service_name)
 
 
 def _pool(dsn: str, size: int, closers: _Closers, *, prepare_statements: bool = True) -> PostgresPool:
@@ -278,6 +298,122 @@ def build_webhook_store(settings: Settings, *, pool_size: int = 4) -> WebhookSto
 
     pool = PostgresPool(settings.database_url, min_size=0, max_size=pool_size)
     return PostgresWebhookStore(pool, owns_pool=True)
+
+
+# --- console accounts (tornado_core/console/accounts.py) ---------------------------------------
+
+if TYPE_CHECKING:
+    from tornado_core.console.accounts import Accounts
+
+
+def build_console_accounts(settings: Settings) -> tuple[Accounts, Callable[[], None]]:
+    """Operator accounts, sessions and the audit log on the job-store database.
+
+    Returns:
+        The accounts service and a function that closes its connections.
+    """
+    from tornado_core.adapters.postgres import PostgresPool
+    from tornado_core.adapters.postgres.audit import PostgresAuditLog
+    from tornado_core.adapters.postgres.operators import PostgresOperatorStore
+    from tornado_core.console.accounts import Accounts
+
+    pool = PostgresPool(settings.database_url, min_size=0, max_size=4)
+    return Accounts(PostgresOperatorStore(pool), PostgresAuditLog(pool)), pool.close
+
+
+# --- console figures (tornado_core/console/figures.py) -----------------------------------------
+
+if TYPE_CHECKING:
+    from tornado_core.console.figures import ConsoleFigures
+
+
+def build_console_figures(services: Services) -> tuple[ConsoleFigures, Callable[[], None]]:
+    """Throughput, latencies, error rates and queue samples on the job-store database.
+
+    The figures' ``samples`` is the store a :class:`~tornado_core.console.sampler.QueueSampler`
+    writes to (stop the sampler before calling the returned close).
+
+    Returns:
+        The figures and a function that closes their connections.
+    """
+    from tornado_core.adapters.postgres import PostgresPool
+    from tornado_core.adapters.postgres.insights import PostgresJobFigures
+    from tornado_core.adapters.postgres.queue_samples import PostgresQueueSamples
+    from tornado_core.console.figures import ConsoleFigures
+
+    # A sample holds one connection while the snapshot it records reads the job store on another.
+    pool = PostgresPool(services.settings.database_url, min_size=0, max_size=4)
+    figures = ConsoleFigures(services, PostgresJobFigures(pool), PostgresQueueSamples(pool))
+    return figures, pool.close
+
+
+# --- console jobs: search, detail, bulk actions, dead letters (tornado_core/console) ------------
+
+if TYPE_CHECKING:
+    from tornado_core.console.bulk import BulkOptions
+    from tornado_core.console.search import ConsoleJobs
+
+
+def build_console_jobs(
+    services: Services, *, options: BulkOptions | None = None, watch: bool = True
+) -> tuple[ConsoleJobs, Callable[[], None]]:
+    """Job search, job detail, bulk actions and the dead-letter browser, on the job-store database.
+
+    Bulk actions run in this process's threads; with ``watch`` it also adopts the actions of stopped
+    processes. Dead letters are moved in SQL on the PostgreSQL queue, swept through the queue on SQS.
+
+    Returns:
+        The console's job tools and a function that stops the bulk actions' threads (each gives its
+        action back after its batch) and closes the connections.
+    """
+    from tornado_core.adapters.postgres import PostgresPool
+    from tornado_core.adapters.postgres.audit import PostgresAuditLog
+    from tornado_core.adapters.postgres.bulk_actions import PostgresBulkActions
+    from tornado_core.adapters.postgres.dead_letter_moves import PostgresDeadLetters
+    from tornado_core.adapters.postgres.job_search import PostgresJobSearch
+    from tornado_core.adapters.postgres.releases import PostgresReleaseStore
+    from tornado_core.console.bulk import BulkActions
+    from tornado_core.console.dead_letters import DeadLetterBrowser, DeadLetterRoutes, ScannedDeadLetters
+    from tornado_core.console.job_detail import JobDetails
+    from tornado_core.console.search import ConsoleJobs, JobSearch
+    from tornado_core.errors import TaskNotFound
+    from tornado_core.ports.console_jobs import DeadLetterStorePort
+
+    settings = services.settings
+    pool = PostgresPool(settings.database_url, min_size=0, max_size=6)  # 2 actions, the pages, the watch
+    releases = PostgresReleaseStore(pool)
+
+    def current_version(task: str) -> str | None:
+        route = releases.route(task)
+        if route is not None:
+            return route.current
+        try:
+            return newest_version(services.registry, releases, task)
+        except TaskNotFound:
+            return None
+
+    in_store = settings.queue_backend == "postgres"  # its dead letters are rows of this database
+    letters: DeadLetterStorePort = (
+        PostgresDeadLetters(pool) if in_store else ScannedDeadLetters(services.queue)
+    )
+    search = PostgresJobSearch(pool)
+    routes = DeadLetterRoutes(settings.queue_prefix, current_version)
+    bulk = BulkActions(
+        store=PostgresBulkActions(pool), search=search, queue=services.queue, audit=PostgresAuditLog(pool),
+        routes=routes, letters_in_store=in_store, options=options,
+    )  # fmt: skip
+    if watch:
+        bulk.watch()
+    details = JobDetails(
+        jobs=services.jobs, search=search, letters=letters, objects=services.objects, routes=routes
+    )
+    tools = ConsoleJobs(JobSearch(search), details, bulk, DeadLetterBrowser(letters, search, routes))
+
+    def close() -> None:
+        bulk.close()
+        pool.close()
+
+    return tools, close
 
 
 # --- transactional enqueue (tornado_core/transactional) ----------------------------------------

@@ -127,8 +127,52 @@ class ScheduleNotFound(TornadoError):
         self.name = name
 
 
+class FilterInvalid(TornadoError):
+    """A job filter of the console (a search, a bulk action) is refused; its text is the message alone.
+
+    Attributes:
+        field: The offending field, by its query-string name (``status``, ``from``, ``to``...).
+        message: What is wrong with it.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
 class AuthError(TornadoError):
     """A bearer token is missing or unknown."""
+
+
+class OperatorExists(TornadoError):
+    """An operator account of that name already exists (nothing was changed)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"operator {name!r} already exists")
+        self.name = name
+
+
+class OperatorNotFound(TornadoError):
+    """No operator account of that name."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no operator {name!r}")
+        self.name = name
+
+
+class OperatorInvalid(TornadoError):
+    """An operator account's name, role or password is refused (nothing was stored).
+
+    Attributes:
+        field: The offending field (``name``, ``role`` or ``password``).
+        message: What is wrong with it.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
 
 
 class ApiError(TornadoError):

@@ -44,7 +44,7 @@ CREATE TABLE tornado_bulk_actions (
     matched          bigint,                -- jobs the filter matched when the action started
     done             bigint NOT NULL DEFAULT 0,   -- jobs the action changed
     skipped          bigint NOT NULL DEFAULT 0,   -- matched, but no longer in a state it applies to
-    position         text,                  -- the last job id handled (keyset cursor)
+    position         text,                  -- the last job id handled, or a DLQ sweep's stage and place
     error            text,
     runner           text,                  -- the process running it
     lease_expires_at timestamptz,
