@@ -22,6 +22,7 @@ from tornado_core.plugins import COMMANDS_GROUP, Plugin, PluginError, discover
 from tornado_core.services import Services
 
 if TYPE_CHECKING:
+    from tornado_core.web.console.context import ConsoleParts
     from tornado_core.web.server import ApiParts
 
 
@@ -144,9 +145,14 @@ def _services_with(tasks_modules: tuple[str, ...]) -> Iterator[Services]:
     type=click.IntRange(0, 64),
     help="API processes sharing the port (0: one per CPU); HTTP parsing is CPU-bound.",
 )
+@click.option(
+    "--console/--no-console",
+    default=None,
+    help="Serve the operations console at /console (default: TORNADO_CONSOLE, on).",
+)
 @tasks_module_option
-def api(host: str, port: int, processes: int, tasks_modules: tuple[str, ...]) -> None:
-    """Serve the HTTP API (enqueue, status, health, OpenAPI)."""
+def api(host: str, port: int, processes: int, console: bool | None, tasks_modules: tuple[str, ...]) -> None:
+    """Serve the HTTP API (enqueue, status, health, OpenAPI) and the operations console."""
     from tornado_core.bootstrap import build_routing, provision_queues
     from tornado_core.web import serve
 
@@ -159,18 +165,33 @@ def api(host: str, port: int, processes: int, tasks_modules: tuple[str, ...]) ->
             f"Tornado API listening on http://{host}:{port} ({processes or 'one per CPU'} process(es))",
             err=True,
         )
+        with_console = services.settings.console if console is None else console
         if processes != 1:  # each process builds its own connections and route cache after the fork
             with reported_errors():
-                serve(_api_parts_factory(tasks_modules), host=host, port=port, processes=processes)
+                factory = _api_parts_factory(tasks_modules, console=with_console)
+                serve(factory, host=host, port=port, processes=processes)
             return
         routing, close_routing = build_routing(services, wait=2.0)
         try:
-            serve(services, host=host, port=port, resolve_version=routing.resolve, catalog=routing.catalog)
+            serve(
+                services, host=host, port=port, resolve_version=routing.resolve, catalog=routing.catalog,
+                console=_console_of(services) if with_console else None,
+            )  # fmt: skip
         finally:
             close_routing()
 
 
-def _api_parts_factory(tasks_modules: tuple[str, ...]) -> Callable[[], ApiParts]:
+def _console_of(services: Services) -> ConsoleParts:
+    """The operations console's parts for this API process (its release actions use the runtimes'
+    state folder of ``tornado release``)."""
+    from tornado_cli.release import runtime_state_dir
+
+    from tornado_core.bootstrap.console import build_console
+
+    return build_console(services, state_dir=runtime_state_dir())
+
+
+def _api_parts_factory(tasks_modules: tuple[str, ...], *, console: bool) -> Callable[[], ApiParts]:
     from tornado_core.bootstrap import build_routing, build_services, task_registry
     from tornado_core.web.server import ApiParts
 
@@ -179,7 +200,9 @@ def _api_parts_factory(tasks_modules: tuple[str, ...]) -> Callable[[], ApiParts]
     def build() -> ApiParts:
         services, _close = build_services(settings, registry=task_registry(tasks_modules))
         routing, _close_routing = build_routing(services, wait=2.0)  # the process exit closes both
-        return ApiParts(services, routing.resolve, routing.catalog)
+        return ApiParts(
+            services, routing.resolve, routing.catalog, _console_of(services) if console else None
+        )
 
     return build
 

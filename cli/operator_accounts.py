@@ -28,7 +28,7 @@ _ROLE = click.Choice([str(role) for role in Role])
 def _accounts() -> Iterator[Accounts]:
     """The accounts service of the configured database; a refused name, role or password exits 2,
     any other Tornado error 1, each as one line."""
-    from tornado_core.bootstrap import build_console_accounts
+    from tornado_core.bootstrap.console import build_console_accounts
 
     settings = load_settings()
     with reported_errors():

@@ -5,7 +5,9 @@ jobs over HTTP from concurrent clients, follows them to the end and prints what
 happened: succeeded, retried, dead-lettered, and submit-to-done latency. Where the NF-e
 package is installed, a few invoices are then emitted against the stack's SEFAZ emulator
 (:mod:`tornado_cli.showcase_nfe`); where the SPED package is, a month's EFD ICMS/IPI is generated
-in parts, downloaded and validated (:mod:`tornado_cli.showcase_sped`).
+in parts, downloaded and validated (:mod:`tornado_cli.showcase_sped`). Last, an operator signs in
+to the console, finds the dead jobs and redrives them in one bulk action
+(:mod:`tornado_cli.showcase_console`).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from tornado_core.services import Services
 from tornado_core.settings import Settings
 from tornado_core.tokens import hash_token, new_token
 
-from . import showcase_nfe, showcase_sped
+from . import showcase_console, showcase_nfe, showcase_sped
 
 WORKERS = {"demo.echo": 8, "demo.sleep": 8, "demo.flaky": 4, "demo.fail": 2}
 #: Invoices the NF-e part emits.
@@ -87,20 +89,26 @@ def run_showcase(*, job_count: int, queue_backend: str | None) -> Summary:
             showcase_nfe.prepare(env, tenant)
         sped = showcase_sped.prepare(env) if showcase_sped.TASK in services.registry.names() else None
         logs = Path(state_dir) / "showcase-logs"
-        summary, nfe, sped_summary = _run(services, env, token, job_count, logs, with_nfe=with_nfe, sped=sped)
+        summary, nfe, sped_summary, console = _run(
+            services, env, (tenant, token), job_count, logs, with_nfe=with_nfe, sped=sped
+        )
     _print(summary, settings.queue_backend)
     if nfe is not None:
         showcase_nfe.show(nfe, INVOICES)
     if sped_summary is not None:
         showcase_sped.show(sped_summary)
+    showcase_console.show(console)
     click.echo("\nThe stack keeps running: `tornado dev status`, `tornado dev down`.")
     return summary
 
 
 def _run(
-    services: Services, env: dict[str, str], token: str, count: int, logs: Path, *, with_nfe: bool,
-    sped: showcase_sped.SpedPlan | None,
-) -> tuple[Summary, showcase_nfe.NfeSummary | None, showcase_sped.SpedSummary | None]:  # fmt: skip
+    services: Services, env: dict[str, str], caller: tuple[str, str], count: int, logs: Path, *,
+    with_nfe: bool, sped: showcase_sped.SpedPlan | None,
+) -> tuple[
+    Summary, showcase_nfe.NfeSummary | None, showcase_sped.SpedSummary | None, showcase_console.ConsoleSummary
+]:  # fmt: skip
+    tenant, token = caller
     cluster = LocalCluster(env, logs)
     workers = {**WORKERS, **({showcase_nfe.TASK: 4} if with_nfe else {})}
     if sped is not None:
@@ -116,12 +124,13 @@ def _run(
         wall = time.monotonic() - started
         nfe = showcase_nfe.run(url, token, services, INVOICES) if with_nfe else None
         sped_summary = showcase_sped.run(url, token, services, sped, env) if sped is not None else None
+        console = showcase_console.run(url, services.settings, tenant)
     finally:
         codes = cluster.stop_all(grace=30)
     bad = {name: code for name, code in codes.items() if code != 0}
     if bad:
         click.echo(f"warning: processes exited non-zero: {bad}", err=True)
-    return _summarise(records, wall), nfe, sped_summary
+    return _summarise(records, wall), nfe, sped_summary, console
 
 
 def _submit_all(client: TornadoClient, jobs: list[tuple[str, dict[str, Any]]]) -> list[str]:

@@ -13,8 +13,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support.expected_conditions import presence_of_element_located
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from tests.e2e.browser import start_chromium
@@ -50,8 +53,15 @@ class Browser:
         self.driver.find_element(By.ID, "sign-in").click()
         self.wait_text(By.ID, "signed-in-as", name)
 
+    def find(self, by: str, value: str, *, timeout: float = 30.0) -> WebElement:
+        """The element, once the page that has it is there (a click may still be navigating)."""
+        element: WebElement = WebDriverWait(self.driver, timeout, poll_frequency=0.1).until(
+            presence_of_element_located((by, value)), f"no {value} on {self.driver.current_url}"
+        )
+        return element
+
     def text(self, by: str, value: str) -> str:
-        return str(self.driver.find_element(by, value).text)
+        return str(self.find(by, value).text)
 
     def wait_text(self, by: str, value: str, expected: str, *, timeout: float = 60.0) -> None:
         """Wait until the element shows ``expected`` (the page refreshes itself while live)."""
@@ -60,12 +70,13 @@ class Browser:
             found = driver.find_elements(by, value)
             return bool(found) and expected in found[0].text
 
-        WebDriverWait(self.driver, timeout, poll_frequency=0.2).until(
+        swapped = (StaleElementReferenceException,)  # the live block was replaced while being read
+        WebDriverWait(self.driver, timeout, poll_frequency=0.2, ignored_exceptions=swapped).until(
             shows, f"{value} never showed {expected!r}; page: {self.driver.page_source[:800]}"
         )
 
     def click(self, by: str, value: str) -> None:
-        self.driver.find_element(by, value).click()
+        self.find(by, value).click()
 
     def screenshot(self, name: str) -> None:
         if SCREENSHOTS:
@@ -139,8 +150,8 @@ def test_an_operator_redrives_one_dead_letter_then_bulk_redrives_a_filtered_1000
     source = queue_name(world.services.settings.queue_prefix, "demo.fail", version)
     dlq = dead_letter_name(source)
     big, small = f"big-{uuid.uuid4().hex[:6]}", f"small-{uuid.uuid4().hex[:6]}"
+    small_jobs = _seed_dead_letters(world, small, 5, source)  # first: the DLQ page lists the oldest 100
     _seed_dead_letters(world, big, 1000, source)
-    small_jobs = _seed_dead_letters(world, small, 5, source)
     waiting_before = world.services.queue.depth(source).visible
 
     browser.sign_in("otto.operator")
@@ -156,7 +167,7 @@ def test_an_operator_redrives_one_dead_letter_then_bulk_redrives_a_filtered_1000
     assert len(browser.driver.find_elements(By.CSS_SELECTOR, "#results tr[data-job]")) == 50  # one page shown
     Select(browser.driver.find_element(By.ID, "bulk-action")).select_by_value("redrive")
     browser.click(By.ID, "bulk-review")
-    assert "1,000 jobs match" in browser.text(By.ID, "confirm-question")
+    browser.wait_text(By.ID, "confirm-question", "1,000 jobs match")
     browser.click(By.ID, "confirm")
     browser.wait_text(By.ID, "bulk-status", "succeeded", timeout=120)
     assert browser.text(By.ID, "bulk-done") == "1,000"
@@ -183,13 +194,14 @@ def test_an_operator_promotes_a_version_and_rolls_it_back(
     assert browser.text(By.ID, "current-version") == "1.0.0"
     browser.screenshot("task")
     browser.click(By.ID, "promote-2.0.0")
-    assert "2.0.0" in browser.text(By.ID, "confirm-question")
+    browser.wait_text(By.ID, "confirm-question", "to 2.0.0")
     browser.click(By.ID, "confirm")
     browser.wait_text(By.ID, "notice", "Promote done")
     assert browser.text(By.ID, "current-version") == "2.0.0"
     assert _route_current(world) == "2.0.0"
 
     browser.click(By.ID, "rollback-2.0.0")
+    browser.wait_text(By.ID, "confirm-question", "Route demo.release back from 2.0.0")
     browser.click(By.ID, "confirm")
     browser.wait_text(By.ID, "notice", "Roll back started")
     _refresh_until(browser, lambda: browser.text(By.ID, "current-version") == "1.0.0")

@@ -27,7 +27,8 @@ from tests.integration.console_jobs_fixtures import (
 )
 from tornado_core.adapters.postgres import PostgresPool, PostgresQueue
 from tornado_core.adapters.postgres.bulk_actions import PostgresBulkActions
-from tornado_core.bootstrap import build_console_jobs, build_services
+from tornado_core.bootstrap import build_services
+from tornado_core.bootstrap.console import build_console_jobs
 from tornado_core.console.bulk import BulkAction, BulkActionKind, BulkActions, BulkOptions
 from tornado_core.console.filters import JobFilter
 from tornado_core.message import Envelope

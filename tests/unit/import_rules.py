@@ -12,7 +12,7 @@ from pathlib import Path
 
 #: Third-party technologies the core may import only in its adapters, web layer and composition root.
 TECHNOLOGIES = frozenset({"boto3", "botocore", "psycopg2", "docker", "tornado", "moto"})
-TECHNOLOGY_PLACES = ("adapters/", "web/", "bootstrap.py")
+TECHNOLOGY_PLACES = ("adapters/", "web/", "bootstrap/")
 #: Import names of the CLI and task packages (installed names and the folders' names).
 OUTSIDE_THE_CORE = frozenset({"tornado_cli", "tornado_tasks", "cli", "tasks"})
 
@@ -55,7 +55,7 @@ def import_graph(package_dir: Path) -> dict[str, set[str]]:
 
 
 def technology_offenders(core: Path) -> dict[str, list[str]]:
-    """Core files outside adapters/, web/ and bootstrap.py that import a banned technology."""
+    """Core files outside adapters/, web/ and bootstrap/ that import a banned technology."""
     offenders: dict[str, list[str]] = {}
     for path in sorted(core.rglob("*.py")):
         relative = path.relative_to(core).as_posix()

@@ -52,7 +52,7 @@ class JobSearch:
 
 @dataclass(frozen=True)
 class ConsoleJobs:
-    """The console's job tools, built together by ``bootstrap.build_console_jobs``.
+    """The console's job tools, built together by ``bootstrap.console.build_console_jobs``.
 
     Attributes:
         search: Job search over the whole store.

@@ -144,7 +144,7 @@ def make_app(
             no code for are validated against their stored JSON Schema.
         plugins: The ``tornado.api`` plugins to serve; by default every installed one.
         quota_share: This process's share of each tenant's quota (``1 / processes``).
-        console: The operations console's parts (``bootstrap.build_console``), served under
+        console: The operations console's parts (``bootstrap.console.build_console``), served under
             ``/console``; ``None`` serves no console.
 
     Returns:

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 @dataclass(kw_only=True)
 class ConsoleParts:
-    """The console's services, built by the composition root (``bootstrap.build_console``).
+    """The console's services, built by the composition root (``bootstrap.console.build_console``).
 
     Attributes:
         services: The API process's services (the registry, the job store, the queue).

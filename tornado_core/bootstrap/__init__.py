@@ -1,7 +1,7 @@
-"""Composition root: settings -> adapters. The only module that picks them.
+"""Composition root: settings -> adapters. The only package that picks them.
 
 Adapters are imported here lazily, so that a process only loads the
-technologies its settings name.
+technologies its settings name. The console's parts are built in :mod:`.console`.
 """
 
 from __future__ import annotations
@@ -298,122 +298,6 @@ def build_webhook_store(settings: Settings, *, pool_size: int = 4) -> WebhookSto
 
     pool = PostgresPool(settings.database_url, min_size=0, max_size=pool_size)
     return PostgresWebhookStore(pool, owns_pool=True)
-
-
-# --- console accounts (tornado_core/console/accounts.py) ---------------------------------------
-
-if TYPE_CHECKING:
-    from tornado_core.console.accounts import Accounts
-
-
-def build_console_accounts(settings: Settings) -> tuple[Accounts, Callable[[], None]]:
-    """Operator accounts, sessions and the audit log on the job-store database.
-
-    Returns:
-        The accounts service and a function that closes its connections.
-    """
-    from tornado_core.adapters.postgres import PostgresPool
-    from tornado_core.adapters.postgres.audit import PostgresAuditLog
-    from tornado_core.adapters.postgres.operators import PostgresOperatorStore
-    from tornado_core.console.accounts import Accounts
-
-    pool = PostgresPool(settings.database_url, min_size=0, max_size=4)
-    return Accounts(PostgresOperatorStore(pool), PostgresAuditLog(pool)), pool.close
-
-
-# --- console figures (tornado_core/console/figures.py) -----------------------------------------
-
-if TYPE_CHECKING:
-    from tornado_core.console.figures import ConsoleFigures
-
-
-def build_console_figures(services: Services) -> tuple[ConsoleFigures, Callable[[], None]]:
-    """Throughput, latencies, error rates and queue samples on the job-store database.
-
-    The figures' ``samples`` is the store a :class:`~tornado_core.console.sampler.QueueSampler`
-    writes to (stop the sampler before calling the returned close).
-
-    Returns:
-        The figures and a function that closes their connections.
-    """
-    from tornado_core.adapters.postgres import PostgresPool
-    from tornado_core.adapters.postgres.insights import PostgresJobFigures
-    from tornado_core.adapters.postgres.queue_samples import PostgresQueueSamples
-    from tornado_core.console.figures import ConsoleFigures
-
-    # A sample holds one connection while the snapshot it records reads the job store on another.
-    pool = PostgresPool(services.settings.database_url, min_size=0, max_size=4)
-    figures = ConsoleFigures(services, PostgresJobFigures(pool), PostgresQueueSamples(pool))
-    return figures, pool.close
-
-
-# --- console jobs: search, detail, bulk actions, dead letters (tornado_core/console) ------------
-
-if TYPE_CHECKING:
-    from tornado_core.console.bulk import BulkOptions
-    from tornado_core.console.search import ConsoleJobs
-
-
-def build_console_jobs(
-    services: Services, *, options: BulkOptions | None = None, watch: bool = True
-) -> tuple[ConsoleJobs, Callable[[], None]]:
-    """Job search, job detail, bulk actions and the dead-letter browser, on the job-store database.
-
-    Bulk actions run in this process's threads; with ``watch`` it also adopts the actions of stopped
-    processes. Dead letters are moved in SQL on the PostgreSQL queue, swept through the queue on SQS.
-
-    Returns:
-        The console's job tools and a function that stops the bulk actions' threads (each gives its
-        action back after its batch) and closes the connections.
-    """
-    from tornado_core.adapters.postgres import PostgresPool
-    from tornado_core.adapters.postgres.audit import PostgresAuditLog
-    from tornado_core.adapters.postgres.bulk_actions import PostgresBulkActions
-    from tornado_core.adapters.postgres.dead_letter_moves import PostgresDeadLetters
-    from tornado_core.adapters.postgres.job_search import PostgresJobSearch
-    from tornado_core.adapters.postgres.releases import PostgresReleaseStore
-    from tornado_core.console.bulk import BulkActions
-    from tornado_core.console.dead_letters import DeadLetterBrowser, DeadLetterRoutes, ScannedDeadLetters
-    from tornado_core.console.job_detail import JobDetails
-    from tornado_core.console.search import ConsoleJobs, JobSearch
-    from tornado_core.errors import TaskNotFound
-    from tornado_core.ports.console_jobs import DeadLetterStorePort
-
-    settings = services.settings
-    pool = PostgresPool(settings.database_url, min_size=0, max_size=6)  # 2 actions, the pages, the watch
-    releases = PostgresReleaseStore(pool)
-
-    def current_version(task: str) -> str | None:
-        route = releases.route(task)
-        if route is not None:
-            return route.current
-        try:
-            return newest_version(services.registry, releases, task)
-        except TaskNotFound:
-            return None
-
-    in_store = settings.queue_backend == "postgres"  # its dead letters are rows of this database
-    letters: DeadLetterStorePort = (
-        PostgresDeadLetters(pool) if in_store else ScannedDeadLetters(services.queue)
-    )
-    search = PostgresJobSearch(pool)
-    routes = DeadLetterRoutes(settings.queue_prefix, current_version)
-    bulk = BulkActions(
-        store=PostgresBulkActions(pool), search=search, queue=services.queue, audit=PostgresAuditLog(pool),
-        routes=routes, letters_in_store=in_store, options=options,
-    )  # fmt: skip
-    if watch:
-        bulk.watch()
-    details = JobDetails(
-        jobs=services.jobs, search=search, letters=letters, objects=services.objects, routes=routes
-    )
-    tools = ConsoleJobs(JobSearch(search), details, bulk, DeadLetterBrowser(letters, search, routes))
-
-    def close() -> None:
-        bulk.close()
-        pool.close()
-
-    return tools, close
 
 
 # --- transactional enqueue (tornado_core/transactional) ----------------------------------------
