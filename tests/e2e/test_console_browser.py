@@ -107,7 +107,6 @@ def test_an_operator_signs_in_and_watches_a_job_go_from_queued_to_succeeded(
 ) -> None:
     job_id = _client(console_world).submit("demo.sleep", {"seconds": 0.5})["id"]
     browser.sign_in("otto.operator")
-    browser.screenshot("overview")
     browser.open(f"/console/jobs/{job_id}")
     assert browser.text(By.ID, "job-status") == "queued"  # no worker for demo.sleep yet
     workers.start_worker("demo.sleep")
@@ -230,6 +229,9 @@ def test_the_queues_and_figures_pages_show_the_runs(browser: Browser, console_wo
     browser.open("/console/queues")
     assert browser.driver.find_elements(By.CSS_SELECTOR, "table.queues tr[data-queue]")
     browser.screenshot("queues")
+    browser.open("/console")
+    assert RELEASED_TASK in browser.text(By.TAG_NAME, "main")
+    browser.screenshot("overview")
 
 
 def _seed_dead_letters(world: ConsoleWorld, tenant: str, count: int, source: str) -> list[str]:
