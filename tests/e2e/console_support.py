@@ -86,7 +86,7 @@ class ConsoleWorld:
         finally:
             connection.close()
 
-    def sign_in(self, name: str) -> str:
+    def sign_in(self, name: str, password: str | None = None) -> str:
         """Sign in over HTTP as a browser would; returns the ``Cookie`` header of the session."""
         if name in self.sessions:
             return self.sessions[name]
@@ -94,7 +94,12 @@ class ConsoleWorld:
         login_cookie = set_cookies(headers)[0].split(";", 1)[0]
         token = re.search(r'name="_csrf" value="([^"]+)"', page)
         assert token, page
-        form = {"_csrf": token.group(1), "name": name, "password": OPERATORS[name][1], "next": "/console"}
+        form = {
+            "_csrf": token.group(1),
+            "name": name,
+            "password": password or OPERATORS[name][1],
+            "next": "/console",
+        }
         status, headers, _ = self.request("POST", "/console/login", cookie=login_cookie, form=form)
         assert status == 303, (status, headers)
         session = next(c for c in set_cookies(headers) if c.startswith("tornado_console="))

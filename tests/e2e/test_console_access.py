@@ -148,3 +148,24 @@ def test_the_session_cookie_is_http_only_strict_and_the_pages_forbid_framing(
 
 def _audit_size(world: ConsoleWorld) -> int:
     return world.audit_count()
+
+
+def test_an_admin_creates_an_operator_from_the_console_who_can_then_sign_in(
+    console_world: ConsoleWorld,
+) -> None:
+    admin = console_world.sign_in("ana.admin")
+    form = {"_csrf": console_world.csrf_of(admin, "/console/operators"), "name": "nina.new", "role": "viewer"}
+    status, _, page = console_world.request(
+        "POST", "/console/operators", cookie=admin, form={**form, "password": "short"}
+    )
+    assert status == 400 and "password" in page  # refused on the form, nothing created
+    status, headers, _ = console_world.request(
+        "POST", "/console/operators", cookie=admin, form={**form, "password": "nina-password-1234"}
+    )
+    assert status == 303 and headers["location"].startswith("/console/operators")
+    _status, _, listing = console_world.request("GET", "/console/operators", cookie=admin)
+    assert 'data-operator="nina.new"' in listing
+    nina = console_world.sign_in("nina.new", "nina-password-1234")
+    assert console_world.request("GET", "/console/jobs", cookie=nina)[0] == 200
+    audit = console_world.cli("audit", "list", "--action", "operator.create").stdout
+    assert "nina.new" in audit and "ana.admin" in audit

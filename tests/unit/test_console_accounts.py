@@ -222,6 +222,18 @@ def test_a_role_change_applies_to_an_open_session(accounts: Accounts, audit: Mem
     assert dict(audit.entries(actions=["operator.update"])[0].detail) == {"role": "admin"}
 
 
+def test_the_last_enabled_admin_can_be_neither_demoted_nor_disabled(accounts: Accounts) -> None:
+    accounts.create_operator("ana", Role.ADMIN, PASSWORD, actor="cli:root")
+    with pytest.raises(OperatorInvalid, match="last enabled admin"):
+        accounts.update_operator("ana", role=Role.OPERATOR, actor="ana")
+    with pytest.raises(OperatorInvalid, match="last enabled admin"):
+        accounts.update_operator("ana", disabled=True, actor="ana")
+    accounts.create_operator("bea", Role.ADMIN, PASSWORD, actor="ana")
+    assert accounts.update_operator("ana", role=Role.OPERATOR, actor="bea").role is Role.OPERATOR
+    with pytest.raises(OperatorInvalid, match="bea is the last enabled admin"):
+        accounts.update_operator("bea", disabled=True, actor="bea")
+
+
 def test_changing_an_unknown_account_is_refused(accounts: Accounts) -> None:
     with pytest.raises(OperatorNotFound, match="no operator 'ghost'"):
         accounts.update_operator("ghost", role=Role.ADMIN, actor="cli:root")

@@ -131,7 +131,8 @@ class Accounts:
         A new password or disabling the account ends its sessions. Nothing given: the account as it is.
 
         Raises:
-            OperatorInvalid: The role or password is refused.
+            OperatorInvalid: The role or password is refused, or the change would leave no enabled
+                admin (nobody could manage accounts from the console any more).
             OperatorNotFound: No such account.
         """
         new_role = as_role(role) if role is not None else None
@@ -139,6 +140,8 @@ class Accounts:
             check_password(password, name=name)
         if new_role is None and password is None and disabled is None:
             return self._existing(name)
+        if (new_role not in (None, Role.ADMIN)) or disabled:
+            self._keep_an_admin(name, "disabled" if disabled else "role")
         operator = self._store.update(
             name,
             role=new_role,
@@ -155,6 +158,12 @@ class Accounts:
     def operators(self) -> list[Operator]:
         """Every account, by name."""
         return self._store.operators()
+
+    def _keep_an_admin(self, name: str, field: str) -> None:
+        """Refuse to demote or disable the last enabled admin."""
+        admins = [o.name for o in self._store.operators() if o.role is Role.ADMIN and not o.disabled]
+        if admins == [name]:
+            raise OperatorInvalid(field, f"{name} is the last enabled admin: make another admin first")
 
     def sign_in(self, name: str, password: str, *, source: str) -> SignedIn | None:
         """Open a session if ``password`` is the enabled account's; audited ``login`` or ``login_failed``.

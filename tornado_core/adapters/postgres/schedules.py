@@ -144,8 +144,7 @@ class PostgresSchedules:
     def get(self, tenant: str, name: str) -> Schedule | None:
         """The schedule, or ``None``."""
         sql = (
-            f"SELECT {_SCHEDULE_COLUMNS} FROM tornado_schedules"
-            " WHERE tenant = %(tenant)s AND name = %(name)s"
+            f"SELECT {_SCHEDULE_COLUMNS} FROM tornado_schedules WHERE tenant = %(tenant)s AND name = %(name)s"
         )
         row = self._one(sql, {"tenant": tenant, "name": name})
         return _schedule(row) if row else None

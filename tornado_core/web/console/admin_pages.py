@@ -89,6 +89,9 @@ class OperatorHandler(OperatorsHandler):
                 raise HTTPError(400, reason="change: role, disable or enable")
         except ValueError:
             raise HTTPError(400, reason=f"role: one of {', '.join(Role)}") from None
+        except OperatorInvalid as exc:
+            await self._page(error=f"{name}: {exc}", status=400)
+            return
         except OperatorNotFound:
             raise HTTPError(404, reason=f"no operator named {name!r}") from None
         self.redirect(f"{PREFIX}/operators?" + urlencode({"notice": f"{name}: {change} done."}), status=303)
