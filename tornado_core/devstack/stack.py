@@ -264,11 +264,16 @@ class DevStack:
             self._provision_postgres(server)
             state.postgres_provisioned = True
             save_state(self.state_dir, state)
+        else:  # a stack made by an older Tornado gets the migrations added since
+            self._migrate(server)
 
     def _provision_postgres(self, server: PostgresServer) -> None:
         admin = DatabaseAdmin(server.dsn("postgres"))
         for name in (ERP_DB, REDSHIFT_DB, TEMPLATE_DB, JOBS_DB):
             admin.ensure(name)
+        self._migrate(server)
+
+    def _migrate(self, server: PostgresServer) -> None:
         for name in (TEMPLATE_DB, JOBS_DB):
             try:
                 migrate(server.dsn(name))
