@@ -33,6 +33,10 @@ CRC_TYPES = frozenset("12345")
 COLLECTORS = {"mobile": 1, "browser": 2, "desktop": 3, "device": 4}
 #: Characters of fields 1 to 7 of a type-7 record (the hashed part).
 PUNCH_FIELDS_LENGTH = 73
+#: Type-6 event codes a REP-P writes (annex: 07 service available, 08 service unavailable).
+EVENT_SERVICE_AVAILABLE = "07"
+EVENT_SERVICE_UNAVAILABLE = "08"
+EVENT_CODES = frozenset({EVENT_SERVICE_AVAILABLE, EVENT_SERVICE_UNAVAILABLE})
 
 
 def crc16_kermit(data: bytes) -> int:
@@ -144,7 +148,39 @@ class PunchRecord:
     hash: str
 
 
-Record = EmployerRecord | EmployeeRecord | PunchRecord
+@dataclass(frozen=True, kw_only=True)
+class ClockAdjustment:
+    """Type 4: the REP's clock moved from ``before`` to ``adjusted`` by ``responsible_cpf``."""
+
+    nsr: int
+    before: datetime
+    adjusted: datetime
+    responsible_cpf: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SensitiveEvent:
+    """Type 6: a sensitive event of the REP (for a REP-P: service unavailable / available again).
+
+    Attributes:
+        nsr: Its NSR in the REP's sequence.
+        recorded_at: When the event happened (an outage window's start or end).
+        code: Two-digit event code, one of :data:`EVENT_CODES`.
+    """
+
+    nsr: int
+    recorded_at: datetime
+    code: str
+
+
+Record = EmployerRecord | ClockAdjustment | EmployeeRecord | SensitiveEvent | PunchRecord
+_RECORD_TYPES: dict[type, str] = {
+    EmployerRecord: "2",
+    ClockAdjustment: "4",
+    EmployeeRecord: "5",
+    SensitiveEvent: "6",
+    PunchRecord: "7",
+}
 
 
 def punch_fields(
@@ -189,7 +225,19 @@ def header_line(header: Header) -> str:
 
 
 def record_line(record: Record) -> str:
-    """The line of a type 2, 5 or 7 record."""
+    """The line of a type 2, 4, 5, 6 or 7 record."""
+    if isinstance(record, SensitiveEvent):
+        if record.code not in EVENT_CODES:
+            raise ValueError(f"unknown type-6 event code {record.code!r}")
+        return nsr_field(record.nsr) + "6" + format_dh(record.recorded_at) + record.code
+    if isinstance(record, ClockAdjustment):
+        return with_crc(
+            nsr_field(record.nsr)
+            + "4"
+            + format_dh(record.before)
+            + format_dh(record.adjusted)
+            + text_field(record.responsible_cpf, 11)
+        )
     if isinstance(record, PunchRecord):
         fields = punch_fields(
             nsr=record.nsr,
@@ -227,9 +275,7 @@ def record_line(record: Record) -> str:
 
 def record_type(record: Record) -> str:
     """The type digit of a record."""
-    if isinstance(record, PunchRecord):
-        return "7"
-    return "2" if isinstance(record, EmployerRecord) else "5"
+    return _RECORD_TYPES[type(record)]
 
 
 def trailer_line(records: Sequence[Record]) -> str:

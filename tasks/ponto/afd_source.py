@@ -7,7 +7,16 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from .afd import EmployeeRecord, Employer, EmployerRecord, Header, PunchRecord, Record
+from .afd import (
+    ClockAdjustment,
+    EmployeeRecord,
+    Employer,
+    EmployerRecord,
+    Header,
+    PunchRecord,
+    Record,
+    SensitiveEvent,
+)
 
 _REP = """
 SELECT r.tenant, r.inpi_number, r.developer_type, r.developer_id, e.employer_type, e.employer_id,
@@ -57,7 +66,7 @@ def load_afd_source(conn: Any, *, rep: str, start: date, end: date, generated_at
         first, after = period_bounds(start, end, zone)
         bounds = {"rep": rep, "start": first, "end": after}
         cur.execute(_EVENTS, bounds)
-        records: list[Record] = [_event(r) for r in cur.fetchall()]
+        records: list[Record] = [event_record(r) for r in cur.fetchall()]
         cur.execute(_PUNCHES, bounds)
         records.extend(_punch(r) for r in cur.fetchall())
     employer = Employer(id_type=emp_type, id=emp_id, cno_caepf=cno, name=name, site=site)
@@ -73,27 +82,50 @@ def load_afd_source(conn: Any, *, rep: str, start: date, end: date, generated_at
     return AfdSource(header, sorted(records, key=lambda r: r.nsr), str(tenant))
 
 
-def _event(row: Any) -> Record:
+def event_record(row: Any) -> Record:
+    """A ``ponto_event`` row ``(nsr, record_type, recorded_at, time_zone, fields)`` as its AFD record.
+
+    Type 2 and 5 fields are as :mod:`.admin` writes them, type 6 ``{"code": "08", ...}``
+    (:mod:`.events`), type 4 ``{"before": ISO, "adjusted": ISO, "responsible_cpf": ...}``.
+
+    Raises:
+        ValueError: A record type the AFD has no layout for here.
+    """
     nsr, kind, recorded, zone, fields = row
-    when = recorded.astimezone(ZoneInfo(zone))
+    tz = ZoneInfo(zone)
+    when = recorded.astimezone(tz)
     if kind == 2:
-        employer = Employer(
-            id_type=fields["id_type"],
-            id=fields["id"],
-            cno_caepf=fields["cno_caepf"],
-            name=fields["name"],
-            site=fields["site"],
-        )
         return EmployerRecord(
-            nsr=nsr, recorded_at=when, responsible_cpf=fields["responsible_cpf"], employer=employer
+            nsr=nsr, recorded_at=when, responsible_cpf=fields["responsible_cpf"], employer=_employer(fields)
         )
-    return EmployeeRecord(
-        nsr=nsr,
-        recorded_at=when,
-        operation=fields["operation"],
-        cpf=fields["cpf"],
+    if kind == 4:
+        return ClockAdjustment(
+            nsr=nsr,
+            before=datetime.fromisoformat(fields["before"]).astimezone(tz),
+            adjusted=datetime.fromisoformat(fields["adjusted"]).astimezone(tz),
+            responsible_cpf=fields["responsible_cpf"],
+        )
+    if kind == 5:
+        return EmployeeRecord(
+            nsr=nsr,
+            recorded_at=when,
+            operation=fields["operation"],
+            cpf=fields["cpf"],
+            name=fields["name"],
+            responsible_cpf=fields["responsible_cpf"],
+        )
+    if kind == 6:
+        return SensitiveEvent(nsr=nsr, recorded_at=when, code=fields["code"])
+    raise ValueError(f"NSR {nsr}: no AFD layout for a type-{kind} event record")
+
+
+def _employer(fields: dict[str, Any]) -> Employer:
+    return Employer(
+        id_type=fields["id_type"],
+        id=fields["id"],
+        cno_caepf=fields["cno_caepf"],
         name=fields["name"],
-        responsible_cpf=fields["responsible_cpf"],
+        site=fields["site"],
     )
 
 

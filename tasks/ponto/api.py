@@ -40,6 +40,8 @@ from tornado_core.extend import (
 
 from .directory import find_punch, rep_owners
 from .intake import MAX_PUNCHES, Checked, IncomingPunch, check_punch
+from .quarantine import Refusal
+from .quarantine_api import QuarantineHandler, quarantine_openapi, store_refusals
 
 RECORD_TASK = "ponto.record"
 #: Seconds the first punch of an idle lane waits for company.
@@ -197,7 +199,8 @@ def punch_openapi() -> tuple[dict[str, Any], dict[str, Any]]:
     schemas = {"Punch": punch, "PunchBatch": request, "PunchResults": _results_schema(), **nested}
     schemas["RecordedPunch"] = _recorded_schema()
     paths = {"/v1/punches": {"post": _post_operation()}, "/v1/punches/{id}": {"get": _get_operation()}}
-    return paths, schemas
+    quarantine_paths, quarantine_schemas = quarantine_openapi()
+    return paths | quarantine_paths, schemas | quarantine_schemas
 
 
 def _post_operation() -> dict[str, Any]:
@@ -206,7 +209,8 @@ def _post_operation() -> dict[str, Any]:
         "summary": "Record time-clock punches (each accepted or refused on its own)",
         "description": "202 with a receipt per accepted punch (its job id) once queued; "
         "422 when no punch was valid (the per-punch results) or the body is not a punch batch (an Error); "
-        "503 when the queue refused them all.",
+        "every refused punch is first kept in the quarantine (GET /v1/punches/quarantine); "
+        "503 when the queue refused them all or the quarantine could not be written.",
         "operationId": "submitPunches",
         "requestBody": {"required": True, "content": {_JSON: {"schema": {"$ref": _REF + "PunchBatch"}}}},
         "responses": {
@@ -256,6 +260,7 @@ def _results_schema() -> dict[str, Any]:
             "index": {"type": "integer"},
             "id": {"type": ["string", "null"]},
             "error": {"$ref": _REF + "ErrorDetail"},
+            "quarantined": {"type": "boolean", "description": "Kept in GET /v1/punches/quarantine."},
         },
     }
     return per_item_results_schema(accepted, refused)
@@ -292,7 +297,11 @@ def punch_endpoints(api: ApiContext) -> ApiExtension:
 
     state = PunchState(PunchLanes(api), RepDirectory(api.services.rds, run))
     args = {"api": api, "punches": state}
-    routes = [(r"/v1/punches", PunchesHandler, args), (r"/v1/punches/([^/]+)", PunchHandler, args)]
+    routes = [
+        (r"/v1/punches", PunchesHandler, args),
+        (r"/v1/punches/quarantine", QuarantineHandler, args),  # before the {id} route, which would match it
+        (r"/v1/punches/([^/]+)", PunchHandler, args),
+    ]
     paths, schemas = punch_openapi()
     return ApiExtension(routes=routes, openapi_paths=paths, openapi_schemas=schemas)
 
@@ -330,6 +339,13 @@ class PunchesHandler(JsonBodyHandler):
             check_punch(item, index=n, received_at=received_at, rep_known=owned.__contains__)
             for n, item in enumerate(items)
         ]
+        refused = [
+            Refusal(c.code, c.error()["message"], items[c.index], received_at, c.punch_id)
+            for c in checked
+            if not c.ok
+        ]
+        if refused:  # storage first: kept before the refusal is answered (503 if they cannot be)
+            await store_refusals(self, refused)
         results, outage = await self.within_deadline(self._queue(checked))
         accepted = sum(1 for r in results if "error" not in r)
         if accepted == 0 and outage is not None and all(c.ok for c in checked):
@@ -348,7 +364,7 @@ class PunchesHandler(JsonBodyHandler):
             head = {"index": c.index, "id": c.punch_id}
             outcome = job_of.get(c.index)
             if c.queued is None:
-                results.append({**head, "error": c.error()})
+                results.append({**head, "error": c.error(), "quarantined": True})
             elif isinstance(outcome, BaseException):
                 error = translate(outcome)
                 outage = error if error.status == 503 else outage

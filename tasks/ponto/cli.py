@@ -99,6 +99,25 @@ def audit(reps: tuple[str, ...]) -> None:
         raise click.ClickException(f"{failed} REP(s) do not verify")
 
 
+@ponto.group("quarantine")
+def quarantine_group() -> None:
+    """Punches refused for good (too old, too far ahead, malformed, unknown REP), kept raw."""
+
+
+@quarantine_group.command("list")
+@click.option("--tenant", required=True, help="Whose refused punches.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--before", default=None, type=int, help="Only entries older than this quarantine id.")
+def quarantine_list(tenant: str, limit: int, before: int | None) -> None:
+    """Print the tenant's quarantined punches, newest first, one JSON object a line."""
+    from .quarantine import list_quarantined
+
+    with command_services() as services, services.rds.connection() as conn:
+        rows = list_quarantined(conn, tenant, limit=limit, before=before)
+    for row in rows:
+        click.echo(json.dumps(row, ensure_ascii=False, sort_keys=True))
+
+
 @ponto.command("init-db")
 def init_db() -> None:
     """Create the ponto tables in the ERP database (TORNADO_ERP_DATABASE_URL)."""
@@ -193,6 +212,31 @@ def _admin(action: Any) -> Any:
                 return action(conn)
         except (ValueError, LookupError) as exc:
             raise click.ClickException(str(exc)) from None
+
+
+@ponto.command("outage")
+@click.argument("reps", nargs=-1)
+@click.option("--tenant", default=None, help="Every REP of this tenant (instead of REPS).")
+@click.option("--start", required=True, help="When the service became unavailable (ISO 8601 with offset).")
+@click.option("--end", required=True, help="When it was available again (ISO 8601 with offset).")
+@click.option("--reason", default="", help="Kept with the records (not written in the AFD).")
+def outage(reps: tuple[str, ...], tenant: str | None, start: str, end: str, reason: str) -> None:
+    """Record an outage window: type-6 events 08 (unavailable) at --start and 07 (available) at --end."""
+    from .events import parse_instant, record_outage, tenant_reps
+    from .schema import ensure_schema
+
+    if bool(reps) == bool(tenant):
+        raise click.UsageError("give REPS or --tenant, not both")
+
+    def action(conn: Any) -> Any:
+        ensure_schema(conn)
+        targets = list(reps) or tenant_reps(conn, tenant or "")
+        window = {"start": parse_instant(start), "end": parse_instant(end)}
+        return record_outage(conn, targets, **window, reason=reason)
+
+    for event in _admin(action):
+        again = "" if event.created else " (recorded before)"
+        click.echo(f"{event.rep_id}: NSR {event.nsr}, event {event.code} at {event.at.isoformat()}{again}")
 
 
 @ponto.command("install-signer")

@@ -17,7 +17,8 @@ from .afd import COLLECTORS
 from .identity import cpf_problem, digits_only
 from .models import Geo
 
-#: How far ahead of the API's clock a punch time may be (collector clocks drift).
+#: How far ahead of the API's clock a punch time may be (collector clocks drift). Within it a punch
+#: is accepted and never marked after its receipt (``ledger.marcacao``); beyond it, refused and quarantined.
 MAX_AHEAD = timedelta(minutes=5)
 #: How old an offline punch may be when it finally arrives.
 MAX_AGE = timedelta(days=60)

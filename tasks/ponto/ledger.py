@@ -10,6 +10,8 @@ Every append runs inside the caller's transaction and follows one protocol:
 5. ``UPDATE ... RETURNING`` the counters to the last NSR and hash.
 
 A rollback undoes the counter with the rows, so NSRs never skip (a sequence would).
+A punch's marcação is never after its gravação (:func:`marcacao`); a punch that cannot be
+recorded goes to the quarantine in the same transaction.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from tornado_core.errors import Retry
 
 from .afd import chain_hash, punch_fields
 from .models import QueuedPunch
+from .quarantine import Refusal, quarantine
 
 _LOCK = """
 SELECT c.rep_id, c.last_nsr, c.last_hash, r.tenant, e.time_zone
@@ -162,7 +165,39 @@ def record_punches(
         if fresh:
             _insert(cur, tenant, job_id, fresh, now)
             advance(cur, [heads[rep] for rep in sorted({row["rep"] for row in fresh})], now)
+    _quarantine_rejected(conn, tenant, job_id, punches, outcomes)
     return outcomes
+
+
+def marcacao(punch: QueuedPunch, recorded_at: datetime) -> datetime:
+    """The marcação of a punch: never later than its receipt by the API, nor than its gravação.
+
+    Online punches are marked at the API's receipt; offline punches at the device's time, unless
+    the device's clock is ahead: a punch cannot have been made after the API received it, so its
+    marcação is then the receipt (the device's own time and offset stay in ``device_time`` and
+    ``device_offset``). Gravação caps it too, in case the API's clock is ahead of the database's.
+
+    Args:
+        punch: The queued punch.
+        recorded_at: Its gravação (the database's clock under the REP's lock).
+    """
+    claimed = punch.time if punch.offline else punch.received_at
+    return min(claimed, punch.received_at, recorded_at)
+
+
+def _quarantine_rejected(
+    conn: Any, tenant: str, job_id: str, punches: Sequence[QueuedPunch], outcomes: Sequence[PunchOutcome]
+) -> None:
+    refusals = [
+        Refusal("rep_unknown", o.reason or "rejected", p.model_dump(mode="json"), p.received_at, str(p.id))
+        for p, o in zip(punches, outcomes, strict=True)
+        if o.status == "rejected"
+    ]
+    if refusals:
+        from .schema import ensure_schema  # here: schema imports modules that import the ledger
+
+        ensure_schema(conn)  # a database created before the quarantine existed
+        quarantine(conn, tenant=tenant, refusals=refusals, stage="record", job_id=job_id)
 
 
 def _number(
@@ -193,7 +228,7 @@ def _number(
 def _chain(punch: QueuedPunch, head: RepHead, now: datetime) -> dict[str, Any]:
     """Number one punch and chain its hash onto the REP's head (which moves)."""
     zone = ZoneInfo(head.time_zone)
-    marked = punch.time if punch.offline else punch.received_at
+    marked = marcacao(punch, now)
     nsr = head.last_nsr + 1
     fields = punch_fields(
         nsr=nsr,

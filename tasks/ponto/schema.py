@@ -11,9 +11,12 @@ from typing import Any
 
 from tornado_core import TaskSchema
 
+from .events import EVENTS_DDL
+from .quarantine import QUARANTINE_DDL
+
 #: Advisory lock serialising schema changes (arbitrary, fixed forever).
 SCHEMA_LOCK_KEY = 7_461_727_671
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS ponto_schema (
@@ -121,7 +124,12 @@ INSERT INTO ponto_schema (version) VALUES (%(version)s) ON CONFLICT DO NOTHING;
 """
 
 
-SCHEMA = TaskSchema(version_table="ponto_schema", version=SCHEMA_VERSION, lock_key=SCHEMA_LOCK_KEY, ddl=_DDL)
+SCHEMA = TaskSchema(
+    version_table="ponto_schema",
+    version=SCHEMA_VERSION,
+    lock_key=SCHEMA_LOCK_KEY,
+    ddl=_DDL + QUARANTINE_DDL + EVENTS_DDL,
+)
 
 
 def ensure_schema(conn: Any) -> None:

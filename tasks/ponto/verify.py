@@ -10,6 +10,7 @@ from .afd import (
     CRC_TYPES,
     CRLF,
     ENCODING,
+    EVENT_CODES,
     LINE_LENGTHS,
     PUNCH_FIELDS_LENGTH,
     SIGNATURE_LINE,
@@ -112,6 +113,9 @@ def _check_record(number: int, line: str, report: Report) -> str | None:
         report.add(number, f"CPF {cpf.strip()!r} is not valid")
     if kind == "7" and (line[72] not in "01" or not _HASH.match(line[73:])):
         report.add(number, "type-7 flag or hash field is malformed")
+    if kind == "6" and line[34:36] not in EVENT_CODES:
+        codes = "/".join(sorted(EVENT_CODES))
+        report.add(number, f"type-6 event code {line[34:36]!r} is not a REP-P event ({codes})")
     return kind
 
 
