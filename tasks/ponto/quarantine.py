@@ -29,7 +29,8 @@ CREATE TABLE IF NOT EXISTS ponto_quarantine (
     collector      text,                           -- the collector kind (mobile, browser, desktop, device)
     user_agent     text NOT NULL DEFAULT '',       -- the sending device's User-Agent
     remote_addr    text NOT NULL DEFAULT '',
-    payload        jsonb NOT NULL,                 -- the punch exactly as received
+    payload        text NOT NULL,                  -- the punch exactly as received, as ASCII JSON (NUL and
+                                                   -- unpaired surrogates escaped: nothing sent is lost)
     received_at    timestamptz NOT NULL,           -- the API's clock at receipt
     quarantined_at timestamptz NOT NULL DEFAULT clock_timestamp(),
     job_id         text                            -- the ponto.record job, for stage 'record'
@@ -45,7 +46,7 @@ _INSERT = """
 INSERT INTO ponto_quarantine (tenant, stage, reason, message, punch_id, rep, collector, user_agent,
     remote_addr, payload, received_at, job_id)
 SELECT %(tenant)s, %(stage)s, u.reason, u.message, u.punch_id, u.rep, u.collector, %(agent)s, %(addr)s,
-    u.payload::jsonb, u.received_at, %(job_id)s
+    u.payload, u.received_at, %(job_id)s
 FROM unnest(%(reason)s::text[], %(message)s::text[], %(pid)s::text[], %(rep)s::text[],
     %(collector)s::text[], %(payload)s::text[], %(received)s::timestamptz[])
     AS u (reason, message, punch_id, rep, collector, payload, received_at)
@@ -139,15 +140,15 @@ def quarantine(
     params: dict[str, Any] = {
         "tenant": tenant,
         "stage": stage,
-        "agent": sender.user_agent[:500],
-        "addr": sender.remote_addr[:100],
+        "agent": storable(sender.user_agent[:500]),
+        "addr": storable(sender.remote_addr[:100]),
         "job_id": job_id,
         "reason": [r.reason for r in refusals],
-        "message": [r.message for r in refusals],
-        "pid": [r.punch_id for r in refusals],
-        "rep": [r.rep for r in refusals],
-        "collector": [r.collector for r in refusals],
-        "payload": [json.dumps(r.payload, ensure_ascii=False) for r in refusals],
+        "message": [storable(r.message) for r in refusals],
+        "pid": [storable(r.punch_id) for r in refusals],
+        "rep": [storable(r.rep) for r in refusals],
+        "collector": [storable(r.collector) for r in refusals],
+        "payload": [json.dumps(r.payload, ensure_ascii=True) for r in refusals],
         "received": [r.received_at for r in refusals],
     }
     with conn.cursor() as cur:
@@ -176,8 +177,27 @@ def list_quarantined(
     return [_entry(row) for row in rows]
 
 
+def storable(value: str | None) -> str | None:
+    """Text PostgreSQL can keep and JSON can carry: NUL and unpaired surrogates written as escapes."""
+    if value is None:
+        return None
+    return value.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+
+
+def _readable(value: Any) -> Any:
+    """A stored payload with every string made :func:`storable`, so the listing can be sent as JSON."""
+    if isinstance(value, str):
+        return storable(value)
+    if isinstance(value, list):
+        return [_readable(item) for item in value]
+    if isinstance(value, dict):
+        return {storable(str(key)): _readable(item) for key, item in value.items()}
+    return value
+
+
 def _entry(row: Sequence[Any]) -> dict[str, Any]:
     entry = dict(zip(_COLUMNS, row, strict=True))
+    entry["payload"] = _readable(json.loads(entry["payload"]))
     for key in ("received_at", "quarantined_at"):
         entry[key] = entry[key].isoformat()
     entry["quarantine_id"] = int(entry["quarantine_id"])

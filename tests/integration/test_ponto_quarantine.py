@@ -3,6 +3,7 @@ punches refused for good are kept, raw and append-only, in the quarantine."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -107,6 +108,25 @@ def test_the_quarantine_keeps_raw_refusals_pages_them_and_is_append_only(erp: Er
     assert [r["reason"] for r in first + rest] == ["time_in_future", "punch_invalid", "time_too_old"]
     assert rest[0]["payload"] == refusals[0].payload and first[1]["payload"] == "punch"
     assert first[0]["collector"] == "device" and first[0]["user_agent"] == "clock/2"
+
+
+def test_a_punch_with_nul_and_unpaired_surrogates_is_kept_whole_and_listed(erp: Erp) -> None:
+    """What a fuzzer (or a broken device) sends still goes in: PostgreSQL text takes no NUL, jsonb no
+    NUL escape, UTF-8 no lone surrogate; the raw punch is kept as ASCII JSON, losslessly."""
+    raw = {"id": "\udbc8x\x00", "rep": "r\x00\u00b5", "time": "0298-06-26T04:07:29Z", "cpf": "8\u00eef"}
+    refusal = Refusal("punch_invalid", "bad \x00 punch", raw, datetime.now(UTC), raw["id"])
+    with erp.pool.connection() as conn:
+        assert quarantine(conn, tenant=erp.tenant, refusals=[refusal]) == 1
+        [entry] = list_quarantined(conn, erp.tenant, limit=1)
+        cur = conn.cursor()
+        cur.execute(
+            "SELECT payload FROM ponto_quarantine WHERE quarantine_id = %s", (entry["quarantine_id"],)
+        )
+        [stored] = cur.fetchone()
+    assert json.loads(stored) == raw  # exactly what was sent
+    assert entry["payload"]["rep"] == "r\\x00\u00b5" and entry["payload"]["id"] == "\\udbc8x\\x00"
+    assert entry["rep"] == "r\\x00\u00b5" and entry["message"] == "bad \\x00 punch"
+    json.dumps(entry, ensure_ascii=False).encode()  # the listing can be sent as UTF-8 JSON
 
 
 @pytest.mark.parametrize(
