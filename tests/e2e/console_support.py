@@ -16,6 +16,7 @@ import psycopg2
 import pytest
 
 from tornado_core.adapters.runtimes.process.cluster import LocalCluster
+from tornado_core.adapters.runtimes.process.runtime import ProcessRuntime
 from tornado_core.bootstrap import build_services
 from tornado_core.devstack import DevStack, ExternalStack
 from tornado_core.local_machine import tornado_argv
@@ -152,5 +153,14 @@ def console_world(
     _process, world.url = cluster.start_api()
     yield world
     cluster.stop_all(grace=20)
+    _stop_released_workers(services, state_dir / "runtime")
     close()
     dev_stack.drop_database(database)
+
+
+def _stop_released_workers(services: Services, runtime_dir: Path) -> None:
+    """Stop the workers the console's release tests deployed with the process runtime."""
+    runtime = ProcessRuntime(services.settings, state_dir=runtime_dir)
+    for task_dir in (d for d in runtime_dir.glob("*") if d.is_dir()):
+        for version_dir in (d for d in task_dir.glob("*") if d.is_dir()):
+            runtime.stop(task_dir.name, version_dir.name, grace_period=20)
