@@ -114,16 +114,6 @@ def build_console_accounts(settings: Settings) -> tuple[Accounts, Callable[[], N
     return accounts_on(pool), pool.close
 
 
-def build_console_figures(services: Services) -> tuple[ConsoleFigures, Callable[[], None]]:
-    """The console's figures on a pool of their own.
-
-    Returns:
-        The figures and a function that closes their connections.
-    """
-    pool = _own_pool(services.settings.database_url, 4)  # a sample reads the store on a second one
-    return figures_on(pool, services), pool.close
-
-
 def build_console_jobs(
     services: Services, *, options: BulkOptions | None = None, watch: bool = True
 ) -> tuple[ConsoleJobs, Callable[[], None]]:

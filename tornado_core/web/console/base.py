@@ -173,15 +173,15 @@ class ConsoleHandler(RequestHandler):
 
     def form(self, name: str, default: str | None = None) -> str | None:
         """A form field, stripped; ``default`` when absent or empty."""
-        value = self.get_body_argument(name, None)
-        value = value.strip() if value is not None else None
-        return value or default
+        return _stripped(self.get_body_argument(name, None)) or default
 
     def arg(self, name: str, default: str | None = None) -> str | None:
         """A query-string argument, stripped; ``default`` when absent or empty."""
-        value = self.get_query_argument(name, None)
-        value = value.strip() if value is not None else None
-        return value or default
+        return _stripped(self.get_query_argument(name, None)) or default
+
+
+def _stripped(value: str | None) -> str | None:
+    return value.strip() if value is not None else None
 
 
 class StaticHandler(RequestHandler):
