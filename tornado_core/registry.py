@@ -20,6 +20,8 @@ class TaskRegistry:
     def __init__(self, specs: Iterable[TaskSpec] = ()) -> None:
         self._specs: dict[tuple[str, str], TaskSpec] = {}
         self._sorted: dict[str, list[TaskSpec]] = {}  # versions by name, oldest first (cache)
+        #: Counts registrations: caches of answers derived from the registry compare it.
+        self.generation = 0
         for spec in specs:
             self.register(spec)
 
@@ -51,6 +53,7 @@ class TaskRegistry:
             raise ValueError(f"task {spec.name} {spec.version} is registered twice")
         self._specs[key] = spec
         self._sorted.pop(spec.name, None)
+        self.generation += 1
 
     def get(self, name: str, version: str | None = None) -> TaskSpec:
         """A task by name; the newest registered version unless ``version`` is given.

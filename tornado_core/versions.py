@@ -56,6 +56,39 @@ def newest_version(registry: TaskRegistry, catalog: VersionCatalog | None, task:
     return newest
 
 
+class NewestVersions:
+    """:func:`newest_version` for tasks without a route, remembered until the versions change.
+
+    The API asks it for every job of such a task; the answer changes only when a version is
+    registered, so it is recomputed only when the catalog's list of names differs or the registry
+    has registered another version since.
+
+    Args:
+        registry: The task versions with code here.
+        catalog: Registered versions, code or not (``None``: the registry alone).
+    """
+
+    def __init__(self, registry: TaskRegistry, catalog: VersionCatalog | None) -> None:
+        self._registry = registry
+        self._catalog = catalog
+        self._known: dict[str, tuple[int, list[str], str]] = {}
+
+    def __call__(self, task: str) -> str:
+        """The newest version of ``task``.
+
+        Raises:
+            TaskNotFound: Neither the registry nor the catalog knows the task.
+        """
+        names = self._catalog.version_names(task) if self._catalog is not None else []
+        generation = self._registry.generation
+        known = self._known.get(task)
+        if known is not None and known[0] == generation and known[1] == names:
+            return known[2]
+        newest = newest_version(self._registry, self._catalog, task)
+        self._known[task] = (generation, names, newest)
+        return newest
+
+
 def newest_of(versions: set[str]) -> str | None:
     """The newest of ``versions`` by version order (``1.10`` after ``1.9``); ``None`` if empty."""
     return max(versions, key=version_sort_key) if versions else None

@@ -25,7 +25,7 @@ from tornado_core.registry import TaskRegistry
 from tornado_core.routing import Router
 from tornado_core.services import Services
 from tornado_core.settings import Settings
-from tornado_core.versions import VersionCatalog, newest_version
+from tornado_core.versions import NewestVersions, VersionCatalog
 
 if TYPE_CHECKING:
     from tornado_core.adapters.postgres import PostgresPool
@@ -37,6 +37,7 @@ RUNTIMES: dict[str, tuple[str, str]] = {
     "process": ("tornado_core.adapters.runtimes.process.runtime", "ProcessRuntime"),
     "docker": ("tornado_core.adapters.runtimes.docker.runtime", "DockerRuntime"),
     "ecs": ("tornado_core.adapters.runtimes.ecs.runtime", "EcsRuntime"),
+    "lambda": ("tornado_core.adapters.runtimes.lambda_.runtime", "LambdaRuntime"),
 }
 
 
@@ -223,7 +224,7 @@ def build_routing(services: Services, *, wait: float = 5.0) -> tuple[Routing, Ca
     pool = PostgresPool(services.settings.database_url, min_size=0, max_size=2)
     cache = PostgresRouteCache(pool)
     cache.start(wait=wait)
-    router = Router(cache.route, lambda task: newest_version(services.registry, cache, task))
+    router = Router(cache.route, NewestVersions(services.registry, cache))
 
     def close() -> None:
         cache.close()
@@ -237,13 +238,16 @@ def build_submitter(services: Services, routing: Routing) -> Submitter:
     return Submitter.for_services(services, resolve_version=routing.resolve, catalog=routing.catalog)
 
 
-def build_runtime(name: str, settings: Settings, *, state_dir: Path) -> RuntimePort:
-    """The worker runtime called ``name`` (``process``, ``docker``, ``ecs``), imported on demand.
+def build_runtime(
+    name: str, settings: Settings, *, state_dir: Path, registry: TaskRegistry | None = None
+) -> RuntimePort:
+    """The worker runtime called ``name`` (``process``, ``docker``, ``ecs``, ``lambda``), imported on demand.
 
     Args:
         name: Runtime name.
         settings: Settings handed to the workers.
         state_dir: Where the process runtime keeps its pidfiles and logs.
+        registry: Tasks with code here (the lambda runtime reads a task's global cap from it).
 
     Raises:
         ReleaseError: Unknown runtime name.
@@ -258,6 +262,8 @@ def build_runtime(name: str, settings: Settings, *, state_dir: Path) -> RuntimeP
         raise RuntimeFailure(f"runtime {name!r} is not available in this installation: {exc}") from exc
     if name == "process":
         return runtime_class(settings, state_dir=state_dir)  # type: ignore[no-any-return]
+    if name == "lambda":
+        return runtime_class(settings, registry=registry)  # type: ignore[no-any-return]
     return runtime_class(settings)  # type: ignore[no-any-return]
 
 
@@ -280,7 +286,9 @@ def build_release_manager(
     pool = PostgresPool(services.settings.database_url, min_size=0, max_size=2)
     store = PostgresReleaseStore(pool)
     manager = ReleaseManager(
-        services, store, lambda name: build_runtime(name, services.settings, state_dir=state_dir)
+        services,
+        store,
+        lambda name: build_runtime(name, services.settings, state_dir=state_dir, registry=services.registry),
     )
     return manager, pool.close
 

@@ -22,7 +22,7 @@ from tornado_core.ports.objects import ObjectStorePort
 from tornado_core.registry import TaskRegistry
 from tornado_core.services import Services
 from tornado_core.unique import UniqueJobs
-from tornado_core.versions import VersionCatalog, newest_version
+from tornado_core.versions import NewestVersions, VersionCatalog
 
 #: Picks the version of a task a new job goes to: ``(task, tenant, job_id) -> version``.
 VersionResolver = Callable[[str, str, str], str]
@@ -95,7 +95,8 @@ class Submitter:
         self._prefix = queue_prefix
         self._claim_check_bytes = claim_check_bytes
         self._catalog = catalog
-        self._resolve = resolve_version or (lambda task, _t, _id: newest_version(registry, catalog, task))
+        newest = NewestVersions(registry, catalog)
+        self._resolve = resolve_version or (lambda task, _t, _id: newest(task))
 
     @classmethod
     def for_services(

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import tornado.web
+from tornado.httputil import HTTPConnection, HTTPMessageDelegate
 
 from tornado_core.observability.metrics import ApiMetrics
 from tornado_core.plugins import API_GROUP, Plugin, discover
@@ -16,9 +16,12 @@ from tornado_core.producer.recording import QueuedRecorder
 from tornado_core.producer.submission import Submitter, VersionResolver
 from tornado_core.services import Services
 from tornado_core.versions import VersionCatalog
+from tornado_core.web.access_log import record_answer
 from tornado_core.web.auth import TokenCache
 from tornado_core.web.context import ApiContext
+from tornado_core.web.enqueue import Enqueuer
 from tornado_core.web.extensions import Route, load_extensions, merged_openapi
+from tornado_core.web.fast_lane import FastLane, LaneOrRoutes
 from tornado_core.web.handlers import (
     BatchHandler,
     CancelHandler,
@@ -29,7 +32,7 @@ from tornado_core.web.handlers import (
     OpenApiHandler,
     ReadyHandler,
 )
-from tornado_core.web.metrics_handler import MeteredEnqueuer, metrics_endpoint, record_request
+from tornado_core.web.metrics_handler import metrics_endpoint
 from tornado_core.web.quotas import TenantQuotas
 from tornado_core.web.schedules_api import schedule_endpoints
 from tornado_core.web.webhooks_api import webhook_endpoints
@@ -37,8 +40,6 @@ from tornado_core.web.workflows_api import workflow_endpoints
 
 if TYPE_CHECKING:
     from tornado_core.web.console.context import ConsoleParts
-
-_access_log = logging.getLogger("tornado_core.web.access")
 
 #: Threads for blocking port calls when the caller does not pass an executor.
 DEFAULT_WORKERS = 32
@@ -86,6 +87,13 @@ class ApiApplication(tornado.web.Application):
         self.api = api
         self.console = console
         self._owns_executor = owns_executor
+        #: Answers the ordinary `POST /v1/jobs` below the routes (see :mod:`tornado_core.web.fast_lane`).
+        self.lane = FastLane(api)
+        self._routes = super().start_request
+
+    def start_request(self, server_conn: object, request_conn: HTTPConnection) -> HTTPMessageDelegate:
+        """A request's delegate: the fast lane's for an ordinary ``POST /v1/jobs``, else the routes'."""
+        return LaneOrRoutes(self.lane, self._routes, server_conn, request_conn)
 
     def http_server_options(self) -> dict[str, Any]:
         """Keyword arguments for ``tornado.httpserver.HTTPServer`` serving this app."""
@@ -159,8 +167,7 @@ def make_app(
     # /metrics: the queues as the console's figures see them (none without a console), the store's counts.
     queues = console.figures.queues if console is not None else None
     metrics = ApiMetrics(queues=queues, job_counts=services.jobs.count_jobs)
-    enqueuer = MeteredEnqueuer(
-        metrics=metrics,
+    enqueuer = Enqueuer(
         submitter=submitter,
         batcher=batcher,
         executor=pool,
@@ -168,6 +175,7 @@ def make_app(
         jobs=services.jobs,
         schedules=services.schedules,
         tracing=services.tracing,
+        metrics=metrics,
     )
     api = ApiContext(
         services=services,
@@ -187,12 +195,13 @@ def make_app(
 
 
 def _log_request(handler: tornado.web.RequestHandler) -> None:
-    """Access log: quiet (DEBUG) for answered requests, WARNING for server errors; and the request metrics."""
-    if isinstance(handler.application, ApiApplication):
-        record_request(handler.application.api.metrics, handler)
-    status = handler.get_status()
-    level = logging.WARNING if status >= 500 else logging.DEBUG
-    if _access_log.isEnabledFor(level):
-        request = handler.request
-        millis = 1000.0 * request.request_time()
-        _access_log.log(level, "%d %s %s %.1fms", status, request.method, request.uri, millis)
+    """Access log and request metrics of a request answered by a handler (tornado's ``log_function``)."""
+    application, request = handler.application, handler.request
+    record_answer(
+        application.api.metrics if isinstance(application, ApiApplication) else None,
+        route=type(handler).__name__,
+        method=request.method or "",
+        uri=request.uri or "",
+        status=handler.get_status(),
+        seconds=request.request_time(),
+    )

@@ -23,7 +23,8 @@ from tornado_core.web.requests import parse_json_object
 if TYPE_CHECKING:
     from tornado_core.observability.tracing import RequestSpan
 
-_JSON = "application/json"
+#: The only request and response media type of the API.
+JSON_MEDIA_TYPE = "application/json"
 _T = TypeVar("_T")
 _EXPECTED = (ApiError, HTTPError, TornadoError)
 #: Paths that probes and scrapers call every few seconds: no span (they would bury the jobs' traces).
@@ -60,7 +61,7 @@ class BaseHandler(RequestHandler):
 
     def set_default_headers(self) -> None:
         """JSON, not cached by intermediaries."""
-        self.set_header("Content-Type", f"{_JSON}; charset=utf-8")
+        self.set_header("Content-Type", f"{JSON_MEDIA_TYPE}; charset=utf-8")
         self.set_header("Cache-Control", "no-store")
 
     def compute_etag(self) -> str | None:
@@ -81,18 +82,9 @@ class BaseHandler(RequestHandler):
         Raises:
             ApiError: 503 ``backend_timeout`` when the deadline passes first.
         """
-        loop = asyncio.get_running_loop()
         if self._deadline is None:
-            self._deadline = loop.time() + self.api.request_deadline
-        try:
-            async with self.api.timeouts.at(self._deadline):  # no timer of its own, no extra task
-                return await work
-        except TimeoutError:
-            raise unavailable(
-                "backend_timeout",
-                f"a backend did not answer within {self.api.request_deadline:g} s; retry later "
-                "(an idempotency key makes the retry safe: whether this request was queued is unknown)",
-            ) from None
+            self._deadline = asyncio.get_running_loop().time() + self.api.request_deadline
+        return await within_request_deadline(self.api, work, self._deadline)
 
     def on_finish(self) -> None:
         """Count the request as done (graceful shutdown waits for in-flight requests)."""
@@ -152,6 +144,35 @@ class BaseHandler(RequestHandler):
             app_log.error("error after the response was sent", exc_info=(typ, value, tb))  # type: ignore[arg-type]
 
 
+async def within_request_deadline(api: ApiContext, work: Awaitable[_T], deadline: float) -> _T:
+    """Await ``work`` until the loop time ``deadline`` (see :meth:`BaseHandler.within_deadline`).
+
+    Raises:
+        ApiError: 503 ``backend_timeout`` when the deadline passes first.
+    """
+    try:
+        async with api.timeouts.at(deadline):  # no timer of its own, no extra task
+            return await work
+    except TimeoutError:
+        raise unavailable(
+            "backend_timeout",
+            f"a backend did not answer within {api.request_deadline:g} s; retry later "
+            "(an idempotency key makes the retry safe: whether this request was queued is unknown)",
+        ) from None
+
+
+def bearer_token(header: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header; ``None`` if there is none."""
+    scheme, _, token = (header or "").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+def media_type(header: str | None) -> str:
+    """The media type of a ``Content-Type`` header, without its parameters, in lower case."""
+    return (header or "").split(";")[0].strip().lower()
+
+
 def route_template(handler: RequestHandler) -> str:
     """The path a request matched with its captured parts as ``{}`` (``/v1/jobs/{}:cancel``).
 
@@ -175,10 +196,8 @@ class AuthenticatedHandler(BaseHandler):
     async def prepare(self) -> None:
         """Refuse a method this resource does not have, then authenticate (before any body)."""
         self.refuse_unknown_method()
-        header = self.request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        token, tokens = token.strip(), self.api.tokens
-        if scheme.lower() != "bearer" or not token:
+        token, tokens = bearer_token(self.request.headers.get("Authorization")), self.api.tokens
+        if token is None:
             raise unauthorized("missing bearer token (Authorization: Bearer <token>)")
         grant = tokens.cached_grant(token) or await self.within_deadline(tokens.grant_for(token))
         if grant is None:
@@ -224,9 +243,8 @@ class JsonBodyHandler(AuthenticatedHandler):
         length = self.request.headers.get("Content-Length")
         if length is not None and length.isdigit() and int(length) > limit:
             self._refuse_too_large()
-        media_type = self.request.headers.get("Content-Type", "").split(";")[0].strip().lower()
-        if media_type != _JSON:
-            raise ApiError(415, "unsupported_media_type", f"send the body as {_JSON}")
+        if media_type(self.request.headers.get("Content-Type")) != JSON_MEDIA_TYPE:
+            raise ApiError(415, "unsupported_media_type", f"send the body as {JSON_MEDIA_TYPE}")
 
     def data_received(self, chunk: bytes) -> None:
         """Collect the body until it crosses the limit; answer 413 before the reading stops."""

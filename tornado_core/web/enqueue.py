@@ -19,6 +19,7 @@ from tornado_core.web.errors import field_error, translate
 from tornado_core.web.requests import JobRequest, parse_job_request
 
 if TYPE_CHECKING:
+    from tornado_core.observability.metrics import ApiMetrics
     from tornado_core.observability.tracing import Tracing
 
 _T = TypeVar("_T")
@@ -38,6 +39,9 @@ class Enqueuer:
             delays are refused).
         tracing: The process's traces: a ``send`` span per submitted job, whose context its
             envelope carries (a batch's envelopes carry the request's); ``None``: off.
+        metrics: Counts each job accepted (``tornado_jobs_submitted_total``); a duplicate of a
+            unique job (answered with the job holding its key) is not counted, a repeated
+            idempotency key is, as it queues a message again. ``None``: not counted.
     """
 
     def __init__(
@@ -50,7 +54,9 @@ class Enqueuer:
         jobs: JobStorePort,
         schedules: SchedulesPort | None = None,
         tracing: Tracing | None = None,
+        metrics: ApiMetrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._submitter = submitter
         self._batcher = batcher
         self._executor = executor
@@ -75,16 +81,21 @@ class Enqueuer:
             TornadoError: Unknown task, invalid payload, queue or object store down.
         """
         if self._tracing is None:
-            return await self._submit(tenant, request, body_size, internal_ok, None)
-        with self._tracing.enqueue(tenant, request.task) as send:
-            receipt = await self._submit(tenant, request, body_size, internal_ok, send.traceparent)
-            send.queued(receipt)
-            return receipt
+            receipt = await self._submit(tenant, request, body_size, internal_ok, None)
+        else:
+            with self._tracing.enqueue(tenant, request.task) as send:
+                receipt = await self._submit(tenant, request, body_size, internal_ok, send.traceparent)
+                send.queued(receipt)
+        self._count(tenant, receipt)
+        return receipt
 
     async def _submit(
         self, tenant: str, request: JobRequest, body_size: int, internal_ok: bool, traceparent: str | None
     ) -> dict[str, str]:
-        prepared = await self._run(body_size, self._prepare, tenant, request, internal_ok, traceparent)
+        if body_size <= self._offload_above:  # no claim check possible: no executor hop
+            prepared = self._prepare(tenant, request, internal_ok, traceparent)
+        else:
+            prepared = await self._blocking(self._prepare, tenant, request, internal_ok, traceparent)
         if prepared.unique_key is not None:
             existing = await self._blocking(self._existing, tenant, prepared)
             if existing is not None:
@@ -123,7 +134,14 @@ class Enqueuer:
             outage = next((e for e in errors if e.status == 503), None)
             if outage is not None:
                 raise outage
-        return [item.result(index) for index, item in enumerate(prepared)]
+        results = [item.result(index) for index, item in enumerate(prepared)]
+        for result in results:
+            self._count(tenant, result)
+        return results
+
+    def _count(self, tenant: str, receipt: dict[str, Any]) -> None:
+        if self._metrics is not None and "id" in receipt and not receipt.get("existing"):
+            self._metrics.submitted(receipt["task"], receipt["version"], tenant)
 
     async def _blocking(self, func: Callable[..., _T], *args: Any) -> _T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, func, *args)
