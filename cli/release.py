@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from tornado_cli.release_iam import policy
 from tornado_cli.release_view import backlog_bar, backlog_lines, status_table
 
 from tornado_core.commands import load_settings, reported_errors
@@ -44,20 +45,23 @@ def release_manager() -> Iterator[ReleaseManager]:
 def _deploy_options(command: _F) -> _F:
     options = [
         click.option(
-            "--runtime", type=click.Choice(["process", "docker", "ecs"]), default="process", show_default=True
+            "--runtime",
+            type=click.Choice(["process", "docker", "ecs", "lambda"]),
+            default="process",
+            show_default=True,
         ),
         click.option("--replicas", default=1, show_default=True, type=click.IntRange(1, 1000)),
         click.option("--concurrency", default=4, show_default=True, type=click.IntRange(1, 256)),
         click.option(
             "--grace-period", type=float, default=None, help="Seconds to finish on stop [task timeout + 10]."
         ),
-        click.option("--image", default=None, help="Container image (docker, ecs)."),
+        click.option("--image", default=None, help="Container image (docker, ecs, lambda)."),
         click.option("--tasks-module", default=None, help="Module declaring the task (if no entry point)."),
         click.option(
             "--python-path",
             type=click.Path(exists=True, file_okay=False, resolve_path=True),
             default=None,
-            help="Directory holding this version's code (process runtime).",
+            help="Directory holding this version's code (process; lambda: its wheels, docs/lambda.md).",
         ),
         click.option("--smoke/--no-smoke", default=False, show_default=True, help="Run a pinned smoke job."),
         click.option(
@@ -98,6 +102,9 @@ def _request(task: str, version: str, options: dict[str, Any]) -> DeployRequest:
 @click.group()
 def release() -> None:
     """Roll task versions: deploy, ramp, promote, drain, retire, or roll back (docs/releases.md)."""
+
+
+release.add_command(policy)
 
 
 @release.command()

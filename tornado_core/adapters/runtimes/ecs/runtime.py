@@ -27,6 +27,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from tornado_core.adapters.aws.clients import make_client
+from tornado_core.adapters.runtimes.iam import WorkerRole, ecs_worker_role
 from tornado_core.adapters.runtimes.images.builder import image_ref
 from tornado_core.adapters.runtimes.images.contract import (
     MANAGED_LABEL,
@@ -43,6 +44,7 @@ from tornado_core.adapters.runtimes.images.contract import (
 from tornado_core.errors import RuntimeFailure
 from tornado_core.ports.runtime import Deployment, InstanceState, WorkerInstance
 from tornado_core.settings import Settings
+from tornado_core.task import TaskSpec
 
 logger = logging.getLogger("tornado.runtime.ecs")
 
@@ -154,6 +156,19 @@ class EcsRuntime:
     def service_name(self, task: str, version: str) -> str:
         """The service and task-definition family of a version."""
         return workload_name(self._settings.queue_prefix, task, version, allowed="a-zA-Z0-9_-")
+
+    def worker_role(self, task: str, version: str, *, spec: TaskSpec | None = None) -> WorkerRole:
+        """The version's least-privilege task role, and what the execution role needs for its logs."""
+        name, config = self.service_name(task, version), self._config
+        return ecs_worker_role(
+            self._settings,
+            task,
+            version,
+            service=name,
+            cluster=config.cluster,
+            log_group=config.log_group,
+            spec=spec,
+        )
 
     # ------------------------------------------------------------------ port
 
