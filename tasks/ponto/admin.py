@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .identity import cpf_problem, digits_only, employer_id_problem, normalize_cpf
+from .identity import cpf_problem, digits_only, employer_id_problem, normalize_cpf, normalize_inpi
 from .ledger import append_events
 from .schema import ensure_schema
 
@@ -25,9 +25,20 @@ class Establishment:
     cno_caepf: str = ""
 
 
+#: The INPI number of the demo REP: not a registration (no check digit), so it can never be registered.
+DEMO_INPI_NUMBER = "BR512021000001"
+
+
 @dataclass(frozen=True, kw_only=True)
 class Rep:
-    """A REP-P installation of an establishment (its NSR sequence and hash chain)."""
+    """A REP-P installation of an establishment (its NSR sequence and hash chain).
+
+    Attributes:
+        inpi_number: The REP-P's registration at INPI as written in the AFD (17 characters at most).
+        registered: Production: the number is a valid INPI software registration and the REP's
+            files are signed with the developer's ICP-Brasil certificate. Otherwise (demo,
+            development, homologation) its signatures are test ones.
+    """
 
     rep_id: str
     establishment_id: str
@@ -35,6 +46,7 @@ class Rep:
     developer_type: int
     developer_id: str
     responsible_cpf: str
+    registered: bool = False
 
 
 def _check_zone(name: str) -> None:
@@ -80,13 +92,17 @@ def add_rep(conn: Any, rep: Rep) -> bool:
         True if created, False if it existed already.
 
     Raises:
-        ValueError: Invalid responsible CPF or developer id.
+        ValueError: Invalid responsible CPF or developer id, an INPI number longer than its field,
+            or a REP said registered whose number is not a valid INPI registration.
         LookupError: The establishment does not exist.
     """
     normalize_cpf(rep.responsible_cpf)
     problem = employer_id_problem(rep.developer_type, rep.developer_id)
     if problem:
         raise ValueError(f"developer id {problem}")
+    inpi = normalize_inpi(rep.inpi_number) if rep.registered else rep.inpi_number.strip()
+    if not 0 < len(inpi) <= 17:
+        raise ValueError("the INPI number must have 1 to 17 characters (AFD header field 7)")
     ensure_schema(conn)
     with conn.cursor() as cur:
         cur.execute(
@@ -99,14 +115,16 @@ def add_rep(conn: Any, rep: Rep) -> bool:
             raise LookupError(f"no establishment {rep.establishment_id!r}")
         cur.execute(
             "INSERT INTO ponto_rep (rep_id, tenant, establishment_id, inpi_number, developer_type,"
-            " developer_id) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (rep_id) DO NOTHING RETURNING 1",
+            " developer_id, registered) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (rep_id) DO NOTHING RETURNING 1",
             (
                 rep.rep_id,
                 est[0],
                 rep.establishment_id,
-                rep.inpi_number,
+                inpi,
                 rep.developer_type,
                 digits_only(rep.developer_id),
+                rep.registered,
             ),
         )
         if cur.fetchone() is None:
@@ -154,6 +172,9 @@ def add_demo_establishment(
 ) -> list[str]:
     """One establishment of ``tenant`` with ``reps`` REPs (tests, benchmarks, demos); returns the REP ids.
 
+    The REPs are not registered at INPI (their number, :data:`DEMO_INPI_NUMBER`, is no registration):
+    what they sign is a test signature.
+
     Args:
         conn: DB-API connection to the ERP database.
         tenant: The tenant owning them.
@@ -181,10 +202,11 @@ def add_demo_establishment(
             Rep(
                 rep_id=rep,
                 establishment_id=establishment,
-                inpi_number="BR512021000001",
+                inpi_number=DEMO_INPI_NUMBER,
                 developer_type=1,
                 developer_id="11222333000181",
                 responsible_cpf="52998224725",
+                registered=False,
             ),
         )
         if employee_cpf:

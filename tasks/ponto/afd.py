@@ -3,7 +3,12 @@
 Pure functions, no I/O. Choices where the layout text is ambiguous (see docs/ponto.md):
 
 * DH fields are ``AAAA-MM-ddThh:mm:00ZZZZZ``: seconds are always ``00`` and the
-  offset is the establishment's at that instant (from its IANA zone).
+  offset is the establishment's at that instant (from its IANA zone). A punch's two DH are
+  rendered once, at insertion, and kept as text (``marked_dh``, ``recorded_dh``): the AFD
+  writes those, so a later time-zone database cannot change a hashed line.
+* Header fields 8 and 9 are the annex's "data inicial / final dos registros no arquivo":
+  the local dates of the earliest and latest gravação in the file (:func:`records_period`);
+  an AFD without records states the period asked for.
 * Records of types 1 to 5 end with CRC-16/KERMIT of the characters before it,
   written as four upper-case hex digits.
 * The type-7 hash is the lower-case hex SHA-256 of fields 1 to 7 exactly as
@@ -29,11 +34,14 @@ ENCODING = "iso-8859-1"
 LINE_LENGTHS = {"1": 302, "2": 331, "3": 50, "4": 73, "5": 118, "6": 36, "7": 137, "9": 64}
 #: Record types that end with a CRC-16.
 CRC_TYPES = frozenset("12345")
-#: Collector codes of type-7 field 6.
-COLLECTORS = {"mobile": 1, "browser": 2, "desktop": 3, "device": 4}
+#: Collector codes of type-7 field 6 (annex table: 01 aplicativo mobile, 02 browser, 03 aplicativo
+#: desktop, 04 dispositivo eletrônico, 05 outro dispositivo eletrônico não especificado).
+COLLECTORS = {"mobile": 1, "browser": 2, "desktop": 3, "device": 4, "other": 5}
 #: Characters of fields 1 to 7 of a type-7 record (the hashed part).
 PUNCH_FIELDS_LENGTH = 73
-#: Type-6 event codes a REP-P writes (annex: 07 service available, 08 service unavailable).
+#: Type-6 event codes a REP-P writes: 07 disponibilidade de serviço, 08 indisponibilidade de serviço.
+#: A transcription of Anexo V lists 02 (retorno de energia), 07 and 08 for a REP-P; a server-side
+#: REP-P has no power-return event apart from an outage window, so it writes 07/08 only (see events.py).
 EVENT_SERVICE_AVAILABLE = "07"
 EVENT_SERVICE_UNAVAILABLE = "08"
 EVENT_CODES = frozenset({EVENT_SERVICE_AVAILABLE, EVENT_SERVICE_UNAVAILABLE})
@@ -137,7 +145,13 @@ class EmployeeRecord:
 
 @dataclass(frozen=True, kw_only=True)
 class PunchRecord:
-    """Type 7: a punch on a REP-P, with its chained hash."""
+    """Type 7: a punch on a REP-P, with its chained hash.
+
+    Attributes:
+        marked_dh: The marcação DH as rendered at insertion ("" for rows older than it:
+            rendered from ``marked_at`` then).
+        recorded_dh: The gravação DH likewise.
+    """
 
     nsr: int
     marked_at: datetime
@@ -146,6 +160,18 @@ class PunchRecord:
     collector: int
     offline: bool
     hash: str
+    marked_dh: str = ""
+    recorded_dh: str = ""
+
+    @property
+    def marked_text(self) -> str:
+        """The marcação DH as the AFD writes it."""
+        return self.marked_dh or format_dh(self.marked_at)
+
+    @property
+    def recorded_text(self) -> str:
+        """The gravação DH as the AFD writes it."""
+        return self.recorded_dh or format_dh(self.recorded_at)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -187,12 +213,26 @@ def punch_fields(
     *, nsr: int, marked_at: datetime, cpf: str, recorded_at: datetime, collector: int, offline: bool
 ) -> str:
     """Fields 1 to 7 of a type-7 record, exactly as written (and hashed)."""
+    return punch_fields_text(
+        nsr=nsr,
+        marked_dh=format_dh(marked_at),
+        cpf=cpf,
+        recorded_dh=format_dh(recorded_at),
+        collector=collector,
+        offline=offline,
+    )
+
+
+def punch_fields_text(
+    *, nsr: int, marked_dh: str, cpf: str, recorded_dh: str, collector: int, offline: bool
+) -> str:
+    """Fields 1 to 7 of a type-7 record from its two DH already rendered (:func:`format_dh`)."""
     return (
         nsr_field(nsr)
         + "7"
-        + format_dh(marked_at)
+        + marked_dh
         + text_field(cpf, 12)
-        + format_dh(recorded_at)
+        + recorded_dh
         + f"{collector:02d}"
         + ("1" if offline else "0")
     )
@@ -239,11 +279,11 @@ def record_line(record: Record) -> str:
             + text_field(record.responsible_cpf, 11)
         )
     if isinstance(record, PunchRecord):
-        fields = punch_fields(
+        fields = punch_fields_text(
             nsr=record.nsr,
-            marked_at=record.marked_at,
+            marked_dh=record.marked_text,
             cpf=record.cpf,
-            recorded_at=record.recorded_at,
+            recorded_dh=record.recorded_text,
             collector=record.collector,
             offline=record.offline,
         )
@@ -271,6 +311,21 @@ def record_line(record: Record) -> str:
         + text_field(record.other, 4)
         + text_field(record.responsible_cpf, 11)
     )
+
+
+def record_day(record: Record) -> date:
+    """The local date of a record's gravação (for a type 4, of the adjusted time), as its line writes it."""
+    if isinstance(record, PunchRecord):
+        return date.fromisoformat(record.recorded_text[:10])
+    if isinstance(record, ClockAdjustment):
+        return record.adjusted.date()
+    return record.recorded_at.date()
+
+
+def records_period(records: Sequence[Record]) -> tuple[date, date] | None:
+    """Header fields 8 and 9: the dates of the first and last records in the file (``None``: no record)."""
+    days = [record_day(r) for r in records]
+    return (min(days), max(days)) if days else None
 
 
 def record_type(record: Record) -> str:

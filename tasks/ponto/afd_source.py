@@ -16,11 +16,12 @@ from .afd import (
     PunchRecord,
     Record,
     SensitiveEvent,
+    records_period,
 )
 
 _REP = """
 SELECT r.tenant, r.inpi_number, r.developer_type, r.developer_id, e.employer_type, e.employer_id,
-       e.cno_caepf, e.company_name, e.work_site, e.time_zone
+       e.cno_caepf, e.company_name, e.work_site, e.time_zone, r.registered
 FROM ponto_rep r JOIN ponto_establishment e ON e.establishment_id = r.establishment_id
 WHERE r.rep_id = %s
 """
@@ -31,18 +32,28 @@ WHERE rep_id = %(rep)s AND recorded_at >= %(start)s AND recorded_at < %(end)s
 """
 
 _PUNCHES = """
-SELECT nsr, marked_at, cpf, recorded_at, time_zone, collector, offline, hash FROM ponto_punch
+SELECT nsr, marked_at, cpf, recorded_at, time_zone, collector, offline, hash, marked_dh, recorded_dh
+FROM ponto_punch
 WHERE rep_id = %(rep)s AND recorded_at >= %(start)s AND recorded_at < %(end)s
 """
 
 
 @dataclass(frozen=True)
 class AfdSource:
-    """Everything an AFD of one REP and period is made of."""
+    """Everything an AFD of one REP and period is made of.
+
+    Attributes:
+        header: Type 1; its dates are those of the first and last records (the period asked
+            for when there is none).
+        records: Types 2 to 7, in NSR order.
+        tenant: The REP's owner.
+        registered: Whether the REP is registered at INPI (its files are signed for real).
+    """
 
     header: Header
     records: list[Record]
     tenant: str
+    registered: bool = False
 
 
 def period_bounds(start: date, end: date, zone: str) -> tuple[datetime, datetime]:
@@ -54,6 +65,9 @@ def period_bounds(start: date, end: date, zone: str) -> tuple[datetime, datetime
 def load_afd_source(conn: Any, *, rep: str, start: date, end: date, generated_at: datetime) -> AfdSource:
     """The header and the records (by NSR) of ``rep`` whose gravação falls in the period.
 
+    The period selects the records; the header states the dates of the first and last of them
+    (:func:`.afd.records_period`), or the period itself when it has none.
+
     Raises:
         LookupError: No such REP.
     """
@@ -62,7 +76,7 @@ def load_afd_source(conn: Any, *, rep: str, start: date, end: date, generated_at
         row = cur.fetchone()
         if row is None:
             raise LookupError(f"no REP {rep!r}")
-        tenant, inpi, dev_type, dev_id, emp_type, emp_id, cno, name, site, zone = row
+        tenant, inpi, dev_type, dev_id, emp_type, emp_id, cno, name, site, zone, registered = row
         first, after = period_bounds(start, end, zone)
         bounds = {"rep": rep, "start": first, "end": after}
         cur.execute(_EVENTS, bounds)
@@ -70,16 +84,17 @@ def load_afd_source(conn: Any, *, rep: str, start: date, end: date, generated_at
         cur.execute(_PUNCHES, bounds)
         records.extend(_punch(r) for r in cur.fetchall())
     employer = Employer(id_type=emp_type, id=emp_id, cno_caepf=cno, name=name, site=site)
+    first_day, last_day = records_period(records) or (start, end)
     header = Header(
         employer=employer,
         inpi=inpi,
-        start=start,
-        end=end,
+        start=first_day,
+        end=last_day,
         generated_at=generated_at.astimezone(ZoneInfo(zone)),
         developer_type=dev_type,
         developer_id=dev_id,
     )
-    return AfdSource(header, sorted(records, key=lambda r: r.nsr), str(tenant))
+    return AfdSource(header, sorted(records, key=lambda r: r.nsr), str(tenant), bool(registered))
 
 
 def event_record(row: Any) -> Record:
@@ -130,7 +145,7 @@ def _employer(fields: dict[str, Any]) -> Employer:
 
 
 def _punch(row: Any) -> PunchRecord:
-    nsr, marked, cpf, recorded, zone, collector, offline, digest = row
+    nsr, marked, cpf, recorded, zone, collector, offline, digest, marked_dh, recorded_dh = row
     tz = ZoneInfo(zone)
     return PunchRecord(
         nsr=nsr,
@@ -140,4 +155,6 @@ def _punch(row: Any) -> PunchRecord:
         collector=collector,
         offline=offline,
         hash=digest,
+        marked_dh=marked_dh or "",  # rows recorded before version 3 are rendered from their instants
+        recorded_dh=recorded_dh or "",
     )

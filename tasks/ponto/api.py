@@ -42,6 +42,8 @@ from .directory import find_punch, rep_owners
 from .intake import MAX_PUNCHES, Checked, IncomingPunch, check_punch
 from .quarantine import Refusal
 from .quarantine_api import QuarantineHandler, quarantine_openapi, store_refusals
+from .receipt_api import receipt_routes
+from .receipt_openapi import receipt_openapi
 
 RECORD_TASK = "ponto.record"
 #: Seconds the first punch of an idle lane waits for company.
@@ -200,7 +202,8 @@ def punch_openapi() -> tuple[dict[str, Any], dict[str, Any]]:
     schemas["RecordedPunch"] = _recorded_schema()
     paths = {"/v1/punches": {"post": _post_operation()}, "/v1/punches/{id}": {"get": _get_operation()}}
     quarantine_paths, quarantine_schemas = quarantine_openapi()
-    return paths | quarantine_paths, schemas | quarantine_schemas
+    receipt_paths, receipt_schemas = receipt_openapi()
+    return paths | quarantine_paths | receipt_paths, schemas | quarantine_schemas | receipt_schemas
 
 
 def _post_operation() -> dict[str, Any]:
@@ -300,6 +303,7 @@ def punch_endpoints(api: ApiContext) -> ApiExtension:
     routes = [
         (r"/v1/punches", PunchesHandler, args),
         (r"/v1/punches/quarantine", QuarantineHandler, args),  # before the {id} route, which would match it
+        *receipt_routes(api),  # likewise
         (r"/v1/punches/([^/]+)", PunchHandler, args),
     ]
     paths, schemas = punch_openapi()

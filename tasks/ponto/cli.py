@@ -6,7 +6,7 @@ Added to ``tornado`` through the commands door (entry point ``tornado.commands``
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,9 @@ import click
 
 from tornado_core import ApiError, TornadoClient
 from tornado_core.extend import api_url_option, command_services, token_option
+
+from .cli_aej import add_aej_commands
+from .receipt_cli import add_receipt_commands
 
 EXPORT_TASK = "ponto.export_redshift"
 #: The periodic schedule ``tornado ponto schedule`` keeps, and how it runs by default.
@@ -25,6 +28,10 @@ DEFAULT_TIMEZONE = "America/Sao_Paulo"
 @click.group()
 def ponto() -> None:
     """Time-clock punches (Portaria 671): REPs, employees, AFD checks, Redshift schedule."""
+
+
+add_aej_commands(ponto)  # work-schedule, aej, verify-aej (cli_aej.py)
+add_receipt_commands(ponto)  # verify-receipt, receipt-token (receipt_cli.py)
 
 
 def _signature_path(afd: Path) -> Path | None:
@@ -44,17 +51,26 @@ def _signature_path(afd: Path) -> Path | None:
 )
 @click.option("--no-signature", is_flag=True, help="Do not require or check a .p7s.")
 @click.option("--previous-hash", default=None, help="Type-7 hash before the file's first punch, if known.")
+@click.option(
+    "--require-icp-brasil", is_flag=True, help="A test (not ICP-Brasil) certificate fails the file."
+)
 def verify_afd_command(
-    file: Path, signature: Path | None, no_signature: bool, previous_hash: str | None
+    file: Path,
+    signature: Path | None,
+    no_signature: bool,
+    previous_hash: str | None,
+    require_icp_brasil: bool,
 ) -> None:
-    """Check an AFD: layout, CRC-16, NSR order, hash chain, trailer counts, CAdES signature."""
-    from .verify import verify_afd
+    """Check an AFD: layout, CRC-16, NSR order, dates, hash chain, trailer counts, CAdES signature."""
+    from .verify import policy_name, verify_afd
 
     p7s_path = None if no_signature else (signature or _signature_path(file))
     p7s = p7s_path.read_bytes() if p7s_path else None
     report = verify_afd(file.read_bytes(), p7s, previous_hash=previous_hash)
     if not no_signature and p7s is None:
         report.add(0, f"signature: no .p7s next to {file.name} (pass --signature or --no-signature)")
+    if require_icp_brasil and report.test_certificate:
+        report.add(0, f"signature: the certificate is not ICP-Brasil ({report.test_certificate})")
     counts = ", ".join(f"type {k}: {v}" for k, v in report.counts.items() if v)
     click.echo(f"{file.name}: NSR {report.first_nsr}..{report.last_nsr}; {counts or 'no records'}")
     click.echo(
@@ -68,6 +84,10 @@ def verify_afd_command(
     if report.signature is not None:
         kind = "CAdES-BES" if report.signature.cades else "CMS"
         click.echo(f"  signature: valid {kind}, signer {report.signature.subject}")
+        certificate = "TEST (not ICP-Brasil)" if report.test_certificate else "ICP-Brasil"
+        click.echo(f"  certificate: {certificate}; policy: {policy_name(report.signature)}")
+    for warning in report.warnings:
+        click.echo(f"  WARNING {warning}")
     for problem in report.problems:
         click.echo(f"  PROBLEM {problem}", err=True)
     if not report.ok:
@@ -169,11 +189,17 @@ def add_establishment_command(
 @ponto.command("add-rep")
 @click.argument("rep_id")
 @click.option("--establishment", required=True, help="Establishment id.")
-@click.option("--inpi", required=True, help="REP-P registration number at INPI.")
+@click.option("--inpi", required=True, help="REP-P registration number at INPI (BR 51 AAAA NNNNNN-D).")
 @click.option("--developer-cnpj", required=True, help="CNPJ of the REP-P developer.")
 @click.option("--responsible-cpf", required=True, help="CPF of whoever registers it (type-2 record).")
+@click.option(
+    "--registered",
+    is_flag=True,
+    help="Production: the REP-P is registered at INPI under --inpi (checked); its files need an"
+    " ICP-Brasil signer. Without it the REP signs test signatures only.",
+)
 def add_rep_command(
-    rep_id: str, establishment: str, inpi: str, developer_cnpj: str, responsible_cpf: str
+    rep_id: str, establishment: str, inpi: str, developer_cnpj: str, responsible_cpf: str, registered: bool
 ) -> None:
     """Register a REP-P (its NSR sequence starts with the employer record, NSR 1)."""
     from .admin import Rep, add_rep
@@ -185,9 +211,11 @@ def add_rep_command(
         developer_type=1,
         developer_id=developer_cnpj,
         responsible_cpf=responsible_cpf,
+        registered=registered,
     )
     created = _admin(lambda conn: add_rep(conn, rep))
-    click.echo(f"REP {rep_id} {'registered' if created else 'already exists'}")
+    mode = "registered at INPI" if registered else "NOT registered at INPI: test signatures only"
+    click.echo(f"REP {rep_id} created ({mode})" if created else f"REP {rep_id} already exists (unchanged)")
 
 
 @ponto.command("add-employee")
@@ -241,20 +269,40 @@ def outage(reps: tuple[str, ...], tenant: str | None, start: str, end: str, reas
 
 @ponto.command("install-signer")
 @click.argument("pem", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--tenant", default=None, help="Only for this tenant (default: every tenant without its own).")
+@click.option("--tenant", default=None, hidden=True)
 def install_signer(pem: Path, tenant: str | None) -> None:
-    """Store the AFD signing key and certificate (one PEM) in the object store."""
-    from .signing import SIGNER_KEYS, load_signer
+    """Store the REP-P developer's signing key and certificate (one PEM): it signs every REP's files."""
+    from .rep_signer import REP_SIGNER_KEY, SignerError, install_rep_signer, is_icp_brasil
 
-    data = pem.read_bytes()
-    try:
-        signer = load_signer(data)
-    except ValueError as exc:
-        raise click.ClickException(f"{pem}: {exc}") from None
-    key = SIGNER_KEYS[0].format(tenant=tenant) if tenant else SIGNER_KEYS[1]
+    if tenant is not None:
+        raise click.UsageError("there is no per-tenant signer any more: the REP-P developer signs every AFD")
     with command_services() as services:
-        services.objects.put(key, data, content_type="application/x-pem-file")
-    click.echo(f"signer {signer.certificate.subject.rfc4514_string()} stored at {key}")
+        try:
+            signer = install_rep_signer(services.objects, pem.read_bytes())
+        except SignerError as exc:
+            raise click.ClickException(f"{pem}: {exc}") from None
+    click.echo(f"signer {signer.certificate.subject.rfc4514_string()} stored at {REP_SIGNER_KEY}")
+    if not is_icp_brasil(signer.certificate):
+        click.echo("not ICP-Brasil: REPs registered at INPI will refuse it (test signatures only)", err=True)
+
+
+@ponto.command("clocks")
+@click.option("--tenant", default=None, help="Read the API clocks off this tenant's punches only.")
+@click.option("--window", default=3600, show_default=True, type=click.IntRange(60), help="Seconds back.")
+def clocks(tenant: str | None, window: int) -> None:
+    """Skew of this host's and the API hosts' clocks against the database's; exit 1 over 30 s (Anexo IX)."""
+    from .clocks import describe, measure_clocks
+
+    with command_services() as services, services.rds.connection() as conn:
+        report = measure_clocks(conn, tenant=tenant, window=timedelta(seconds=window))
+    for line in describe(report):
+        click.echo(line)
+    problems = report.problems()
+    for problem in problems:
+        click.echo(f"  PROBLEM {problem}", err=True)
+    if problems:
+        raise click.ClickException("clocks are more than 30 s apart: check NTP (Hora Legal Brasileira)")
+    click.echo("OK (within ±30 s)")
 
 
 def window_key(now: datetime, every: int) -> str:

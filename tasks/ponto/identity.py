@@ -73,3 +73,45 @@ def employer_id_problem(kind: int, text: str) -> str | None:
     if kind == 2:
         return cpf_problem(text)
     return "employer id type must be 1 (CNPJ) or 2 (CPF)"
+
+
+#: Prefix of an INPI software registration: country ``BR`` and nature ``51`` (programa de computador).
+INPI_SOFTWARE_PREFIX = "BR51"
+_INPI_PUNCTUATION = str.maketrans("", "", ".- ")
+
+
+def _inpi_digit(digits: str) -> int:
+    total = sum(int(d) * (2 + i % 8) for i, d in enumerate(reversed(digits)))
+    digit = 11 - total % 11
+    return 0 if digit >= 10 else digit
+
+
+def inpi_problem(text: str) -> str | None:
+    """Why ``text`` is not an INPI software registration number, or ``None`` if it is.
+
+    The number is ``BR 51 AAAA NNNNNN-D``: ``51`` the nature (programa de computador), the
+    year, a six-digit sequence and a check digit, mod 11 of the twelve digits with weights
+    2 to 9 from the right (11 - remainder; 10 and 11 give 0). The rule of the check digit is
+    not published with the number; it was derived from public registrations
+    (``BR 51 2022 002733-0``, ``BR 51 2017 000290-8``, ...) and holds for all of them
+    [verify with INPI]. Spaces, dots and the hyphen are ignored.
+    """
+    number = text.strip().upper().translate(_INPI_PUNCTUATION)
+    digits = number[2:]
+    if not number.startswith(INPI_SOFTWARE_PREFIX) or len(digits) != 13 or not digits.isdigit():
+        return "must be an INPI software registration, BR 51 AAAA NNNNNN-D (BR, 13 digits)"
+    if _inpi_digit(digits[:12]) != int(digits[12]):
+        return "check digit does not match"
+    return None
+
+
+def normalize_inpi(text: str) -> str:
+    """The registration as written in the AFD and its file name: ``BR`` and 13 digits.
+
+    Raises:
+        ValueError: Not a valid INPI software registration (:func:`inpi_problem`).
+    """
+    problem = inpi_problem(text)
+    if problem is not None:
+        raise ValueError(f"INPI number {problem}")
+    return text.strip().upper().translate(_INPI_PUNCTUATION)

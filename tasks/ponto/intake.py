@@ -36,7 +36,11 @@ class IncomingPunch(BaseModel):
     rep: str = Field(min_length=1, max_length=64, description="The REP (registered to your tenant).")
     time: AwareDatetime = Field(description="Punch time on the collector, ISO 8601 with its UTC offset.")
     offline: bool = Field(default=False, description="Marked while offline (the collector's time is kept).")
-    collector: Literal["mobile", "browser", "desktop", "device"] = "mobile"
+    collector: Literal["mobile", "browser", "desktop", "device", "other"] = Field(
+        default="mobile",
+        description="AFD collector: mobile app (01), browser (02), desktop app (03), electronic device (04),"
+        " other electronic device (05).",
+    )
     geo: Geo | None = None
 
     @field_validator("cpf")

@@ -10,6 +10,8 @@ Every append runs inside the caller's transaction and follows one protocol:
 5. ``UPDATE ... RETURNING`` the counters to the last NSR and hash.
 
 A rollback undoes the counter with the rows, so NSRs never skip (a sequence would).
+Each punch's marcação and gravação DH are rendered here, in Python, and stored as the text
+that was hashed (``marked_dh``, ``recorded_dh``), in the same batched insert.
 A punch's marcação is never after its gravação (:func:`marcacao`); a punch that cannot be
 recorded goes to the quarantine in the same transaction.
 """
@@ -25,7 +27,7 @@ from zoneinfo import ZoneInfo
 
 from tornado_core.errors import Retry
 
-from .afd import chain_hash, punch_fields
+from .afd import chain_hash, format_dh, punch_fields_text
 from .models import QueuedPunch
 from .quarantine import Refusal, quarantine
 
@@ -49,16 +51,17 @@ _INSERT_PUNCHES = """
 WITH ins AS (
     INSERT INTO ponto_punch (rep_id, nsr, tenant, punch_id, cpf, marked_at, device_time, device_offset,
         received_at, recorded_at, time_zone, collector, offline, latitude, longitude, accuracy_m,
-        hash, prev_hash, job_id)
+        hash, prev_hash, job_id, marked_dh, recorded_dh)
     SELECT u.rep_id, u.nsr, %(tenant)s, u.punch_id::uuid, u.cpf, u.marked_at, u.device_time,
         u.device_offset, u.received_at, %(now)s, u.time_zone, u.collector, u.offline, u.lat, u.lon,
-        u.acc, u.hash, u.prev_hash, %(job_id)s
+        u.acc, u.hash, u.prev_hash, %(job_id)s, u.marked_dh, u.recorded_dh
     FROM unnest(%(rep)s::text[], %(nsr)s::bigint[], %(pid)s::text[], %(cpf)s::text[],
         %(marked)s::timestamptz[], %(device)s::timestamptz[], %(offset)s::smallint[],
         %(received)s::timestamptz[], %(tz)s::text[], %(collector)s::smallint[], %(offline)s::boolean[],
-        %(lat)s::float8[], %(lon)s::float8[], %(acc)s::real[], %(hash)s::text[], %(prev)s::text[])
+        %(lat)s::float8[], %(lon)s::float8[], %(acc)s::real[], %(hash)s::text[], %(prev)s::text[],
+        %(marked_dh)s::text[], %(recorded_dh)s::text[])
         AS u (rep_id, nsr, punch_id, cpf, marked_at, device_time, device_offset, received_at, time_zone,
-              collector, offline, lat, lon, acc, hash, prev_hash)
+              collector, offline, lat, lon, acc, hash, prev_hash, marked_dh, recorded_dh)
     ON CONFLICT (tenant, punch_id) DO NOTHING
     RETURNING 1
 )
@@ -99,6 +102,7 @@ class PunchOutcome:
     nsr: int | None = None
     rep: str | None = None
     reason: str | None = None
+    recorded_at: datetime | None = None  # gravação of a punch recorded by this call (the database's clock)
 
     def to_json(self) -> dict[str, Any]:
         """The job result entry."""
@@ -221,7 +225,7 @@ def _number(
             row = _chain(punch, head, now)
             known[pid] = (punch.rep, row["nsr"])
             fresh.append(row)
-            outcomes.append(PunchOutcome(pid, "recorded", row["nsr"], punch.rep))
+            outcomes.append(PunchOutcome(pid, "recorded", row["nsr"], punch.rep, recorded_at=now))
     return outcomes, fresh
 
 
@@ -230,11 +234,12 @@ def _chain(punch: QueuedPunch, head: RepHead, now: datetime) -> dict[str, Any]:
     zone = ZoneInfo(head.time_zone)
     marked = marcacao(punch, now)
     nsr = head.last_nsr + 1
-    fields = punch_fields(
+    marked_dh, recorded_dh = format_dh(marked.astimezone(zone)), format_dh(now.astimezone(zone))
+    fields = punch_fields_text(
         nsr=nsr,
-        marked_at=marked.astimezone(zone),
+        marked_dh=marked_dh,
         cpf=punch.cpf,
-        recorded_at=now.astimezone(zone),
+        recorded_dh=recorded_dh,
         collector=punch.collector,
         offline=punch.offline,
     )
@@ -257,6 +262,8 @@ def _chain(punch: QueuedPunch, head: RepHead, now: datetime) -> dict[str, Any]:
         "acc": punch.geo.accuracy if punch.geo else None,
         "hash": digest,
         "prev": head.last_hash,
+        "marked_dh": marked_dh,
+        "recorded_dh": recorded_dh,
     }
     head.last_nsr, head.last_hash = nsr, digest
     return row
@@ -281,6 +288,8 @@ def _insert(cur: Any, tenant: str, job_id: str, fresh: list[dict[str, Any]], now
         "acc",
         "hash",
         "prev",
+        "marked_dh",
+        "recorded_dh",
     ):
         params[column] = [row[column] for row in fresh]
     cur.execute(_INSERT_PUNCHES, params)

@@ -28,7 +28,7 @@ class QueuedPunch(BaseModel):
     rep: str = Field(min_length=1, max_length=64, description="REP id (known to the tenant).")
     time: AwareDatetime = Field(description="Punch time on the collector, with its UTC offset.")
     offline: bool = Field(description="Marked while the collector was offline.")
-    collector: int = Field(ge=1, le=5, description="AFD collector code (01 mobile app ... 04 device).")
+    collector: int = Field(ge=1, le=5, description="AFD collector code (01 mobile app ... 05 other device).")
     received_at: AwareDatetime = Field(description="The API's clock when it accepted the punch.")
     geo: Geo | None = None
 

@@ -3,8 +3,10 @@
 A punch the API refuses permanently (too old, too far ahead, malformed, unknown REP) is
 written here, raw, with its reason, in the request that answers the refusal; a punch the
 ``ponto.record`` worker cannot record (its REP vanished or changed hands) is written in the
-batch's transaction. Rows are never updated or deleted (a trigger refuses it); the employer
-lists them through ``GET /v1/punches/quarantine`` or ``tornado ponto quarantine list``.
+batch's transaction, once per punch id and reason: a redelivered batch (or the punch sent
+again) does not quarantine it twice (``ponto_quarantine_record_once``, ``schema_v3``). Rows are
+never updated or deleted (a trigger refuses it); the employer lists them through
+``GET /v1/punches/quarantine`` or ``tornado ponto quarantine list``.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ CREATE TABLE IF NOT EXISTS ponto_quarantine (
     message        text NOT NULL,
     punch_id       text,                           -- the client's id as sent, if any
     rep            text,                           -- the REP named by the punch, as sent
-    collector      text,                           -- the collector kind (mobile, browser, desktop, device)
+    collector      text,                           -- the collector kind (mobile, browser, ... other)
     user_agent     text NOT NULL DEFAULT '',       -- the sending device's User-Agent
     remote_addr    text NOT NULL DEFAULT '',
     payload        text NOT NULL,                  -- the punch exactly as received, as ASCII JSON (NUL and
@@ -50,6 +52,11 @@ SELECT %(tenant)s, %(stage)s, u.reason, u.message, u.punch_id, u.rep, u.collecto
 FROM unnest(%(reason)s::text[], %(message)s::text[], %(pid)s::text[], %(rep)s::text[],
     %(collector)s::text[], %(payload)s::text[], %(received)s::timestamptz[])
     AS u (reason, message, punch_id, rep, collector, payload, received_at)
+WHERE %(stage)s <> 'record' OR NOT EXISTS (
+    SELECT 1 FROM ponto_quarantine q
+    WHERE q.tenant = %(tenant)s AND q.stage = 'record' AND q.punch_id = u.punch_id AND q.reason = u.reason
+)
+ON CONFLICT DO NOTHING
 """
 
 _LIST = """
@@ -132,7 +139,7 @@ def quarantine(
         job_id: The recording job, for record refusals.
 
     Returns:
-        How many rows were written.
+        How many rows were written (a worker refusal already kept is not written again).
     """
     if not refusals:
         return 0

@@ -13,10 +13,13 @@ from tornado_core import TaskSchema
 
 from .events import EVENTS_DDL
 from .quarantine import QUARANTINE_DDL
+from .receipt_access import RECEIPT_ACCESS_DDL
+from .schema_v3 import V3_DDL
+from .work_schedule import WORK_SCHEDULE_DDL
 
 #: Advisory lock serialising schema changes (arbitrary, fixed forever).
 SCHEMA_LOCK_KEY = 7_461_727_671
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS ponto_schema (
@@ -128,7 +131,7 @@ SCHEMA = TaskSchema(
     version_table="ponto_schema",
     version=SCHEMA_VERSION,
     lock_key=SCHEMA_LOCK_KEY,
-    ddl=_DDL + QUARANTINE_DDL + EVENTS_DDL,
+    ddl=_DDL + QUARANTINE_DDL + EVENTS_DDL + V3_DDL + WORK_SCHEDULE_DDL + RECEIPT_ACCESS_DDL,
 )
 
 

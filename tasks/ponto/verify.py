@@ -1,4 +1,10 @@
-"""Checking an AFD file: layout, CRCs, NSR order, the type-7 hash chain, counts and the signature."""
+"""Checking an AFD file: layout, CRCs, NSR order, dates, the type-7 hash chain, counts and the signature.
+
+Beyond the layout: every record's gravação date lies in the header's period (fields 8 and 9,
+the dates of the first and last records), a type-7 marcação is never after its gravação, and
+the signature's certificate is reported as ICP-Brasil or as a test one, with the signature
+policy it names.
+"""
 
 from __future__ import annotations
 
@@ -18,25 +24,34 @@ from .afd import (
     crc16_kermit,
 )
 from .identity import cpf_problem
+from .rep_signer import AD_RB_POLICY, icp_brasil_problem
 from .signing import SignatureInfo, SignatureInvalid, verify_detached
 
 _DH = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:00[+-]\d{4}$")
 _HASH = re.compile(r"^[0-9a-f]{64}$")
 #: Where the DH fields of each record type start (0-based).
 _DH_AT = {"2": (10,), "4": (10, 34), "5": (10,), "6": (10,), "7": (10, 46)}
+#: Where each type's gravação DH starts (type 4: the adjusted time; type 3 has none).
+_RECORDED_AT = {"2": 10, "4": 34, "5": 10, "6": 10, "7": 46}
 
 
 @dataclass
-class Report:
-    """What :func:`verify_afd` found."""
+class FileReport:
+    """What a verifier of a signed file (AFD, AEJ) found.
+
+    Attributes:
+        problems: What fails the file, each naming its line.
+        signature: The detached signature's signer and policy, when one was checked.
+        period: The header's dates, when readable.
+        test_certificate: Why the signer's certificate is not ICP-Brasil (a test signature), if it is not.
+        warnings: What does not fail the file but a reader must know (a test signature, no policy).
+    """
 
     problems: list[str] = field(default_factory=list)
-    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys("234567", 0))
-    first_nsr: int | None = None
-    last_nsr: int | None = None
-    chain_checked: int = 0
-    chain_anchor: str | None = None
     signature: SignatureInfo | None = None
+    period: tuple[date, date] | None = None
+    test_certificate: str | None = None
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -48,17 +63,33 @@ class Report:
         self.problems.append(f"line {line_no}: {message}" if line_no else message)
 
 
-def _valid_dh(text: str) -> bool:
+@dataclass
+class Report(FileReport):
+    """What :func:`verify_afd` found (see :class:`FileReport`), with the AFD's counts and chain."""
+
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys("234567", 0))
+    first_nsr: int | None = None
+    last_nsr: int | None = None
+    chain_checked: int = 0
+    chain_anchor: str | None = None
+
+
+def parse_dh(text: str) -> datetime | None:
+    """A DH field (``AAAA-MM-ddThh:mm:00ZZZZZ``) as an aware datetime; ``None`` if it is not one."""
     if not _DH.match(text):
-        return False
+        return None
     try:
-        datetime.strptime(text, "%Y-%m-%dT%H:%M:%S%z")
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S%z")
     except ValueError:
-        return False
-    return True
+        return None
 
 
-def _split(data: bytes, report: Report) -> list[str]:
+def _valid_dh(text: str) -> bool:
+    return parse_dh(text) is not None
+
+
+def split_lines(data: bytes, report: FileReport) -> list[str]:
+    """The lines of an ISO-8859-1, CRLF file (AFD, AEJ); a blank line or a stray CR or LF is a problem."""
     text = data.decode(ENCODING)
     if not text.endswith(CRLF):
         report.add(0, "the file does not end with CRLF")
@@ -66,10 +97,8 @@ def _split(data: bytes, report: Report) -> list[str]:
     if lines and lines[-1] == "":
         lines.pop()
     for number, line in enumerate(lines, 1):
-        if "\r" in line or "\n" in line:
-            report.add(number, "stray CR or LF (lines must end with CRLF)")
-        if not line.strip():
-            report.add(number, "blank line")
+        if "\r" in line or "\n" in line or not line.strip():
+            report.add(number, "blank line or stray CR/LF (lines end with CRLF)")
     return lines
 
 
@@ -91,6 +120,7 @@ def _check_header(line: str, report: Report) -> None:
         return
     if end < start:
         report.add(1, "the period ends before it starts")
+    report.period = (start, end)
     if not _valid_dh(line[226:250]):
         report.add(1, f"generation DH {line[226:250]!r} is malformed")
 
@@ -113,10 +143,55 @@ def _check_record(number: int, line: str, report: Report) -> str | None:
         report.add(number, f"CPF {cpf.strip()!r} is not valid")
     if kind == "7" and (line[72] not in "01" or not _HASH.match(line[73:])):
         report.add(number, "type-7 flag or hash field is malformed")
+    if kind == "7":
+        _check_marcacao(number, line, report)
+    _check_in_period(number, line, kind, report)
     if kind == "6" and line[34:36] not in EVENT_CODES:
         codes = "/".join(sorted(EVENT_CODES))
         report.add(number, f"type-6 event code {line[34:36]!r} is not a REP-P event ({codes})")
     return kind
+
+
+def _check_marcacao(number: int, line: str, report: Report) -> None:
+    marked, recorded = parse_dh(line[10:34]), parse_dh(line[46:70])
+    if marked is not None and recorded is not None and marked > recorded:
+        report.add(number, f"marcação {line[10:34]} is after its gravação {line[46:70]}")
+
+
+def _check_in_period(number: int, line: str, kind: str, report: Report) -> None:
+    at = _RECORDED_AT.get(kind)
+    if at is None or report.period is None or parse_dh(line[at : at + 24]) is None:
+        return
+    day = date.fromisoformat(line[at : at + 10])
+    start, end = report.period
+    if not start <= day <= end:
+        report.add(number, f"recorded on {day}, outside the header's period {start}..{end}")
+
+
+def _check_signature(data: bytes, p7s: bytes, report: Report) -> None:
+    try:
+        report.signature = info = verify_detached(data, p7s)
+    except SignatureInvalid as exc:
+        report.add(0, f"signature: {exc}")
+        return
+    if info.certificate is not None:
+        report.test_certificate = icp_brasil_problem(info.certificate)
+    if report.test_certificate is not None:
+        report.warnings.append(
+            f"TEST certificate, not ICP-Brasil ({report.test_certificate}): a test signature, no legal value"
+        )
+    if info.policy is None:
+        report.warnings.append("the signature names no signature policy (ICP-Brasil expects AD-RB)")
+    elif info.policy.oid == AD_RB_POLICY.oid and info.policy.sha256 != AD_RB_POLICY.sha256:
+        report.add(0, f"signature: policy {info.policy.oid} is named with a hash not {AD_RB_POLICY.name}'s")
+
+
+def policy_name(info: SignatureInfo) -> str:
+    """The signature policy a signature names, for a report line."""
+    if info.policy is None:
+        return "none"
+    known = f" ({AD_RB_POLICY.name})" if info.policy.oid == AD_RB_POLICY.oid else " (not an ICP-Brasil AD-RB)"
+    return info.policy.oid + known
 
 
 def _check_nsr(number: int, line: str, report: Report) -> None:
@@ -165,7 +240,7 @@ def verify_afd(data: bytes, p7s: bytes | None = None, *, previous_hash: str | No
             it the first punch of a file that does not start at NSR 1 anchors the chain.
     """
     report = Report()
-    lines = _split(data, report)
+    lines = split_lines(data, report)
     if len(lines) < 3:
         report.add(0, "an AFD needs a header, a trailer and the signature line")
         return report
@@ -185,8 +260,5 @@ def verify_afd(data: bytes, p7s: bytes | None = None, *, previous_hash: str | No
             previous = _check_chain(number, line, previous, report)
     _check_trailer(len(lines) - 1, lines[-2], report)
     if p7s is not None:
-        try:
-            report.signature = verify_detached(data, p7s)
-        except SignatureInvalid as exc:
-            report.add(0, f"signature: {exc}")
+        _check_signature(data, p7s, report)
     return report

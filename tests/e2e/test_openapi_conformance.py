@@ -39,4 +39,4 @@ def test_every_operation_answers_as_documented(api_url: str, tenant_token: str) 
     )  # fmt: skip
     report = run.stdout + run.stderr
     assert run.returncode == 0, report
-    assert "API Operations:" in report and "Tested: 32" in report, report
+    assert "API Operations:" in report and "Tested: 38" in report, report

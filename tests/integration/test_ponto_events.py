@@ -17,6 +17,7 @@ from tornado_tasks.ponto.events import EventOutcome, record_outage
 from tornado_tasks.ponto.handlers import afd
 from tornado_tasks.ponto.ledger import append_events
 from tornado_tasks.ponto.models import AfdPayload
+from tornado_tasks.ponto.rep_signer import DEV_SIGNER_KEY
 from tornado_tasks.ponto.verify import verify_afd
 
 from tests.integration.ponto_fixtures import Erp, erp_fixture, erp_pool_fixture, s3_fixture  # noqa: F401
@@ -41,7 +42,8 @@ def outage(erp: Erp, reps: list[str], start: datetime, end: datetime) -> list[Ev
 
 def run_afd_job(erp: Erp, s3: S3ObjectStore, rep: str) -> tuple[bytes, bytes]:
     """Run the ``ponto.afd`` handler as a worker would; return the AFD and its .p7s from S3."""
-    s3.put(f"signing/{erp.tenant}/signer.pem", make_test_signer_pem())
+    if not s3.exists(DEV_SIGNER_KEY):  # the demo REP is not registered: the stack's test signer signs
+        s3.put(DEV_SIGNER_KEY, make_test_signer_pem())
     job_id = str(uuid.uuid4())
     ctx = TaskContext(
         job_id=job_id, task="ponto.afd", version="1", tenant=erp.tenant, attempt=1, s3=s3, rds=erp.pool,
