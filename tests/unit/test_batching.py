@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -15,7 +15,7 @@ from tornado_core.adapters.memory.stores import MemoryQueue
 from tornado_core.errors import QueueUnavailable
 from tornado_core.ports.jobs import NewJob
 from tornado_core.ports.queue import OutgoingMessage, QueueSpec
-from tornado_core.producer.batching import SendBatcher
+from tornado_core.producer.batching import FLUSHES_IN_FLIGHT, SendBatcher
 from tornado_core.producer.recording import QueuedRecorder
 
 QUEUE = "q"
@@ -293,21 +293,43 @@ def test_a_send_split_across_chunks_gets_each_message_its_own_outcome(executor: 
     assert queue.depth(QUEUE).visible == 24
 
 
-def test_a_cancelled_flush_answers_every_waiting_sender(executor: ThreadPoolExecutor) -> None:
+def test_cancelled_flushes_answer_every_waiting_sender(executor: ThreadPoolExecutor) -> None:
     queue = make_queue(delay=0.3)
+
+    async def until(condition: Callable[[], object]) -> None:
+        while not condition():
+            await asyncio.sleep(0.001)
 
     async def run() -> list[list[str | None]]:
         batcher = batcher_for(queue, executor)
-        first = asyncio.ensure_future(batcher.send_many(QUEUE, pairs(["a", "b"])))
-        while not queue.calls:
-            await asyncio.sleep(0.001)
-        second = asyncio.ensure_future(batcher.send_many(QUEUE, pairs(["c"])))
+        sends = [asyncio.ensure_future(batcher.send_many(QUEUE, pairs(["a", "b"])))]
+        await until(lambda: len(queue.calls) == 1)
+        sends.append(asyncio.ensure_future(batcher.send_many(QUEUE, pairs(["c"]))))
+        await until(lambda: len(queue.calls) == 2)  # both flushes in flight
+        sends.append(asyncio.ensure_future(batcher.send_many(QUEUE, pairs(["d"]))))
         lane = batcher._lanes[QUEUE]
-        while not lane.pending:  # "c" waits for the flush in flight
-            await asyncio.sleep(0.001)
-        assert lane.flushing is not None
-        lane.flushing.cancel()
-        return await asyncio.wait_for(asyncio.gather(first, second), timeout=5)
+        await until(lambda: lane.pending)  # "d" waits for a flush to end
+        assert len(lane.flushing) == FLUSHES_IN_FLIGHT
+        for flush in list(lane.flushing):
+            flush.cancel()
+        return await asyncio.wait_for(asyncio.gather(*sends), timeout=5)
 
-    first, second = asyncio.run(run())
-    assert first == ["send cancelled", "send cancelled"] and second == ["send cancelled"]
+    assert asyncio.run(run()) == [["send cancelled"] * 2, ["send cancelled"], ["send cancelled"]]
+
+
+def test_a_second_flush_takes_what_arrives_while_the_first_waits_on_the_queue(
+    executor: ThreadPoolExecutor,
+) -> None:
+    queue = make_queue(delay=0.2)
+
+    async def run() -> None:
+        batcher = batcher_for(queue, executor)
+        first = asyncio.ensure_future(batcher.send(QUEUE, "first", job("first")))
+        while not queue.calls:  # the first flush is in flight
+            await asyncio.sleep(0.001)
+        await asyncio.gather(first, *(batcher.send(QUEUE, f"m{i}", job(f"m{i}")) for i in range(8)))
+
+    asyncio.run(run())
+    assert queue.calls == [1, 8]  # the eight did not wait for the first commit: one call, beside it
+    assert queue.most_in_flight == 2
+    assert queue.depth(QUEUE).visible == 9

@@ -1,9 +1,10 @@
 """Micro-batching of queue sends for the enqueue path, without delaying a lone request.
 
-Per queue there is at most one flush in flight. A message that arrives while the
-queue is idle is flushed at once (no timer, no waiting for company); messages
-that arrive while a flush is in flight accumulate and all go in the next flush,
-split into chunks of at most ``queue.max_send_batch`` messages and
+Per queue there are at most two flushes in flight. A message that arrives while the
+queue is idle is flushed at once (no timer, no waiting for company), and so is one that
+arrives while a single flush waits on the queue: the event loop goes on working while a
+commit is being made durable. Messages that arrive while two flushes are in flight
+accumulate and all go in the next flush, split into chunks of at most ``queue.max_send_batch`` messages and
 ``queue.max_send_batch_bytes`` bytes that are sent concurrently in the executor.
 Under load this turns N requests into about N / max_send_batch calls; with a
 single client it adds no latency.
@@ -32,6 +33,9 @@ from tornado_core.ports.queue_and_jobs import QueueAndJobsPort
 from tornado_core.producer.recording import QueuedRecorder
 
 _log = logging.getLogger(__name__)
+#: Flushes of one queue in flight at once: a second one takes what arrived while the first waits
+#: on the database or SQS, so the event loop never idles behind one commit.
+FLUSHES_IN_FLIGHT = 2
 _T = TypeVar("_T")
 
 
@@ -71,10 +75,10 @@ _Item = tuple[_Send, int]
 
 @dataclass
 class _Lane:
-    """The pending sends of one queue and its flush task, if one is in flight."""
+    """The pending sends of one queue and its flush tasks in flight (at most :data:`FLUSHES_IN_FLIGHT`)."""
 
     pending: list[_Send] = field(default_factory=list)
-    flushing: asyncio.Task[None] | None = None
+    flushing: set[asyncio.Task[None]] = field(default_factory=set)
 
 
 class SendBatcher:
@@ -134,13 +138,13 @@ class SendBatcher:
         send = _Send(messages, loop.create_future(), delay)
         lane = self._lanes.setdefault(queue_name, _Lane())
         lane.pending.append(send)
-        if lane.flushing is None:
-            lane.flushing = loop.create_task(self._drain(queue_name, lane))
+        if len(lane.flushing) < FLUSHES_IN_FLIGHT:
+            lane.flushing.add(loop.create_task(self._drain(queue_name, lane)))
         return await send.future
 
     async def wait_idle(self) -> None:
         """Wait until no flush is in flight (for a graceful shutdown)."""
-        while tasks := [lane.flushing for lane in self._lanes.values() if lane.flushing]:
+        while tasks := [task for lane in self._lanes.values() for task in lane.flushing]:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _drain(self, queue_name: str, lane: _Lane) -> None:
@@ -150,9 +154,14 @@ class SendBatcher:
                 batch, lane.pending = lane.pending, []
                 await self._flush(queue_name, batch)
         finally:
-            lane.flushing = None
-            # Normally everything is settled; if the flush was cancelled, nobody may hang.
-            leftovers, lane.pending = batch + lane.pending, []
+            current = asyncio.current_task()
+            if current is not None:
+                lane.flushing.discard(current)
+            # Normally everything is settled; if the flush was cancelled, nobody may hang (what is
+            # still pending is another flush's to send, if one is in flight).
+            leftovers = batch
+            if not lane.flushing:
+                leftovers, lane.pending = batch + lane.pending, []
             _fail([(send, i) for send in leftovers for i in range(len(send.messages))], "send cancelled")
 
     async def _flush(self, queue_name: str, batch: list[_Send]) -> None:

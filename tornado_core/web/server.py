@@ -25,6 +25,8 @@ from tornado_core.web.connections import CappedHTTPServer, connection_cap, raise
 from tornado_core.web.console.context import ConsoleParts
 
 _log = logging.getLogger(__name__)
+#: Seconds a thread holds the GIL before another may take it (the API sets it; Python's default is 0.005).
+GIL_SWITCH_INTERVAL = 0.001
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,9 @@ async def _serve(
     server = CappedHTTPServer(app, max_connections=max_connections, **app.http_server_options())
     server.add_sockets(sockets)
     gc.freeze()  # what startup built lives as long as the process: full collections skip it
+    # The event loop keeps the GIL busy under load; a flush thread waiting for it would wait the
+    # default 5 ms switch interval each time, and every request of its batch with it.
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
