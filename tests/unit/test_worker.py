@@ -538,3 +538,22 @@ def test_a_cancelled_queued_job_is_acknowledged_without_running(
         time.sleep(0.02)
     record = services.jobs.get(cancelled)
     assert record is not None and record.status is JobStatus.CANCELLED and record.attempts == 0
+
+
+def test_two_messages_of_one_job_in_one_receive_run_it_once_and_both_go_at_once(
+    services: Services, run_worker: Callable[[str], Worker]
+) -> None:
+    # A re-submitted idempotency key queues a second message of the same job; one receive brings both.
+    job_id, body = queue_job(services, "demo.echo", {"message": "once"})
+    queue = queue_spec(services.settings.queue_prefix, services.registry.get("demo.echo")).name
+    assert services.queue.send_batch(queue, [OutgoingMessage(body)]) == [None]
+    outcomes: list[str] = []
+    run_worker("demo.echo", on_outcome=outcomes.append)
+    wait_for_status(services, job_id, JobStatus.SUCCEEDED)
+    deadline = time.monotonic() + 5  # far below demo.echo's 60 s visibility timeout
+    while services.queue.depth(queue).total:
+        assert time.monotonic() < deadline, f"a copy waits out its visibility timeout: {outcomes}"
+        time.sleep(0.02)
+    assert sorted(outcomes) == sorted([Outcome.SUCCEEDED, Outcome.SKIPPED_DONE])
+    record = services.jobs.get(job_id)
+    assert record is not None and record.attempts == 1

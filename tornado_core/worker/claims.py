@@ -35,19 +35,23 @@ class ReceiveClaims:
     def claim_together(self, deliveries: Sequence[Delivery], *, held: set[str]) -> None:
         """Claim the jobs of one receive in one transaction; each delivery gets its answer.
 
-        Left to the runner (which claims one job on its own): unreadable messages, and copies
-        of a job in ``held`` (parked until that run ends, claimed after it). If the batch claim
-        fails, every job is left to the runner, which isolates a bad message and handles a
-        store outage as it always has.
+        Left to the runner (which claims one job on its own): unreadable messages, copies
+        of a job in ``held``, and every copy after the first of a job this receive brought
+        twice (a re-submitted idempotency key): they are parked until that run ends and then
+        find the job done, instead of being refused as busy and hidden for a visibility
+        timeout. If the batch claim fails, every job is left to the runner, which isolates a
+        bad message and handles a store outage as it always has.
 
         Args:
             deliveries: The messages of the receive.
             held: Ids of the jobs this worker already holds.
         """
         picked: list[tuple[Delivery, Claim]] = []
+        taken = set(held)
         for delivery in deliveries:
             claim = self._runner.claim_for(delivery)
-            if claim is not None and isinstance(claim.job.job_id, str) and claim.job.job_id not in held:
+            if claim is not None and isinstance(claim.job.job_id, str) and claim.job.job_id not in taken:
+                taken.add(claim.job.job_id)
                 picked.append((delivery, claim))
         if not picked:
             return
