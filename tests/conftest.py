@@ -24,7 +24,12 @@ from tornado_core.devstack import DevStack, ExternalStack, StackInfo
 from tornado_core.errors import TornadoError
 from tornado_core.toolchain.strict import strict_mode
 
-pytest_plugins = ["tests.docker_fixtures", "tests.e2e.nfe_support", "tests.e2e.console_support"]
+pytest_plugins = [
+    "tests.docker_fixtures",
+    "tests.e2e.nfe_support",
+    "tests.e2e.console_support",
+    "tests.celery_support",
+]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 Stack = DevStack | ExternalStack

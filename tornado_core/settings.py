@@ -14,11 +14,12 @@ from typing import Any, Literal
 
 from tornado_core.errors import ConfigError
 
-QueueBackendName = Literal["postgres", "sqs"]
+QueueBackendName = Literal["postgres", "sqs", "celery"]
 
 #: Environment variable -> settings field.
 ENV_VARS: dict[str, str] = {
     "TORNADO_QUEUE": "queue_backend",
+    "TORNADO_BROKER_URL": "broker_url",
     "TORNADO_DATABASE_URL": "database_url",
     "TORNADO_ERP_DATABASE_URL": "erp_database_url",
     "TORNADO_REDSHIFT_URL": "redshift_url",
@@ -51,7 +52,9 @@ class Settings:
     """Everything a Tornado process needs to find its services.
 
     Attributes:
-        queue_backend: ``"postgres"`` (embedded default) or ``"sqs"``.
+        queue_backend: ``"postgres"`` (embedded default), ``"sqs"`` or ``"celery"`` (a Celery broker at
+            ``broker_url``, docs/celery.md).
+        broker_url: The Celery broker of ``queue_backend = "celery"``: ``redis://host:port/db``.
         database_url: libpq DSN of the job store (and of the PostgreSQL queue).
         erp_database_url: DSN of the ERP's database (RDS) handed to handlers;
             defaults to ``database_url``.
@@ -89,6 +92,7 @@ class Settings:
     """
 
     queue_backend: QueueBackendName = "postgres"
+    broker_url: str | None = None
     database_url: str
     erp_database_url: str | None = None
     redshift_url: str | None = None
@@ -164,8 +168,14 @@ class Settings:
                 var = next(k for k, v in ENV_VARS.items() if v == required)
                 raise ConfigError(f"{required} is not set (set {var}, or run `tornado dev env`)")
         backend = converted.get("queue_backend", "postgres")
-        if backend not in ("postgres", "sqs"):
-            raise ConfigError(f"queue_backend must be 'postgres' or 'sqs', not {backend!r}")
+        if backend not in ("postgres", "sqs", "celery"):
+            raise ConfigError(
+                f"queue_backend must be 'postgres' or 'sqs', not {backend!r} (or 'celery': a Celery broker)"
+            )
+        if backend == "celery" and not converted.get("broker_url"):
+            raise ConfigError(
+                "queue_backend 'celery' needs broker_url (set TORNADO_BROKER_URL=redis://host:port/0)"
+            )
         return cls(**converted)
 
     def as_env(self) -> dict[str, str]:

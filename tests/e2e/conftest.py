@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.celery_support import backend_env
 from tornado_core.adapters.runtimes.process.cluster import LocalCluster
 from tornado_core.bootstrap import build_services
 from tornado_core.client import TornadoClient
@@ -26,11 +27,11 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="module")
-def e2e_env(stack_env: dict[str, str], backend: str) -> dict[str, str]:
+def e2e_env(stack_env: dict[str, str], backend: str, request: pytest.FixtureRequest) -> dict[str, str]:
     """Environment of the module's processes: its own queue prefix on the chosen backend."""
     return {
         **stack_env,
-        "TORNADO_QUEUE": backend,
+        **backend_env(backend, request),
         "TORNADO_QUEUE_PREFIX": f"e2e{uuid.uuid4().hex[:6]}",
         "TORNADO_LOG_LEVEL": "INFO",
     }

@@ -5,11 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
+from tests.celery_support import CORE_BACKENDS
 from tests.e2e.helpers import effect_rows, wait_for_job, wait_until
 from tornado_core.adapters.runtimes.process.cluster import LocalCluster
 from tornado_core.client import TornadoClient
 from tornado_core.ports.jobs import JobStatus
 from tornado_core.services import Services
+
+#: The core guarantees hold on every queue backend, the Celery engine's Redis included.
+pytestmark = pytest.mark.parametrize("backend", CORE_BACKENDS, indirect=True)
 
 
 def test_job_outliving_its_visibility_timeout_is_not_redelivered_while_its_worker_lives(

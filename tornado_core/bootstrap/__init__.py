@@ -141,6 +141,10 @@ def _pool(dsn: str, size: int, closers: _Closers, *, prepare_statements: bool = 
 
 
 def _queue(settings: Settings, pool: PostgresPool, closers: _Closers) -> QueuePort:
+    if settings.queue_backend == "celery":
+        from tornado_core.bootstrap.celery import build_celery_queue
+
+        return build_celery_queue(settings, closers.add)
     if settings.queue_backend == "sqs":
         from tornado_core.adapters.aws.clients import make_client
         from tornado_core.adapters.aws.sqs import SqsQueue
