@@ -8,6 +8,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from tornado_core.adapters.aws.errors import error_code
 from tornado_core.adapters.aws.s3_upload import PART_BYTES, MultipartUpload
 from tornado_core.errors import ObjectStoreError
 
@@ -44,7 +45,7 @@ class S3ObjectStore:
                 self._client.create_bucket(**kwargs)
         except ObjectStoreError as exc:
             cause = exc.__cause__
-            if not (isinstance(cause, ClientError) and _code(cause) in _BUCKET_EXISTS_CODES):
+            if not (isinstance(cause, ClientError) and error_code(cause) in _BUCKET_EXISTS_CODES):
                 raise
 
     def put(self, key: str, data: bytes, *, content_type: str = "application/octet-stream") -> None:
@@ -106,7 +107,7 @@ class S3ObjectStore:
             with self._call("head", key):
                 self._client.head_object(Bucket=self.bucket, Key=key)
         except ObjectStoreError as exc:
-            if isinstance(exc.__cause__, ClientError) and _code(exc.__cause__) in _MISSING_KEY_CODES:
+            if isinstance(exc.__cause__, ClientError) and error_code(exc.__cause__) in _MISSING_KEY_CODES:
                 return False
             raise
         return True
@@ -144,9 +145,9 @@ class S3ObjectStore:
         try:
             yield
         except ClientError as exc:
-            if _code(exc) in _MISSING_KEY_CODES:
+            if error_code(exc) in _MISSING_KEY_CODES:
                 raise ObjectStoreError(f"{where} does not exist") from exc
-            if _code(exc) == "NoSuchBucket":
+            if error_code(exc) == "NoSuchBucket":
                 raise ObjectStoreError(f"bucket {self.bucket} does not exist") from exc
             error = exc.response.get("Error", {})
             raise ObjectStoreError(
@@ -154,7 +155,3 @@ class S3ObjectStore:
             ) from exc
         except BotoCoreError as exc:
             raise ObjectStoreError(f"S3 is unreachable ({action} {where}): {exc}") from exc
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from tornado_core.adapters.aws.errors import error_code
 from tornado_core.errors import QueueUnavailable
 from tornado_core.ports.queue import OutgoingMessage, QueueDepth, QueueSpec, ReceivedMessage
 
@@ -197,7 +198,7 @@ class SqsQueue:
             try:
                 url = str(self._client.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"])
             except ClientError as exc:
-                if _code(exc) not in ("QueueAlreadyExists", "QueueNameExists"):
+                if error_code(exc) not in ("QueueAlreadyExists", "QueueNameExists"):
                     raise
                 url = str(self._client.get_queue_url(QueueName=name)["QueueUrl"])
         with self._lock:
@@ -240,12 +241,8 @@ def _seconds(value: float, limit: int) -> int:
     return max(0, min(limit, math.ceil(value)))
 
 
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
 def _is_missing(exc: ClientError) -> bool:
-    return _code(exc) in _MISSING_QUEUE_CODES
+    return error_code(exc) in _MISSING_QUEUE_CODES
 
 
 def _describe(exc: ClientError) -> str:

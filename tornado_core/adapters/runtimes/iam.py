@@ -19,6 +19,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from tornado_core.adapters.aws.clients import make_client
+from tornado_core.adapters.aws.errors import error_code
 from tornado_core.naming import dead_letter_name, payload_key, queue_name, result_key
 from tornado_core.settings import Settings
 from tornado_core.task import TaskSpec
@@ -299,7 +300,7 @@ def ensure_role(iam: Any, role: WorkerRole, *, tags: Mapping[str, str] | None = 
         arn = str(iam.get_role(RoleName=role.name)["Role"]["Arn"])
         iam.update_assume_role_policy(RoleName=role.name, PolicyDocument=trust)
     except ClientError as exc:
-        if _code(exc) != "NoSuchEntity":
+        if error_code(exc) != "NoSuchEntity":
             raise
         every_tag = {**(tags or {}), MANAGED_TAG: "true"}
         answer = iam.create_role(
@@ -322,7 +323,7 @@ def delete_managed_role(iam: Any, name: str) -> bool:
     try:
         tags = {t["Key"]: t["Value"] for t in iam.list_role_tags(RoleName=name).get("Tags", [])}
     except ClientError as exc:
-        if _code(exc) == "NoSuchEntity":
+        if error_code(exc) == "NoSuchEntity":
             return False
         raise
     if tags.get(MANAGED_TAG) != "true":
@@ -335,13 +336,9 @@ def delete_managed_role(iam: Any, name: str) -> bool:
 
 def role_propagating(exc: ClientError) -> bool:
     """Whether Lambda refused a role it cannot assume yet (IAM is eventually consistent)."""
-    return _code(exc) == "InvalidParameterValueException" and "cannot be assumed" in str(exc)
+    return error_code(exc) == "InvalidParameterValueException" and "cannot be assumed" in str(exc)
 
 
 def account_of(sts: Any) -> str:
     """The account id of the caller's credentials."""
     return str(sts.get_caller_identity()["Account"])
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))

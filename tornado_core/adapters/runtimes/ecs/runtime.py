@@ -19,14 +19,12 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from tornado_core.adapters.aws.clients import make_client
+from tornado_core.adapters.aws.errors import runtime_failures
 from tornado_core.adapters.runtimes.iam import WorkerRole, ecs_worker_role
 from tornado_core.adapters.runtimes.images.builder import image_ref
 from tornado_core.adapters.runtimes.images.contract import (
@@ -179,7 +177,7 @@ class EcsRuntime:
             RuntimeFailure: ECS refused a call.
         """
         name = self.service_name(deployment.task, deployment.version)
-        with _aws_errors(f"deploying {name}"):
+        with runtime_failures(f"deploying {name}"):
             self._ensure_cluster()
             service = self._service(name)
             definition = self._task_definition(deployment, name)
@@ -196,7 +194,7 @@ class EcsRuntime:
     def instances(self, task: str, version: str) -> list[WorkerInstance]:
         """The service's tasks with their health (ECS task health status)."""
         name = self.service_name(task, version)
-        with _aws_errors(f"listing the tasks of {name}"):
+        with runtime_failures(f"listing the tasks of {name}"):
             return [_instance(t, task, version) for t in self._tasks(name)]
 
     def wait_healthy(self, task: str, version: str, *, replicas: int, timeout: float) -> list[WorkerInstance]:
@@ -220,7 +218,7 @@ class EcsRuntime:
     def stop(self, task: str, version: str, *, grace_period: float) -> None:
         """Scale the service to 0, wait for its tasks to stop, delete it (idempotent)."""
         name = self.service_name(task, version)
-        with _aws_errors(f"stopping {name}"):
+        with runtime_failures(f"stopping {name}"):
             service = self._service(name)
             if service is None:
                 return
@@ -401,12 +399,3 @@ def _state(status: str, health: str) -> InstanceState:
     return {"HEALTHY": InstanceState.HEALTHY, "UNHEALTHY": InstanceState.UNHEALTHY}.get(
         health, InstanceState.STARTING
     )
-
-
-@contextmanager
-def _aws_errors(action: str) -> Iterator[None]:
-    """Turn botocore errors into :class:`RuntimeFailure` naming the action."""
-    try:
-        yield
-    except (ClientError, BotoCoreError) as exc:
-        raise RuntimeFailure(f"{action}: {exc}") from exc

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
+from tornado_core.adapters.aws.errors import error_code
 from tornado_core.adapters.runtimes.iam import role_propagating
 from tornado_core.adapters.runtimes.lambda_.config import LambdaConfig
 from tornado_core.adapters.runtimes.lambda_.packaging import build_package
@@ -35,7 +36,7 @@ def found(call: Callable[[], T]) -> T | None:
     try:
         return call()
     except ClientError as exc:
-        if str(exc.response.get("Error", {}).get("Code", "")) == "ResourceNotFoundException":
+        if error_code(exc) == "ResourceNotFoundException":
             return None
         raise
 

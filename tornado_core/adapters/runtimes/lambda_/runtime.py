@@ -19,13 +19,13 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
 from tornado_core.adapters.aws.clients import make_client
+from tornado_core.adapters.aws.errors import runtime_failures
 from tornado_core.adapters.runtimes.iam import (
     LAMBDA_SERVICE,
     WorkerRole,
@@ -125,7 +125,7 @@ class LambdaRuntime:
         """
         task, version = deployment.task, deployment.version
         name = self.function_name(task, version)
-        with _aws_errors(f"deploying {name}"):
+        with runtime_failures(f"deploying {name}"):
             queue_arn, visibility = self._queue(task, version)
             code = code_of(
                 deployment, function=name, bucket=self._settings.bucket, s3=self._client("s3"),
@@ -141,7 +141,7 @@ class LambdaRuntime:
     def instances(self, task: str, version: str) -> list[WorkerInstance]:
         """The function's event source mapping, healthy when enabled on a ready function."""
         name = self.function_name(task, version)
-        with _aws_errors(f"looking at {name}"):
+        with runtime_failures(f"looking at {name}"):
             function = self._functions.get(name)
             if function is None:
                 return []
@@ -167,7 +167,7 @@ class LambdaRuntime:
     def stop(self, task: str, version: str, *, grace_period: float) -> None:
         """Disable the mapping, let in-flight batches end, delete mapping, function and created role."""
         name = self.function_name(task, version)
-        with _aws_errors(f"stopping {name}"):
+        with runtime_failures(f"stopping {name}"):
             function = self._functions.get(name)
             mappings = self._mappings(name)
             for mapping in mappings:
@@ -355,12 +355,3 @@ def _instance(function: dict[str, Any], mapping: dict[str, Any], task: str, vers
         state=health,
         detail=f"function {state} ({update}), mapping {mapped}",
     )
-
-
-@contextmanager
-def _aws_errors(action: str) -> Iterator[None]:
-    """Turn botocore errors into :class:`RuntimeFailure` naming the action."""
-    try:
-        yield
-    except (ClientError, BotoCoreError) as exc:
-        raise RuntimeFailure(f"{action}: {exc}") from exc
