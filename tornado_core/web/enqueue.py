@@ -25,6 +25,11 @@ if TYPE_CHECKING:
 _T = TypeVar("_T")
 
 
+def answer_status(receipt: dict[str, Any]) -> int:
+    """The status of a submission's answer: 200 for the job already holding a uniqueness key, else 202."""
+    return 200 if receipt.get("existing") else 202
+
+
 class Enqueuer:
     """Turns accepted requests into queued jobs.
 

@@ -36,6 +36,7 @@ from tornado_core.jsontext import compact
 from tornado_core.observability.logs import bind_log_fields
 from tornado_core.web.access_log import record_answer
 from tornado_core.web.base import JSON_MEDIA_TYPE, bearer_token, media_type, within_request_deadline
+from tornado_core.web.enqueue import answer_status
 from tornado_core.web.errors import translate
 from tornado_core.web.requests import parse_job_request, parse_json_object
 
@@ -203,7 +204,7 @@ class _LaneRequest(HTTPMessageDelegate):
         except Exception as exc:  # every failure gets the API's one error shape, as on the ordinary path
             error = translate(exc)
             return error.status, compact(error.body()), error.headers
-        return (200 if receipt.get("existing") else 202), compact(receipt), {}
+        return answer_status(receipt), compact(receipt), {}
 
     def _write(self, status: int, text: str, extra: dict[str, str]) -> None:
         if self._closed:

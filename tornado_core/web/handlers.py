@@ -8,6 +8,7 @@ from typing import Any
 from tornado_core.errors import ApiError, JobNotFound
 from tornado_core.ports.jobs import CancelOutcome
 from tornado_core.web.base import AuthenticatedHandler, BaseHandler, JsonBodyHandler
+from tornado_core.web.enqueue import answer_status
 from tornado_core.web.requests import parse_batch, parse_job_request, parse_list_query
 
 
@@ -20,7 +21,7 @@ class JobsHandler(JsonBodyHandler):
         receipt = await self.within_deadline(
             self.api.enqueuer.submit(self.tenant, request, body_size=self.body_size)
         )
-        self.write_json(receipt, 200 if receipt.get("existing") else 202)
+        self.write_json(receipt, answer_status(receipt))
 
     async def get(self) -> None:
         """One page of jobs, newest first; ``next_cursor`` fetches the next page."""
