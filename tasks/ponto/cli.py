@@ -16,6 +16,7 @@ from tornado_core import ApiError, TornadoClient
 from tornado_core.extend import api_url_option, command_services, token_option
 
 from .cli_aej import add_aej_commands
+from .cli_reports import echo_verdict, refuse_test_certificate
 from .receipt_cli import add_receipt_commands
 
 EXPORT_TASK = "ponto.export_redshift"
@@ -69,8 +70,7 @@ def verify_afd_command(
     report = verify_afd(file.read_bytes(), p7s, previous_hash=previous_hash)
     if not no_signature and p7s is None:
         report.add(0, f"signature: no .p7s next to {file.name} (pass --signature or --no-signature)")
-    if require_icp_brasil and report.test_certificate:
-        report.add(0, f"signature: the certificate is not ICP-Brasil ({report.test_certificate})")
+    refuse_test_certificate(report, require_icp_brasil)
     counts = ", ".join(f"type {k}: {v}" for k, v in report.counts.items() if v)
     click.echo(f"{file.name}: NSR {report.first_nsr}..{report.last_nsr}; {counts or 'no records'}")
     click.echo(
@@ -86,13 +86,7 @@ def verify_afd_command(
         click.echo(f"  signature: valid {kind}, signer {report.signature.subject}")
         certificate = "TEST (not ICP-Brasil)" if report.test_certificate else "ICP-Brasil"
         click.echo(f"  certificate: {certificate}; policy: {policy_name(report.signature)}")
-    for warning in report.warnings:
-        click.echo(f"  WARNING {warning}")
-    for problem in report.problems:
-        click.echo(f"  PROBLEM {problem}", err=True)
-    if not report.ok:
-        raise click.ClickException(f"{len(report.problems)} problem(s): the AFD does not verify")
-    click.echo("  OK")
+    echo_verdict(report, "AFD")
 
 
 @ponto.command("audit")

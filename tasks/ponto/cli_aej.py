@@ -15,6 +15,8 @@ import click
 from tornado_core import ApiError, TornadoClient
 from tornado_core.extend import api_url_option, command_services, token_option
 
+from .cli_reports import echo_verdict, refuse_test_certificate
+
 AEJ_TASK = "ponto.aej"
 
 
@@ -138,21 +140,14 @@ def verify_aej_command(file: Path, p7s: Path | None, no_signature: bool, require
     report = verify_aej(file.read_bytes(), p7s_path.read_bytes() if p7s_path else None)
     if not no_signature and p7s_path is None:
         report.add(0, f"signature: no .p7s next to {file.name} (pass --p7s or --no-signature)")
-    if require_icp_brasil and report.test_certificate:
-        report.add(0, f"signature: the certificate is not ICP-Brasil ({report.test_certificate})")
+    refuse_test_certificate(report, require_icp_brasil)
     counts = ", ".join(f"{kind}: {n}" for kind, n in report.counts.items() if n)
     period = f"{report.period[0]}..{report.period[1]}" if report.period else "no period"
     click.echo(f"{file.name}: {period}; {counts or 'no records'}")
     if report.signature is not None:
         kind = "CAdES-BES" if report.signature.cades else "CMS"
         click.echo(f"  signature: valid {kind}, signer {report.signature.subject}")
-    for warning in report.warnings:
-        click.echo(f"  WARNING {warning}")
-    for problem in report.problems:
-        click.echo(f"  PROBLEM {problem}", err=True)
-    if not report.ok:
-        raise click.ClickException(f"{len(report.problems)} problem(s): the AEJ does not verify")
-    click.echo("  OK")
+    echo_verdict(report, "AEJ")
 
 
 def add_aej_commands(group: click.Group) -> None:
