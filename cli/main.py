@@ -32,6 +32,7 @@ LAZY_COMMANDS = {
     "submit": "tornado_cli.jobs:submit",
     "jobs": "tornado_cli.jobs:jobs",
     "outbox": "tornado_cli.outbox:outbox",
+    "intake": "tornado_cli.intake:intake",
     "dlq": "tornado_cli.operators:dlq",
     "tenants": "tornado_cli.tenants:tenants",
     "dev": "tornado_cli.dev:dev",
@@ -125,12 +126,17 @@ tasks_module_option = click.option(
 )
 
 
+#: Queue engines a worker can run on (``--engine``; TORNADO_QUEUE sets it for every command).
+ENGINES = ("postgres", "sqs", "celery")
+
+
 @contextmanager
-def _services_with(tasks_modules: tuple[str, ...]) -> Iterator[Services]:
-    """Like ``command_services``, with the tasks of extra modules besides the entry points."""
+def _services_with(tasks_modules: tuple[str, ...], *, engine: str | None = None) -> Iterator[Services]:
+    """Like ``command_services``, with the tasks of extra modules besides the entry points, on
+    ``engine`` (else TORNADO_QUEUE's)."""
     from tornado_core.bootstrap import services_from, task_registry
 
-    settings = load_settings()
+    settings = load_settings({"TORNADO_QUEUE": engine} if engine else None)
     with reported_errors(), services_from(settings, registry=task_registry(tasks_modules)) as services:
         yield services
 
@@ -231,6 +237,13 @@ def _api_parts_factory(tasks_modules: tuple[str, ...], *, console: bool) -> Call
     default=None,
     help="Serve Prometheus /metrics on this port (default: TORNADO_METRICS_PORT; 0: off).",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(ENGINES),
+    default=None,
+    help="Queue engine (default: TORNADO_QUEUE, else postgres); celery: the Celery broker at "
+    "TORNADO_BROKER_URL (redis:// or amqp://, docs/celery.md).",
+)
 @tasks_module_option
 def worker(
     task_name: str,
@@ -240,6 +253,7 @@ def worker(
     poll_wait: float,
     health_file: Path | None,
     metrics_port: int | None,
+    engine: str | None,
     tasks_modules: tuple[str, ...],
 ) -> None:
     """Pull and run the jobs of one task version until SIGTERM."""
@@ -248,7 +262,7 @@ def worker(
     from tornado_core.observability.metrics_server import metrics_served
     from tornado_core.worker.loop import Worker, WorkerOptions
 
-    with _services_with(tasks_modules) as services:
+    with _services_with(tasks_modules, engine=engine) as services:
         spec = services.registry.get(task_name, version)
         options = WorkerOptions(
             concurrency=concurrency, grace_period=grace_period, poll_wait=poll_wait, health_file=health_file,

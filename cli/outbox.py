@@ -8,16 +8,13 @@ queue backend (docs/transactional-enqueue.md).
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from types import FrameType
 
 import click
 
-from tornado_core.commands import load_settings, reported_errors
+from tornado_core.commands import load_settings, reported_errors, stop_on_signals
 from tornado_core.ports.transactional import OutboxStatus, OutboxStorePort
 
 _log = logging.getLogger("tornado.outbox")
@@ -106,23 +103,11 @@ def outbox_relay(
             relay = build_outbox_relay(
                 services, routing, store, RelayOptions(batch_size=batch_size, idle_wait=idle_wait)
             )
-            stop = _stop_on_signals()
+            stop = stop_on_signals(_log)
             click.echo(f"Tornado outbox relay started ({settings.queue_backend} queue)", err=True)
             relay.run(stop)
         finally:
             close_routing()
-
-
-def _stop_on_signals() -> threading.Event:
-    stop = threading.Event()
-
-    def request_stop(signum: int, _frame: FrameType | None) -> None:
-        _log.info("%s: finishing the batch at hand", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
-    return stop
 
 
 @outbox.command("status")

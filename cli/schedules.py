@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from tornado_core.commands import reported_errors
+from tornado_core.commands import reported_errors, stop_on_signals
 from tornado_core.errors import ConfigError
 from tornado_core.ports.schedules import MissedPolicy, Schedule
 
@@ -162,19 +159,8 @@ def scheduler(interval: float, once: bool, clock_offset: float) -> None:
                     report = runner.tick()
                     click.echo(f"{report.released} parked jobs queued, {report.fired} schedules fired")
                     return
-                runner.run(_stop_on_signals(), interval=interval)
+                stop = stop_on_signals(_log)
+                click.echo("Tornado scheduler running", err=True)
+                runner.run(stop, interval=interval)
         finally:
             close()
-
-
-def _stop_on_signals() -> threading.Event:
-    stop = threading.Event()
-
-    def request_stop(signum: int, _frame: FrameType | None) -> None:
-        _log.info("%s: stopping", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
-    click.echo("Tornado scheduler running", err=True)
-    return stop

@@ -7,9 +7,13 @@ traceback, and the options that point a command at the API. Plugins reach it thr
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Iterator
+import signal
+import threading
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from types import FrameType
 
 import click
 
@@ -18,10 +22,15 @@ from tornado_core.services import Services
 from tornado_core.settings import Settings
 
 
-def load_settings() -> Settings:
-    """Settings from ``os.environ`` (and ``TORNADO_SETTINGS_FILE``), as a CLI error if incomplete."""
+def load_settings(overrides: Mapping[str, str] | None = None) -> Settings:
+    """Settings from ``os.environ`` (and ``TORNADO_SETTINGS_FILE``), as a CLI error if incomplete.
+
+    Args:
+        overrides: Variables that win over the environment's (a command's options, such as
+            ``tornado worker --engine``).
+    """
     try:
-        return Settings.load(os.environ)
+        return Settings.load({**os.environ, **(overrides or {})})
     except TornadoError as exc:
         raise click.ClickException(
             f'{exc} — start the local stack with `eval "$(tornado dev env)"`'
@@ -57,3 +66,20 @@ api_url_option = click.option(
 token_option = click.option(
     "--token", envvar="TORNADO_TOKEN", required=True, help="Tenant bearer token (env TORNADO_TOKEN)."
 )
+
+
+def stop_on_signals(log: logging.Logger) -> threading.Event:
+    """An event set by SIGTERM or SIGINT (a long-running command finishes the batch at hand, then ends).
+
+    Args:
+        log: Where the signal's arrival is told.
+    """
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("%s: finishing the batch at hand", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    return stop

@@ -55,6 +55,19 @@ def _queue_spec(
     )
 
 
+#: Deliveries of an intake message before it goes to the intake's dead-letter queue.
+INTAKE_MAX_RECEIVES = 5
+
+
+def intake_queue_spec(prefix: str) -> QueueSpec:
+    """The Celery intake's queue (``tornado.submit`` messages), e.g. ``tornado-submit``, and its DLQ."""
+    name = _UNSAFE.sub("_", f"{prefix}-submit")
+    return QueueSpec(
+        name=name, dead_letter_name=dead_letter_name(name), max_receive_count=INTAKE_MAX_RECEIVES,
+        visibility_timeout=30.0,
+    )  # fmt: skip
+
+
 def payload_key(task: str, job_id: str) -> str:
     """Object key of a claim-checked payload."""
     return f"payloads/{task}/{job_id}.json"

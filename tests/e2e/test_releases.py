@@ -22,6 +22,7 @@ import pytest
 from click.testing import CliRunner
 from tornado_cli.main import cli
 
+from tests.celery_support import backend_env
 from tests.data.releasable_base import EFFECTS_TABLE
 from tests.e2e.helpers import wait_until
 from tests.e2e.release_helpers import TASK, code_of, release_load, wait_all_done, worker_pids
@@ -122,7 +123,10 @@ class World:
 
 @pytest.fixture
 def make_world(
-    dev_stack: DevStack | ExternalStack, stack_env: dict[str, str], tmp_path: Path
+    dev_stack: DevStack | ExternalStack,
+    stack_env: dict[str, str],
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> Iterator[Callable[[str], World]]:
     """Factory of isolated installations on a queue backend; everything is stopped at the end."""
     made: list[tuple[World, LocalCluster, Callable[[], None], PostgresPool, str]] = []
@@ -133,7 +137,7 @@ def make_world(
         database = dev_stack.create_database()
         env = {
             **stack_env,
-            "TORNADO_QUEUE": backend,
+            **backend_env(backend, request),
             "TORNADO_QUEUE_PREFIX": f"rel{uuid.uuid4().hex[:6]}",
             "TORNADO_DATABASE_URL": database,
             "TORNADO_STATE_DIR": str(tmp_path / f"state-{len(made)}"),
@@ -160,7 +164,7 @@ def make_world(
         dev_stack.drop_database(database)
 
 
-@pytest.mark.parametrize(("backend", "rate"), [("postgres", 50.0), ("sqs", 10.0)])
+@pytest.mark.parametrize(("backend", "rate"), [("postgres", 50.0), ("sqs", 10.0), ("redis", 20.0)])
 def test_bluegreen_under_load_every_job_succeeds_once_and_v1_gets_nothing_after_the_switch(
     make_world: Callable[[str], World], backend: str, rate: float
 ) -> None:

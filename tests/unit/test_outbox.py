@@ -196,6 +196,15 @@ def test_the_relay_queues_each_row_under_its_key_and_deletes_it(services: Servic
     assert outbox.rows == []
 
 
+def test_two_rows_with_one_key_in_one_batch_are_one_job(services: Services) -> None:
+    outbox = MemoryOutbox()
+    for _ in range(2):
+        outbox.add("acme", "demo.echo", {"message": "once"}, "order-7")
+    report = relay(services, outbox).relay_once()
+    assert (report.claimed, report.sent, report.existing) == (2, 1, 1)
+    assert len(messages(services)) == 1 and outbox.rows == []
+
+
 def test_a_batch_that_failed_after_sending_is_sent_again_under_the_same_job_ids(services: Services) -> None:
     outbox = MemoryOutbox()
     outbox.add("acme", "demo.echo", {"message": "nf-e 42"}, "order-42")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tornado_core.errors import ReleaseError, RuntimeFailure
+from tornado_core.errors import ConfigError, ReleaseError, RuntimeFailure
 from tornado_core.job_ids import JobIds
 from tornado_core.naming import queue_spec
 from tornado_core.ports.database import DatabasePort
@@ -196,10 +196,17 @@ def migrate(settings: Settings) -> list[str]:
 
 
 def task_registry(modules: Sequence[str] = ()) -> TaskRegistry:
-    """The ``tornado.tasks`` entry points plus the tasks of ``modules`` (dotted module paths)."""
+    """The ``tornado.tasks`` entry points plus the tasks of ``modules`` (dotted module paths).
+
+    Raises:
+        ConfigError: A module cannot be imported, or declares a task wrongly (no version, say).
+    """
     registry = TaskRegistry.from_entry_points()
     for module in modules:
-        registry.register_module(importlib.import_module(module))
+        try:
+            registry.register_module(importlib.import_module(module))
+        except (ImportError, ValueError) as exc:
+            raise ConfigError(f"tasks module {module!r}: {exc}") from exc
     return registry
 
 
