@@ -18,11 +18,11 @@ _log = logging.getLogger("tornado.intake")
 )
 @tasks_module_option
 def intake(poll_wait: float, tasks_modules: tuple[str, ...]) -> None:
-    """Submit every ``tornado.submit`` message on the Celery broker as a job, until SIGTERM.
+    """Submit every tornado.submit message on the Celery broker as a job, until SIGTERM.
 
-    A Celery app sends ``app.send_task("tornado.submit", args=[task, payload], kwargs={"tenant":
-    ...}, queue="<prefix>-submit")``; each message becomes one job, routed and validated as the
-    API would (docs/celery.md).
+    A Celery app sends app.send_task("tornado.submit", args=[task, payload], kwargs={"tenant":
+    ...}, queue="<prefix>-submit"); each message becomes one job, routed and validated as the API
+    would (docs/celery.md).
     """
     from tornado_core.bootstrap import build_routing, services_from, task_registry
     from tornado_core.bootstrap.intake import build_celery_intake
