@@ -20,15 +20,15 @@ from tornado_core.local_machine import free_port, wait_until
 from tornado_core.toolchain.strict import strict_mode
 
 #: The queue backends of the end-to-end modules that prove the core guarantees.
-CORE_BACKENDS = ["postgres", "sqs", "redis"]
+CORE_BACKENDS = ["postgres", "sqs", "redis", "rabbitmq"]
 #: The Celery engine's brokers (the modules of Celery-only features run on each).
-CELERY_BACKENDS = ["redis"]
+CELERY_BACKENDS = ["redis", "rabbitmq"]
 #: Seconds a broker may take to accept connections.
 BOOT_SECONDS = 20.0
 
 
 def backend_env(backend: str, request: pytest.FixtureRequest) -> dict[str, str]:
-    """The settings of a backend parameter: a Celery broker's URLs for ``redis``/``rabbitmq``, else ``TORNADO_QUEUE``."""
+    """The settings of a backend parameter: a Celery broker (``redis``, ``rabbitmq``) or ``TORNADO_QUEUE``."""
     if backend == "redis":
         return {"TORNADO_QUEUE": "celery", "TORNADO_BROKER_URL": request.getfixturevalue("redis_url")}
     if backend == "rabbitmq":

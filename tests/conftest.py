@@ -29,6 +29,7 @@ pytest_plugins = [
     "tests.e2e.nfe_support",
     "tests.e2e.console_support",
     "tests.celery_support",
+    "tests.rabbitmq_support",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

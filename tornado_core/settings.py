@@ -20,6 +20,7 @@ QueueBackendName = Literal["postgres", "sqs", "celery"]
 ENV_VARS: dict[str, str] = {
     "TORNADO_QUEUE": "queue_backend",
     "TORNADO_BROKER_URL": "broker_url",
+    "TORNADO_BROKER_MANAGEMENT_URL": "broker_management_url",
     "TORNADO_DATABASE_URL": "database_url",
     "TORNADO_ERP_DATABASE_URL": "erp_database_url",
     "TORNADO_REDSHIFT_URL": "redshift_url",
@@ -54,7 +55,10 @@ class Settings:
     Attributes:
         queue_backend: ``"postgres"`` (embedded default), ``"sqs"`` or ``"celery"`` (a Celery broker at
             ``broker_url``, docs/celery.md).
-        broker_url: The Celery broker of ``queue_backend = "celery"``: ``redis://host:port/db``.
+        broker_url: The Celery broker of ``queue_backend = "celery"``: ``redis://host:port/db`` or
+            ``amqp://user:pass@host:port/vhost`` (RabbitMQ).
+        broker_management_url: RabbitMQ's management HTTP API (``http://user:pass@host:15672``), read for
+            in-flight counts; ``None``: port 15672 of the broker's host with the broker's credentials.
         database_url: libpq DSN of the job store (and of the PostgreSQL queue).
         erp_database_url: DSN of the ERP's database (RDS) handed to handlers;
             defaults to ``database_url``.
@@ -93,6 +97,7 @@ class Settings:
 
     queue_backend: QueueBackendName = "postgres"
     broker_url: str | None = None
+    broker_management_url: str | None = None
     database_url: str
     erp_database_url: str | None = None
     redshift_url: str | None = None

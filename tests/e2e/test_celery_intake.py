@@ -15,10 +15,12 @@ from pathlib import Path
 
 import pytest
 from celery import Celery
+from kombu import Queue
 
 from tests.celery_support import CELERY_BACKENDS
 from tests.e2e.helpers import wait_for_job, wait_until
 from tornado_core.adapters.runtimes.process.cluster import LocalCluster, ManagedProcess
+from tornado_core.bootstrap import provision_queues
 from tornado_core.naming import intake_queue_spec
 from tornado_core.ports.jobs import JobStatus
 from tornado_core.services import Services
@@ -31,15 +33,16 @@ SHOP_APP = """
 import os
 
 from celery import Celery
+from kombu import Queue
 
 app = Celery("shop", broker=os.environ["SHOP_BROKER_URL"])
+app.conf.task_routes = {"tornado.submit": {"queue": Queue(os.environ["SHOP_INTAKE_QUEUE"], no_declare=True)}}
 app.conf.beat_schedule = {
     "echo-every-second": {
         "task": "tornado.submit",
         "schedule": 1.0,
         "args": ["demo.echo", {"message": "from beat"}],
         "kwargs": {"tenant": os.environ["SHOP_TENANT"]},
-        "options": {"queue": os.environ["SHOP_INTAKE_QUEUE"]},
     },
 }
 """
@@ -58,12 +61,15 @@ def intake_queue(services: Services) -> str:
 
 
 @pytest.fixture(scope="module")
-def running(e2e_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+def running(
+    e2e_env: dict[str, str], services: Services, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalCluster]:
     """``tornado intake`` and a ``tornado worker --engine celery`` of demo.echo, whose environment
-    names the broker but not the engine."""
+    names the broker but not the engine; the API's start created the intake queue."""
     logs = tmp_path_factory.mktemp("logs")
     cluster = LocalCluster({k: v for k, v in e2e_env.items() if k != "TORNADO_QUEUE"}, logs)
     try:
+        assert intake_queue_spec(services.settings.queue_prefix).name in provision_queues(services)
         cluster.start_worker("demo.echo", extra=["--engine", "celery"])
         intake = ManagedProcess("intake", ["intake", "--poll-wait", "1"], e2e_env, logs / "intake.log")
         cluster.processes.append(intake.start())
@@ -76,12 +82,14 @@ def test_send_task_from_a_shops_celery_app_becomes_a_job_that_runs_once(
     running: LocalCluster, services: Services, tenant: str, intake_queue: str, e2e_env: dict[str, str]
 ) -> None:
     shop = Celery("shop", broker=e2e_env["TORNADO_BROKER_URL"], set_as_current=False)
+    # One route in the shop's Celery settings; no_declare: the intake declared its queue (on RabbitMQ
+    # a quorum queue, which Celery's own declaration of a classic queue would contradict).
+    shop.conf.task_routes = {"tornado.submit": {"queue": Queue(intake_queue, no_declare=True)}}
     for _ in range(2):  # the shop's code retried the send: still one job
         shop.send_task(
             "tornado.submit",
             args=["demo.echo", {"message": "from django"}],
             kwargs={"tenant": tenant, "idempotency_key": "order-1"},
-            queue=intake_queue,
         )
     job_id = services.job_ids.for_idempotency_key(tenant, "demo.echo\0order-1")
     record = wait_for_job(services, job_id, JobStatus.SUCCEEDED)

@@ -10,7 +10,16 @@ from typing import Any
 import pytest
 from celery import Celery
 
-from tornado_core.adapters.celery.protocol import TASK_NAME, decode_message, encode_message
+from tornado_core.adapters.celery.protocol import (
+    TASK_NAME,
+    decode_amqp,
+    decode_message,
+    encode_amqp,
+    encode_message,
+    kombu_json,
+    read_amqp_task,
+    read_task,
+)
 from tornado_core.errors import EnvelopeInvalid
 from tornado_core.message import Envelope
 
@@ -73,3 +82,50 @@ def test_pickle_and_garbage_are_refused() -> None:
         decode_message(json.dumps(pickled))
     with pytest.raises(EnvelopeInvalid):
         decode_message("not json")
+
+
+def _as_amqp(raw: str) -> tuple[bytes, dict[str, Any], dict[str, Any]]:
+    """Body, application headers and properties of a kombu JSON message, as AMQP would carry them."""
+    message = json.loads(raw)
+    properties = {"content_type": message["content-type"], "content_encoding": message["content-encoding"]}
+    properties["correlation_id"] = message["properties"]["correlation_id"]
+    return base64.b64decode(message["body"]), message["headers"], properties
+
+
+def test_the_amqp_message_is_celerys_task_message_with_the_envelope_as_its_one_argument() -> None:
+    message = encode_amqp(ENVELOPE.to_json(), message_id="m-3")
+    assert (message.headers["task"], message.headers["id"], message.properties["correlation_id"]) == (
+        "tornado.run", "m-3", "m-3",
+    )  # fmt: skip
+    assert (message.properties["content_type"], message.properties["delivery_mode"]) == (
+        "application/json",
+        2,
+    )
+    args, kwargs, _embed = json.loads(message.body)
+    assert (args, kwargs) == ([ENVELOPE.to_json()], {})
+    decoded = decode_amqp(message.body, message.headers, message.properties)
+    assert (decoded.message_id, decoded.body) == ("m-3", ENVELOPE.to_json())
+
+
+def test_send_task_of_a_plain_celery_app_is_read_from_its_amqp_parts() -> None:
+    body, headers, properties = _as_amqp(_sent_by_celery([json.loads(ENVELOPE.to_json())], "q-amqp"))
+    assert Envelope.from_json(decode_amqp(body, headers, properties).body) == ENVELOPE
+
+
+def test_any_task_read_over_amqp_and_handed_over_in_kombu_json_reads_back_the_same() -> None:
+    raw = _sent_by_celery(["demo.echo"], "q-any").replace("tornado.run", "tornado.submit")
+    body, headers, properties = _as_amqp(raw)
+    task = read_amqp_task(body, headers, properties)
+    assert (task.name, task.args, task.kwargs) == ("tornado.submit", ["demo.echo"], {})
+    assert read_task(kombu_json(body, headers, properties, "q-any")) == task
+    assert read_task(raw) == task
+
+
+def test_a_pickled_or_headerless_amqp_message_is_refused() -> None:
+    message = encode_amqp("x")
+    with pytest.raises(EnvelopeInvalid, match="never unpickles"):
+        read_amqp_task(message.body, message.headers, {"content_type": "application/x-python-serialize"})
+    with pytest.raises(EnvelopeInvalid, match="no task header"):
+        read_amqp_task(message.body, {}, message.properties)
+    with pytest.raises(EnvelopeInvalid, match=r"shop\.invoice"):
+        decode_amqp(message.body, {**message.headers, "task": "shop.invoice"}, message.properties)

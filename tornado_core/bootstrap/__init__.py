@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from tornado_core.errors import ConfigError, ReleaseError, RuntimeFailure
 from tornado_core.job_ids import JobIds
-from tornado_core.naming import queue_spec
+from tornado_core.naming import intake_queue_spec, queue_spec
 from tornado_core.ports.database import DatabasePort
 from tornado_core.ports.queue import QueuePort
 from tornado_core.ports.runtime import RuntimePort
@@ -174,13 +174,15 @@ def services_from(settings: Settings, *, registry: TaskRegistry | None = None) -
 
 
 def provision_queues(services: Services) -> list[str]:
-    """Create the queue and DLQ of every registered task version; returns their names."""
-    names = []
-    for spec in services.registry:
-        qspec = queue_spec(services.settings.queue_prefix, spec)
+    """Create the queue and DLQ of every registered task version (and on the Celery engine the
+    intake's, which Celery apps send to before any intake may run); returns their names."""
+    prefix = services.settings.queue_prefix
+    specs = [queue_spec(prefix, spec) for spec in services.registry]
+    if services.settings.queue_backend == "celery":
+        specs.append(intake_queue_spec(prefix))
+    for qspec in specs:
         services.queue.ensure_queue(qspec)
-        names.append(qspec.name)
-    return names
+    return [qspec.name for qspec in specs]
 
 
 def migrate(settings: Settings) -> list[str]:
