@@ -30,12 +30,11 @@ from tornado_core.adapters.celery.amqp_layout import (
 )
 from tornado_core.adapters.celery.amqp_link import AmqpLink, management_url_of
 from tornado_core.adapters.celery.amqp_stats import ManagementApi
+from tornado_core.adapters.celery.polling import long_poll
 from tornado_core.adapters.celery.protocol import decode_amqp, encode_amqp, kombu_json
 from tornado_core.errors import EnvelopeInvalid, QueueUnavailable
 from tornado_core.ports.queue import OutgoingMessage, QueueDepth, QueueSpec, ReceivedMessage
 
-#: Longest pause between two looks at an empty queue during a long poll, in seconds.
-MAX_POLL_PAUSE = 0.2
 #: Seconds between two sweeps of the held messages whose visibility timeout passed.
 SWEEP_INTERVAL = 0.25
 #: Seconds a depth waits for RabbitMQ to forget the holders of messages just settled.
@@ -123,16 +122,8 @@ class AmqpQueue:
         self, queue: str, *, max_messages: int, wait_seconds: float, visibility_timeout: float
     ) -> list[ReceivedMessage]:
         """Look for visible messages until some come or ``wait_seconds`` pass (pauses up to 0.2 s)."""
-        deadline = time.monotonic() + max(0.0, wait_seconds)
         most = max(1, min(max_messages, self.max_receive_batch))
-        pause = 0.01
-        while True:
-            found = self._receive_once(queue, most, max(0.0, visibility_timeout))
-            left = deadline - time.monotonic()
-            if found or left <= 0:
-                return found
-            time.sleep(min(pause, left))
-            pause = min(pause * 2, MAX_POLL_PAUSE)
+        return long_poll(lambda: self._receive_once(queue, most, max(0.0, visibility_timeout)), wait_seconds)
 
     def _receive_once(self, queue: str, most: int, visibility_timeout: float) -> list[ReceivedMessage]:
         found: list[ReceivedMessage] = []

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -12,14 +11,13 @@ import redis
 import redis.exceptions
 
 from tornado_core.adapters.celery import scripts
+from tornado_core.adapters.celery.polling import long_poll
 from tornado_core.adapters.celery.protocol import decode_message, encode_message
 from tornado_core.errors import EnvelopeInvalid, QueueUnavailable
 from tornado_core.ports.queue import OutgoingMessage, QueueDepth, QueueSpec, ReceivedMessage
 
 #: The hash of every queue's settings (its max receive count); a queue exists when it has an entry.
 SETTINGS_KEY = "tornado:queues"
-#: Longest pause between two looks at an empty queue during a long poll, in seconds.
-MAX_POLL_PAUSE = 0.2
 
 
 class RedisQueue:
@@ -83,17 +81,8 @@ class RedisQueue:
         self, queue: str, *, max_messages: int, wait_seconds: float, visibility_timeout: float
     ) -> list[ReceivedMessage]:
         """Look for visible messages until some come or ``wait_seconds`` pass (pauses up to 0.2 s)."""
-        deadline = time.monotonic() + max(0.0, wait_seconds)
-        pause = 0.01
-        while True:
-            found = self._receive_once(
-                queue, max(1, min(max_messages, self.max_receive_batch)), visibility_timeout
-            )
-            left = deadline - time.monotonic()
-            if found or left <= 0:
-                return found
-            time.sleep(min(pause, left))
-            pause = min(pause * 2, MAX_POLL_PAUSE)
+        most = max(1, min(max_messages, self.max_receive_batch))
+        return long_poll(lambda: self._receive_once(queue, most, visibility_timeout), wait_seconds)
 
     def _receive_once(self, queue: str, most: int, visibility_timeout: float) -> list[ReceivedMessage]:
         keys = _keys(queue)
