@@ -14,14 +14,23 @@ FIRST_POLL_PAUSE = 0.01
 T = TypeVar("T")
 
 
-def long_poll(look: Callable[[], list[T]], wait_seconds: float) -> list[T]:
-    """What ``look()`` finds, looking again until it finds something or ``wait_seconds`` pass."""
+def long_poll(
+    look: Callable[[], list[T]], wait_seconds: float, *, pause: Callable[[float], object] = time.sleep
+) -> list[T]:
+    """What ``look()`` finds, looking again until it finds something or ``wait_seconds`` pass.
+
+    Args:
+        look: One look at the queue.
+        wait_seconds: How long to keep looking.
+        pause: Waits up to its argument in seconds between two looks; a broker that can be woken
+            by a send returns early.
+    """
     deadline = time.monotonic() + max(0.0, wait_seconds)
-    pause = FIRST_POLL_PAUSE
+    step = FIRST_POLL_PAUSE
     while True:
         found = look()
         left = deadline - time.monotonic()
         if found or left <= 0:
             return found
-        time.sleep(min(pause, left))
-        pause = min(pause * 2, MAX_POLL_PAUSE)
+        pause(min(step, left))
+        step = min(step * 2, MAX_POLL_PAUSE)

@@ -80,9 +80,27 @@ class RedisQueue:
     def receive(
         self, queue: str, *, max_messages: int, wait_seconds: float, visibility_timeout: float
     ) -> list[ReceivedMessage]:
-        """Look for visible messages until some come or ``wait_seconds`` pass (pauses up to 0.2 s)."""
+        """Look for visible messages until some come or ``wait_seconds`` pass.
+
+        Between two looks it waits on Celery's list of the queue (up to 0.2 s), so a message sent
+        meanwhile wakes it at once; delayed and returned messages are seen at the next look.
+        """
         most = max(1, min(max_messages, self.max_receive_batch))
-        return long_poll(lambda: self._receive_once(queue, most, visibility_timeout), wait_seconds)
+        return long_poll(
+            lambda: self._receive_once(queue, most, visibility_timeout),
+            wait_seconds,
+            pause=lambda seconds: self._wait_for_send(queue, seconds),
+        )
+
+    def _wait_for_send(self, queue: str, seconds: float) -> None:
+        """Block until Celery's list of ``queue`` holds a message, at most ``seconds``.
+
+        ``BLMOVE Q Q RIGHT RIGHT`` takes the oldest message and puts it back where it was, in one
+        step: it changes nothing, and returns as soon as the list is not empty.
+        """
+        with self._call(queue):
+            # redis-py types the timeout as whole seconds; Redis 6+ takes a fraction, which it passes on
+            self._client.blmove(queue, queue, max(seconds, 0.001), "RIGHT", "RIGHT")  # type: ignore[arg-type]
 
     def _receive_once(self, queue: str, most: int, visibility_timeout: float) -> list[ReceivedMessage]:
         keys = _keys(queue)
