@@ -20,7 +20,7 @@ def limited_workers(module_cluster: LocalCluster, api_url: str) -> None:
 
 
 def test_a_per_tenant_cap_holds_across_workers(client: TornadoClient) -> None:
-    receipts = client.submit_many([{"task": "demo.capped", "payload": {"seconds": 0.05}}] * 40)
+    receipts = client.submit_many([{"task": "demo.capped", "payload": {"seconds": 0.05}}] * 20)
     runs = results_of(client, [r["id"] for r in receipts])
     # demo.capped allows 2 jobs at once per tenant; the two workers have 8 threads between them.
     assert most_at_once(runs) == 2
