@@ -1,4 +1,4 @@
-"""The Celery side of ``bench.celery_peers``: the app (Redis or SQS broker) and, run as a module, its worker.
+"""The Celery side of ``bench.celery_peers``: the app (Redis, RabbitMQ, SQS) and, as a module, its worker.
 
     python -m bench._celery_app --broker redis://127.0.0.1:PORT/0 --queue Q --concurrency 16 \\
         --ready-file /tmp/x.ready [--sqs-queue-url http://127.0.0.1:PORT/123456789012/Q]
@@ -8,8 +8,10 @@ its task returns, not when the worker takes it) and ``task_reject_on_worker_lost
 whose worker process died goes back to the queue), JSON only, no result backend. The
 worker runs ``--pool threads`` (the same threads-in-one-process model as Tornado's
 worker) without gossip, mingle and the event heartbeat (cluster chatter, not job work).
-On SQS (kombu's own transport, asynchronous receive through pycurl) the queue is a
-``predefined_queues`` entry on the moto endpoint, long-polled 1 s like Tornado's worker.
+On RabbitMQ (``amqp://``: Celery's default py-amqp transport) the queue is the classic durable
+queue Celery declares, prefetch 4 per thread (Celery's default). On SQS (kombu's own transport,
+asynchronous receive through pycurl) the queue is a ``predefined_queues`` entry on the moto
+endpoint, long-polled 1 s like Tornado's worker.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ def sqs_broker(queue: str, queue_url: str) -> tuple[str, dict[str, Any]]:
 
 
 def make_app(broker: str, queue: str, *, sqs_queue_url: str | None = None) -> Celery:
-    """The benchmark's Celery app on ``broker`` (``redis://`` or ``sqs``), its task routed to ``queue``."""
+    """Celery app on ``broker`` (``redis://``, ``amqp://``, ``sqs``): its task goes to ``queue``."""
     options: dict[str, Any] = {}
     if sqs_queue_url is not None:
         broker, options = sqs_broker(queue, sqs_queue_url)

@@ -1,10 +1,11 @@
 """The brokers of ``bench.celery_peers`` beyond the dev stack, and how each one's calls are counted.
 
-* Redis: a ``redis-server`` on 127.0.0.1 (a free port, a temp folder, no persistence, as
-  ``tests/celery_support.py`` starts it); its calls from ``INFO commandstats`` deltas (every
-  command executed, those inside Lua scripts included) and from ``MONITOR`` (the clients'
-  round trips: a script call is one, a MULTI/EXEC pipeline is one).
+* Redis: a ``redis-server`` on 127.0.0.1 (``tornado_core.devstack.brokers.LocalRedis``: a free
+  port, a temp folder, no persistence, as the tests start it); its calls from ``INFO
+  commandstats`` deltas (every command executed, those inside Lua scripts included) and from
+  ``MONITOR`` (the clients' round trips: a script call is one, a MULTI/EXEC pipeline is one).
 * SQS (moto): moto's own request recorder (``/moto-api/recorder/...``), by action.
+* RabbitMQ: ``bench/_celery_rabbitmq.py``.
 * PostgreSQL: ``pg_stat_statements`` (statements, BEGIN/COMMIT included) and
   ``pg_stat_database`` (commits) of the jobs database; the extension is loaded by restarting
   the bench's own temp stack with ``shared_preload_libraries`` (a reused stack is not touched).
@@ -14,36 +15,61 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import socket
-import subprocess
 import tempfile
 import threading
 import time
 import urllib.request
 from base64 import b64decode
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, TypeVar
 from urllib.parse import parse_qs
 
 import redis
 
-from bench._common import BenchStack, Child, log, pg_cursor
+from bench._common import BenchStack, log, pg_cursor
 from tornado_core.devstack import DevStack
-from tornado_core.local_machine import free_port, wait_until
+from tornado_core.devstack.brokers import LocalRedis
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 
 #: Commands the counters themselves send (left out of the counts).
 _OWN_COMMANDS = {"info", "monitor", "config", "ping", "flushdb", "hello", "client"}
 
 
+class _Launcher(Protocol[T_co]):
+    """A broker of ``tornado_core.devstack.brokers``."""
+
+    def start(self) -> T_co: ...
+
+    def stop(self) -> None: ...
+
+
+@contextlib.contextmanager
+def started(launcher: Callable[[Path], _Launcher[T]], name: str) -> Iterator[T]:
+    """A broker started in a temp folder: what its ``start()`` returns; stopped, folder removed, at the end.
+
+    Raises:
+        BrokerUnavailable: The server is not installed or did not start.
+    """
+    with tempfile.TemporaryDirectory(prefix=f"tornado-bench-{name}-") as folder:
+        server = launcher(Path(folder))
+        found = server.start()
+        try:
+            yield found
+        finally:
+            server.stop()
+
+
 @dataclass(frozen=True)
 class RedisServer:
-    """A running ``redis-server``: its URL and pid."""
+    """A running ``redis-server``: its URL."""
 
     url: str
-    pid: int
 
     def client(self) -> redis.Redis:
         """A client of it."""
@@ -52,40 +78,9 @@ class RedisServer:
 
 @contextlib.contextmanager
 def redis_server() -> Iterator[RedisServer]:
-    """``redis-server`` on a free port of 127.0.0.1 in a temp folder, without persistence; stopped at the end.
-
-    Raises:
-        RuntimeError: redis-server is not installed or did not answer within 20 s.
-    """
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
-    folder = Path(tempfile.mkdtemp(prefix="tornado-bench-redis-"))
-    port = free_port()
-    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    log_path = folder / "redis.log"
-    with log_path.open("wb") as out:
-        popen = subprocess.Popen(
-            [*argv, "--dir", str(folder)], stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    server = Child("redis-server", popen, log_path)
-    found = RedisServer(f"redis://127.0.0.1:{port}/0", popen.pid)
-    try:
-        if not wait_until(lambda: popen.poll() is not None or _answers(found), timeout=20.0):
-            raise RuntimeError(f"redis-server did not answer on port {port} within 20 s")
-        if popen.poll() is not None:
-            raise RuntimeError(f"redis-server exited: {server.tail()}")
-        yield found
-    finally:
-        server.stop(grace=10)
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def _answers(server: RedisServer) -> bool:
-    try:
-        return bool(server.client().ping())
-    except redis.RedisError:
-        return False
+    """:class:`LocalRedis` for the run (see :func:`started`)."""
+    with started(LocalRedis, "redis") as url:
+        yield RedisServer(url)
 
 
 @dataclass(frozen=True)

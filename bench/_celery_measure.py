@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench._celery_brokers import Calls, PgCalls, RedisCalls, SqsCalls
+from bench._celery_rabbitmq import RabbitCalls
 from bench._celery_systems import System, Worker
 from bench._common import log, percentile, tree_cpu
 
@@ -148,13 +149,19 @@ class Steady:
 
 @dataclass
 class Counters:
-    """The call counters every run reads (those of a broker the system does not use read zero)."""
+    """The call counters every run reads (those of a broker the system does not use read zero).
+
+    ``rabbit`` is None when RabbitMQ is not running (its rows are not measured).
+    """
 
     redis: RedisCalls
     sqs: SqsCalls
     pg: PgCalls
+    rabbit: RabbitCalls | None = None
 
     def start(self) -> None:
+        if self.rabbit is not None:  # first: it waits for the management API's counters to settle
+            self.rabbit.start()
         self.pg.start()
         self.sqs.start()
         self.redis.start()
@@ -162,11 +169,14 @@ class Counters:
     def stop(self) -> dict[str, Calls]:
         redis_sent, redis_executed = self.redis.stop()
         sqs = self.sqs.stop()
-        statements, commits = self.pg.stop()
+        statements, commits = self.pg.stop()  # waits a second: RabbitMQ's counters catch up meanwhile
+        amqp_ops, amqp_reads = self.rabbit.stop() if self.rabbit is not None else (Calls(0, {}), Calls(0, {}))
         return {
             "redis": redis_sent,
             "redis executed": redis_executed,
             "sqs": sqs,
+            "amqp": amqp_ops,
+            "amqp reads": amqp_reads,
             "pg": statements,
             "pg commits": commits,
         }
@@ -263,4 +273,7 @@ def describe_latency(run: Steady) -> str:
 
 def kinds(calls: Sequence[tuple[str, Calls]], jobs: int) -> str:
     """``sqs: ReceiveMessage 0.10, ...; redis: evalsha 1.02``: top kinds per job of the non-empty counters."""
-    return "; ".join(f"{name}: {c.top(4, jobs)}" for name, c in calls if c.total and c.by_kind)
+    shown = {"amqp": 6}  # publish, deliver/get, get_empty, ack, confirm, redeliver
+    return "; ".join(
+        f"{name}: {c.top(shown.get(name, 4), jobs)}" for name, c in calls if c.total and c.by_kind
+    )

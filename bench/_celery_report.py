@@ -33,6 +33,10 @@ def _queue_calls(result: Result, calls: dict[str, Calls], jobs: int) -> str:
         return f"{per_job(calls['pg'], jobs):.1f} (PG statements)"
     if result.broker == "redis":
         return f"{per_job(calls['redis'], jobs):.2f} ({per_job(calls['redis executed'], jobs):.1f} executed)"
+    if result.broker == "rabbitmq":
+        return (
+            f"{per_job(calls['amqp'], jobs):.2f} msg ops ({per_job(calls['amqp reads'], jobs):.1f} TCP reads)"
+        )
     return f"{per_job(calls['sqs'], jobs):.2f}"
 
 
@@ -108,7 +112,12 @@ def table(
         "them at saturation too: the drain, the worker alone): SQS requests "
         "counted by moto's recorder; Redis: the clients' round trips, seen by MONITOR (a Lua script "
         "call is one, a MULTI/EXEC pipeline is one), and in brackets every command executed, those "
-        "inside scripts and pipelines included (INFO commandstats); on PostgreSQL the "
+        "inside scripts and pipelines included (INFO commandstats); RabbitMQ: message operations from "
+        "the management API's node-wide counters (publish + deliver (pushed to a consumer) + get + empty "
+        "get (basic.get) + ack (per message, a multiple ack counts each); confirms and redeliveries are "
+        "listed in the note, not added), not AMQP frames: queue declarations, qos and the confirms' own "
+        "frames are not in it; in brackets the TCP reads the broker made on the clients' connections "
+        "(recv_cnt: at least one per round trip, writes sent back to back may share one); on PostgreSQL the "
         "queue and the job store share the database, so it is every statement, BEGIN/COMMIT included",
         "PG stmts/job: pg_stat_statements calls in the jobs database (BEGIN/COMMIT included): Tornado's "
         "job store on every broker, and its queue on PostgreSQL"

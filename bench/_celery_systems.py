@@ -1,10 +1,12 @@
-"""The five systems of ``bench.celery_peers``: how each queues a job and starts its one worker process.
+"""The systems of ``bench.celery_peers``: how each queues a job and starts its one worker process.
 
 * Tornado (``tornado worker``, 16 threads) on PostgreSQL, SQS (moto) and its Celery engine on
-  Redis: jobs queued in-process as the API queues them (``Submitter.prepare`` then
-  ``JobSender.send``: the message and the job's ``queued`` row, one commit on PostgreSQL).
-* Celery 5 (``celery worker --pool threads --concurrency 16``) on Redis and on kombu's SQS
-  transport (moto): jobs queued with ``send_task`` (one publish each).
+  Redis and on RabbitMQ (quorum queues): jobs queued in-process as the API queues them
+  (``Submitter.prepare`` then ``JobSender.send``: the message and the job's ``queued`` row, one
+  commit on PostgreSQL).
+* Celery 5 (``celery worker --pool threads --concurrency 16``) on Redis, on RabbitMQ (its default
+  AMQP transport, a classic queue of its own) and on kombu's SQS transport (moto): jobs queued
+  with ``send_task`` (one publish each).
 
 Every system has its own queue (a unique name or prefix), dropped at the end.
 """
@@ -24,6 +26,7 @@ import boto3
 
 from bench import _celery_app, _celery_tasks
 from bench._celery_brokers import RedisServer
+from bench._celery_rabbitmq import RabbitServer
 from bench._common import BenchStack, child_env, new_tenant, spawn, unique
 from tornado_core.adapters.runtimes.process.cluster import LocalCluster
 from tornado_core.bootstrap import build_services, task_registry
@@ -136,24 +139,24 @@ class CelerySystem:
     def __init__(self, stack: BenchStack, broker: str, url: str, *, sqs_queue_url: str | None = None) -> None:
         self.broker = broker
         self._stack, self._url, self._sqs_queue_url = stack, url, sqs_queue_url
-        self._queue = sqs_queue_url.rsplit("/", 1)[1] if sqs_queue_url else unique("cel")
-        self._app = _celery_app.make_app(url, self._queue, sqs_queue_url=sqs_queue_url)
+        self.queue = sqs_queue_url.rsplit("/", 1)[1] if sqs_queue_url else unique("cel")
+        self._app = _celery_app.make_app(url, self.queue, sqs_queue_url=sqs_queue_url)
 
     def submit(self, index: int, seconds: float) -> None:
         """``app.send_task`` of one job."""
-        _celery_app.submit(self._app, self._queue, seconds, time.time(), index)
+        _celery_app.submit(self._app, self.queue, seconds, time.time(), index)
 
     def prefill(self, count: int, seconds: float, first: int) -> None:
         """``send_task`` per job (Celery has no batch publish)."""
         now = time.time()
         for index in range(first, first + count):
-            _celery_app.submit(self._app, self._queue, seconds, now, index)
+            _celery_app.submit(self._app, self.queue, seconds, now, index)
 
     def start_worker(self, done_file: Path, concurrency: int) -> Worker:
         """``python -m bench._celery_app``: ``celery worker --pool threads --concurrency C``."""
         tag = f"celery-{self.broker.split()[0]}-{secrets.token_hex(2)}"
         ready = self._stack.log_dir / f"{tag}.ready"
-        args = ["bench._celery_app", "--broker", self._url, "--queue", self._queue]
+        args = ["bench._celery_app", "--broker", self._url, "--queue", self.queue]
         args += ["--concurrency", str(concurrency), "--ready-file", str(ready)]
         if self._sqs_queue_url:
             args += ["--sqs-queue-url", self._sqs_queue_url]
@@ -176,23 +179,24 @@ class CelerySystem:
 
 @contextlib.contextmanager
 def tornado_system(
-    stack: BenchStack, backend: str, redis: RedisServer | None = None
+    stack: BenchStack, backend: str, broker: RedisServer | RabbitServer | None = None
 ) -> Iterator[TornadoSystem]:
-    """Tornado on ``postgres``, ``sqs`` or ``celery`` (the Redis server's URL), under a fresh prefix."""
-    extra = {"TORNADO_TASKS_MODULES": _celery_tasks.MODULE, "TORNADO_LOG_LEVEL": "WARNING"}
-    if backend == "celery":
-        assert redis is not None
-        extra["TORNADO_BROKER_URL"] = redis.url
+    """Tornado on ``postgres``, ``sqs`` or ``celery`` (on the Redis server or RabbitMQ node), fresh prefix."""
     env = stack.env(backend, unique("cp"))
-    env.update(extra)
-    broker = {"postgres": "postgres", "sqs": "sqs (moto)", "celery": "redis"}[backend]
-    system = TornadoSystem(stack, backend, env, broker)
+    env.update(TORNADO_TASKS_MODULES=_celery_tasks.MODULE, TORNADO_LOG_LEVEL="WARNING")
+    label = {"postgres": "postgres", "sqs": "sqs (moto)"}.get(backend, "")
+    if isinstance(broker, RedisServer):
+        env["TORNADO_BROKER_URL"], label = broker.url, "redis"
+    elif isinstance(broker, RabbitServer):
+        env.update(TORNADO_BROKER_URL=broker.url, TORNADO_BROKER_MANAGEMENT_URL=broker.management_url)
+        label = "rabbitmq"
+    system = TornadoSystem(stack, backend, env, label)
     try:
         yield system
     finally:
         system.close()
-        if redis is not None:
-            redis.client().flushdb()
+        if isinstance(broker, RedisServer):
+            broker.client().flushdb()
 
 
 @contextlib.contextmanager
@@ -204,6 +208,18 @@ def celery_redis(stack: BenchStack, redis: RedisServer) -> Iterator[CelerySystem
     finally:
         system.close()
         redis.client().flushdb()
+
+
+@contextlib.contextmanager
+def celery_rabbitmq(stack: BenchStack, rabbit: RabbitServer) -> Iterator[CelerySystem]:
+    """Celery on RabbitMQ (its default AMQP transport); its classic queue, named apart from Tornado's
+    quorum queues, is dropped at the end."""
+    system = CelerySystem(stack, "rabbitmq", rabbit.url)
+    try:
+        yield system
+    finally:
+        system.close()
+        rabbit.delete_queue(system.queue)
 
 
 @contextlib.contextmanager

@@ -5,7 +5,8 @@ Rows, each with a no-op job and a 20 ms sleep (I/O-bound), one worker process of
 
 1. Tornado, PostgreSQL queue;  2. Tornado, SQS (moto);  3. Tornado's Celery engine on Redis
 (``TORNADO_QUEUE=celery``);  4. Celery on Redis;  5. Celery on kombu's SQS transport (the
-same moto endpoint).
+same moto endpoint);  6. Tornado's Celery engine on RabbitMQ (quorum queues);  7. Celery on
+RabbitMQ (its default AMQP transport, a classic queue named apart from Tornado's).
 
 For each row: **jobs/s**, N pre-queued jobs drained (first handler start to last handler
 end); **p50/p99 submit-to-done** at a steady offered load below saturation (one job
@@ -13,11 +14,14 @@ submitted every 1/rate s from this process; ``sent`` in the job, ``ended`` by th
 the same function records both systems' jobs); **queue calls per job** over that steady run
 (producer and worker, idle polls included): SQS requests at moto (its recorder), Redis
 requests (``MONITOR``; commands executed, Lua included, from ``INFO commandstats``),
-PostgreSQL statements (``pg_stat_statements``); **worker CPU** per 1,000 jobs of the drain.
+RabbitMQ message operations (publish, deliver, get, empty get, ack: the management API's
+counters; in brackets the TCP reads of the clients' connections), PostgreSQL statements
+(``pg_stat_statements``); **worker CPU** per 1,000 jobs of the drain.
 
-Everything runs on 127.0.0.1: the bench's local stack (PostgreSQL + moto) and a
-``redis-server`` it starts (temp folder, no persistence). Needs ``celery``, ``redis`` and
-``pycurl`` (kombu's SQS transport); without pycurl the Celery SQS row says why it is missing.
+Everything runs on 127.0.0.1: the bench's local stack (PostgreSQL + moto), a ``redis-server``
+and a RabbitMQ node it starts (``tornado_core.devstack.brokers``: temp folders, free ports).
+Needs ``celery``, ``redis`` and ``pycurl`` (kombu's SQS transport); without pycurl, or without
+``rabbitmq-server``, the rows that need it say why they are missing.
 
     .venv/bin/python -m bench.celery_peers [--jobs N] [--concurrency C] [--quick]
 """
@@ -25,6 +29,7 @@ Everything runs on 127.0.0.1: the bench's local stack (PostgreSQL + moto) and a
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.util
 import os
 import sys
@@ -42,6 +47,7 @@ from bench._common import BenchStack, bench_parser, local_stack, log
 if TYPE_CHECKING:  # the modules that import Celery are imported once it is known to be installed
     from bench._celery_brokers import RedisServer
     from bench._celery_measure import Counters, Drain, Steady
+    from bench._celery_rabbitmq import RabbitServer
     from bench._celery_systems import System
 
 #: The two workloads: (name, seconds each job sleeps).
@@ -63,11 +69,12 @@ class Plan:
     seconds: float = 10.0
     concurrency: int = CONCURRENCY
     timeout: float = 120.0
+    workloads: tuple[str, ...] = tuple(name for name, _ in WORKLOADS)
 
     @classmethod
     def quick(cls, concurrency: int = CONCURRENCY) -> Plan:
-        """Short runs (a smoke test of the benchmark)."""
-        return cls(jobs=800, sqs_jobs=100, seconds=2.5, concurrency=concurrency)
+        """Short runs of every row, the no-op workload only (a smoke test of the benchmark)."""
+        return cls(jobs=800, sqs_jobs=100, seconds=2.5, concurrency=concurrency, workloads=("no-op",))
 
 
 @dataclass(frozen=True)
@@ -80,14 +87,25 @@ class Slot:
     missing: str = ""
 
 
-def _slots(stack: BenchStack, redis: RedisServer) -> list[Slot]:
-    from bench._celery_systems import celery_redis, celery_sqs, tornado_system
+def _slots(stack: BenchStack, redis: RedisServer, rabbit: RabbitServer | str) -> list[Slot]:
+    """The rows; ``rabbit`` is the running node, or why it is not running."""
+    from bench._celery_systems import celery_rabbitmq, celery_redis, celery_sqs, tornado_system
 
     celery_sqs_missing = (
         ""
         if importlib.util.find_spec("pycurl")
         else ("not run: pycurl is not installed (kombu's SQS transport needs it: pip install pycurl)")
     )
+    if isinstance(rabbit, str):
+        rabbit_rows = [
+            Slot(system, "rabbitmq", None, f"not run: {rabbit}") for system in ("tornado", "celery")
+        ]
+    else:
+        node = rabbit
+        rabbit_rows = [
+            Slot("tornado", "rabbitmq", lambda: tornado_system(stack, "celery", node)),
+            Slot("celery", "rabbitmq", lambda: celery_rabbitmq(stack, node)),
+        ]
     return [
         Slot("tornado", "postgres", lambda: tornado_system(stack, "postgres")),
         Slot("tornado", "sqs (moto)", lambda: tornado_system(stack, "sqs")),
@@ -99,11 +117,12 @@ def _slots(stack: BenchStack, redis: RedisServer) -> list[Slot]:
             None if celery_sqs_missing else (lambda: celery_sqs(stack)),
             celery_sqs_missing,
         ),
+        *rabbit_rows,
     ]
 
 
 #: The order rows are measured in: the two systems of a broker one after the other.
-_RUN_ORDER = (2, 3, 1, 4, 0)
+_RUN_ORDER = (2, 3, 5, 6, 1, 4, 0)
 
 
 def _measure_slot(
@@ -133,17 +152,19 @@ def run(plan: Plan | None = None) -> str:
     from bench import _celery_report as report
     from bench._celery_brokers import PgCalls, RedisCalls, SqsCalls, load_pg_stat_statements, redis_server
     from bench._celery_measure import Counters
+    from bench._celery_rabbitmq import RabbitCalls
 
     plan = plan or Plan()
     load_before = os.getloadavg()
     started = time.monotonic()
     results: list[report.Result] = []
-    with local_stack() as stack, redis_server() as redis, _folder() as folder:
+    with local_stack() as stack, redis_server() as redis, _rabbitmq() as rabbit, _folder() as folder:
         statements = load_pg_stat_statements(stack, own_stack=not os.environ.get("TORNADO_STATE_DIR"))
         pg = PgCalls(stack.info.database_url, statements=statements)
-        counters = Counters(RedisCalls(redis), SqsCalls(stack.info.aws_endpoint_url), pg)
-        slots = _slots(stack, redis)
-        for workload, seconds in WORKLOADS:
+        amqp = None if isinstance(rabbit, str) else RabbitCalls(rabbit)
+        counters = Counters(RedisCalls(redis), SqsCalls(stack.info.aws_endpoint_url), pg, amqp)
+        slots = _slots(stack, redis, rabbit)
+        for workload, seconds in [w for w in WORKLOADS if w[0] in plan.workloads]:
             for position in _RUN_ORDER:
                 slot = slots[position]
                 if slot.open is None:
@@ -152,7 +173,9 @@ def run(plan: Plan | None = None) -> str:
                     )
                     continue
                 log(f"celery_peers: {workload}, {slot.system} on {slot.broker}")
-                drained, steady, how = _measure_slot(slot, plan, counters, folder, seconds)
+                # RabbitMQ's counters wait for its management API to settle: only on its own rows
+                own = counters if slot.broker == "rabbitmq" else dataclasses.replace(counters, rabbit=None)
+                drained, steady, how = _measure_slot(slot, plan, own, folder, seconds)
                 results.append(
                     report.Result(position, slot.system, slot.broker, workload, drained, steady, how)
                 )
@@ -167,6 +190,23 @@ def plan_note(plan: Plan) -> str:
         f"{plan.sqs_rate:g}/s: moto's calls are slow) for {plan.seconds:g}s; "
         f"one worker process, {plan.concurrency} threads"
     )
+
+
+@contextlib.contextmanager
+def _rabbitmq() -> Iterator[RabbitServer | str]:
+    """The RabbitMQ node for the run, or why it could not start (its rows then say so)."""
+    from bench._celery_rabbitmq import rabbitmq_server
+    from tornado_core.devstack.brokers import BrokerUnavailable
+
+    started = contextlib.ExitStack()
+    try:
+        node = started.enter_context(rabbitmq_server())
+    except BrokerUnavailable as exc:
+        log(f"celery_peers: no RabbitMQ rows: {exc}")
+        yield str(exc).splitlines()[0]
+        return
+    with started:
+        yield node
 
 
 @contextlib.contextmanager
@@ -196,7 +236,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, help="steady jobs/s on PostgreSQL and Redis (default 200)")
     parser.add_argument("--sqs-rate", type=float, help="steady jobs/s on SQS (default 50)")
     parser.add_argument("--seconds", type=float, help="seconds of each steady run (default 10)")
-    parser.add_argument("--quick", action="store_true", help="short runs (~90 s)")
+    parser.add_argument("--quick", action="store_true", help="short runs, no-op workload only (~90 s)")
     args = parser.parse_args()
     absent = missing()
     if absent:

@@ -9,14 +9,12 @@ End-to-end modules that prove the core guarantees run on it too: ``backend_env``
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
-from tornado_core.local_machine import free_port, wait_until
+from tornado_core.devstack.brokers import BrokerUnavailable, LocalRedis
 from tornado_core.toolchain.strict import strict_mode
 
 #: The queue backends of the end-to-end modules that prove the core guarantees.
@@ -41,20 +39,11 @@ def backend_env(backend: str, request: pytest.FixtureRequest) -> dict[str, str]:
     return {"TORNADO_QUEUE": backend}
 
 
-def _unavailable(reason: str) -> None:
+def _unavailable(reason: str) -> NoReturn:
     """Fail in strict mode (CI), else skip."""
     if strict_mode(os.environ):
         pytest.fail(f"the Celery engine's broker could not start: {reason}", pytrace=False)
     pytest.skip(f"the Celery engine's broker could not start: {reason}")
-
-
-def _redis_answers(port: int) -> bool:
-    import redis
-
-    try:
-        return bool(redis.Redis(host="127.0.0.1", port=port, socket_timeout=1).ping())
-    except redis.RedisError:
-        return False
 
 
 @pytest.fixture(scope="session")
@@ -64,26 +53,12 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if external:
         yield external
         return
-    binary = shutil.which("redis-server")
-    if binary is None:
-        _unavailable("redis-server is not installed (apt-get install redis-server)")
-    folder: Path = tmp_path_factory.mktemp("redis")
-    port = free_port()
-    argv = [str(binary), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    log = (folder / "redis.log").open("wb")
-    server = subprocess.Popen([*argv, "--dir", str(folder)], stdout=log, stderr=subprocess.STDOUT)
+    server = LocalRedis(tmp_path_factory.mktemp("redis"), boot_seconds=BOOT_SECONDS)
     try:
-        if not wait_until(lambda: server.poll() is not None or _redis_answers(port), timeout=BOOT_SECONDS):
-            _unavailable(f"no answer on port {port} within {BOOT_SECONDS:.0f} s")
-        if server.poll() is not None:
-            _unavailable(
-                f"redis-server exited {server.returncode}: {(folder / 'redis.log').read_text()[-500:]}"
-            )
-        yield f"redis://127.0.0.1:{port}/0"
+        url = server.start()
+    except BrokerUnavailable as exc:
+        _unavailable(str(exc))
+    try:
+        yield url
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
+        server.stop()
