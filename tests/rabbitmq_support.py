@@ -14,33 +14,25 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
 
 from tests.celery_support import _unavailable
 from tornado_core.adapters.celery.amqp_link import management_url_of
-from tornado_core.devstack.brokers import BrokerUnavailable, LocalRabbitMQ
+from tornado_core.devstack.brokers import BrokerUnavailable, LocalRabbitMQ, RabbitMQUrls
 
 #: Seconds RabbitMQ (with its management plugin) may take to accept connections.
 BOOT_SECONDS = 60.0
 
 
-@dataclass(frozen=True)
-class RabbitBroker:
-    """Where the session's RabbitMQ answers: AMQP and the management HTTP API (credentials in both)."""
-
-    url: str
-    management_url: str
-
-
 @pytest.fixture(scope="session")
-def rabbitmq_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitBroker]:
-    """The session's RabbitMQ (``amqp://tornado:PASSWORD@127.0.0.1:PORT//``, vhost ``/``)."""
+def rabbitmq_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitMQUrls]:
+    """Where the session's RabbitMQ answers: AMQP (``amqp://tornado:PASSWORD@127.0.0.1:PORT//``, vhost
+    ``/``) and the management HTTP API, credentials in both."""
     external = os.environ.get("TORNADO_TEST_RABBITMQ_URL")
     if external:
         management = os.environ.get("TORNADO_TEST_RABBITMQ_MANAGEMENT_URL") or management_url_of(external)
-        yield RabbitBroker(external, management)
+        yield RabbitMQUrls(external, management)
         return
     node = LocalRabbitMQ(tmp_path_factory.mktemp("rabbitmq"), boot_seconds=BOOT_SECONDS)
     try:
@@ -48,12 +40,12 @@ def rabbitmq_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rabbit
     except BrokerUnavailable as exc:
         _unavailable(str(exc))
     try:
-        yield RabbitBroker(urls.url, urls.management_url)
+        yield urls
     finally:
         node.stop()
 
 
 @pytest.fixture(scope="session")
-def rabbitmq_url(rabbitmq_broker: RabbitBroker) -> str:
+def rabbitmq_url(rabbitmq_broker: RabbitMQUrls) -> str:
     """AMQP URL of the session's RabbitMQ."""
     return rabbitmq_broker.url

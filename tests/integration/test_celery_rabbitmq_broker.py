@@ -13,9 +13,9 @@ from collections.abc import Iterator
 import pytest
 from celery import Celery
 
-from tests.rabbitmq_support import RabbitBroker
 from tornado_core.adapters.celery.amqp_queue import AmqpQueue
 from tornado_core.adapters.celery.protocol import TASK_NAME, read_task
+from tornado_core.devstack.brokers import RabbitMQUrls
 from tornado_core.local_machine import wait_until
 from tornado_core.message import Envelope
 from tornado_core.ports.queue import QueueSpec
@@ -34,7 +34,7 @@ time.sleep(300)
 
 
 @pytest.fixture
-def queue(rabbitmq_broker: RabbitBroker) -> Iterator[tuple[AmqpQueue, QueueSpec]]:
+def queue(rabbitmq_broker: RabbitMQUrls) -> Iterator[tuple[AmqpQueue, QueueSpec]]:
     adapter = AmqpQueue(rabbitmq_broker.url, management_url=rabbitmq_broker.management_url)
     name = f"celery-{uuid.uuid4().hex[:8]}"
     spec = QueueSpec(name=name, dead_letter_name=name + "-dlq", max_receive_count=2, visibility_timeout=30)
@@ -45,12 +45,12 @@ def queue(rabbitmq_broker: RabbitBroker) -> Iterator[tuple[AmqpQueue, QueueSpec]
     adapter.close()
 
 
-def _shop(broker: RabbitBroker) -> Celery:
+def _shop(broker: RabbitMQUrls) -> Celery:
     return Celery("django_shop", broker=broker.url, set_as_current=False)
 
 
 def test_send_task_from_a_celery_app_is_received_as_the_envelope(
-    queue: tuple[AmqpQueue, QueueSpec], rabbitmq_broker: RabbitBroker
+    queue: tuple[AmqpQueue, QueueSpec], rabbitmq_broker: RabbitMQUrls
 ) -> None:
     adapter, spec = queue
     envelope = Envelope(job_id=f"j-{uuid.uuid4().hex}", task="demo.echo", version="1.0.0", tenant="shop")
@@ -66,7 +66,7 @@ def test_send_task_from_a_celery_app_is_received_as_the_envelope(
 
 
 def test_celerys_own_declaration_of_the_queue_is_refused_by_rabbitmq(
-    queue: tuple[AmqpQueue, QueueSpec], rabbitmq_broker: RabbitBroker
+    queue: tuple[AmqpQueue, QueueSpec], rabbitmq_broker: RabbitMQUrls
 ) -> None:
     adapter, spec = queue
     with pytest.raises(Exception, match="PRECONDITION_FAILED"):
@@ -75,7 +75,7 @@ def test_celerys_own_declaration_of_the_queue_is_refused_by_rabbitmq(
 
 
 def test_another_task_is_handed_over_as_kombu_json_that_read_task_reads(
-    queue: tuple[AmqpQueue, QueueSpec], rabbitmq_broker: RabbitBroker
+    queue: tuple[AmqpQueue, QueueSpec], rabbitmq_broker: RabbitMQUrls
 ) -> None:
     adapter, spec = queue
     sent = _shop(rabbitmq_broker).send_task(
@@ -90,7 +90,7 @@ def test_another_task_is_handed_over_as_kombu_json_that_read_task_reads(
 
 
 def test_a_poison_message_given_back_max_receive_count_times_ends_in_the_dlq(
-    queue: tuple[AmqpQueue, QueueSpec], rabbitmq_broker: RabbitBroker
+    queue: tuple[AmqpQueue, QueueSpec], rabbitmq_broker: RabbitMQUrls
 ) -> None:
     adapter, spec = queue
     _shop(rabbitmq_broker).send_task("shop.send_invoice", args=[42], queue=spec.name, declare=[])
@@ -104,7 +104,7 @@ def test_a_poison_message_given_back_max_receive_count_times_ends_in_the_dlq(
 
 
 def test_a_crash_loop_ends_in_the_dlq_server_side(
-    queue: tuple[AmqpQueue, QueueSpec], rabbitmq_broker: RabbitBroker
+    queue: tuple[AmqpQueue, QueueSpec], rabbitmq_broker: RabbitMQUrls
 ) -> None:
     adapter, spec = queue
     envelope = Envelope(job_id=f"j-{uuid.uuid4().hex}", task="demo.crash", version="1.0.0", tenant="shop")

@@ -23,8 +23,8 @@ from tests.integration.test_queue_contract import (  # noqa: F401  (the contract
     test_unknown_queue_is_an_error,
     test_visibility_timeout_hides_then_redelivers,
 )
-from tests.rabbitmq_support import RabbitBroker
 from tornado_core.adapters.celery.amqp_queue import AmqpQueue
+from tornado_core.devstack.brokers import RabbitMQUrls
 from tornado_core.errors import QueueUnavailable
 from tornado_core.local_machine import free_port, wait_until
 from tornado_core.ports.queue import OutgoingMessage, QueueSpec
@@ -32,12 +32,12 @@ from tornado_core.ports.queue import OutgoingMessage, QueueSpec
 pytestmark = pytest.mark.integration
 
 
-def _queue(broker: RabbitBroker) -> AmqpQueue:
+def _queue(broker: RabbitMQUrls) -> AmqpQueue:
     return AmqpQueue(broker.url, management_url=broker.management_url)
 
 
 @pytest.fixture
-def adapter(rabbitmq_broker: RabbitBroker) -> Iterator[AmqpQueue]:
+def adapter(rabbitmq_broker: RabbitMQUrls) -> Iterator[AmqpQueue]:
     """The RabbitMQ queue on the session's RabbitMQ."""
     queue = _queue(rabbitmq_broker)
     yield queue
@@ -85,7 +85,7 @@ def test_a_receipt_of_a_lost_connection_is_stale_and_its_message_comes_back(
 def test_a_message_held_by_a_connection_that_closes_without_ack_comes_back_counted(
     adapter: AmqpQueue,
     spec: QueueSpec,  # noqa: F811
-    rabbitmq_broker: RabbitBroker,
+    rabbitmq_broker: RabbitMQUrls,
 ) -> None:
     send(adapter, spec.name, "survives kill -9")
     doomed = _queue(rabbitmq_broker)
