@@ -20,6 +20,7 @@ from tornado_core.errors import TornadoError
 from tornado_core.observability.logs import LOG_FORMATS, configure_logging
 from tornado_core.plugins import COMMANDS_GROUP, Plugin, PluginError, discover
 from tornado_core.services import Services
+from tornado_core.settings import QUEUE_BACKENDS
 
 if TYPE_CHECKING:
     from tornado_core.web.console.context import ConsoleParts
@@ -124,10 +125,6 @@ tasks_module_option = click.option(
     envvar="TORNADO_TASKS_MODULES",
     help="Also load the tasks of this module (repeatable; env TORNADO_TASKS_MODULES, space-separated).",
 )
-
-
-#: Queue engines a worker can run on (``--engine``; TORNADO_QUEUE sets it for every command).
-ENGINES = ("postgres", "sqs", "celery")
 
 
 @contextmanager
@@ -239,7 +236,7 @@ def _api_parts_factory(tasks_modules: tuple[str, ...], *, console: bool) -> Call
 )
 @click.option(
     "--engine",
-    type=click.Choice(ENGINES),
+    type=click.Choice(QUEUE_BACKENDS),
     default=None,
     help="Queue engine (default: TORNADO_QUEUE, else postgres); celery: the Celery broker at "
     "TORNADO_BROKER_URL (redis:// or amqp://, docs/celery.md).",

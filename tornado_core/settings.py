@@ -10,11 +10,13 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from tornado_core.errors import ConfigError
 
 QueueBackendName = Literal["postgres", "sqs", "celery"]
+#: The queue engines, as ``TORNADO_QUEUE`` (and ``tornado worker --engine``) name them.
+QUEUE_BACKENDS: tuple[str, ...] = get_args(QueueBackendName)
 
 #: Environment variable -> settings field.
 ENV_VARS: dict[str, str] = {
@@ -173,7 +175,7 @@ class Settings:
                 var = next(k for k, v in ENV_VARS.items() if v == required)
                 raise ConfigError(f"{required} is not set (set {var}, or run `tornado dev env`)")
         backend = converted.get("queue_backend", "postgres")
-        if backend not in ("postgres", "sqs", "celery"):
+        if backend not in QUEUE_BACKENDS:
             raise ConfigError(
                 f"queue_backend must be 'postgres' or 'sqs', not {backend!r} (or 'celery': a Celery broker)"
             )

@@ -166,10 +166,7 @@ def read_amqp_task(body: bytes, headers: dict[str, Any], properties: dict[str, A
     Raises:
         EnvelopeInvalid: Not a Celery protocol v2 JSON message.
     """
-    if properties.get("content_type", "application/json") != "application/json":
-        raise EnvelopeInvalid(
-            f"content type {properties.get('content_type')!r} (send JSON: Tornado never unpickles)"
-        )
+    _require_json(properties.get("content_type", "application/json"))
     try:
         content = json.loads(body)
     except ValueError as exc:
@@ -214,6 +211,15 @@ def _content(message: dict[str, Any]) -> Any:
     body = message["body"]
     if message.get("properties", {}).get("body_encoding") == "base64":
         body = base64.b64decode(body)
-    if message.get("content-type", "application/json") != "application/json":
-        raise ValueError(f"content type {message.get('content-type')!r} (send JSON: Tornado never unpickles)")
+    _require_json(message.get("content-type", "application/json"))
     return json.loads(body) if isinstance(body, str | bytes) else body
+
+
+def _require_json(content_type: Any) -> None:
+    """Refuse a message body that is not JSON (pickle above all).
+
+    Raises:
+        EnvelopeInvalid: Another content type.
+    """
+    if content_type != "application/json":
+        raise EnvelopeInvalid(f"content type {content_type!r} (send JSON: Tornado never unpickles)")
