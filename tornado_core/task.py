@@ -65,6 +65,17 @@ class TaskSpec:
     schedules: tuple[Periodic, ...] = ()
     fair: bool = False
 
+    @property
+    def lease_seconds(self) -> float:
+        """How long a claim (and each heartbeat's extension of it) holds the job in the job store.
+
+        A moment shorter than the visibility timeout (a tenth of it, at most a second), so that
+        when a worker dies its job's lease has run out by the time its message reappears: the
+        next worker claims the job at the first redelivery instead of finding it busy and
+        waiting out a second timeout.
+        """
+        return self.visibility_timeout - min(1.0, self.visibility_timeout / 10)
+
     def __call__(self, ctx: TaskContext, payload: Any) -> Any:
         """Call the handler directly (handy in a task's own unit tests)."""
         return self.handler(ctx, payload)

@@ -99,7 +99,7 @@ class BatchRunner:
         runner = JobRunner(self._services, self._spec, worker_id=self._worker_id, acks=acks)
         deliveries = [Delivery.received(queue, m, started=time.monotonic()) for m in messages]
         admitted = self._admit(queue, deliveries, runner)
-        claims = ReceiveClaims(self._services.jobs, runner, lease_seconds=self._spec.visibility_timeout)
+        claims = ReceiveClaims(self._services.jobs, runner, lease_seconds=self._spec.lease_seconds)
         claims.claim_together([delivery for delivery, _ in admitted], held=set())
         unfinished = {id(delivery): delivery for delivery, _ in admitted}
         lock = threading.Lock()

@@ -40,6 +40,7 @@ class Heartbeat:
         self._spec = spec
         self._held = held
         self._stop = threading.Event()
+        self._started = time.monotonic()
         self._threads = [
             threading.Thread(target=self._loop, args=(self._hide,), name="tornado-heartbeat", daemon=True),
             threading.Thread(target=self._loop, args=(self._lease,), name="tornado-leases", daemon=True),
@@ -47,6 +48,7 @@ class Heartbeat:
 
     def start(self) -> None:
         """Start both threads."""
+        self._started = time.monotonic()
         for thread in self._threads:
             thread.start()
 
@@ -58,9 +60,13 @@ class Heartbeat:
                 thread.join(timeout=1)
 
     def _loop(self, beat: Callable[[Delivery, str | None], None]) -> None:
+        # Both threads beat on one schedule (start + k intervals), not an interval after their
+        # last call: the lease, a moment shorter than the message's hiding, keeps ending first.
         interval = max(self._spec.visibility_timeout / 3, 0.2)
-        while not self._stop.wait(interval):
+        next_beat = self._started + interval
+        while not self._stop.wait(max(next_beat - time.monotonic(), 0.0)):
             now = time.monotonic()
+            next_beat = max(next_beat + interval, now)
             for delivery, job_id in self._held():
                 if now - delivery.started > self._spec.timeout:
                     continue  # past its timeout: let the message reappear for another attempt
@@ -75,5 +81,5 @@ class Heartbeat:
         )
 
     def _lease(self, delivery: Delivery, job_id: str | None) -> None:
-        if job_id and self._services.jobs.extend_lease(job_id, lease_seconds=self._spec.visibility_timeout):
+        if job_id and self._services.jobs.extend_lease(job_id, lease_seconds=self._spec.lease_seconds):
             delivery.cancel_requested = True  # the handler's context sees it at its next check

@@ -119,7 +119,7 @@ class Worker:
         # Duplicates of a job that runs here, held until it ends (then they find it done).
         self._parked: dict[str, list[_Running]] = {}
         self._heartbeat = Heartbeat(services, spec, self._held)
-        self._claims = ReceiveClaims(services.jobs, self._runner, lease_seconds=spec.visibility_timeout)
+        self._claims = ReceiveClaims(services.jobs, self._runner, lease_seconds=spec.lease_seconds)
         self._admission = Admission(services, spec, on_wait=self._metrics.limit_wait)
         self._busy = False
         self._busy_lock = threading.Lock()

@@ -208,7 +208,7 @@ class JobRunner:
         claim = self.claim_for(delivery)
         assert claim is not None
         return self._services.jobs.claim(
-            claim.job, attempt=claim.attempt, lease_seconds=self._spec.visibility_timeout, worker=claim.worker
+            claim.job, attempt=claim.attempt, lease_seconds=self._spec.lease_seconds, worker=claim.worker
         )
 
     def _execute(self, delivery: Delivery, envelope: Envelope) -> Outcome:
