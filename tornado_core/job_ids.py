@@ -25,9 +25,14 @@ _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
 
 
 _TAG_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"  # RFC 4648 base32, lower case
-# Two digits per 10 bits: a new id is 21 table lookups instead of 36 divisions.
-_BODY_PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]
+# Two digits per 10 bits: a tag is 5 table lookups instead of 10 divisions.
 _TAG_PAIRS = [a + b for a in _TAG_ALPHABET for b in _TAG_ALPHABET]
+
+
+#: Each random byte to one digit, by its low 5 bits (256 is a multiple of 32: every digit as likely).
+_RANDOM_DIGITS = bytes.maketrans(bytes(range(256)), (_ALPHABET * 8).encode())
+#: Random digits in a body: 80 bits, 5 per digit.
+_RANDOM_LEN = 16
 
 
 def _b32(data: bytes, length: int) -> str:
@@ -38,11 +43,6 @@ def _b32(data: bytes, length: int) -> str:
         number, index = divmod(number, 32)
         chars.append(_ALPHABET[index])
     return "".join(reversed(chars))
-
-
-def _pairs(number: int, digits: int, table: list[str]) -> str:
-    """The last ``digits`` (even) base-32 digits of ``number``, two at a time from ``table``."""
-    return "".join([table[(number >> shift) & 1023] for shift in range(5 * digits - 10, -1, -10)])
 
 
 class JobIds:
@@ -59,12 +59,24 @@ class JobIds:
 
     def new(self, tenant: str, *, now: float | None = None) -> str:
         """A fresh, time-ordered id for ``tenant``."""
+        body = self._stamp_digits(now) + os.urandom(_RANDOM_LEN).translate(_RANDOM_DIGITS).decode()
+        return body + self._mac(body, tenant)
+
+    def new_many(self, tenant: str, count: int) -> list[str]:
+        """``count`` fresh ids for ``tenant``, as :meth:`new` gives them (one clock read and one read
+        of randomness for all)."""
+        stamp, size = self._stamp_digits(None), _RANDOM_LEN
+        noise = os.urandom(size * count).translate(_RANDOM_DIGITS).decode()
+        bodies = [stamp + noise[at : at + size] for at in range(0, size * count, size)]
+        return [body + self._mac(body, tenant) for body in bodies]
+
+    def _stamp_digits(self, now: float | None) -> str:
+        """The 10 digits of the millisecond ``now`` (the clock's if ``None``), remembered for the next id."""
         millis = int((time.time() if now is None else now) * 1000)
         stamp = self._stamp
         if stamp[0] != millis:
             stamp = self._stamp = (millis, _b32(millis.to_bytes(6, "big"), 10))
-        body = stamp[1] + _pairs(int.from_bytes(os.urandom(10), "big"), 16, _BODY_PAIRS)
-        return body + self._mac(body, tenant)
+        return stamp[1]
 
     def for_idempotency_key(self, tenant: str, key: str) -> str:
         """The id that every submission of ``key`` by ``tenant`` gets."""
@@ -87,8 +99,12 @@ class JobIds:
         """The tag of a new id: keyed BLAKE2b (a MAC by design, and several times cheaper)."""
         mac = self._keyed.copy()
         mac.update(f"id\0{body}\0{tenant}".encode())
-        # The first 50 bits of the digest, as base32 of the whole digest would begin.
-        return _pairs(int.from_bytes(mac.digest()[:7], "big") >> 6, _MAC_LEN, _TAG_PAIRS)
+        # The first 50 bits of the digest, as base32 of the whole digest would begin: five pairs.
+        bits, pairs = int.from_bytes(mac.digest()[:7], "big") >> 6, _TAG_PAIRS
+        return (
+            pairs[bits >> 40] + pairs[(bits >> 30) & 1023] + pairs[(bits >> 20) & 1023]
+            + pairs[(bits >> 10) & 1023] + pairs[bits & 1023]
+        )  # fmt: skip
 
     def _sha256_mac(self, body: str, tenant: str) -> str:
         """The tag of idempotency-key ids (and of every id issued before 2026-11-29): HMAC-SHA256."""

@@ -41,33 +41,45 @@ def test_a_lease_is_a_moment_shorter_than_the_visibility_timeout() -> None:
     assert long.visibility_timeout - long.lease_seconds == pytest.approx(1.0)
 
 
+class Beats:
+    """Where each heartbeat left the message's hiding and the job's lease; the job store is slow."""
+
+    def __init__(self) -> None:
+        self.hidden_until: list[float] = []
+        self.leased_until: list[float] = []
+        self._lock = threading.Lock()
+
+    def change_visibility(self, queue: str, receipt: str, seconds: float) -> None:
+        with self._lock:
+            self.hidden_until.append(time.monotonic() + seconds)
+
+    def extend_lease(self, job_id: str, *, lease_seconds: float) -> bool:
+        time.sleep(0.04)  # a slow job store: the lease thread's calls take longer than the queue's
+        with self._lock:
+            self.leased_until.append(time.monotonic() + lease_seconds)
+        return False
+
+    def count(self) -> int:
+        with self._lock:
+            return min(len(self.hidden_until), len(self.leased_until))
+
+
 def test_every_lease_ends_before_its_message_reappears_even_when_the_store_is_slow(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     services: Services = memory_services([spec()])
-    hidden_until: list[float] = []
-    leased_until: list[float] = []
-    lock = threading.Lock()
-
-    def hide(queue: str, receipt: str, seconds: float) -> None:
-        with lock:
-            hidden_until.append(time.monotonic() + seconds)
-
-    def extend_lease(job_id: str, *, lease_seconds: float) -> bool:
-        time.sleep(0.04)  # a slow job store: the lease thread's calls take longer than the queue's
-        with lock:
-            leased_until.append(time.monotonic() + lease_seconds)
-        return False
-
-    monkeypatch.setattr(services.queue, "change_visibility", hide)
-    monkeypatch.setattr(services.jobs, "extend_lease", extend_lease)
+    beats = Beats()
+    monkeypatch.setattr(services.queue, "change_visibility", beats.change_visibility)
+    monkeypatch.setattr(services.jobs, "extend_lease", beats.extend_lease)
     message = ReceivedMessage(message_id="m1", body="{}", receipt="r1", receive_count=1)
     delivery = Delivery(queue="q", message=message, started=time.monotonic(), envelope=None)
     heartbeat = Heartbeat(services, spec(), lambda: [(delivery, "job-1")])
     heartbeat.start()
-    time.sleep(VISIBILITY / 3 * 6 + 0.1)  # six beats
+    deadline = time.monotonic() + 10
+    while beats.count() < 6 and time.monotonic() < deadline:
+        time.sleep(0.05)
     heartbeat.stop()
-    beats = min(len(hidden_until), len(leased_until))
-    assert beats >= 5
-    late = [k for k in range(beats) if leased_until[k] >= hidden_until[k]]
+    count = beats.count()
+    assert count >= 6
+    late = [k for k in range(count) if beats.leased_until[k] >= beats.hidden_until[k]]
     assert late == [], f"beats whose lease outlived the message's hiding: {late}"

@@ -80,3 +80,15 @@ def test_an_idempotency_key_gives_the_same_id_across_releases() -> None:
         JobIds(SECRET).for_idempotency_key("acme", "nfe.emit\0pedido-42")
         == "7pagdtwsjcxds1sdgs08a5brhkpbns2booor"
     )
+
+
+def test_ids_issued_in_bulk_are_distinct_ids_of_the_tenant_with_the_documented_tag() -> None:
+    ids = JobIds(SECRET)
+    issued = ids.new_many("acme", 500)
+    assert len(set(issued)) == 500
+    assert all(job_id == blake2b_tagged(job_id[:26], "acme") for job_id in issued)
+    assert all(ids.belongs_to(job_id, "acme") for job_id in issued)
+    assert not any(ids.belongs_to(job_id, "globex") for job_id in issued)
+    digits = set("0123456789abcdefghjkmnpqrstvwxyz")
+    assert all(set(job_id[:26]) <= digits for job_id in issued)  # Crockford digits, as new() writes
+    assert ids.new("acme", now=1.0) < issued[0]  # time-ordered with the ids new() gives

@@ -197,13 +197,13 @@ class ApiMetrics:
         children[0].inc()
         children[1].observe(seconds)
 
-    def submitted(self, task: str, version: str, tenant: str) -> None:
-        """Count one job accepted by this API."""
+    def submitted(self, task: str, version: str, tenant: str, count: int = 1) -> None:
+        """Count ``count`` jobs of one task version accepted by this API."""
         key = (task, version, tenant)
         child = self._by_job.get(key)
         if child is None:
             child = self._by_job.setdefault(key, self._submitted.labels(*key))
-        child.inc()
+        child.inc(count)
 
     def add_gauge(
         self,

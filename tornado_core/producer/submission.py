@@ -8,7 +8,8 @@ API micro-batches sends; see :mod:`tornado_core.producer.batching`).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,9 +22,12 @@ from tornado_core.ports.jobs import NewJob
 from tornado_core.ports.objects import ObjectStorePort
 from tornado_core.registry import TaskRegistry
 from tornado_core.services import Services
+from tornado_core.task import TaskSpec
 from tornado_core.unique import UniqueJobs
 from tornado_core.versions import NewestVersions, VersionCatalog
 
+#: A job of a batch prepared together (:meth:`Submitter.prepare_many`): ``(task, payload, idempotency_key)``.
+OrdinaryJob = tuple[str, dict[str, Any], str | None]
 #: Picks the version of a task a new job goes to: ``(task, tenant, job_id) -> version``.
 VersionResolver = Callable[[str, str, str], str]
 
@@ -97,6 +101,7 @@ class Submitter:
         self._catalog = catalog
         newest = NewestVersions(registry, catalog)
         self._resolve = resolve_version or (lambda task, _t, _id: newest(task))
+        self._queues: dict[tuple[str, str], str] = {}
 
     @classmethod
     def for_services(
@@ -174,6 +179,73 @@ class Submitter:
             unique_key=unique.key(payload) if unique else None,
             unique_window=unique.window if unique else 0.0,
         )
+
+    def prepare_many(
+        self, *, tenant: str, jobs: Sequence[OrdinaryJob], traceparent: str | None = None
+    ) -> list[PreparedJob] | None:
+        """Prepare a batch of ordinary jobs together, or answer ``None`` so each goes through :meth:`prepare`.
+
+        The jobs come out as :meth:`prepare` would make them, at a fraction of the cost: one clock
+        read and one read of randomness for the ids, one validation call per task version. Only a
+        batch of ordinary jobs takes this path: tasks whose code is here, not internal, without
+        uniqueness or payload rules beyond the schema, payloads that validate and need no claim
+        check. For anything else it answers ``None`` (having done nothing), and :meth:`prepare`
+        gives each job its answer or its error.
+
+        Args:
+            tenant: Submitting tenant.
+            jobs: ``(task, payload, idempotency_key)`` of each job, in order.
+            traceparent: As for :meth:`prepare` (one for the whole batch).
+        """
+        fresh = iter(self._job_ids.new_many(tenant, sum(1 for _, _, key in jobs if not key)))
+        chosen: list[tuple[str, str]] = []  # (job id, version) of each job
+        groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+        for task, payload, key in jobs:
+            if not self._registry.knows(task):  # unknown, or its code is not here: prepare() tells
+                return None
+            job_id = self._job_ids.for_idempotency_key(tenant, f"{task}\0{key}") if key else next(fresh)
+            version = self._resolve(task, tenant, job_id)
+            chosen.append((job_id, version))
+            groups[(task, version)].append(payload)
+        for (task, version), payloads in groups.items():
+            spec = self._ordinary(task, version)
+            if spec is None or not spec.payloads_valid(payloads):
+                return None
+        return self._envelopes(tenant, jobs, chosen, traceparent)
+
+    def _ordinary(self, task: str, version: str) -> TaskSpec | None:
+        """The spec of a task version fit for :meth:`prepare_many`, else ``None``."""
+        try:
+            spec = self._registry.get(task, version)
+        except (TaskNotFound, VersionNotFound):
+            return None
+        return None if self._registry.is_internal(task) or spec.unique is not None else spec
+
+    def _envelopes(
+        self,
+        tenant: str,
+        jobs: Sequence[OrdinaryJob],
+        chosen: list[tuple[str, str]],
+        traceparent: str | None,
+    ) -> list[PreparedJob] | None:
+        now = time.time()
+        prepared = []
+        for (task, payload, _), (job_id, version) in zip(jobs, chosen, strict=True):
+            envelope = Envelope(
+                job_id=job_id, task=task, version=version, tenant=tenant, payload=payload,
+                submitted_at=now, traceparent=traceparent,
+            )  # fmt: skip
+            body = envelope.to_json()
+            if _utf8_length(body) > self._claim_check_bytes:
+                return None
+            prepared.append(PreparedJob(envelope=envelope, queue=self._queue(task, version), body=body))
+        return prepared
+
+    def _queue(self, task: str, version: str) -> str:
+        name = self._queues.get((task, version))
+        if name is None:
+            name = self._queues[(task, version)] = queue_name(self._prefix, task, version)
+        return name
 
     def check(self, *, task: str, tenant: str, payload: Any, internal_ok: bool = False) -> None:
         """Refuse what :meth:`prepare` would refuse, without building a job (a schedule's payload).

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -16,7 +16,7 @@ from tornado_core.ports.schedules import QUEUE_DELAY_LIMIT, ParkedJob, Schedules
 from tornado_core.producer.batching import SendBatcher
 from tornado_core.producer.submission import PreparedJob, Submitter
 from tornado_core.web.errors import field_error, translate
-from tornado_core.web.requests import JobRequest, parse_job_request
+from tornado_core.web.requests import JobRequest, ordinary_items, parse_job_request
 
 if TYPE_CHECKING:
     from tornado_core.observability.metrics import ApiMetrics
@@ -127,7 +127,9 @@ class Enqueuer:
             ApiError: 503 when nothing was accepted because a backend is down.
         """
         traceparent = self._tracing.traceparent() if self._tracing is not None else None
-        prepared = await self._run(body_size, self._prepare_all, tenant, items, traceparent)
+        prepared = self._prepare_ordinary(tenant, items, body_size, traceparent)
+        if prepared is None:
+            prepared = await self._run(body_size, self._prepare_all, tenant, items, traceparent)
         if any(item.job is not None and item.job.unique_key is not None for item in prepared):
             await self._blocking(self._hold_all, tenant, prepared)
         await self._send_all(prepared)
@@ -140,13 +142,33 @@ class Enqueuer:
             if outage is not None:
                 raise outage
         results = [item.result(index) for index, item in enumerate(prepared)]
-        for result in results:
-            self._count(tenant, result)
+        self._count(tenant, *results)
         return results
 
-    def _count(self, tenant: str, receipt: dict[str, Any]) -> None:
-        if self._metrics is not None and "id" in receipt and not receipt.get("existing"):
-            self._metrics.submitted(receipt["task"], receipt["version"], tenant)
+    def _count(self, tenant: str, *receipts: dict[str, Any]) -> None:
+        if self._metrics is None:
+            return
+        counts = Counter(
+            (receipt["task"], receipt["version"])
+            for receipt in receipts
+            if "id" in receipt and not receipt.get("existing")
+        )
+        for (task, version), count in counts.items():
+            self._metrics.submitted(task, version, tenant, count)
+
+    def _prepare_ordinary(
+        self, tenant: str, items: list[Any], body_size: int, traceparent: str | None
+    ) -> list[_Item] | None:
+        """A batch of ordinary jobs prepared together (:meth:`Submitter.prepare_many`), or ``None``."""
+        if body_size > self._offload_above:  # a payload may need a claim check: prepared in the executor
+            return None
+        jobs = ordinary_items(items)
+        if jobs is None:
+            return None
+        prepared = self._submitter.prepare_many(tenant=tenant, jobs=jobs, traceparent=traceparent)
+        if prepared is None:
+            return None
+        return [_Item(job=job, key=key) for job, (_, _, key) in zip(prepared, jobs, strict=True)]
 
     async def _blocking(self, func: Callable[..., _T], *args: Any) -> _T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, func, *args)

@@ -14,6 +14,7 @@ from tornado_core.errors import ApiError
 from tornado_core.job_ids import MAX_IDEMPOTENCY_KEY
 from tornado_core.ports.jobs import JobStatus
 from tornado_core.ports.schedules import MAX_SCHEDULE_AHEAD
+from tornado_core.producer.submission import OrdinaryJob
 from tornado_core.web.errors import FieldError, field_error
 
 MAX_BATCH = 500
@@ -210,6 +211,28 @@ def _idempotency_key_problem(key: Any) -> str | None:
     if "\0" in key:
         return "must not contain NUL characters"
     return None
+
+
+#: The fields of an ordinary batch item: no delay, no run_at (:func:`ordinary_items`).
+_ORDINARY_FIELDS = frozenset({"task", "payload", "idempotency_key"})
+
+
+def ordinary_items(items: list[Any]) -> list[OrdinaryJob] | None:
+    """``(task, payload, idempotency_key)`` of each item when every one is an ordinary, well-formed
+    request (as :func:`parse_job_request` would accept it, without a delay); else ``None``, and
+    each item goes through :func:`parse_job_request`, which says what is wrong.
+    """
+    jobs = []
+    for item in items:
+        if type(item) is not dict or not item.keys() <= _ORDINARY_FIELDS:
+            return None
+        task, payload, key = item.get("task"), item.get("payload"), item.get("idempotency_key")
+        if type(task) is not str or not task or type(payload) is not dict:
+            return None
+        if "idempotency_key" in item and _idempotency_key_problem(key) is not None:
+            return None
+        jobs.append((task, payload, key))
+    return jobs
 
 
 def parse_batch(data: dict[str, Any]) -> list[Any]:
