@@ -2,9 +2,10 @@
 
 * drain: :func:`bench.worker_throughput.run_worker` as is (pre-fill with the API's
   envelopes and ``queued`` rows, one ``tornado worker`` process, job-store clock);
-* in-process producer: what the API does per job, without HTTP, done synchronously:
-  ``Submitter.prepare`` (validation, job id, envelope), ``queue.send_batch`` (one
-  commit) and ``jobs.record_queued`` (one commit; the API does it write-behind);
+* in-process producer: what the API does, without HTTP, done synchronously:
+  ``Submitter.prepare`` (one job) or ``Submitter.prepare_many`` (a batch: validation, job
+  ids, envelopes), then the messages and their ``queued`` rows in one commit
+  (``QueueAndJobsPort.send_recorded``);
 * HTTP: ``TornadoClient.submit`` / ``submit_many`` against one ``tornado api`` process.
 """
 
@@ -46,10 +47,14 @@ def enqueue_in_process(stack: BenchStack, measure: str, count: int, batch: int) 
         submitter = Submitter.for_services(services)
         watch = Stopwatch(CpuMeter(stack_groups(stack))).start()
         for start in range(0, count, batch):
-            jobs = [
-                submitter.prepare(task=ECHO, tenant=scoped.tenant, payload={"message": message(i)})
-                for i in range(start, min(count, start + batch))
-            ]
+            end = min(count, start + batch)
+            ordinary = [(ECHO, {"message": message(i)}, None) for i in range(start, end)]
+            if batch == 1:
+                jobs = [submitter.prepare(task=ECHO, tenant=scoped.tenant, payload=ordinary[0][1])]
+            else:  # as the API prepares a batch of ordinary jobs
+                prepared = submitter.prepare_many(tenant=scoped.tenant, jobs=ordinary)
+                assert prepared is not None
+                jobs = prepared
             joint = services.queue_and_jobs
             assert joint is not None  # the PostgreSQL backend
             messages = [OutgoingMessage(job.body) for job in jobs]
@@ -59,7 +64,8 @@ def enqueue_in_process(stack: BenchStack, measure: str, count: int, batch: int) 
         stored = scoped.stored()
     calls = "per job" if batch == 1 else f"per {batch} jobs"
     note = (
-        f"N={count}; Submitter.prepare + QueueAndJobsPort.send_recorded {calls}, one thread "
+        f"N={count}; Submitter.{'prepare' if batch == 1 else 'prepare_many'} + "
+        f"QueueAndJobsPort.send_recorded {calls}, one thread "
         f"(message and queued row in 1 commit per call); queued afterwards {stored}; "
         f"{_stack_note(watch.cpu, count)}"
     )

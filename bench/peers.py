@@ -14,7 +14,7 @@ dropped at the end.
   every job is done.
 * **Enqueue** (jobs/s, one thread, sequential calls): one job per call (N=2,000)
   and 100 jobs per call (N=20,000). Tornado in-process (what the API does:
-  ``Submitter.prepare`` + ``queue.send_batch`` + ``jobs.record_queued``) and over
+  ``Submitter.prepare``, or ``prepare_many`` for a batch, + ``send_recorded``) and over
   HTTP with ``TornadoClient`` (``submit`` / ``submit_many``) against one
   ``tornado api`` process; pgqueuer ``Queries.enqueue`` (scalar or lists);
   procrastinate ``defer_async`` / ``batch_defer_async``.

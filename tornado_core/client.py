@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from tornado_core.errors import ApiError
+from tornado_core.jsontext import compact
 
 __all__ = ["TERMINAL_STATUSES", "ApiError", "TornadoClient"]
 
@@ -250,7 +251,7 @@ class TornadoClient:
             time.sleep(poll)
 
     def _call(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
-        data = None if body is None else json.dumps(body).encode()
+        data = None if body is None else compact(body).encode()
         if data is not None and len(data) > self._max_body:
             # The API answers 413 from the headers and stops reading; a client that reads the answer
             # only after sending everything would see a reset connection instead.

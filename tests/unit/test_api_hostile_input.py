@@ -8,6 +8,7 @@ import functools
 import json
 import select
 import socket
+from typing import Any
 
 import pytest
 from tornado.testing import gen_test
@@ -94,6 +95,35 @@ def test_nesting_past_the_limit_is_refused() -> None:
     with pytest.raises(ApiError) as caught:
         parse_json_object(body)
     assert caught.value.status == 422 and caught.value.fields[0]["field"] == "(body)"
+
+
+def mixed(depth: int) -> Any:
+    """``depth`` levels of objects and lists taking turns, each beside shallow siblings."""
+    value: Any = "leaf"
+    for level in range(depth):
+        value = {"next": value, "wide": [1, 2, {"x": 3}]} if level % 2 else [value, {"y": [4]}]
+    return value
+
+
+def outcome(body: bytes) -> str:
+    try:
+        parse_json_object(body)
+    except ApiError as exc:
+        return f"{exc.status} {exc.fields}"
+    return "accepted"
+
+
+def test_the_quick_depth_check_agrees_with_the_full_walk_around_the_limit() -> None:
+    answers = set()
+    for depth in range(MAX_JSON_DEPTH - 6, MAX_JSON_DEPTH + 1):
+        jobs = [{"payload": mixed(depth)}] * 3
+        quick = json.dumps({"jobs": jobs}).encode()
+        # An escaped surrogate pair (a valid emoji) makes the parser walk every string and level.
+        walked = json.dumps({"jobs": jobs, "note": "\U0001f600"}).encode()
+        assert b"\\ud83d" in walked
+        assert outcome(quick) == outcome(walked), depth
+        answers.add(outcome(quick))
+    assert "accepted" in answers and len(answers) == 2  # the range spans the limit
 
 
 def send_chunked_reading_early(port: int, token: str, total: int) -> bytes:

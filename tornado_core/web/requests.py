@@ -67,9 +67,10 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
     except (UnicodeDecodeError, ValueError) as exc:
         raise ApiError(400, "json_invalid", f"the request body is not valid JSON: {exc}") from None
     # Most bodies can hold neither problem: fewer brackets than the depth limit, no escaped surrogate.
-    surrogates = _SURROGATE_ESCAPE.search(text) is not None
-    if surrogates or text.count("{") + text.count("[") > MAX_JSON_DEPTH:
+    if _SURROGATE_ESCAPE.search(text) is not None:
         _check_structure(data)
+    elif text.count("{") + text.count("[") > MAX_JSON_DEPTH:
+        _check_depth(data)
     if not isinstance(data, dict):
         raise field_error(422, "request_invalid", "(body)", "must be a JSON object")
     return data
@@ -115,6 +116,23 @@ def _check_structure(data: Any) -> None:
                 _check_text(key)
             children = value.values()
         stack.extend((child, depth + 1) for child in children if isinstance(child, str | dict | list))
+
+
+def _check_depth(data: Any) -> None:
+    """Refuse nesting deeper than :data:`MAX_JSON_DEPTH` (a body without escaped surrogates: its
+    strings need no look)."""
+    containers = (dict, list)
+    level: list[Any] = [data]
+    for _ in range(MAX_JSON_DEPTH):
+        level = [
+            child
+            for value in level
+            for child in (value.values() if type(value) is dict else value)
+            if isinstance(child, containers)
+        ]
+        if not level:
+            return
+    raise _too_deep()
 
 
 def _check_text(text: str) -> None:
