@@ -51,8 +51,9 @@ REQUIRED = {
     "psycopg_pool": "psycopg-pool",
 }
 CONCURRENCIES = (4, 16)
-#: Requests in flight in the Python client's parallel bulk submit (``submit_many(parallel=...)``).
-PARALLEL = 4
+#: Requests in flight in the Python client's parallel bulk submit (``submit_many(parallel=...)``):
+#: from 4 to 16 the API's commits grow and its CPU per job falls (docs/benchmarks.md).
+PARALLEL = 16
 BASELINE = "pgqueuer"
 
 

@@ -98,8 +98,9 @@ class TornadoClient:
         Args:
             jobs: The jobs, as :meth:`submit_batch` takes them.
             chunk: Jobs per request (at most the API's batch limit).
-            parallel: Requests in flight at once, each on a connection of its own (while one
-                waits for the queue's commit, the next is being read): 2 to 4 is plenty.
+            parallel: Requests in flight at once, each on a connection of its own: while some
+                wait for the queue's commit, the API reads the next, and the more wait, the more
+                jobs share a commit. 8 to 16 keep one API process busy (docs/benchmarks.md).
 
         Raises:
             ApiError: A whole request was refused (the jobs of the other chunks may be queued;
