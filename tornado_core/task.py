@@ -120,11 +120,8 @@ class TaskSpec:
         """
         if _has_rules(self.payload_model):
             return False
-        try:
-            text = orjson.dumps(payloads, option=_LIKE_THE_STANDARD_LIBRARY)
-        except TypeError:
-            return False
-        if b"null" in text:
+        text = _orjson_text(payloads)
+        if text is None:
             return False
         try:
             _list_of(self.payload_model).validate_json(text, strict=True)
@@ -161,13 +158,20 @@ def _json_text(data: Any) -> bytes | str:
     orjson first (several times faster); it writes NaN as ``null`` and refuses integers beyond 64
     bits, so a text holding ``null`` (or refused) is made again by :mod:`json`, which says why.
     """
+    text = _orjson_text(data)
+    if text is not None:
+        return text
+    return json.dumps(data, ensure_ascii=False, allow_nan=False)
+
+
+def _orjson_text(data: Any) -> bytes | None:
+    """``data`` as orjson writes it, or ``None`` when that text may not say the same (a ``null``,
+    which may stand for a NaN, or a value orjson refuses)."""
     try:
         text = orjson.dumps(data, option=_LIKE_THE_STANDARD_LIBRARY)
     except TypeError:
-        text = b"null"
-    if b"null" not in text:
-        return text
-    return json.dumps(data, ensure_ascii=False, allow_nan=False)
+        return None
+    return None if b"null" in text else text
 
 
 def task(

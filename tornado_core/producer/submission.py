@@ -153,9 +153,7 @@ class Submitter:
         """
         self._admit(task, internal_ok)
         job_id = (
-            self._job_ids.for_idempotency_key(tenant, f"{task}\0{idempotency_key}")
-            if idempotency_key
-            else self._job_ids.new(tenant)
+            self._keyed_id(tenant, task, idempotency_key) if idempotency_key else self._job_ids.new(tenant)
         )
         chosen = version or self._resolve(task, tenant, job_id)
         unique = self._validate(task, chosen, payload)
@@ -174,7 +172,7 @@ class Submitter:
             body = envelope.to_json()
         return PreparedJob(
             envelope=envelope,
-            queue=queue_name(self._prefix, task, chosen),
+            queue=self._queue(task, chosen),
             body=body,
             unique_key=unique.key(payload) if unique else None,
             unique_window=unique.window if unique else 0.0,
@@ -203,7 +201,7 @@ class Submitter:
         for task, payload, key in jobs:
             if not self._registry.knows(task):  # unknown, or its code is not here: prepare() tells
                 return None
-            job_id = self._job_ids.for_idempotency_key(tenant, f"{task}\0{key}") if key else next(fresh)
+            job_id = self._keyed_id(tenant, task, key) if key else next(fresh)
             version = self._resolve(task, tenant, job_id)
             chosen.append((job_id, version))
             groups[(task, version)].append(payload)
@@ -240,6 +238,10 @@ class Submitter:
                 return None
             prepared.append(PreparedJob(envelope=envelope, queue=self._queue(task, version), body=body))
         return prepared
+
+    def _keyed_id(self, tenant: str, task: str, idempotency_key: str) -> str:
+        """The job id every submission of ``idempotency_key`` for ``task`` by ``tenant`` gets."""
+        return self._job_ids.for_idempotency_key(tenant, f"{task}\0{idempotency_key}")
 
     def _queue(self, task: str, version: str) -> str:
         name = self._queues.get((task, version))

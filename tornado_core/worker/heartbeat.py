@@ -48,7 +48,6 @@ class Heartbeat:
 
     def start(self) -> None:
         """Start both threads."""
-        self._started = time.monotonic()
         for thread in self._threads:
             thread.start()
 
@@ -60,13 +59,9 @@ class Heartbeat:
                 thread.join(timeout=1)
 
     def _loop(self, beat: Callable[[Delivery, str | None], None]) -> None:
-        # Both threads beat on one schedule (start + k intervals), not an interval after their
-        # last call: the lease, a moment shorter than the message's hiding, keeps ending first.
         interval = max(self._spec.visibility_timeout / 3, 0.2)
-        next_beat = self._started + interval
-        while not self._stop.wait(max(next_beat - time.monotonic(), 0.0)):
+        while not self._stop.wait(self._until_next_beat(interval)):
             now = time.monotonic()
-            next_beat = max(next_beat + interval, now)
             for delivery, job_id in self._held():
                 if now - delivery.started > self._spec.timeout:
                     continue  # past its timeout: let the message reappear for another attempt
@@ -74,6 +69,17 @@ class Heartbeat:
                     beat(delivery, job_id)
                 except BackendError as exc:
                     logger.warning("heartbeat failed for %s: %s", delivery.message.message_id, exc)
+
+    def _until_next_beat(self, interval: float) -> float:
+        """Seconds to the next point of the one schedule both threads share (start + k intervals).
+
+        Not an interval after the thread's last call: a thread whose calls are slow, or that
+        missed beats, still beats with the other, so the lease (a moment shorter than the
+        message's hiding) keeps ending first. A point closer than a tenth of an interval is
+        left for the next one: a beat is never repeated at once.
+        """
+        remaining = interval - (time.monotonic() - self._started) % interval
+        return remaining if remaining > interval / 10 else remaining + interval
 
     def _hide(self, delivery: Delivery, _job_id: str | None) -> None:
         self._services.queue.change_visibility(
