@@ -276,7 +276,9 @@ def test_a_release_cli_killed_mid_deploy_or_mid_drain_completes_on_re_run(
     )
 
     client = TornadoClient(world.api_url, world.token)
-    slow = [client.submit(TASK, {"n": n, "seconds": 3, "record_effect": True})["id"] for n in range(4)]
+    # Long enough to outlast the promote, the 1 s drain and the next drain's start on a slow machine:
+    # at 3 s the jobs could finish first, and the drain never held the lock long enough to be seen.
+    slow = [client.submit(TASK, {"n": n, "seconds": 8, "record_effect": True})["id"] for n in range(4)]
     world.cli("release", "promote", TASK, "2.0.0")
     before = world.snapshot()
     code, output = world.invoke("release", "drain", TASK, "1.0.0", "--timeout", "1")
