@@ -65,6 +65,22 @@ def test_a_refused_send_stores_neither_message_nor_row(pool: PostgresPool, spec:
     assert [store.get(j.job_id) for j in new] == [None, None]
 
 
+def test_a_batch_with_a_known_id_is_stored_whole_and_leaves_the_known_row_as_it_was(
+    pool: PostgresPool, spec: QueueSpec
+) -> None:
+    """New ids go in with a plain insert; one known id (a job sent again) must not lose the batch."""
+    joint, store, queue = PostgresQueueAndJobs(pool), PostgresJobStore(pool), PostgresQueue(pool)
+    first, *others = jobs(spec, 3)
+    joint.send_recorded(spec.name, [OutgoingMessage(first.job_id)], [first])
+    assert store.claim(first, attempt=1, lease_seconds=30, worker="w") is ClaimOutcome.CLAIMED
+    again = [first, *others]
+    assert joint.send_recorded(spec.name, [OutgoingMessage(j.job_id) for j in again], again) == [None] * 3
+    statuses = {j.job_id: r.status for j in again if (r := store.get(j.job_id)) is not None}
+    assert statuses == {first.job_id: JobStatus.RUNNING, **{j.job_id: JobStatus.QUEUED for j in others}}
+    assert queue.depth(spec.name).visible == 4  # the first message (claimed, not received) and the three
+    queue.close()
+
+
 def test_a_success_and_its_delete_commit_together(pool: PostgresPool, spec: QueueSpec) -> None:
     joint, store, queue = PostgresQueueAndJobs(pool), PostgresJobStore(pool), PostgresQueue(pool)
     new = jobs(spec, 2)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
+from psycopg2.errors import UniqueViolation
+
 from tornado_core.adapters.postgres.jobs import insert_queued, write_successes
 from tornado_core.adapters.postgres.pool import PostgresPool
 from tornado_core.adapters.postgres.queue import PostgresQueue, delete_received, insert_messages
@@ -46,13 +48,23 @@ class PostgresQueueAndJobs:
             raise ValueError(f"at most {self.max_send_batch} messages per batch, got {len(messages)}")
         if not messages:
             return []
+        # Fresh ids (no idempotency key) are new to the store: tried with a plain insert first.
+        all_new = all(job.idempotency_key is None for job in jobs)
         try:
-            with self._pool.connection() as conn, conn.cursor() as cur:
-                insert_messages(cur, queue, messages)
-                insert_queued(cur, jobs)
+            try:
+                self._store(queue, messages, jobs, all_new=all_new)
+            except UniqueViolation:  # a known id after all (a re-sent job): nothing was stored
+                self._store(queue, messages, jobs, all_new=False)
         except StoreUnavailable as exc:
             raise QueueUnavailable(f"PostgreSQL queue unavailable: {exc}") from exc
         return [None] * len(messages)
+
+    def _store(
+        self, queue: str, messages: Sequence[OutgoingMessage], jobs: Sequence[NewJob], *, all_new: bool
+    ) -> None:
+        with self._pool.connection() as conn, conn.cursor() as cur:
+            insert_messages(cur, queue, messages)
+            insert_queued(cur, jobs, all_new=all_new)
 
     def complete(self, completions: Sequence[Completion]) -> None:
         """Record the successes and delete the messages.
