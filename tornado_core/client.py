@@ -1,4 +1,4 @@
-"""Python client of the Tornado HTTP API (standard library only), for ERP developers.
+"""Python client of the Tornado HTTP API (the standard library's HTTP, orjson), for ERP developers.
 
 Part of the public surface: ``from tornado_core import TornadoClient, ApiError``.
 
@@ -12,13 +12,14 @@ Example::
 from __future__ import annotations
 
 import http.client
-import json
 import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+
+import orjson
 
 from tornado_core.errors import ApiError
 from tornado_core.jsontext import compact
@@ -110,14 +111,20 @@ class TornadoClient:
         starts = range(0, len(jobs), size)
 
         def send(start: int) -> list[dict[str, Any]]:
-            answer = self.submit_batch(jobs[start : start + size])
-            return [{**item, "index": start + int(item["index"])} for item in answer["results"]]
+            results: list[dict[str, Any]] = self.submit_batch(jobs[start : start + size])["results"]
+            if start:
+                for item in results:  # fresh from the answer: counted across the whole list in place
+                    item["index"] = start + int(item["index"])
+            return results
 
         if parallel <= 1 or len(starts) <= 1:
             return [result for start in starts for result in send(start)]
         # The pool's threads end with the call, and their connections (thread-local) with them.
+        answers: list[dict[str, Any]] = []
         with ThreadPoolExecutor(min(parallel, len(starts)), thread_name_prefix="tornado-client") as pool:
-            return [result for answers in pool.map(send, starts) for result in answers]
+            for results in pool.map(send, starts):
+                answers.extend(results)
+        return answers
 
     def close(self) -> None:
         """Close this thread's connection (others close with their threads or the process)."""
@@ -266,7 +273,7 @@ class TornadoClient:
             raise ApiError(0, "unreachable", f"cannot reach the Tornado API at {self._base}: {exc}") from None
         if status >= 400:
             raise _api_error(status, answer, response_headers)
-        return dict(json.loads(answer or b"{}"))
+        return dict(orjson.loads(answer or b"{}"))
 
     def _exchange(
         self, method: str, path: str, data: bytes | None, headers: dict[str, str]
@@ -303,7 +310,7 @@ class TornadoClient:
 
 def _api_error(status: int, answer: bytes, headers: dict[str, str]) -> ApiError:
     try:
-        error = json.loads(answer).get("error", {})
+        error = orjson.loads(answer).get("error", {})
     except (ValueError, AttributeError):
         error = {}
     return ApiError(

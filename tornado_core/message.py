@@ -12,7 +12,7 @@ from tornado_core.jsontext import compact
 SCHEMA_VERSION = 1
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, init=False)
 class Envelope:
     """One job on the wire.
 
@@ -38,6 +38,27 @@ class Envelope:
     submitted_at: float = 0.0
     schema: int = field(default=SCHEMA_VERSION)
     traceparent: str | None = None
+
+    def __init__(
+        self,
+        *,
+        job_id: str,
+        task: str,
+        version: str,
+        tenant: str,
+        payload: dict[str, Any] | None = None,
+        payload_ref: str | None = None,
+        submitted_at: float = 0.0,
+        schema: int = SCHEMA_VERSION,
+        traceparent: str | None = None,
+    ) -> None:
+        # Written by hand: the frozen dataclass's own __init__ sets each field through
+        # object.__setattr__, four times the cost, and every job queued and received makes one.
+        # Frozen all the same: assigning a field afterwards raises FrozenInstanceError.
+        self.__dict__.update(
+            job_id=job_id, task=task, version=version, tenant=tenant, payload=payload,
+            payload_ref=payload_ref, submitted_at=submitted_at, schema=schema, traceparent=traceparent,
+        )  # fmt: skip
 
     def to_json(self) -> str:
         """Serialise to compact JSON."""

@@ -10,8 +10,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from tornado_core.errors import PayloadInvalid, TaskNotFound, TaskNotSubmittable, VersionNotFound
 from tornado_core.job_ids import JobIds
@@ -32,9 +31,8 @@ OrdinaryJob = tuple[str, dict[str, Any], str | None]
 VersionResolver = Callable[[str, str, str], str]
 
 
-@dataclass(frozen=True, kw_only=True)
-class PreparedJob:
-    """A validated job, ready to send.
+class PreparedJob(NamedTuple):
+    """A validated job, ready to send (a named tuple: one is made for every job submitted).
 
     Attributes:
         envelope: What goes on the queue.
@@ -46,9 +44,14 @@ class PreparedJob:
 
     envelope: Envelope
     queue: str
-    body: str = field(repr=False)
+    body: str
     unique_key: str | None = None
     unique_window: float = 0.0
+
+    def __repr__(self) -> str:
+        return (
+            f"PreparedJob(envelope={self.envelope!r}, queue={self.queue!r}, unique_key={self.unique_key!r})"
+        )
 
     def as_new_job(self, idempotency_key: str | None = None) -> NewJob:
         """The job-store record of this job once the queue has accepted it."""
