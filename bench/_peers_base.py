@@ -12,13 +12,23 @@ from __future__ import annotations
 import contextlib
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from bench._common import BenchStack, Child, CpuMeter, Stopwatch, child_env, log, spawn, stack_groups
+from bench._common import (
+    BenchStack,
+    Child,
+    CpuMeter,
+    Stopwatch,
+    child_env,
+    log,
+    pg_cursor,
+    spawn,
+    stack_groups,
+)
 from tornado_core.adapters.postgres.admin import DatabaseAdmin
 
 #: Payload of every job (the same text the Tornado benches put in ``demo.echo``).
@@ -126,6 +136,17 @@ def peer_database(stack: BenchStack, peer: Peer) -> Iterator[str]:
         yield dsn
     finally:
         admin.drop(name)
+
+
+def quiet_server(dsns: Sequence[str]) -> None:
+    """Leave the server as quiet for the next system as for the first: ``VACUUM ANALYZE`` each
+    database (else the last system's writes wake an autovacuum worker during the next one's clock),
+    then a ``CHECKPOINT`` (every system starts with the same full-page writes ahead of it)."""
+    for dsn in dsns:
+        with pg_cursor(dsn) as cur:
+            cur.execute("VACUUM ANALYZE")
+    with pg_cursor(dsns[0]) as cur:
+        cur.execute("CHECKPOINT")
 
 
 def _wait_ready(child: Child, ready: Path, timeout: float = 60.0) -> None:

@@ -13,11 +13,15 @@ dropped at the end.
   from the system's own tables (PostgreSQL ``now()`` of the same server) once
   every job is done.
 * **Enqueue** (jobs/s, one thread, sequential calls): one job per call (N=2,000)
-  and 100 jobs per call (N=20,000). Tornado in-process (what the API does:
+  and 100 jobs per call (N=100,000: several seconds of steady state, where 20,000 lasted about
+  one). Tornado in-process (what the API does:
   ``Submitter.prepare``, or ``prepare_many`` for a batch, + ``send_recorded``) and over
   HTTP with ``TornadoClient`` (``submit`` / ``submit_many``) against one
   ``tornado api`` process; pgqueuer ``Queries.enqueue`` (scalar or lists);
   procrastinate ``defer_async`` / ``batch_defer_async``.
+
+Every measure starts on an equally quiet server (:func:`bench._peers_base.quiet_server`:
+``VACUUM ANALYZE`` of every database, then a ``CHECKPOINT``).
 
 CPU per job is read from /proc: the worker process tree for the drains, this
 process for the in-process producers, the API process plus this client for HTTP.
@@ -25,7 +29,7 @@ process for the in-process producers, the API process plus this client for HTTP.
 The peers are an optional extra: ``pip install -e '.[bench-peers]'``.
 
     .venv/bin/python -m bench.peers [--jobs 10000] [--concurrency 4 --concurrency 16]
-        [--single-jobs 2000] [--batch-jobs 20000] [--batch-size 100]
+        [--single-jobs 2000] [--batch-jobs 100000] [--batch-size 100]
 """
 
 from __future__ import annotations
@@ -35,11 +39,12 @@ import importlib.util
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from bench import _peers_tornado as tornado
 from bench._common import BenchStack, bench_parser, log, print_grid, stack_from_args
-from bench._peers_base import Peer, Result, drain, enqueue, peer_database
+from bench._peers_base import Peer, Result, drain, enqueue, peer_database, quiet_server
 
 EXTRA = "bench-peers"
 #: Modules the peers need, and the distribution that provides each.
@@ -84,7 +89,7 @@ def run(
     jobs: int = 10_000,
     concurrencies: Sequence[int] = CONCURRENCIES,
     single_jobs: int = 2_000,
-    batch_jobs: int = 20_000,
+    batch_jobs: int = 100_000,
     batch_size: int = 100,
     timeout: float = 120.0,
 ) -> str:
@@ -108,23 +113,29 @@ def run(
     results: list[Result] = []
     with stack_from_args(stack) as bench, contextlib.ExitStack() as databases:
         dsns = {peer.name: databases.enter_context(peer_database(bench, peer)) for peer in peers}
+        every_database = [bench.info.database_url, *dsns.values()]
+
+        def measured(run: Callable[..., Result], *args: Any, **kwargs: Any) -> None:
+            quiet_server(every_database)  # no system pays for the last one's vacuum or checkpoint
+            results.append(run(*args, **kwargs))
+
         for concurrency in concurrencies:
             measure = _drain_measure(concurrency)
             log(f"peers: {measure}, N={jobs}: tornado")
-            results.append(tornado.drain(bench, measure, jobs, concurrency, timeout))
+            measured(tornado.drain, bench, measure, jobs, concurrency, timeout)
             for peer in peers:
                 log(f"peers: {measure}, N={jobs}: {peer.name}")
-                results.append(drain(bench, peer, dsns[peer.name], measure, jobs, concurrency, timeout))
+                measured(drain, bench, peer, dsns[peer.name], measure, jobs, concurrency, timeout)
         for count, batch in ((single_jobs, 1), (batch_jobs, batch_size)):
             measure = _enqueue_measure(batch)
             log(f"peers: {measure}, N={count}: tornado in-process, tornado HTTP")
-            results.append(tornado.enqueue_in_process(bench, measure, count, batch))
-            results.append(tornado.enqueue_http(bench, measure, count, batch))
+            measured(tornado.enqueue_in_process, bench, measure, count, batch)
+            measured(tornado.enqueue_http, bench, measure, count, batch)
             if batch > 1:  # the client's bulk submit with requests in flight on several connections
-                results.append(tornado.enqueue_http(bench, measure, count, batch, parallel=PARALLEL))
+                measured(tornado.enqueue_http, bench, measure, count, batch, parallel=PARALLEL)
             for peer in peers:
                 log(f"peers: {measure}, N={count}: {peer.name}")
-                results.append(enqueue(bench, peer, dsns[peer.name], measure, count, batch))
+                measured(enqueue, bench, peer, dsns[peer.name], measure, count, batch)
     log(f"peers: done in {time.monotonic() - started:.0f}s")
     return _table(results, peers, load_at_start)
 
@@ -190,7 +201,7 @@ def main() -> None:
         help="worker concurrency (repeatable; default 4 and 16)",
     )
     parser.add_argument("--single-jobs", type=int, default=2_000, help="N of the 1-job-per-call enqueue")
-    parser.add_argument("--batch-jobs", type=int, default=20_000, help="N of the batched enqueue")
+    parser.add_argument("--batch-jobs", type=int, default=100_000, help="N of the batched enqueue")
     parser.add_argument("--batch-size", type=int, default=100, help="jobs per call of the batched enqueue")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds a drain may take")
     args = parser.parse_args()
