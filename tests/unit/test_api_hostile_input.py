@@ -178,3 +178,52 @@ class TestUndeclaredMethods(ApiTestCase):
             assert status == 405, (method, path, body)
             self.assert_error(status, body, "method_not_allowed")
             assert "POST" in response.headers["Allow"]
+
+
+TRICKY_TEXT = ["a", '"', "\\", ":", " :", '":', '\\"', "é", "\U0001f600", "\n", "{", "]", ",", "\\u"]
+TRICKY_NUMBERS = [0, -1, 2**63 - 1, -(2**63), 2**64, -(2**63) - 1, 10**19, 1.5, -0.0, 1e300, 1e-300]
+
+
+def tricky(random: Any, depth: int) -> Any:
+    """A random value whose strings hold quotes, backslashes and colons, and whose numbers sit
+    around the 64-bit limits."""
+    kind = random.randrange(6 if depth else 3)
+    if kind == 0:
+        return "".join(random.choice(TRICKY_TEXT) for _ in range(random.randrange(4)))
+    if kind == 1:
+        return random.choice(TRICKY_NUMBERS)
+    if kind == 2:
+        return random.choice([True, False, None])
+    if kind == 3:
+        return [tricky(random, depth - 1) for _ in range(random.randrange(3))]
+    return {tricky(random, 0) if random.random() < 0.5 else "k": tricky(random, depth - 1) for _ in range(3)}
+
+
+def test_the_quick_decoder_reads_every_body_as_the_strict_one_or_leaves_it_to_it() -> None:
+    """orjson reads most bodies; where it answers, the answer is the standard library's, types
+    included. A repeated key, a lone surrogate or a long integer is left to the strict decoder."""
+    import random
+
+    from tornado_core.web.requests import _UNSURE, _quick_decode, _strict_decode  # the two paths
+
+    rng = random.Random(20261130)
+    bodies = []
+    for n in range(600):
+        value = {"jobs": [tricky(rng, 3) for _ in range(3)]}
+        bodies.append(json.dumps(value, ensure_ascii=n % 2 == 0, indent=None if n % 3 else 1).encode())
+    bodies += [b'{"a":1,"a":1}', b'{"a":{"k":[{"b":2, "b" :2}]}}', b'{"a\\"":1,"a\\"":1}', b'{"a":"\\udc00"}']
+    quick = 0
+    for body in bodies:
+        fast = _quick_decode(body)
+        try:
+            strict = repr(_strict_decode(body))
+        except ApiError as exc:
+            strict = f"refused {exc.status}"
+        if fast is not _UNSURE:
+            quick += 1
+            assert repr(fast) == strict, body
+    assert quick >= len(bodies) // 4  # taken by every body without a long number or a repeated key
+    for body in bodies[-4:]:
+        with pytest.raises(ApiError) as caught:
+            parse_json_object(body)
+        assert caught.value.status == 400, body

@@ -52,11 +52,17 @@ class _Send:
     outcomes: list[str | None] = field(init=False)
     settled: bytearray = field(init=False)
     left: int = field(init=False)
+    characters: int = field(init=False)  # of the bodies: at most 4 bytes each in UTF-8
 
     def __post_init__(self) -> None:
         self.outcomes = [None] * len(self.messages)
         self.settled = bytearray(len(self.messages))
         self.left = len(self.messages)
+        self.characters = sum(len(body) for body, _ in self.messages)
+
+    def outgoing(self) -> list[OutgoingMessage]:
+        """The messages to send, each grouped by its job's tenant."""
+        return [OutgoingMessage(body, self.delay, job.tenant) for body, job in self.messages]
 
     def settle(self, index: int, error: str | None) -> None:
         """Record message ``index``'s outcome (``None``: stored) once; answer the caller after the last."""
@@ -165,13 +171,39 @@ class SendBatcher:
             _fail([(send, i) for send in leftovers for i in range(len(send.messages))], "send cancelled")
 
     async def _flush(self, queue_name: str, batch: list[_Send]) -> None:
-        items = [(send, index) for send in batch for index in range(len(send.messages))]
         limits = self._limits
-        chunks = chunks_of(items, _body, max(1, limits.max_send_batch), limits.max_send_batch_bytes)
+        count, most = max(1, limits.max_send_batch), limits.max_send_batch_bytes
+        if (
+            sum(len(send.messages) for send in batch) <= count
+            and 4 * sum(s.characters for s in batch) <= most
+        ):
+            await self._send_whole(queue_name, batch)  # one chunk: no bookkeeping per message
+            return
+        items = [(send, index) for send in batch for index in range(len(send.messages))]
+        chunks = chunks_of(items, _body, count, most)
         if len(chunks) == 1:
             await self._send_chunk(queue_name, chunks[0])
         else:
             await asyncio.gather(*(self._send_chunk(queue_name, chunk) for chunk in chunks))
+
+    async def _send_whole(self, queue_name: str, batch: list[_Send]) -> None:
+        """Send every message of ``batch`` in one call; a send wholly stored is answered at once."""
+        messages = [message for send in batch for message in send.outgoing()]
+        pairs = [pair for send in batch for pair in send.messages]
+        results = await self._store(queue_name, messages, pairs)
+        if isinstance(results, str):
+            _fail([(send, index) for send in batch for index in range(len(send.messages))], results)
+            return
+        start = 0
+        for send in batch:
+            outcomes = results[start : start + len(send.messages)]
+            start += len(send.messages)
+            if len(outcomes) == len(send.messages) and not any(outcomes):
+                send.left = 0
+                if not send.future.done():
+                    send.future.set_result(send.outcomes)  # all None: every message stored
+            else:
+                _settle([(send, index) for index in range(len(send.messages))], outcomes)
 
     async def _send_chunk(self, queue_name: str, chunk: list[_Item]) -> None:
         pairs = [send.messages[index] for send, index in chunk]
@@ -179,6 +211,17 @@ class SendBatcher:
             OutgoingMessage(body, send.delay, job.tenant)
             for (body, job), (send, _) in zip(pairs, chunk, strict=True)
         ]
+        results = await self._store(queue_name, messages, pairs)
+        if isinstance(results, str):
+            _fail(chunk, results)
+        else:
+            _settle(chunk, results)
+
+    async def _store(
+        self, queue_name: str, messages: list[OutgoingMessage], pairs: list[tuple[str, NewJob]]
+    ) -> Sequence[str | None] | str:
+        """Send ``messages`` (with their jobs' rows, or the rows behind them): each one's outcome,
+        or why none was sent."""
         loop = asyncio.get_running_loop()
         try:
             if self._together is not None:  # the rows go in the same commit
@@ -190,17 +233,15 @@ class SendBatcher:
                     self._executor, self._queue.send_batch, queue_name, messages
                 )
         except QueueUnavailable as exc:
-            _fail(chunk, str(exc))
-            return
+            return str(exc)
         except Exception as exc:  # an adapter bug must not hang or crash the requests
             _log.exception("send_batch to %s failed unexpectedly", queue_name)
-            _fail(chunk, f"send failed: {type(exc).__name__}")
-            return
-        _settle(chunk, results)
+            return f"send failed: {type(exc).__name__}"
         if self._together is None:  # write-behind of the rows of the messages the queue stored
             for (_, job), error in zip(pairs, results, strict=False):
                 if error is None:
                     self._recorder.add(job)
+        return results
 
 
 def chunks_of(items: Sequence[_T], body: Callable[[_T], str], count: int, size: int) -> list[list[_T]]:

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from tornado_core.errors import ApiError
 from tornado_core.job_ids import MAX_IDEMPOTENCY_KEY
 from tornado_core.ports.jobs import JobStatus
@@ -59,6 +61,80 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
             lone UTF-16 surrogate (``"\\ud800"``); 422 if it is not an object or nests deeper
             than :data:`MAX_JSON_DEPTH` levels.
     """
+    data = _quick_decode(body)
+    if data is _UNSURE:
+        data = _strict_decode(body)
+    if not isinstance(data, dict):
+        raise field_error(422, "request_invalid", "(body)", "must be a JSON object")
+    return data
+
+
+#: ``_quick_decode`` cannot tell (``None`` is JSON's ``null``).
+_UNSURE = object()
+#: Nineteen digits in a row: maybe an integer beyond 64 bits, which orjson reads as a float.
+_LONG_DIGITS = re.compile(rb"\d{19}")
+
+
+def _quick_decode(body: bytes) -> Any:
+    """orjson's reading of ``body`` where it is certainly the strict decoder's (twice as fast).
+
+    Returns:
+        The data, or ``_UNSURE`` for a body orjson refuses (not JSON, a lone surrogate, a NaN...)
+        or may read otherwise (a repeated key, of which it keeps the last; a long integer): the
+        strict decoder reads that one and says what is wrong.
+
+    Raises:
+        ApiError: 422 if the data nests deeper than :data:`MAX_JSON_DEPTH` levels.
+    """
+    outline = _outline(body)
+    if _LONG_DIGITS.search(outline) is not None:
+        return _UNSURE
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return _UNSURE
+    # Each key of the text is an emptied string before a colon: fewer in the data, one repeated.
+    return data if _keys_within_depth(data) == outline.count(b'"":') else _UNSURE
+
+
+def _outline(body: bytes) -> bytes:
+    """The JSON text ``body`` with every string emptied and no whitespace (meaningful only for a
+    body that is JSON): what is left is its structure, numbers and literals."""
+    if b"\\" in body:  # escaped backslashes first: in ``\\"`` the quote ends a string
+        body = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    # With no escaped quote left, quotes alternate: every other piece is a string's content.
+    return b'""'.join(body.split(b'"')[::2]).translate(None, b" \t\n\r")
+
+
+def _keys_within_depth(data: Any) -> int:
+    """The keys of every object in ``data``, counted level by level.
+
+    Raises:
+        ApiError: 422 if it nests deeper than :data:`MAX_JSON_DEPTH` levels.
+    """
+    containers = (dict, list)
+    keys, level = 0, [data] if isinstance(data, containers) else []
+    for _ in range(MAX_JSON_DEPTH):
+        if not level:
+            return keys
+        keys += sum(len(value) for value in level if type(value) is dict)
+        level = [
+            child
+            for value in level
+            for child in (value.values() if type(value) is dict else value)
+            if isinstance(child, containers)
+        ]
+    if level:
+        raise _too_deep()
+    return keys
+
+
+def _strict_decode(body: bytes) -> Any:
+    """``body`` read by the standard library's decoder, refusing what JSON does not allow.
+
+    Raises:
+        ApiError: As :func:`parse_json_object`.
+    """
     try:
         text = body.decode("utf-8")
         data = _strict_decoder().decode(text)
@@ -71,8 +147,6 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
         _check_structure(data)
     elif text.count("{") + text.count("[") > MAX_JSON_DEPTH:
         _check_depth(data)
-    if not isinstance(data, dict):
-        raise field_error(422, "request_invalid", "(body)", "must be a JSON object")
     return data
 
 
