@@ -1,12 +1,9 @@
 """The Tornado API pre-forked: ``serve(factory, processes=N)`` for the benchmarks.
 
-``tornado api`` serves one process and has no option for more, while
-:func:`tornado_core.web.serve` can pre-fork. This entry point does what
-``tornado api`` does (settings from the environment, queues provisioned, then
-``serve``) with a services factory, so each process opens its own connections
-after ``fork``. It routes every job to the newest registered version (the
-default resolver): ``serve`` takes one resolver before forking, so a release
-route cache (a thread and a connection) cannot be shared by the children.
+``bench.punches`` starts its API with it. It does what ``tornado api --processes N``
+does (settings from the environment, queues provisioned, then ``serve``) with a services
+factory, so each process opens its own connections after ``fork``, but without the console,
+and it routes every job to the newest registered version (the default resolver).
 
     python -m bench._api --port 8080 --processes 2
 """

@@ -275,17 +275,10 @@ class Server:
 
 @contextlib.contextmanager
 def api_server(stack: BenchStack, backend: str, prefix: str, *, processes: int = 1) -> Iterator[Server]:
-    """The Tornado API on a free port.
-
-    One process: the real ``tornado api`` command (``python -m tornado_cli api``). More:
-    ``bench._api``, i.e. ``serve(factory, processes=N)``, as ``tornado api`` has
-    no option for it.
-    """
+    """The Tornado API on a free port: the real ``tornado api --processes N`` command
+    (``python -m tornado_cli api``); its processes share the port."""
     port = free_port()
-    if processes == 1:
-        args = ["tornado_cli", "api", "--host", "127.0.0.1", "--port", str(port)]
-    else:
-        args = ["bench._api", "--port", str(port), "--processes", str(processes)]
+    args = ["tornado_cli", "api", "--host", "127.0.0.1", "--port", str(port), "--processes", str(processes)]
     child = spawn(f"api-{backend}-{processes}p-{port}", args, stack.env(backend, prefix), stack.log_dir)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -72,9 +72,15 @@ def enqueue_in_process(stack: BenchStack, measure: str, count: int, batch: int) 
     return Result(SYSTEM + " (in-process)", measure, count, watch.seconds, watch.self_cpu, note)
 
 
-def enqueue_http(stack: BenchStack, measure: str, count: int, batch: int, *, parallel: int = 1) -> Result:
-    """``TornadoClient.submit`` (batch 1) or ``submit_many(chunk=batch, parallel=...)`` to one API process."""
-    with scope(stack, "postgres", "ph") as scoped, api_server(stack, "postgres", scoped.prefix) as server:
+def enqueue_http(
+    stack: BenchStack, measure: str, count: int, batch: int, *, parallel: int = 1, processes: int = 1
+) -> Result:
+    """``TornadoClient.submit`` (batch 1) or ``submit_many(chunk=batch, parallel=...)`` to the API
+    (one process, or ``processes`` sharing its port as ``tornado api --processes`` runs them)."""
+    with (
+        scope(stack, "postgres", "ph") as scoped,
+        api_server(stack, "postgres", scoped.prefix, processes=processes) as server,
+    ):
         warm_up(server.url, scoped.token, WARM_UP_POSTS)
         client = TornadoClient(server.url, scoped.token)
         with contextlib.suppress(ApiError):  # opens the client's kept-alive connection
@@ -93,16 +99,19 @@ def enqueue_http(stack: BenchStack, measure: str, count: int, batch: int, *, par
         stored = scoped.stored() - WARM_UP_POSTS
     api_cpu = meter.used.get("api", 0.0)
     call = "submit() per job" if batch == 1 else f"submit_many(chunk={batch}): POST /v1/jobs:batch"
+    server_note = "1 `tornado api` process" if processes == 1 else f"`tornado api --processes {processes}`"
     flight = (
         "one request at a time" if parallel == 1 else f"parallel={parallel}: {parallel} requests in flight"
     )
     note = (
-        f"N={count}; TornadoClient.{call}, {flight}, 1 `tornado api` process; refused {refused}, "
+        f"N={count}; TornadoClient.{call}, {flight}, {server_note}; refused {refused}, "
         f"queued afterwards {stored}; CPU = API {api_cpu / count * 1e6:.0f} + client "
         f"{watch.self_cpu / count * 1e6:.0f} us/job; 202 once the queue committed, job-store row "
         f"in the same commit; {_stack_note(meter, count)}"
     )
     system = SYSTEM + (" (HTTP)" if parallel == 1 else f" (HTTP, {parallel} in flight)")
+    if processes != 1:
+        system = system[:-1] + f", {processes} API processes)"
     return Result(system, measure, count, watch.seconds, api_cpu + watch.self_cpu, note)
 
 

