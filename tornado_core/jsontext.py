@@ -31,3 +31,8 @@ def compact(value: Any) -> str:
         return orjson.dumps(value, option=_AS_THE_STANDARD_LIBRARY).decode()
     except TypeError:  # orjson.JSONEncodeError: an integer beyond 64 bits, a non-string key...
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def utf8_size(text: str) -> int:
+    """Bytes of ``text`` in UTF-8 (without encoding it when it is ASCII)."""
+    return len(text) if text.isascii() else len(text.encode())

@@ -113,6 +113,29 @@ def test_concurrent_sends_are_batched_in_chunks(executor: ThreadPoolExecutor) ->
     assert queue.depth(QUEUE).visible == 96
 
 
+def test_waiting_sends_go_whole_in_as_few_calls_as_fit_each_answered_on_its_own(
+    executor: ThreadPoolExecutor,
+) -> None:
+    """Three sends of four wait behind a flush: two share a call (eight of ten), the third has its own."""
+    queue = make_queue(delay=0.05)
+    queue.refuse = {"c2"}
+
+    async def run() -> list[list[str | None]]:
+        batcher = batcher_for(queue, executor)
+        first = asyncio.ensure_future(batcher.send(QUEUE, "first", job("first")))
+        while not queue.calls:  # until the first flush is in flight
+            await asyncio.sleep(0.001)
+        sends = [batcher.send_many(QUEUE, pairs([f"{name}{i}" for i in range(4)])) for name in "abc"]
+        *answers, _ = await asyncio.gather(*sends, first)
+        return answers
+
+    answers = asyncio.run(run())
+    assert sorted(queue.calls[1:]) == [4, 8]
+    assert answers[:2] == [[None] * 4, [None] * 4]
+    assert answers[2][2] is not None and answers[2][:2] + answers[2][3:] == [None] * 3
+    assert queue.depth(QUEUE).visible == 12
+
+
 def test_chunks_of_one_flush_are_sent_concurrently(executor: ThreadPoolExecutor) -> None:
     queue = make_queue(delay=0.2)
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from tornado_core.errors import QueueUnavailable
+from tornado_core.jsontext import utf8_size
 from tornado_core.ports.jobs import NewJob
 from tornado_core.ports.queue import OutgoingMessage, QueuePort
 from tornado_core.ports.queue_and_jobs import QueueAndJobsPort
@@ -52,13 +53,13 @@ class _Send:
     outcomes: list[str | None] = field(init=False)
     settled: bytearray = field(init=False)
     left: int = field(init=False)
-    characters: int = field(init=False)  # of the bodies: at most 4 bytes each in UTF-8
+    size: int = field(init=False)  # bytes of the bodies in UTF-8
 
     def __post_init__(self) -> None:
         self.outcomes = [None] * len(self.messages)
         self.settled = bytearray(len(self.messages))
         self.left = len(self.messages)
-        self.characters = sum(len(body) for body, _ in self.messages)
+        self.size = sum(utf8_size(body) for body, _ in self.messages)
 
     def outgoing(self) -> list[OutgoingMessage]:
         """The messages to send, each grouped by its job's tenant."""
@@ -173,18 +174,15 @@ class SendBatcher:
     async def _flush(self, queue_name: str, batch: list[_Send]) -> None:
         limits = self._limits
         count, most = max(1, limits.max_send_batch), limits.max_send_batch_bytes
-        if (
-            sum(len(send.messages) for send in batch) <= count
-            and 4 * sum(s.characters for s in batch) <= most
-        ):
-            await self._send_whole(queue_name, batch)  # one chunk: no bookkeeping per message
-            return
-        items = [(send, index) for send in batch for index in range(len(send.messages))]
-        chunks = chunks_of(items, _body, count, most)
-        if len(chunks) == 1:
-            await self._send_chunk(queue_name, chunks[0])
+        whole, split = _whole_sends(batch, count, most)
+        calls = [self._send_whole(queue_name, sends) for sends in whole]
+        if split:  # a send too large for one call: its messages go in chunks, each with its outcome
+            items = [(send, index) for send in split for index in range(len(send.messages))]
+            calls += [self._send_chunk(queue_name, chunk) for chunk in chunks_of(items, _body, count, most)]
+        if len(calls) == 1:
+            await calls[0]
         else:
-            await asyncio.gather(*(self._send_chunk(queue_name, chunk) for chunk in chunks))
+            await asyncio.gather(*calls)
 
     async def _send_whole(self, queue_name: str, batch: list[_Send]) -> None:
         """Send every message of ``batch`` in one call; a send wholly stored is answered at once."""
@@ -244,6 +242,28 @@ class SendBatcher:
         return results
 
 
+def _whole_sends(batch: list[_Send], count: int, size: int) -> tuple[list[list[_Send]], list[_Send]]:
+    """The sends that fit whole in one call, grouped in calls of at most ``count`` messages and
+    ``size`` bytes, and those that do not."""
+    calls: list[list[_Send]] = []
+    current: list[_Send] = []
+    messages = used = 0
+    split = []
+    for send in batch:
+        if len(send.messages) > count or send.size > size:
+            split.append(send)
+            continue
+        if current and (messages + len(send.messages) > count or used + send.size > size):
+            calls.append(current)
+            current, messages, used = [], 0, 0
+        current.append(send)
+        messages += len(send.messages)
+        used += send.size
+    if current:
+        calls.append(current)
+    return calls, split
+
+
 def chunks_of(items: Sequence[_T], body: Callable[[_T], str], count: int, size: int) -> list[list[_T]]:
     """Consecutive chunks of at most ``count`` items and ``size`` bytes of ``body(item)`` (a larger
     body alone), as one batched send takes them."""
@@ -251,8 +271,7 @@ def chunks_of(items: Sequence[_T], body: Callable[[_T], str], count: int, size: 
     current: list[_T] = []
     used = 0
     for item in items:
-        text = body(item)
-        length = len(text) if text.isascii() else len(text.encode())
+        length = utf8_size(body(item))
         if current and (len(current) == count or used + length > size):
             chunks.append(current)
             current, used = [], 0

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 from tornado_core.errors import PayloadInvalid, TaskNotFound, TaskNotSubmittable, VersionNotFound
 from tornado_core.job_ids import JobIds
-from tornado_core.jsontext import compact
+from tornado_core.jsontext import compact, utf8_size
 from tornado_core.message import Envelope
 from tornado_core.naming import payload_key, queue_name
 from tornado_core.ports.jobs import NewJob
@@ -164,7 +164,7 @@ class Submitter:
             traceparent=traceparent,
         )
         body = envelope.to_json()
-        if _utf8_length(body) > self._claim_check_bytes:  # else the payload alone is not either
+        if utf8_size(body) > self._claim_check_bytes:  # else the payload alone is not either
             envelope = self._claim_check(envelope)
             body = envelope.to_json()
         return PreparedJob(
@@ -231,7 +231,7 @@ class Submitter:
                 submitted_at=now, traceparent=traceparent,
             )  # fmt: skip
             body = envelope.to_json()
-            if _utf8_length(body) > self._claim_check_bytes:
+            if utf8_size(body) > self._claim_check_bytes:
                 return None
             prepared.append(PreparedJob(envelope=envelope, queue=self._queue(task, version), body=body))
         return prepared
@@ -285,7 +285,7 @@ class Submitter:
 
     def _claim_check(self, envelope: Envelope) -> Envelope:
         text = compact(envelope.payload)
-        if _utf8_length(text) <= self._claim_check_bytes:
+        if utf8_size(text) <= self._claim_check_bytes:
             return envelope
         key = payload_key(envelope.task, envelope.job_id)
         self._objects.put(key, text.encode(), content_type="application/json")
@@ -299,8 +299,3 @@ class Submitter:
             submitted_at=envelope.submitted_at,
             traceparent=envelope.traceparent,
         )
-
-
-def _utf8_length(text: str) -> int:
-    """Bytes of ``text`` in UTF-8 (without encoding it when it is ASCII)."""
-    return len(text) if text.isascii() else len(text.encode())
