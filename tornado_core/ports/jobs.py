@@ -70,7 +70,7 @@ class NewJob(NamedTuple):
     """A job the API accepted (recorded write-behind, off the enqueue path).
 
     A named tuple, not a dataclass: one is made for every job queued and claimed, and a frozen
-    dataclass costs four times as much to make. Build it with keywords.
+    dataclass costs four times as much to make.
     """
 
     job_id: str

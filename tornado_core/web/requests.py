@@ -146,7 +146,7 @@ def _strict_decode(body: bytes) -> Any:
     if _SURROGATE_ESCAPE.search(text) is not None:
         _check_structure(data)
     elif text.count("{") + text.count("[") > MAX_JSON_DEPTH:
-        _check_depth(data)
+        _keys_within_depth(data)  # the same walk as the quick path's, for its depth
     return data
 
 
@@ -190,23 +190,6 @@ def _check_structure(data: Any) -> None:
                 _check_text(key)
             children = value.values()
         stack.extend((child, depth + 1) for child in children if isinstance(child, str | dict | list))
-
-
-def _check_depth(data: Any) -> None:
-    """Refuse nesting deeper than :data:`MAX_JSON_DEPTH` (a body without escaped surrogates: its
-    strings need no look)."""
-    containers = (dict, list)
-    level: list[Any] = [data]
-    for _ in range(MAX_JSON_DEPTH):
-        level = [
-            child
-            for value in level
-            for child in (value.values() if type(value) is dict else value)
-            if isinstance(child, containers)
-        ]
-        if not level:
-            return
-    raise _too_deep()
 
 
 def _check_text(text: str) -> None:
