@@ -46,20 +46,24 @@ def enqueue_in_process(stack: BenchStack, measure: str, count: int, batch: int) 
         services.queue.ping()
         submitter = Submitter.for_services(services)
         watch = Stopwatch(CpuMeter(stack_groups(stack))).start()
+        joint = services.queue_and_jobs
+        assert joint is not None  # the PostgreSQL backend
         for start in range(0, count, batch):
             end = min(count, start + batch)
             ordinary = [(ECHO, {"message": message(i)}, None) for i in range(start, end)]
             if batch == 1:
-                jobs = [submitter.prepare(task=ECHO, tenant=scoped.tenant, payload=ordinary[0][1])]
+                job = submitter.prepare(task=ECHO, tenant=scoped.tenant, payload=ordinary[0][1])
+                sends = [(job.queue, [(job.body, job.as_new_job())])]
             else:  # as the API prepares a batch of ordinary jobs
                 prepared = submitter.prepare_many(tenant=scoped.tenant, jobs=ordinary)
                 assert prepared is not None
-                jobs = prepared
-            joint = services.queue_and_jobs
-            assert joint is not None  # the PostgreSQL backend
-            messages = [OutgoingMessage(job.body) for job in jobs]
-            errors = joint.send_recorded(jobs[0].queue, messages, [job.as_new_job() for job in jobs])
-            assert all(error is None for error in errors), errors
+                sends = [
+                    (g.queue, g.messages(prepared.tenant, prepared.submitted_at)) for g in prepared.groups
+                ]
+            for queue, messages in sends:
+                outgoing = [OutgoingMessage(body) for body, _ in messages]
+                errors = joint.send_recorded(queue, outgoing, [job for _, job in messages])
+                assert all(error is None for error in errors), errors
         watch.stop()
         stored = scoped.stored()
     calls = "per job" if batch == 1 else f"per {batch} jobs"

@@ -27,10 +27,18 @@ def compact(value: Any) -> str:
     Raises:
         TypeError: Not JSON-serialisable (as :func:`json.dumps` raises it).
     """
+    text = orjson_text(value)
+    if text is not None:
+        return text.decode()
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def orjson_text(value: Any) -> bytes | None:
+    """``value`` as :func:`compact` writes it when orjson can (UTF-8 bytes), else ``None``."""
     try:
-        return orjson.dumps(value, option=_AS_THE_STANDARD_LIBRARY).decode()
+        return orjson.dumps(value, option=_AS_THE_STANDARD_LIBRARY)
     except TypeError:  # orjson.JSONEncodeError: an integer beyond 64 bits, a non-string key...
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        return None
 
 
 def utf8_size(text: str) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,3 +98,40 @@ class Envelope:
             return cls(**data)
         except TypeError as exc:
             raise EnvelopeInvalid(f"malformed envelope: {exc}") from exc
+
+
+def envelope_bodies(
+    *,
+    job_ids: Sequence[str],
+    payload_texts: Sequence[str],
+    task: str,
+    version: str,
+    tenant: str,
+    submitted_at: float,
+    traceparent: str | None = None,
+) -> list[str]:
+    """The bodies of envelopes alike but for their job id and payload, as :meth:`Envelope.to_json`
+    writes each, without building the envelopes (a batch of jobs of one task version).
+
+    Args:
+        job_ids: The jobs' ids, as :class:`~tornado_core.job_ids.JobIds` issues them (ASCII letters
+            and digits: nothing to escape).
+        payload_texts: Each job's payload as :func:`~tornado_core.jsontext.compact` writes it.
+        task: As :class:`Envelope`'s fields.
+        version: As :class:`Envelope`'s fields.
+        tenant: As :class:`Envelope`'s fields.
+        submitted_at: As :class:`Envelope`'s fields.
+        traceparent: As :class:`Envelope`'s fields.
+
+    Raises:
+        ValueError: An id with anything but ASCII letters and digits.
+    """
+    ids = "".join(job_ids)
+    if ids and not (ids.isascii() and ids.isalnum()):
+        raise ValueError("job ids of ASCII letters and digits only")
+    # The key order of to_json: job_id, task, version, tenant, payload, submitted_at, schema, traceparent.
+    middle = f'","task":{compact(task)},"version":{compact(version)},"tenant":{compact(tenant)},"payload":'
+    tail = f',"submitted_at":{compact(submitted_at)},"schema":{SCHEMA_VERSION}'
+    tail += "}" if traceparent is None else f',"traceparent":{compact(traceparent)}}}'
+    head = '{"job_id":"'
+    return [head + job_id + middle + text + tail for job_id, text in zip(job_ids, payload_texts, strict=True)]

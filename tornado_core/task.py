@@ -9,10 +9,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from tornado_core.errors import PayloadInvalid
+from tornado_core.jsontext import orjson_text
 from tornado_core.key_limits import KeyLimit, unknown_fields
 from tornado_core.periodic import Periodic
 from tornado_core.retry import RetryPolicy
@@ -112,32 +112,31 @@ class TaskSpec:
             raise PayloadInvalid(problems)
         return payload
 
-    def payloads_valid(self, payloads: list[Any]) -> bool:
-        """Whether :meth:`parse_payload` would accept every one of ``payloads``, checked in one call.
+    def payload_texts(self, payloads: Sequence[Any]) -> list[str] | None:
+        """Each payload's JSON text (as :func:`~tornado_core.jsontext.compact` writes it) if
+        :meth:`parse_payload` would accept every one of ``payloads``, checked in one call.
 
-        ``False`` also when that cannot be told this way (rules beyond the schema, a ``null`` or a
-        number orjson does not write): the caller then parses each payload, which says why.
+        ``None`` when one is invalid, and also when that cannot be told this way (rules beyond the
+        schema, a ``null`` or a number orjson does not write): the caller then parses each
+        payload, which says why.
         """
         if _has_rules(self.payload_model):
-            return False
-        text = _orjson_text(payloads)
-        if text is None:
-            return False
+            return None
+        texts = []
+        for payload in payloads:
+            text = _orjson_text(payload)
+            if text is None:
+                return None
+            texts.append(text)
         try:
-            _list_of(self.payload_model).validate_json(text, strict=True)
+            _list_of(self.payload_model).validate_json(b"[" + b",".join(texts) + b"]", strict=True)
         except ValueError:
-            return False
-        return True
+            return None
+        return [text.decode() for text in texts]
 
     def json_schema(self) -> dict[str, Any]:
         """The payload's JSON Schema."""
         return self.payload_model.model_json_schema()
-
-
-#: Datetimes, dataclasses and subclasses go to :mod:`json`, which refuses or spells them its own way.
-_LIKE_THE_STANDARD_LIBRARY = (
-    orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
-)
 
 
 @functools.cache
@@ -167,11 +166,8 @@ def _json_text(data: Any) -> bytes | str:
 def _orjson_text(data: Any) -> bytes | None:
     """``data`` as orjson writes it, or ``None`` when that text may not say the same (a ``null``,
     which may stand for a NaN, or a value orjson refuses)."""
-    try:
-        text = orjson.dumps(data, option=_LIKE_THE_STANDARD_LIBRARY)
-    except TypeError:
-        return None
-    return None if b"null" in text else text
+    text = orjson_text(data)
+    return None if text is None or b"null" in text else text
 
 
 def task(

@@ -94,9 +94,26 @@ def one_at_a_time(submitter: Submitter, items: list[dict[str, Any]], **options: 
 
 
 def together(submitter: Submitter, items: list[dict[str, Any]], **options: Any) -> list[PreparedJob] | None:
+    """The batch's jobs in the order they came, each as its message body says it."""
     jobs = ordinary_items(items)
     assert jobs is not None
-    return submitter.prepare_many(tenant=TENANT, jobs=jobs, **options)
+    batch = submitter.prepare_many(tenant=TENANT, jobs=jobs, **options)
+    if batch is None:
+        return None
+    assert batch.tenant == TENANT and batch.size == len(items)
+    made: dict[int, PreparedJob] = {}
+    for group in batch.groups:
+        for position, job_id, body, key in zip(
+            group.positions, group.job_ids, group.bodies, group.keys, strict=True
+        ):
+            envelope = Envelope.from_json(body)
+            assert (envelope.job_id, envelope.task, envelope.version) == (job_id, group.task, group.version)
+            assert envelope.submitted_at == batch.submitted_at and key == items[position].get(
+                "idempotency_key"
+            )
+            made[position] = PreparedJob(envelope=envelope, queue=group.queue, body=body)
+    assert sorted(made) == list(range(len(items)))
+    return [made[position] for position in range(len(items))]
 
 
 def test_ordinary_jobs_come_out_as_one_at_a_time_would_make_them(services: Services) -> None:
@@ -110,7 +127,7 @@ def test_ordinary_jobs_come_out_as_one_at_a_time_would_make_them(services: Servi
     assert made[-1].envelope.job_id == expected[-1].envelope.job_id  # same key, same id
     ids = [job.envelope.job_id for job in made]
     assert len(set(ids)) == len(ids) and all(services.job_ids.belongs_to(i, TENANT) for i in ids)
-    assert all(Envelope.from_json(job.body) == job.envelope for job in made)
+    assert all(job.envelope.to_json() == job.body for job in made)  # byte for byte as prepare writes it
 
 
 def test_each_job_is_routed_by_its_own_id_and_validated_against_its_version(services: Services) -> None:

@@ -591,6 +591,37 @@ class TestBatch(ApiTestCase):
         self.queue.down = False
         assert self.queued() == 0
 
+    def test_an_ordinary_batch_with_the_queue_down_is_503_and_queues_nothing(self) -> None:
+        self.queue.down = True  # every item valid: the batch is prepared together
+        jobs = [{"task": "demo.echo", "payload": {"message": f"m{i}"}} for i in range(3)]
+        code, body, response = self.call("POST", "/v1/jobs:batch", {"jobs": jobs})
+        assert code == 503
+        self.assert_error(code, body, "queue_unavailable")
+        assert response.headers["Retry-After"]
+        self.queue.down = False
+        assert self.queued() == 0
+
+    def test_an_ordinary_batch_answers_each_message_the_queue_refused_and_queues_the_rest(self) -> None:
+        sent = self.queue.send_batch
+
+        def refuse_odd(queue: str, messages: Sequence[OutgoingMessage]) -> list[str | None]:
+            kept = [m for m in messages if '"odd' not in m.body]
+            stored = iter(sent(queue, kept))
+            return [next(stored) if m in kept else "refused by the queue" for m in messages]
+
+        self.queue.send_batch = refuse_odd  # type: ignore[method-assign]
+        jobs = [
+            {"task": "demo.echo", "payload": {"message": f"{'odd' if i % 2 else 'even'} {i}"}}
+            for i in range(6)
+        ]
+        code, body, _ = self.call("POST", "/v1/jobs:batch", {"jobs": jobs})
+        assert code == 200 and (body["accepted"], body["rejected"]) == (3, 3)
+        results = body["results"]
+        assert [r["index"] for r in results] == list(range(6))
+        assert [r.get("status") for r in results[::2]] == ["queued"] * 3
+        assert [r["error"]["code"] for r in results[1::2]] == ["queue_unavailable"] * 3
+        assert {e.job_id for e in self.bodies()} == {r["id"] for r in results[::2]}
+
 
 class TestLoad(ApiTestCase):
     @gen_test(timeout=30)

@@ -8,17 +8,17 @@ API micro-batches sends; see :mod:`tornado_core.producer.batching`).
 from __future__ import annotations
 
 import time
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from tornado_core.errors import PayloadInvalid, TaskNotFound, TaskNotSubmittable, VersionNotFound
 from tornado_core.job_ids import JobIds
 from tornado_core.jsontext import compact, utf8_size
-from tornado_core.message import Envelope
+from tornado_core.message import Envelope, envelope_bodies
 from tornado_core.naming import payload_key, queue_name
 from tornado_core.ports.jobs import NewJob
 from tornado_core.ports.objects import ObjectStorePort
+from tornado_core.producer.prepared_batch import PreparedBatch, QueueGroup
 from tornado_core.registry import TaskRegistry
 from tornado_core.services import Services
 from tornado_core.task import TaskSpec
@@ -177,15 +177,16 @@ class Submitter:
 
     def prepare_many(
         self, *, tenant: str, jobs: Sequence[OrdinaryJob], traceparent: str | None = None
-    ) -> list[PreparedJob] | None:
+    ) -> PreparedBatch | None:
         """Prepare a batch of ordinary jobs together, or answer ``None`` so each goes through :meth:`prepare`.
 
-        The jobs come out as :meth:`prepare` would make them, at a fraction of the cost: one clock
-        read and one read of randomness for the ids, one validation call per task version. Only a
-        batch of ordinary jobs takes this path: tasks whose code is here, not internal, without
-        uniqueness or payload rules beyond the schema, payloads that validate and need no claim
-        check. For anything else it answers ``None`` (having done nothing), and :meth:`prepare`
-        gives each job its answer or its error.
+        The jobs come out as :meth:`prepare` would make them (the same routing, validation and
+        message bodies), at a fraction of the cost: one clock read and one read of randomness for
+        the ids, one validation call per task version, bodies written from one template per task
+        version, no envelope object per job. Only a batch of ordinary jobs takes this path: tasks
+        whose code is here, not internal, without uniqueness or payload rules beyond the schema,
+        payloads that validate and need no claim check. For anything else it answers ``None``
+        (having done nothing), and :meth:`prepare` gives each job its answer or its error.
 
         Args:
             tenant: Submitting tenant.
@@ -193,20 +194,43 @@ class Submitter:
             traceparent: As for :meth:`prepare` (one for the whole batch).
         """
         fresh = iter(self._job_ids.new_many(tenant, sum(1 for _, _, key in jobs if not key)))
-        chosen: list[tuple[str, str]] = []  # (job id, version) of each job
-        groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-        for task, payload, key in jobs:
+        gathered: dict[tuple[str, str], _Gathered] = {}
+        for position, (task, payload, key) in enumerate(jobs):
             if not self._registry.knows(task):  # unknown, or its code is not here: prepare() tells
                 return None
             job_id = self._keyed_id(tenant, task, key) if key else next(fresh)
             version = self._resolve(task, tenant, job_id)
-            chosen.append((job_id, version))
-            groups[(task, version)].append(payload)
-        for (task, version), payloads in groups.items():
-            spec = self._ordinary(task, version)
-            if spec is None or not spec.payloads_valid(payloads):
+            group = gathered.get((task, version))
+            if group is None:
+                spec = self._ordinary(task, version)
+                if spec is None:
+                    return None
+                group = gathered[(task, version)] = _Gathered(spec)
+            group.add(position, job_id, payload, key)
+        now = time.time()
+        groups = []
+        for (task, version), group in gathered.items():
+            texts = group.spec.payload_texts(group.payloads)
+            if texts is None:
                 return None
-        return self._envelopes(tenant, jobs, chosen, traceparent)
+            bodies = envelope_bodies(
+                job_ids=group.job_ids, payload_texts=texts, task=task, version=version, tenant=tenant,
+                submitted_at=now, traceparent=traceparent,
+            )  # fmt: skip
+            if max(map(utf8_size, bodies)) > self._claim_check_bytes:
+                return None
+            groups.append(
+                QueueGroup(
+                    self._queue(task, version),
+                    task,
+                    version,
+                    group.positions,
+                    group.job_ids,
+                    bodies,
+                    group.keys,
+                )
+            )
+        return PreparedBatch(tenant=tenant, submitted_at=now, size=len(jobs), groups=groups)
 
     def _ordinary(self, task: str, version: str) -> TaskSpec | None:
         """The spec of a task version fit for :meth:`prepare_many`, else ``None``."""
@@ -215,26 +239,6 @@ class Submitter:
         except (TaskNotFound, VersionNotFound):
             return None
         return None if self._registry.is_internal(task) or spec.unique is not None else spec
-
-    def _envelopes(
-        self,
-        tenant: str,
-        jobs: Sequence[OrdinaryJob],
-        chosen: list[tuple[str, str]],
-        traceparent: str | None,
-    ) -> list[PreparedJob] | None:
-        now = time.time()
-        prepared = []
-        for (task, payload, _), (job_id, version) in zip(jobs, chosen, strict=True):
-            envelope = Envelope(
-                job_id=job_id, task=task, version=version, tenant=tenant, payload=payload,
-                submitted_at=now, traceparent=traceparent,
-            )  # fmt: skip
-            body = envelope.to_json()
-            if utf8_size(body) > self._claim_check_bytes:
-                return None
-            prepared.append(PreparedJob(envelope=envelope, queue=self._queue(task, version), body=body))
-        return prepared
 
     def _keyed_id(self, tenant: str, task: str, idempotency_key: str) -> str:
         """The job id every submission of ``idempotency_key`` for ``task`` by ``tenant`` gets."""
@@ -299,3 +303,22 @@ class Submitter:
             submitted_at=envelope.submitted_at,
             traceparent=envelope.traceparent,
         )
+
+
+class _Gathered:
+    """The jobs of one task version while :meth:`Submitter.prepare_many` reads a batch."""
+
+    __slots__ = ("job_ids", "keys", "payloads", "positions", "spec")
+
+    def __init__(self, spec: TaskSpec) -> None:
+        self.spec = spec
+        self.positions: list[int] = []
+        self.job_ids: list[str] = []
+        self.payloads: list[dict[str, Any]] = []
+        self.keys: list[str | None] = []
+
+    def add(self, position: int, job_id: str, payload: dict[str, Any], key: str | None) -> None:
+        self.positions.append(position)
+        self.job_ids.append(job_id)
+        self.payloads.append(payload)
+        self.keys.append(key)

@@ -14,6 +14,7 @@ from tornado_core.errors import ApiError, QueueUnavailable
 from tornado_core.ports.jobs import JobStatus, JobStorePort, NewJob
 from tornado_core.ports.schedules import QUEUE_DELAY_LIMIT, ParkedJob, SchedulesPort
 from tornado_core.producer.batching import SendBatcher
+from tornado_core.producer.prepared_batch import PreparedBatch
 from tornado_core.producer.submission import PreparedJob, Submitter
 from tornado_core.web.errors import field_error, translate
 from tornado_core.web.requests import JobRequest, ordinary_items, parse_job_request
@@ -127,22 +128,45 @@ class Enqueuer:
             ApiError: 503 when nothing was accepted because a backend is down.
         """
         traceparent = self._tracing.traceparent() if self._tracing is not None else None
-        prepared = self._prepare_ordinary(tenant, items, body_size, traceparent)
-        if prepared is None:
+        batch = self._prepare_ordinary(tenant, items, body_size, traceparent)
+        if batch is not None:
+            results = await self._send_batch(batch)
+        else:
             prepared = await self._run(body_size, self._prepare_all, tenant, items, traceparent)
+            results = await self._submit_items(tenant, prepared)
+        self._count(tenant, *results)
+        return results
+
+    async def _submit_items(self, tenant: str, prepared: list[_Item]) -> list[dict[str, Any]]:
+        """Queue the jobs of a batch prepared one at a time; one result per item."""
         if any(item.job is not None and item.job.unique_key is not None for item in prepared):
             await self._blocking(self._hold_all, tenant, prepared)
         await self._send_all(prepared)
         failed = [item.failed for item in prepared if item.failed is not None and item.failed.unique_key]
         if failed:
             await self._blocking(self._release, tenant, failed)
-        errors = [item.error for item in prepared if item.error is not None]
-        if len(errors) == len(prepared):
-            outage = next((e for e in errors if e.status == 503), None)
-            if outage is not None:
-                raise outage
-        results = [item.result(index) for index, item in enumerate(prepared)]
-        self._count(tenant, *results)
+        _raise_if_all_down([item.error for item in prepared if item.error is not None], len(prepared))
+        return [item.result(index) for index, item in enumerate(prepared)]
+
+    async def _send_batch(self, batch: PreparedBatch) -> list[dict[str, Any]]:
+        """Queue a batch prepared together, a call per queue; one result per job, in the batch's order."""
+        sent = await asyncio.gather(*(
+            self._batcher.send_many(group.queue, group.messages(batch.tenant, batch.submitted_at))
+            for group in batch.groups
+        ))  # fmt: skip
+        results: list[dict[str, Any]] = [{}] * batch.size
+        errors = []
+        for group, outcomes in zip(batch.groups, sent, strict=True):
+            task, version = group.task, group.version
+            for index, job_id, outcome in zip(group.positions, group.job_ids, outcomes, strict=True):
+                if outcome is None:  # the receipt PreparedJob.receipt gives, numbered
+                    results[index] = {
+                        "index": index, "id": job_id, "task": task, "version": version, "status": "queued"
+                    }  # fmt: skip
+                else:
+                    errors.append(error := translate(QueueUnavailable(outcome)))
+                    results[index] = {"index": index, **error.body()}
+        _raise_if_all_down(errors, batch.size)
         return results
 
     def _count(self, tenant: str, *receipts: dict[str, Any]) -> None:
@@ -158,17 +182,14 @@ class Enqueuer:
 
     def _prepare_ordinary(
         self, tenant: str, items: list[Any], body_size: int, traceparent: str | None
-    ) -> list[_Item] | None:
+    ) -> PreparedBatch | None:
         """A batch of ordinary jobs prepared together (:meth:`Submitter.prepare_many`), or ``None``."""
         if body_size > self._offload_above:  # a payload may need a claim check: prepared in the executor
             return None
         jobs = ordinary_items(items)
         if jobs is None:
             return None
-        prepared = self._submitter.prepare_many(tenant=tenant, jobs=jobs, traceparent=traceparent)
-        if prepared is None:
-            return None
-        return [_Item(job=job, key=key) for job, (_, _, key) in zip(prepared, jobs, strict=True)]
+        return self._submitter.prepare_many(tenant=tenant, jobs=jobs, traceparent=traceparent)
 
     async def _blocking(self, func: Callable[..., _T], *args: Any) -> _T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, func, *args)
@@ -265,6 +286,14 @@ class Enqueuer:
         for (item, job), error in zip(sent, errors, strict=True):
             if error is not None:
                 item.job, item.error, item.failed = None, translate(QueueUnavailable(error)), job
+
+
+def _raise_if_all_down(errors: list[ApiError], items: int) -> None:
+    """Answer a batch none of whose items was accepted with its outage (503), if it had one."""
+    if len(errors) == items:
+        outage = next((e for e in errors if e.status == 503), None)
+        if outage is not None:
+            raise outage
 
 
 @dataclass
