@@ -195,9 +195,12 @@ class Submitter:
         """
         fresh = iter(self._job_ids.new_many(tenant, sum(1 for _, _, key in jobs if not key)))
         gathered: dict[tuple[str, str], _Gathered] = {}
+        known: set[str] = set()
         for position, (task, payload, key) in enumerate(jobs):
-            if not self._registry.knows(task):  # unknown, or its code is not here: prepare() tells
-                return None
+            if task not in known:
+                if not self._registry.knows(task):  # unknown, or its code is not here: prepare() tells
+                    return None
+                known.add(task)
             job_id = self._keyed_id(tenant, task, key) if key else next(fresh)
             version = self._resolve(task, tenant, job_id)
             group = gathered.get((task, version))

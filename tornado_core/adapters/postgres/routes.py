@@ -43,6 +43,14 @@ class _Snapshot:
     versions: dict[tuple[str, str], TaskVersion] = field(default_factory=dict)
     versions_mark: tuple[object, ...] = ()
     loaded_at: float = 0.0
+    #: The version names of each task, in ``versions``' order (asked for every job routed to the newest).
+    names: dict[str, tuple[str, ...]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        names: dict[str, list[str]] = {}
+        for task, version in self.versions:
+            names.setdefault(task, []).append(version)
+        object.__setattr__(self, "names", {task: tuple(found) for task, found in names.items()})
 
 
 class PostgresRouteCache:
@@ -92,7 +100,7 @@ class PostgresRouteCache:
 
     def version_names(self, task: str) -> list[str]:
         """Registered versions of ``task`` as last loaded."""
-        return [v for (t, v) in self._snapshot.versions if t == task]
+        return list(self._snapshot.names.get(task, ()))
 
     @property
     def loaded_at(self) -> float:
