@@ -2,14 +2,16 @@
 
 The engine is a private ``dockerd`` in a fresh state dir (started once per session,
 stopped at its end). The base image is built once from Debian's mirror and kept as a
-``docker save`` tarball in ``.tornado/images`` (or ``$TORNADO_IMAGE_CACHE``), so
-later sessions load it in seconds. If Docker's engine (or mmdebstrap/debootstrap, with no
+``docker save`` tarball in the image cache (``$TORNADO_IMAGE_CACHE``, else a folder of the
+user's cache named after the base image's recipe: :func:`image_cache`), so later sessions,
+fresh clones included, load it in seconds. If Docker's engine (or mmdebstrap/debootstrap, with no
 cached base) is not installed the tests are skipped, except in strict mode (CI: ``TORNADO_STRICT``
 or ``CI``) where that is a failure; an installed engine that does not start is always a failure.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -33,10 +35,29 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 TEST_IMAGE = "tornado-test/demo:{version}"
 
 
+#: What the base image is made of: a change to any of them builds it anew (a new cache folder).
+BASE_RECIPE = (
+    REPO_ROOT / "docker" / "base" / "mkrootfs.sh",
+    REPO_ROOT / "tornado_core" / "adapters" / "runtimes" / "images" / "builder.py",
+    REPO_ROOT / "tornado_core" / "adapters" / "runtimes" / "images" / "apt_sources.py",
+)
+
+
 def image_cache() -> Path:
-    """Where base-image tarballs and dependency wheels are kept between sessions."""
+    """Where base-image tarballs and dependency wheels are kept between sessions.
+
+    ``$TORNADO_IMAGE_CACHE`` if set, else ``$XDG_CACHE_HOME/tornado-tests/images-<recipe>``
+    (``~/.cache`` by default), outside the checkout: a fresh clone (CI) loads the base image its
+    last session built instead of debootstrapping it again (about a minute), for as long as the
+    base image's recipe (:data:`BASE_RECIPE`) is the same. Dependency wheels are cached there too
+    (their cache already keys each resolution by the requirements).
+    """
     configured = os.environ.get("TORNADO_IMAGE_CACHE")
-    return Path(configured) if configured else REPO_ROOT / ".tornado" / "images"
+    if configured:
+        return Path(configured)
+    recipe = hashlib.sha256(b"".join(path.read_bytes() for path in BASE_RECIPE)).hexdigest()[:12]
+    home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return home / "tornado-tests" / f"images-{recipe}"
 
 
 def _unavailable(reason: str) -> None:
