@@ -23,13 +23,18 @@ dropped at the end.
 Every measure starts on an equally quiet server (:func:`bench._peers_base.quiet_server`:
 ``VACUUM ANALYZE`` of every database, then a ``CHECKPOINT``).
 
+**Taking turns.** This machine's speed can move by half within minutes, so one run of each system
+one after the other can favour either. After the table's runs, the client's bulk submit (16 in
+flight, one API process and one per core) and pgqueuer's batched enqueue take ``--turns`` more
+turns each, one after the other; the notes give each turn's ratio and their median.
+
 CPU per job is read from /proc: the worker process tree for the drains, this
 process for the in-process producers, the API process plus this client for HTTP.
 
 The peers are an optional extra: ``pip install -e '.[bench-peers]'``.
 
     .venv/bin/python -m bench.peers [--jobs 10000] [--concurrency 4 --concurrency 16]
-        [--single-jobs 2000] [--batch-jobs 100000] [--batch-size 100]
+        [--single-jobs 2000] [--batch-jobs 100000] [--batch-size 100] [--turns 3]
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -91,6 +97,7 @@ def run(
     single_jobs: int = 2_000,
     batch_jobs: int = 100_000,
     batch_size: int = 100,
+    turns: int = 3,
     timeout: float = 120.0,
 ) -> str:
     """Measure every system, print the table; returns its text.
@@ -102,6 +109,8 @@ def run(
         single_jobs: N of the one-job-per-call enqueue runs.
         batch_jobs: N of the batched enqueue runs.
         batch_size: Jobs per call of the batched runs.
+        turns: Turns the client's bulk submit and pgqueuer's batched enqueue take after the table's
+            runs (0: none).
         timeout: Seconds a drain may take before the run fails.
     """
     from bench._peers_pgqueuer import PgQueuerPeer  # imported here: the peers are optional
@@ -141,11 +150,47 @@ def run(
             for peer in peers:
                 log(f"peers: {measure}, N={count}: {peer.name}")
                 measured(enqueue, bench, peer, dsns[peer.name], measure, count, batch)
+        rounds = _take_turns(
+            bench, peers[0], dsns[peers[0].name], every_database, batch_jobs, batch_size, turns
+        )
     log(f"peers: done in {time.monotonic() - started:.0f}s")
-    return _table(results, peers, load_at_start)
+    return _table(results, peers, load_at_start, rounds)
 
 
-def _table(rows: Sequence[Result], peers: Sequence[Peer], load_at_start: tuple[float, ...]) -> str:
+def _take_turns(
+    bench: BenchStack, peer: Peer, dsn: str, databases: list[str], count: int, batch: int, turns: int
+) -> list[str]:
+    """The client's bulk submit and ``peer``'s batched enqueue, one after the other, ``turns`` times.
+
+    Returns:
+        A note line per API layout: each turn's ratio to ``peer`` and their median.
+    """
+    cores = os.cpu_count() or 1
+    ratios: dict[int, list[float]] = {1: [], cores: []}
+    measure = _enqueue_measure(batch)
+    for turn in range(turns):
+        log(f"peers: taking turns, {turn + 1} of {turns}: {peer.name}, then the bulk submit")
+        quiet_server(databases)
+        base = enqueue(bench, peer, dsn, measure, count, batch).rate
+        for processes in ratios:
+            quiet_server(databases)
+            rate = tornado.enqueue_http(
+                bench, measure, count, batch, parallel=PARALLEL, processes=processes
+            ).rate
+            ratios[processes].append(rate / base if base else 0.0)
+    return [
+        f"taking turns ({turns} turns, N={count}, {batch} per call): the client's bulk submit "
+        f"({PARALLEL} in flight, {processes} API process{'es' if processes > 1 else ''}) against "
+        f"{peer.name}'s batched enqueue: {', '.join(f'{r:.2f}' for r in found)}; median "
+        f"{statistics.median(found):.2f}"
+        for processes, found in ratios.items()
+        if found
+    ]
+
+
+def _table(
+    rows: Sequence[Result], peers: Sequence[Peer], load_at_start: tuple[float, ...], turns: Sequence[str]
+) -> str:
     base = {r.measure: r.rate for r in rows if r.system == BASELINE}
     cells = [
         (
@@ -184,6 +229,7 @@ def _table(rows: Sequence[Result], peers: Sequence[Peer], load_at_start: tuple[f
         "Tornado's enqueue is validated (pydantic), gets a job id and an envelope, and writes two rows "
         "(queue + job store) in one commit; the peers write one row (plus their log/event row by trigger "
         "or CTE)",
+        *turns,
     ]
     return print_grid(
         "Tornado vs pgqueuer vs procrastinate, same PostgreSQL server",
@@ -208,6 +254,9 @@ def main() -> None:
     parser.add_argument("--single-jobs", type=int, default=2_000, help="N of the 1-job-per-call enqueue")
     parser.add_argument("--batch-jobs", type=int, default=100_000, help="N of the batched enqueue")
     parser.add_argument("--batch-size", type=int, default=100, help="jobs per call of the batched enqueue")
+    parser.add_argument(
+        "--turns", type=int, default=3, help="turns the bulk submit and pgqueuer's batched enqueue take after"
+    )
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds a drain may take")
     args = parser.parse_args()
     absent = missing()
