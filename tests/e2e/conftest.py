@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -71,10 +72,22 @@ def module_cluster(
 
 
 @pytest.fixture(scope="module")
-def api_url(module_cluster: LocalCluster, tenant_token: str, other_tenant_token: str) -> str:
+def api_launch(module_cluster: LocalCluster, tenant_token: str, other_tenant_token: str) -> Future[str]:
+    """The module's API, starting (after the tenants exist, so its token cache is warm): its URL, once up.
+
+    A module's worker fixture takes this instead of ``api_url``, so that its workers boot while
+    the API does; the tests' ``api_url`` (and ``client``) still wait until ``/healthz`` answers.
+    """
+    launcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="api-launch")
+    started = launcher.submit(lambda: module_cluster.start_api()[1])
+    launcher.shutdown(wait=False)
+    return started
+
+
+@pytest.fixture(scope="module")
+def api_url(api_launch: Future[str]) -> str:
     """A running API (started after the tenants exist, so its token cache is warm)."""
-    _process, url = module_cluster.start_api()
-    return url
+    return api_launch.result(timeout=120)
 
 
 @pytest.fixture(scope="module")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import psycopg2
 
+from tornado_core.adapters.runtimes.process.cluster import LocalCluster, ManagedProcess
 from tornado_core.client import TornadoClient
 from tornado_core.ports.jobs import JobRecord, JobStatus
 from tornado_core.services import Services
@@ -62,3 +64,20 @@ def most_at_once(runs: list[dict[str, float]]) -> int:
         running += change
         peak = max(peak, running)
     return peak
+
+
+def start_workers(
+    cluster: LocalCluster, tasks: Iterable[str], *, concurrency: int = 4, extra: Sequence[str] = ()
+) -> list[ManagedProcess]:
+    """Start a worker per task (a task named twice gets two) and return once every one polls its queue.
+
+    They boot side by side instead of one after the other (each ``tornado worker`` spends about a
+    second starting); the wait is :meth:`ManagedProcess.wait_ready`'s, on each one's health file.
+    """
+    started = [
+        cluster.start_worker(task, concurrency=concurrency, extra=extra, wait_ready=False) for task in tasks
+    ]
+    for process in started:
+        arguments = list(process.args)
+        process.wait_ready(Path(arguments[arguments.index("--health-file") + 1]))
+    return started

@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import time
 import uuid
+from concurrent.futures import Future
 
 import pytest
 
-from tests.e2e.helpers import most_at_once, results_of
+from tests.e2e.helpers import most_at_once, results_of, start_workers
 from tornado_core.adapters.runtimes.process.cluster import LocalCluster
 from tornado_core.client import TornadoClient
 
 
 @pytest.fixture(scope="module", autouse=True)
-def limited_workers(module_cluster: LocalCluster, api_url: str) -> None:
-    for task in ("demo.capped", "demo.capped", "demo.rated", "demo.rated"):
-        module_cluster.start_worker(task, concurrency=4, extra=["--poll-wait", "1"])
+def limited_workers(module_cluster: LocalCluster, api_launch: Future[str]) -> None:
+    start_workers(
+        module_cluster, ("demo.capped", "demo.capped", "demo.rated", "demo.rated"), extra=["--poll-wait", "1"]
+    )
 
 
 def test_a_per_tenant_cap_holds_across_workers(client: TornadoClient) -> None:

@@ -3,21 +3,21 @@ batches with a callback, failures that stop what depends on them, a worker kille
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from typing import Any
 
 import psycopg2
 import pytest
 
-from tests.e2e.helpers import effect_rows, wait_until
+from tests.e2e.helpers import effect_rows, start_workers, wait_until
 from tornado_core.adapters.runtimes.process.cluster import LocalCluster
 from tornado_core.client import ApiError, TornadoClient
 from tornado_core.workflows.declare import Workflow, chain, fan_out, result_of
 
 
 @pytest.fixture(scope="module", autouse=True)
-def workers(module_cluster: LocalCluster, api_url: str) -> None:
-    for task in ("demo.echo", "demo.add", "demo.fail"):
-        module_cluster.start_worker(task, concurrency=4, extra=["--poll-wait", "1"])
+def workers(module_cluster: LocalCluster, api_launch: Future[str]) -> None:
+    start_workers(module_cluster, ("demo.echo", "demo.add", "demo.fail"), extra=["--poll-wait", "1"])
     module_cluster.start_scheduler(extra=["--interval", "0.2"])
 
 
