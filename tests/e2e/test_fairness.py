@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Future
 
 import pytest
 
-from tests.e2e.helpers import results_of
+from tests.e2e.helpers import results_of, start_workers
 from tornado_core.adapters.runtimes.process.cluster import LocalCluster
 from tornado_core.client import TornadoClient
 from tornado_core.services import Services
@@ -23,9 +24,8 @@ def backend() -> str:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def fair_workers(module_cluster: LocalCluster, api_url: str) -> None:
-    for _ in range(2):
-        module_cluster.start_worker("demo.fair", concurrency=4, extra=["--poll-wait", "1"])
+def fair_workers(module_cluster: LocalCluster, api_launch: Future[str]) -> None:
+    start_workers(module_cluster, ("demo.fair", "demo.fair"), extra=["--poll-wait", "1"])
 
 
 @pytest.fixture
