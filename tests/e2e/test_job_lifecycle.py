@@ -8,13 +8,13 @@ import subprocess
 import threading
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
 
 from tests.celery_support import CORE_BACKENDS
-from tests.e2e.helpers import wait_for_job, wait_until
+from tests.e2e.helpers import start_workers, wait_for_job, wait_until
 from tornado_core.adapters.runtimes.process.cluster import LocalCluster
 from tornado_core.client import ApiError, TornadoClient
 from tornado_core.local_machine import tornado_argv
@@ -26,9 +26,12 @@ pytestmark = pytest.mark.parametrize("backend", CORE_BACKENDS, indirect=True)
 
 
 @pytest.fixture(scope="module", autouse=True)
-def demo_workers(module_cluster: LocalCluster, api_url: str) -> None:
-    for task in ("demo.echo", "demo.flaky", "demo.fail", "demo.sleep", "demo.report"):
-        module_cluster.start_worker(task, concurrency=4, extra=["--poll-wait", "1"])
+def demo_workers(module_cluster: LocalCluster, api_launch: Future[str]) -> None:
+    start_workers(
+        module_cluster,
+        ("demo.echo", "demo.flaky", "demo.fail", "demo.sleep", "demo.report"),
+        extra=["--poll-wait", "1"],
+    )
 
 
 def test_submitted_job_succeeds_with_its_result(client: TornadoClient) -> None:

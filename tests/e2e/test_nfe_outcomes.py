@@ -19,7 +19,7 @@ from tornado_tasks.nfe.endpoints import EndpointTable
 from tornado_tasks.nfe.messages import authorization_request, read_answer
 from tornado_tasks.nfe.transport import SefazClient
 
-from tests.e2e.helpers import wait_for_job
+from tests.e2e.helpers import start_workers, wait_for_job
 from tests.e2e.nfe_support import PARANA, Emulator, api_get, emit_payload, new_cnpj, numbers_of
 from tests.nfe_requests import signed_nfe
 from tornado_core.adapters.runtimes.process.cluster import LocalCluster
@@ -41,8 +41,7 @@ def backend() -> str:
 @pytest.fixture(scope="module", autouse=True)
 def nfe_workers(nfe_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     cluster = LocalCluster(nfe_env, tmp_path_factory.mktemp("nfe-logs"))
-    for task in TASKS:
-        cluster.start_worker(task, concurrency=2, extra=["--poll-wait", "1"])
+    start_workers(cluster, TASKS, concurrency=2, extra=["--poll-wait", "1"])
     yield cluster
     cluster.stop_all(grace=20)
 

@@ -6,6 +6,7 @@ import contextlib
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from datetime import datetime, timedelta
 
 import psycopg2
@@ -20,7 +21,7 @@ Cli = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @pytest.fixture(scope="module", autouse=True)
-def echo_worker(module_cluster: LocalCluster, api_url: str) -> None:
+def echo_worker(module_cluster: LocalCluster, api_launch: Future[str]) -> None:
     module_cluster.start_worker("demo.echo", concurrency=4, extra=["--poll-wait", "1"])
 
 
