@@ -78,6 +78,11 @@ def start_workers(
         cluster.start_worker(task, concurrency=concurrency, extra=extra, wait_ready=False) for task in tasks
     ]
     for process in started:
-        arguments = list(process.args)
-        process.wait_ready(Path(arguments[arguments.index("--health-file") + 1]))
+        wait_ready(process)
     return started
+
+
+def wait_ready(worker: ManagedProcess) -> None:
+    """Wait until a worker started with ``wait_ready=False`` polls its queue (its health file exists)."""
+    arguments = list(worker.args)
+    worker.wait_ready(Path(arguments[arguments.index("--health-file") + 1]))

@@ -7,10 +7,12 @@ import re
 import subprocess
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
 
+from tests.e2e.helpers import start_workers
 from tornado_core.adapters.runtimes.process.cluster import LocalCluster
 from tornado_core.client import TornadoClient
 from tornado_core.devstack import DevStack
@@ -20,9 +22,8 @@ Cli = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @pytest.fixture(scope="module", autouse=True)
-def echo_worker(module_cluster: LocalCluster, api_url: str) -> None:
-    module_cluster.start_worker("demo.echo", extra=["--poll-wait", "1"])
-    module_cluster.start_worker("demo.fail", extra=["--poll-wait", "1"])
+def echo_worker(module_cluster: LocalCluster, api_launch: Future[str]) -> None:
+    start_workers(module_cluster, ("demo.echo", "demo.fail"), extra=["--poll-wait", "1"])
 
 
 @pytest.fixture

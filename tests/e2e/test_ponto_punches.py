@@ -6,6 +6,7 @@ import json
 import urllib.request
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ import psycopg2
 import pytest
 from tornado_tasks.ponto.devices import make_punches
 
-from tests.e2e.helpers import wait_for_job, wait_until
+from tests.e2e.helpers import start_workers, wait_for_job, wait_ready, wait_until
 from tests.e2e.ponto_support import (
     PontoTenant,
     assert_exactly_once_gap_free_and_chained,
@@ -42,10 +43,14 @@ def ponto(services: Services) -> PontoTenant:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def ponto_workers(module_cluster: LocalCluster, api_url: str, ponto: PontoTenant) -> None:
-    module_cluster.start_worker("ponto.record", concurrency=8, extra=["--poll-wait", "1"])
-    for task in ("ponto.afd", "ponto.export_redshift"):
-        module_cluster.start_worker(task, concurrency=1, extra=["--poll-wait", "1"])
+def ponto_workers(module_cluster: LocalCluster, api_launch: Future[str], ponto: PontoTenant) -> None:
+    recorder = module_cluster.start_worker(
+        "ponto.record", concurrency=8, extra=["--poll-wait", "1"], wait_ready=False
+    )
+    start_workers(
+        module_cluster, ("ponto.afd", "ponto.export_redshift"), concurrency=1, extra=["--poll-wait", "1"]
+    )
+    wait_ready(recorder)
 
 
 def send(api_url: str, tenant: PontoTenant, punches: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
