@@ -62,7 +62,12 @@ class PreparedJob(NamedTuple):
     def receipt(self, status: str = "queued") -> dict[str, str]:
         """What the API answers once the job is queued (or ``scheduled``: parked until due)."""
         e = self.envelope
-        return {"id": e.job_id, "task": e.task, "version": e.version, "status": status}
+        return job_receipt(e.job_id, e.task, e.version, status)
+
+
+def job_receipt(job_id: str, task: str, version: str, status: str = "queued") -> dict[str, str]:
+    """What the API answers for a job it accepted: ``{"id", "task", "version", "status"}``."""
+    return {"id": job_id, "task": task, "version": version, "status": status}
 
 
 class Submitter:

@@ -15,7 +15,7 @@ from tornado_core.ports.jobs import JobStatus, JobStorePort, NewJob
 from tornado_core.ports.schedules import QUEUE_DELAY_LIMIT, ParkedJob, SchedulesPort
 from tornado_core.producer.batching import SendBatcher
 from tornado_core.producer.prepared_batch import PreparedBatch
-from tornado_core.producer.submission import PreparedJob, Submitter
+from tornado_core.producer.submission import PreparedJob, Submitter, job_receipt
 from tornado_core.web.errors import field_error, translate
 from tornado_core.web.requests import JobRequest, ordinary_items, parse_job_request
 
@@ -159,10 +159,8 @@ class Enqueuer:
         for group, outcomes in zip(batch.groups, sent, strict=True):
             task, version = group.task, group.version
             for index, job_id, outcome in zip(group.positions, group.job_ids, outcomes, strict=True):
-                if outcome is None:  # the receipt PreparedJob.receipt gives, numbered
-                    results[index] = {
-                        "index": index, "id": job_id, "task": task, "version": version, "status": "queued"
-                    }  # fmt: skip
+                if outcome is None:
+                    results[index] = {"index": index, **job_receipt(job_id, task, version)}
                 else:
                     errors.append(error := translate(QueueUnavailable(outcome)))
                     results[index] = {"index": index, **error.body()}
