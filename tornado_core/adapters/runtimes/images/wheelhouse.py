@@ -10,6 +10,7 @@ cache folder to pick up newer dependency releases.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shutil
@@ -139,11 +140,23 @@ def _dependencies(own: list[Path], scratch: Path, *, cache: Path, python: str, s
         _pip(python, resolve)
     own_names = {wheel.name for wheel in own}
     deps = sorted(w for w in scratch.glob("*.whl") if w.name not in own_names)
-    for wheel in deps:
-        if not (cache / wheel.name).exists():
-            shutil.copy2(wheel, cache / wheel.name)
-    listing.write_text("\n".join(wheel.name for wheel in deps) + "\n")
+    # Other processes (parallel test workers, builds) read the cache meanwhile: a wheel or a listing
+    # appears whole under its name or not at all.
+    with locked(cache):
+        for wheel in deps:
+            if not (cache / wheel.name).exists():
+                _publish(cache / wheel.name, functools.partial(shutil.copy2, wheel))
+        text = "\n".join(wheel.name for wheel in deps) + "\n"
+        _publish(listing, lambda part: part.write_text(text))
     return [cache / wheel.name for wheel in deps]
+
+
+def _publish(path: Path, write: Callable[[Path], object]) -> None:
+    """Make ``path`` by ``write``-ing a partial file beside it (a name pip's ``--find-links``
+    ignores), then renaming it."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    write(partial)
+    os.replace(partial, path)
 
 
 def _requirements_key(wheels: list[Path]) -> str:
