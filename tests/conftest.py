@@ -30,6 +30,7 @@ pytest_plugins = [
     "tests.e2e.console_support",
     "tests.celery_support",
     "tests.rabbitmq_support",
+    "tests.parallel_run",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
