@@ -42,7 +42,7 @@ def test_migrate_applies_every_migration_once(empty_database: str, stack_env: di
     assert first.stdout.strip() == (
         "applied: 0001_core, 0002_releases, 0003_tokens, 0004_cancellation, 0005_unique_jobs, "
         "0006_schedules, 0007_webhooks, 0008_workflows, 0009_rate_limits, 0010_fair_dispatch, "
-        "0011_workflow_webhooks, 0012_console"
+        "0011_workflow_webhooks, 0012_console, 0013_lean_queued_rows"
     )
     assert {"tornado_jobs", "tornado_tenants", "tornado_tokens", "tornado_routes"} <= tables(empty_database)
     again = tornado(stack_env, empty_database, "migrate")

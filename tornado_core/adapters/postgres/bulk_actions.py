@@ -15,7 +15,8 @@ from psycopg2.extensions import cursor as Cursor
 from psycopg2.extras import Json
 
 from tornado_core.adapters.postgres.dead_letter_moves import SWEEP_START, sweep_batch
-from tornado_core.adapters.postgres.job_search import criteria_sql
+from tornado_core.adapters.postgres.job_queries import rows_of
+from tornado_core.adapters.postgres.job_search import criteria_parts, criteria_sql
 from tornado_core.adapters.postgres.pool import PostgresPool
 from tornado_core.ports.console_jobs import (
     SWEEP_LETTERS,
@@ -38,7 +39,7 @@ WITH t AS (SELECT clock_timestamp() AS at)
 INSERT INTO tornado_bulk_actions
     (action, filter, operator, matched, runner, lease_expires_at, created_at, updated_at)
 SELECT %(action)s, %(filter)s, %(operator)s,
-       (SELECT count(*) FROM tornado_jobs AS j WHERE {{where}} AND j.created_at <= t.at),
+       (SELECT count(*) FROM ({{matching}}) AS m),
        %(runner)s, t.at + %(lease)s * interval '1 second', t.at, t.at
 FROM t
 RETURNING {_COLUMNS}
@@ -174,7 +175,8 @@ class PostgresBulkActions:
             action=str(action), filter=Json(dict(filter_json)), operator=operator, runner=runner,
             lease=float(lease_seconds),
         )  # fmt: skip
-        created = self._one(_CREATE.format(where=where), params)
+        parts = criteria_parts(criteria, f"{where} AND j.created_at <= t.at")
+        created = self._one(_CREATE.format(matching=rows_of("1", "tornado_jobs AS j", parts)), params)
         assert created is not None
         return created
 

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from tornado_core.adapters.postgres.job_queries import newest_first, rows_of, waiting_split
 from tornado_core.adapters.postgres.jobs import _COLUMNS, _record
 from tornado_core.adapters.postgres.pool import PostgresPool
 from tornado_core.ports.console_jobs import JobCriteria
@@ -59,6 +60,12 @@ def criteria_sql(criteria: JobCriteria, alias: str = "j") -> tuple[str, dict[str
     return " AND ".join(conditions), params
 
 
+def criteria_parts(criteria: JobCriteria, where: str, alias: str = "j") -> tuple[str, ...]:
+    """``where`` (a filter's condition, see :func:`criteria_sql`) as :func:`waiting_split` reads it."""
+    by_task = criteria.task is not None or criteria.version is not None
+    return waiting_split(where, by_task=by_task, by_status=criteria.status is not None, alias=f"{alias}.")
+
+
 class PostgresJobSearch:
     """:class:`~tornado_core.ports.console_jobs.JobSearchPort` on ``tornado_jobs`` (and the audit log).
 
@@ -79,7 +86,7 @@ class PostgresJobSearch:
         where, params = criteria_sql(criteria)
         if cursor:
             where += " AND j.job_id < %(cursor)s"
-        sql = f"SELECT {_J_COLUMNS} FROM tornado_jobs j WHERE {where} ORDER BY j.job_id DESC LIMIT %(limit)s"
+        sql = newest_first(_J_COLUMNS, "tornado_jobs j", criteria_parts(criteria, where), alias="j.")
         rows = self._rows(sql, {**params, "cursor": cursor, "limit": limit + 1})
         page = [_record(row) for row in rows[:limit]]
         return JobPage(page, page[-1].job_id if len(rows) > limit and page else None)
@@ -87,7 +94,8 @@ class PostgresJobSearch:
     def count(self, criteria: JobCriteria, *, cap: int) -> tuple[int, bool]:
         """How many match, counting at most ``cap``."""
         where, params = criteria_sql(criteria)
-        sql = f"SELECT count(*) FROM (SELECT 1 FROM tornado_jobs j WHERE {where} LIMIT %(cap)s) AS m"
+        matching = rows_of("1", "tornado_jobs j", criteria_parts(criteria, where))
+        sql = f"SELECT count(*) FROM ({matching} LIMIT %(cap)s) AS m"
         counted = int(self._rows(sql, {**params, "cap": cap + 1})[0][0])
         return min(counted, cap), counted > cap
 
@@ -96,8 +104,9 @@ class PostgresJobSearch:
         where, params = criteria_sql(criteria)
         if created_before is not None:
             where += " AND j.created_at <= %(until)s"
+        matching = rows_of("j.status", "tornado_jobs j", criteria_parts(criteria, where))
         rows = self._rows(
-            f"SELECT j.status, count(*) FROM tornado_jobs j WHERE {where} GROUP BY j.status",
+            f"SELECT status, count(*) FROM ({matching}) AS m GROUP BY status",
             {**params, "until": created_before},
         )
         return {JobStatus(status): int(count) for status, count in rows}

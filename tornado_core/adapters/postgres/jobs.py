@@ -11,6 +11,7 @@ from psycopg2.extensions import cursor as Cursor
 from psycopg2.extras import execute_values
 
 from tornado_core.adapters.postgres.job_control_sql import CANCEL, CANCEL_UNRECORDED, DONE, HOLD_UNIQUE
+from tornado_core.adapters.postgres.job_queries import newest_first, waiting_split
 from tornado_core.adapters.postgres.pool import PostgresPool, without_flush_wait
 from tornado_core.adapters.postgres.prepared import Prepared
 from tornado_core.jsontext import compact
@@ -390,8 +391,9 @@ class PostgresJobStore:
         where = [f"{column} = %({column})s" for column, value in filters.items() if value is not None]
         if cursor:
             where.append("job_id < %(cursor)s")
-        clause = f"WHERE {' AND '.join(where)}" if where else ""
-        sql = f"SELECT {_COLUMNS} FROM tornado_jobs {clause} ORDER BY job_id DESC LIMIT %(limit)s"
+        condition = " AND ".join(where) or "TRUE"
+        parts = waiting_split(condition, by_task=task is not None, by_status=status is not None)
+        sql = newest_first(_COLUMNS, "tornado_jobs", parts)
         with self._pool.connection() as conn, conn.cursor() as cur:
             cur.execute(sql, {**filters, "cursor": cursor, "limit": limit + 1})
             rows = cur.fetchall()

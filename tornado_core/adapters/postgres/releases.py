@@ -14,6 +14,7 @@ from psycopg2.extensions import connection as Connection
 from psycopg2.extensions import cursor as Cursor
 from psycopg2.extras import Json
 
+from tornado_core.adapters.postgres.job_queries import rows_of, waiting_split
 from tornado_core.adapters.postgres.pool import UNREACHABLE, PostgresPool, close_quietly
 from tornado_core.errors import ReleaseError, StoreUnavailable
 from tornado_core.ports.releases import ReleaseEvent, ReleaseState, VersionRelease, VersionStats
@@ -69,14 +70,19 @@ WHERE (tornado_task_versions.payload_schema, tornado_task_versions.max_attempts,
        EXCLUDED.visibility_timeout, EXCLUDED.timeout)
 """
 
-_STATS = """
+_VERSION_JOBS = waiting_split(
+    "task = %(task)s AND version = %(version)s"
+    " AND (%(since)s::float8 IS NULL OR created_at >= to_timestamp(%(since)s::float8))",
+    by_task=True,
+    by_status=False,
+)
+
+_STATS = f"""
 SELECT count(*), COALESCE(sum(attempts), 0),
        count(*) FILTER (WHERE status = 'succeeded'),
        count(*) FILTER (WHERE status IN ('dead', 'failed')),
        count(*) FILTER (WHERE status = 'running' AND lease_expires_at > clock_timestamp())
-FROM tornado_jobs
-WHERE task = %(task)s AND version = %(version)s
-  AND (%(since)s::float8 IS NULL OR created_at >= to_timestamp(%(since)s::float8))
+FROM ({rows_of("status, attempts, lease_expires_at", "tornado_jobs", _VERSION_JOBS)}) AS jobs
 """
 
 # Who holds a task's release lock (a one-key advisory lock is classid/objid, objsubid 1).
