@@ -58,3 +58,14 @@ class Router:
         if route is None:
             return self._default(task)
         return choose_version(route, tenant, job_id)
+
+    def fixed_version(self, task: str, tenant: str) -> str | None:
+        """The version every new job of ``task`` by ``tenant`` goes to, or ``None`` when it depends on
+        the job's id (a ramp): a batch asks once per task instead of once per job."""
+        route = self._routes(task)
+        if route is None:
+            return self._default(task)
+        pinned = route.pins.get(tenant)
+        if pinned is not None:
+            return pinned
+        return route.current if route.ramping is None else None

@@ -11,7 +11,9 @@ import pytest
 from pydantic import BaseModel, ConfigDict
 
 from tornado_core.message import Envelope
+from tornado_core.ports.routes import RouteTable
 from tornado_core.producer.submission import PreparedJob, Submitter
+from tornado_core.routing import Router
 from tornado_core.services import Services
 from tornado_core.task import TaskSpec
 from tornado_core.toolchain.testing import memory_services
@@ -142,6 +144,32 @@ def test_each_job_is_routed_by_its_own_id_and_validated_against_its_version(serv
     # Valid for 1.0.0 only (2.0.0 needs lines): a job routed to 2.0.0 makes the batch go one at a time.
     v1_only = [{"task": "notes.add", "payload": {"text": f"n{i}"}} for i in range(40)]
     assert together(submitter, v1_only) is None
+
+
+@pytest.mark.parametrize(
+    "route",
+    [
+        RouteTable(task="notes.add", current="1.0.0"),
+        RouteTable(task="notes.add", current="1.0.0", ramping="2.0.0", ramp_percent=50),
+        RouteTable(
+            task="notes.add", current="1.0.0", ramping="2.0.0", ramp_percent=50, pins={TENANT: "2.0.0"}
+        ),
+    ],
+)
+def test_a_batch_through_the_router_goes_where_each_job_alone_would(
+    services: Services, route: RouteTable
+) -> None:
+    router = Router({"notes.add": route}.get, lambda task: "1.0.0")
+    submitter = Submitter.for_services(services, resolve_version=router)
+    made = together(
+        submitter, [{"task": "notes.add", "payload": {"text": f"n{i}", "lines": i}} for i in range(60)]
+    )
+    assert made is not None
+    for job in made:
+        assert job.envelope.version == router("notes.add", TENANT, job.envelope.job_id)
+    assert len({job.envelope.version for job in made}) == (
+        2 if router.fixed_version("notes.add", TENANT) is None else 1
+    )
 
 
 UNUSUAL = {

@@ -74,3 +74,26 @@ def test_router_uses_the_table_or_the_default_for_tasks_without_one() -> None:
     router = Router(tables.get, lambda task: "newest")
     assert router("t.x", "acme", "job-1") == "2"
     assert router("t.other", "acme", "job-1") == "newest"
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        RouteTable(task="t.x", current="1"),
+        RouteTable(task="t.x", current="1", ramping="2", ramp_percent=30),
+        RouteTable(task="t.x", current="1", ramping="2", ramp_percent=30, pins={"acme": "3"}),
+        RouteTable(task="t.x", current="1", pins={"globex": "2"}),
+    ],
+)
+def test_a_fixed_version_is_the_version_of_every_job_or_none_when_a_ramp_splits_them(
+    table: RouteTable,
+) -> None:
+    router = Router({"t.x": table}.get, lambda task: "newest")
+    for tenant in ("acme", "globex", "initech"):
+        versions = {router("t.x", tenant, job_id) for job_id in ids(300)}
+        fixed = router.fixed_version("t.x", tenant)
+        if fixed is None:
+            assert len(versions) == 2  # the ramp splits this tenant's jobs
+        else:
+            assert versions == {fixed}
+    assert router.fixed_version("t.other", "acme") == "newest"

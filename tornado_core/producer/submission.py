@@ -29,6 +29,9 @@ from tornado_core.versions import NewestVersions, VersionCatalog
 OrdinaryJob = tuple[str, dict[str, Any], str | None]
 #: Picks the version of a task a new job goes to: ``(task, tenant, job_id) -> version``.
 VersionResolver = Callable[[str, str, str], str]
+#: The version every new job of a task by a tenant goes to, ``None`` if it depends on the job:
+#: ``(task, tenant) -> version`` (a resolver's ``fixed_version``, see :class:`~tornado_core.routing.Router`).
+FixedVersion = Callable[[str, str], str | None]
 
 
 class PreparedJob(NamedTuple):
@@ -103,6 +106,11 @@ class Submitter:
         self._catalog = catalog
         newest = NewestVersions(registry, catalog)
         self._resolve = resolve_version or (lambda task, _t, _id: newest(task))
+        self._fixed_version: FixedVersion | None = (
+            getattr(resolve_version, "fixed_version", None)
+            if resolve_version is not None
+            else lambda task, _tenant: newest(task)
+        )
         self._queues: dict[tuple[str, str], str] = {}
 
     @classmethod
@@ -200,14 +208,14 @@ class Submitter:
         """
         fresh = iter(self._job_ids.new_many(tenant, sum(1 for _, _, key in jobs if not key)))
         gathered: dict[tuple[str, str], _Gathered] = {}
-        known: set[str] = set()
+        fixed: dict[str, str | None] = {}  # each task's version if the same for all its jobs here
         for position, (task, payload, key) in enumerate(jobs):
-            if task not in known:
+            if task not in fixed:
                 if not self._registry.knows(task):  # unknown, or its code is not here: prepare() tells
                     return None
-                known.add(task)
+                fixed[task] = self._fixed_version(task, tenant) if self._fixed_version is not None else None
             job_id = self._keyed_id(tenant, task, key) if key else next(fresh)
-            version = self._resolve(task, tenant, job_id)
+            version = fixed[task] or self._resolve(task, tenant, job_id)
             group = gathered.get((task, version))
             if group is None:
                 spec = self._ordinary(task, version)
