@@ -31,6 +31,12 @@ def answer_status(receipt: dict[str, Any]) -> int:
     return 200 if receipt.get("existing") else 202
 
 
+def batch_answer(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The answer to ``POST /v1/jobs:batch``: how many items were accepted and refused, and each result."""
+    accepted = sum(1 for result in results if "error" not in result)
+    return {"accepted": accepted, "rejected": len(results) - accepted, "results": results}
+
+
 class Enqueuer:
     """Turns accepted requests into queued jobs.
 

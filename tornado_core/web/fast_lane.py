@@ -1,19 +1,22 @@
-"""The fast lane of ``POST /v1/jobs``: the API's most frequent request, answered below ``RequestHandler``.
+"""The fast lane of ``POST /v1/jobs`` and ``POST /v1/jobs:batch``: the API's most frequent requests,
+answered below ``RequestHandler``.
 
 A tornado ``RequestHandler`` costs about 50 µs of CPU per request before any of our code runs
 (``bench/api_throughput.py`` shows it: a bare HTTP message delegate answers a trivial POST about
 1.5 times as fast as a trivial handler). ``POST /v1/jobs`` is the call an ERP makes thousands of
-times a second, so when a request is the ordinary case it is answered by a plain message delegate:
+times a second, and a batch the call of a bulk load, so when a request is the ordinary case it is
+answered by a plain message delegate:
 
-* ``POST /v1/jobs`` exactly, no query string;
+* ``POST /v1/jobs`` or ``POST /v1/jobs:batch`` exactly, no query string;
 * a ``Content-Length`` within the body limit, no ``Transfer-Encoding`` or ``Content-Encoding``;
 * ``Content-Type: application/json``;
 * a bearer token already in the token cache, not expired, and the tenant within its quota;
 * tracing off (a traced request takes the ordinary path, which opens its span).
 
-Anything else goes to the ordinary handler (:class:`~tornado_core.web.handlers.JobsHandler`),
-which answers every case. The lane runs the same parsing, enqueue path, request deadline, error
-shape (:func:`~tornado_core.web.errors.translate`), in-flight count, metrics and access log.
+Anything else goes to the ordinary handlers (:class:`~tornado_core.web.handlers.JobsHandler`,
+:class:`~tornado_core.web.handlers.BatchHandler`), which answer every case. The lane runs the same
+parsing, enqueue path, request deadline, error shape (:func:`~tornado_core.web.errors.translate`),
+in-flight count, metrics and access log.
 """
 
 from __future__ import annotations
@@ -36,9 +39,9 @@ from tornado_core.jsontext import compact
 from tornado_core.observability.logs import bind_log_fields
 from tornado_core.web.access_log import record_answer
 from tornado_core.web.base import JSON_MEDIA_TYPE, bearer_token, media_type, within_request_deadline
-from tornado_core.web.enqueue import answer_status
+from tornado_core.web.enqueue import answer_status, batch_answer
 from tornado_core.web.errors import translate
-from tornado_core.web.requests import parse_job_request, parse_json_object
+from tornado_core.web.requests import parse_batch, parse_job_request, parse_json_object
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -47,9 +50,9 @@ if TYPE_CHECKING:
 
     from tornado_core.web.context import ApiContext
 
-#: The route name the lane's requests are counted under (the ordinary path's handler).
-ROUTE = "JobsHandler"
-_PATH = "/v1/jobs"
+#: The lane's paths, and the route each is counted under (the ordinary path's handler).
+ROUTES = {"/v1/jobs": "JobsHandler", "/v1/jobs:batch": "BatchHandler"}
+_BATCH_PATH = "/v1/jobs:batch"
 _RESPONSE_TYPE = f"{JSON_MEDIA_TYPE}; charset=utf-8"
 
 
@@ -84,9 +87,9 @@ class FastLane:
         self.answered = 0
 
     def tenant_for(self, start_line: RequestStartLine, headers: HTTPHeaders) -> str | None:
-        """The tenant whose ordinary ``POST /v1/jobs`` these headers open; ``None``: not the lane's."""
+        """The tenant whose ordinary ``POST`` of jobs these headers open; ``None``: not the lane's."""
         api = self.api
-        if start_line.method != "POST" or start_line.path != _PATH or api.services.tracing is not None:
+        if start_line.method != "POST" or start_line.path not in ROUTES or api.services.tracing is not None:
             return None
         length = headers.get("Content-Length")
         if length is None or not length.isdigit() or int(length) > api.max_body_bytes:
@@ -155,7 +158,7 @@ class LaneOrRoutes(HTTPMessageDelegate):
 
 
 class _LaneRequest(HTTPMessageDelegate):
-    """An ordinary ``POST /v1/jobs``: collects its body, then queues the job and answers."""
+    """An ordinary ``POST /v1/jobs`` or batch: collects its body, then queues the jobs and answers."""
 
     __slots__ = ("_chunks", "_closed", "_conn", "_lane", "_started", "_task", "_tenant", "_uri")
 
@@ -189,17 +192,19 @@ class _LaneRequest(HTTPMessageDelegate):
             api.in_flight -= 1
             self._lane.answered += 1
             seconds = time.perf_counter() - self._started
-            record_answer(
-                api.metrics, route=ROUTE, method="POST", uri=self._uri, status=status, seconds=seconds
-            )
+            route, uri = ROUTES[self._uri], self._uri
+            record_answer(api.metrics, route=route, method="POST", uri=uri, status=status, seconds=seconds)
 
     async def _outcome(self, api: ApiContext) -> tuple[int, str, dict[str, str]]:
         bind_log_fields(tenant=self._tenant)
         body = b"".join(self._chunks)
         try:
-            request = parse_job_request(parse_json_object(body))
+            data = parse_json_object(body)
             deadline = asyncio.get_running_loop().time() + api.request_deadline
-            submitted = api.enqueuer.submit(self._tenant, request, body_size=len(body))
+            if self._uri == _BATCH_PATH:
+                batch = api.enqueuer.submit_batch(self._tenant, parse_batch(data), body_size=len(body))
+                return 200, compact(batch_answer(await within_request_deadline(api, batch, deadline))), {}
+            submitted = api.enqueuer.submit(self._tenant, parse_job_request(data), body_size=len(body))
             receipt = await within_request_deadline(api, submitted, deadline)
         except Exception as exc:  # every failure gets the API's one error shape, as on the ordinary path
             error = translate(exc)

@@ -8,7 +8,7 @@ from typing import Any
 from tornado_core.errors import ApiError, JobNotFound
 from tornado_core.ports.jobs import CancelOutcome
 from tornado_core.web.base import AuthenticatedHandler, BaseHandler, JsonBodyHandler
-from tornado_core.web.enqueue import answer_status
+from tornado_core.web.enqueue import answer_status, batch_answer
 from tornado_core.web.requests import parse_batch, parse_job_request, parse_list_query
 
 
@@ -44,9 +44,7 @@ class BatchHandler(JsonBodyHandler):
         """200 with one result per item (503 only if an outage refused every item)."""
         items = parse_batch(self.json_body())
         submitted = self.api.enqueuer.submit_batch(self.tenant, items, body_size=self.body_size)
-        results = await self.within_deadline(submitted)
-        accepted = sum(1 for result in results if "error" not in result)
-        self.write_json({"accepted": accepted, "rejected": len(results) - accepted, "results": results})
+        self.write_json(batch_answer(await self.within_deadline(submitted)))
 
 
 class JobHandler(AuthenticatedHandler):
