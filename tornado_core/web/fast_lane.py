@@ -50,9 +50,9 @@ if TYPE_CHECKING:
 
     from tornado_core.web.context import ApiContext
 
-#: The lane's paths, and the route each is counted under (the ordinary path's handler).
-ROUTES = {"/v1/jobs": "JobsHandler", "/v1/jobs:batch": "BatchHandler"}
 _BATCH_PATH = "/v1/jobs:batch"
+#: The lane's paths, and the route each is counted under (the ordinary path's handler).
+ROUTES = {"/v1/jobs": "JobsHandler", _BATCH_PATH: "BatchHandler"}
 _RESPONSE_TYPE = f"{JSON_MEDIA_TYPE}; charset=utf-8"
 
 
@@ -192,8 +192,14 @@ class _LaneRequest(HTTPMessageDelegate):
             api.in_flight -= 1
             self._lane.answered += 1
             seconds = time.perf_counter() - self._started
-            route, uri = ROUTES[self._uri], self._uri
-            record_answer(api.metrics, route=route, method="POST", uri=uri, status=status, seconds=seconds)
+            record_answer(
+                api.metrics,
+                route=ROUTES[self._uri],
+                method="POST",
+                uri=self._uri,
+                status=status,
+                seconds=seconds,
+            )
 
     async def _outcome(self, api: ApiContext) -> tuple[int, str, dict[str, str]]:
         bind_log_fields(tenant=self._tenant)
