@@ -133,11 +133,12 @@ def test_non_retryable_error_goes_to_the_dlq_at_once(
 def test_dlq_discard_asks_first_and_then_marks_the_jobs_failed(
     client: TornadoClient, services: Services, dlq_of: Callable[[str], str], e2e_env: dict[str, str]
 ) -> None:
+    dlq = dlq_of("demo.fail")
+    held = services.queue.depth(dlq).total + 1
     receipt = client.submit("demo.fail", {"reason": "duplicate NF-e number", "retryable": False})
     wait_for_job(services, receipt["id"], JobStatus.DEAD)
-    dlq = dlq_of("demo.fail")
-    wait_until(lambda: services.queue.depth(dlq).total >= 1, what="the DLQ to hold the job")
-    held = services.queue.depth(dlq).total
+    # The worker records the job dead before it moves the message: wait for the message itself.
+    wait_until(lambda: services.queue.depth(dlq).total == held, what="the DLQ to hold the job")
 
     def discard(answer: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
