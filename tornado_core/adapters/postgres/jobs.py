@@ -133,6 +133,14 @@ _SUCCESSES_PREPARED = Prepared(
     "tornado_successes", _SUCCESSES, {"job_ids": "text[]", "results": "text[]", "refs": "text[]"}
 )
 
+# Each job by primary key, whatever the statistics say. A connection plans the statement once and
+# keeps that plan: planned while the table was nearly empty, a hash join reads the whole table at
+# every commit once it has grown. Sent in the statement's round trip, so any plan of it is made so;
+# the settings last to the end of the transaction (the deletes after it look up keys as well).
+_BY_PRIMARY_KEY = (
+    "SET LOCAL enable_seqscan = off; SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off;\n"
+)
+
 _FAILURE = """
 UPDATE tornado_jobs SET status = %(status)s, error_type = %(type)s, error_message = %(message)s,
     error_traceback = %(traceback)s, lease_expires_at = NULL, updated_at = clock_timestamp(),
@@ -210,7 +218,7 @@ def write_successes(cur: Cursor, successes: Sequence[Success]) -> None:
             "results": [s.result_json if s.result_json is not None else compact(s.result) for s in successes],
             "refs": [s.result_ref for s in successes],
         }
-        _SUCCESSES_PREPARED.execute(cur, params)
+        _SUCCESSES_PREPARED.execute(cur, params, prefix=_BY_PRIMARY_KEY)
 
 
 def _claim_outcome(claim: Claim, first: dict[str, Claim], claimed: set[str], done: set[str]) -> ClaimOutcome:
