@@ -666,16 +666,70 @@ def test_recording_successes_finds_jobs_by_key_after_the_table_outgrew_its_first
             cur.execute(fill)  # another connection: the cached plan is not invalidated
         with pool.connection() as conn, conn.cursor() as cur:
             # Scans of this backend not yet reported (earlier transactions' too): compared before and after.
-            scans = "SELECT seq_scan, idx_scan FROM pg_stat_xact_user_tables WHERE relname = 'tornado_jobs'"
+            scans = (
+                "SELECT seq_scan, idx_scan, idx_tup_fetch FROM pg_stat_xact_user_tables"
+                " WHERE relname = 'tornado_jobs'"
+            )
             cur.execute(scans)
             before = cur.fetchone()
             write_successes(cur, [Success(job_id=job.job_id, result={"late": True}) for job in jobs[30:33]])
             cur.execute(scans)
             after = cur.fetchone()
             conn.commit()
-        seq_scans, index_scans = after[0] - before[0], after[1] - before[1]
+        seq_scans, index_scans, rows_read = (now - then for now, then in zip(after, before, strict=True))
         assert seq_scans == 0, f"{seq_scans} scan(s) of the whole table"
-        assert index_scans >= 1
+        assert index_scans >= 1 and rows_read <= 3, f"{rows_read} rows read through an index"
         assert all(store.get(job.job_id).status is JobStatus.SUCCEEDED for job in jobs[30:33])  # type: ignore[union-attr]
     finally:
+        pool.close()
+
+
+def _messages_read(dsn: str) -> tuple[int, int]:
+    """Rows of ``tornado_messages`` read so far by sequential scans and through indexes (reported)."""
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT seq_tup_read, idx_tup_fetch FROM pg_stat_user_tables WHERE relname = 'tornado_messages'"
+        )
+        seq, index = cur.fetchone()
+    return int(seq), int(index)
+
+
+def test_a_burst_into_a_queue_planned_empty_is_received_and_deleted_by_key(fresh_database_url: str) -> None:
+    """A worker's connection plans its receive and delete on a nearly empty queue; then 100,000
+    messages arrive. Each receive and delete still reads a handful of rows, not the backlog."""
+    pool = PostgresPool(fresh_database_url, max_size=1)  # one connection: the one holding the plans
+    queue = PostgresQueue(pool)
+    fill = (
+        "INSERT INTO tornado_messages (queue, body, visible_at)"
+        " SELECT %s, 'm' || n, clock_timestamp() FROM generate_series(1, %s) AS n"
+    )
+
+    def receive_and_delete(rounds: int) -> None:
+        for _ in range(rounds):
+            received = queue.receive("burst", max_messages=3, wait_seconds=0, visibility_timeout=30)
+            assert len(received) == 3
+            queue.delete("burst", [m.receipt for m in received])
+        with pool.connection() as conn, conn.cursor() as cur:
+            cur.execute("SELECT pg_stat_force_next_flush()")  # reported when this transaction ends
+
+    try:
+        spec = QueueSpec(
+            name="burst", dead_letter_name="burst-dlq", max_receive_count=5, visibility_timeout=30
+        )
+        queue.ensure_queue(spec)
+        with pool.connection() as conn, conn.cursor() as cur:
+            cur.execute(fill, ("burst", 30))
+            cur.execute("ANALYZE tornado_messages")  # statistics of a nearly empty queue
+        receive_and_delete(8)  # more than five runs: PostgreSQL settles on one cached plan of each
+        with psycopg2.connect(fresh_database_url) as other, other.cursor() as cur:
+            cur.execute(fill, ("burst", 100_000))  # another connection: the cached plans stay
+        before = _messages_read(fresh_database_url)
+        receive_and_delete(20)
+        after = _messages_read(fresh_database_url)
+        seq_rows, index_rows = after[0] - before[0], after[1] - before[1]
+        assert seq_rows == 0, f"{seq_rows} rows read by sequential scans"
+        assert index_rows <= 20 * 3 * 3, f"{index_rows} rows read through indexes for 60 messages"
+        assert queue.depth("burst").total == 100_000 + 30 - 28 * 3
+    finally:
+        queue.close()
         pool.close()

@@ -126,19 +126,16 @@ UPDATE tornado_jobs AS j SET status = 'succeeded', result = v.result::jsonb, res
     finished_at = clock_timestamp(), error_type = NULL, error_message = NULL, error_traceback = NULL,
     lease_expires_at = NULL, updated_at = clock_timestamp()
 FROM unnest(%(job_ids)s, %(results)s, %(refs)s) AS v (job_id, result, ref)
-WHERE j.job_id = v.job_id
+WHERE j.job_id = ANY(%(job_ids)s) AND j.job_id = v.job_id
 """
 
+# Each job by primary key: planned while the table was nearly empty, a hash join would read the whole
+# job history at every commit once it has grown.
 _SUCCESSES_PREPARED = Prepared(
-    "tornado_successes", _SUCCESSES, {"job_ids": "text[]", "results": "text[]", "refs": "text[]"}
-)
-
-# Each job by primary key, whatever the statistics say. A connection plans the statement once and
-# keeps that plan: planned while the table was nearly empty, a hash join reads the whole table at
-# every commit once it has grown. Sent in the statement's round trip, so any plan of it is made so;
-# the settings last to the end of the transaction (the deletes after it look up keys as well).
-_BY_PRIMARY_KEY = (
-    "SET LOCAL enable_seqscan = off; SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off;\n"
+    "tornado_successes",
+    _SUCCESSES,
+    {"job_ids": "text[]", "results": "text[]", "refs": "text[]"},
+    by_index=True,
 )
 
 _FAILURE = """
@@ -218,7 +215,7 @@ def write_successes(cur: Cursor, successes: Sequence[Success]) -> None:
             "results": [s.result_json if s.result_json is not None else compact(s.result) for s in successes],
             "refs": [s.result_ref for s in successes],
         }
-        _SUCCESSES_PREPARED.execute(cur, params, prefix=_BY_PRIMARY_KEY)
+        _SUCCESSES_PREPARED.execute(cur, params)
 
 
 def _claim_outcome(claim: Claim, first: dict[str, Claim], claimed: set[str], done: set[str]) -> ClaimOutcome:

@@ -19,6 +19,14 @@ from psycopg2.extensions import cursor as Cursor
 
 _NAMED = re.compile(r"%\((\w+)\)s")
 
+#: Sent in the round trip of a pinned statement's ``EXECUTE``: a connection plans a prepared statement
+#: once and keeps the plan, so a plan made while a table was nearly empty (a hash join, a sequential
+#: scan) would read the whole table at every call once it has grown. Off for the transaction's rest.
+PLAN_BY_INDEX = (
+    "SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off;"
+    " SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off;\n"
+)
+
 
 class PreparingConnection(Connection):
     """A psycopg2 connection that remembers the statements it has prepared.
@@ -41,11 +49,15 @@ class Prepared:
         sql: The statement, parameters written ``%(name)s``.
         types: The PostgreSQL type of each parameter, by name, in the order of
             first appearance in ``sql``.
+        by_index: Its rows are found through indexes whatever the table's size when the
+            connection planned it (:data:`PLAN_BY_INDEX`); for statements whose cost must not
+            grow with a table (a queue's backlog, the job history).
     """
 
     name: str
     sql: str
     types: Mapping[str, str]
+    by_index: bool = False
     _order: tuple[str, ...] = field(init=False, repr=False)
     _prepare: str = field(init=False, repr=False)
     _execute: str = field(init=False, repr=False)
@@ -82,4 +94,5 @@ class Prepared:
             cur.execute(self._prepare)
             conn.prepared.add(self.name)  # PREPARE is not undone by a rollback
         args: Sequence[Any] = [params[param] for param in self._order]
-        cur.execute(f"{prefix}{self._execute}", args)
+        pin = PLAN_BY_INDEX if self.by_index else ""  # sent whole, it is planned afresh: no pin needed
+        cur.execute(f"{prefix}{pin}{self._execute}", args)
