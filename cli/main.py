@@ -257,6 +257,7 @@ def worker(
     from tornado_core.adapters.runtimes.ecs.protection import protection_from_env
     from tornado_core.observability.metrics import WorkerMetrics
     from tornado_core.observability.metrics_server import metrics_served
+    from tornado_core.process_tuning import settle_long_running_process
     from tornado_core.worker.loop import Worker, WorkerOptions
 
     with _services_with(tasks_modules, engine=engine) as services:
@@ -278,6 +279,7 @@ def worker(
         port = settings.metrics_port if metrics_port is None else metrics_port
         token = settings.metrics_token
         with metrics_served(metrics.registry, host=settings.metrics_host, port=port, token=token):
+            settle_long_running_process()  # startup is over: tasks imported, services built
             runner.run()
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
 import signal
@@ -17,6 +16,7 @@ from types import FrameType
 
 from tornado.netutil import bind_sockets
 
+from tornado_core.process_tuning import settle_long_running_process
 from tornado_core.producer.submission import VersionResolver
 from tornado_core.services import Services
 from tornado_core.versions import VersionCatalog
@@ -25,8 +25,6 @@ from tornado_core.web.connections import CappedHTTPServer, connection_cap, raise
 from tornado_core.web.console.context import ConsoleParts
 
 _log = logging.getLogger(__name__)
-#: Seconds a thread holds the GIL before another may take it (the API sets it; Python's default is 0.005).
-GIL_SWITCH_INTERVAL = 0.001
 
 
 @dataclass(frozen=True)
@@ -112,10 +110,7 @@ async def _serve(
     )
     server = CappedHTTPServer(app, max_connections=max_connections, **app.http_server_options())
     server.add_sockets(sockets)
-    gc.freeze()  # what startup built lives as long as the process: full collections skip it
-    # The event loop keeps the GIL busy under load; a flush thread waiting for it would wait the
-    # default 5 ms switch interval each time, and every request of its batch with it.
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
+    settle_long_running_process()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
