@@ -80,6 +80,11 @@ class DirectSubmitter:
         job_id = prepared.envelope.job_id
         if self._services.jobs.get(job_id) is None:
             self.send(prepared, key=key if record_key else None)
+        elif record_key:
+            # Queued before by a caller that died between the message and its row (SQS writes the row
+            # second): a worker may have run the job already, recording it from the message, which
+            # carries no key. The row gets its key now; nothing else in it changes.
+            self._services.jobs.record_queued([prepared.as_new_job(key)])
         return job_id
 
     def send(self, prepared: PreparedJob, *, key: str | None = None) -> None:
