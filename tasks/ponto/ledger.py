@@ -41,10 +41,21 @@ ORDER BY c.rep_id
 FOR UPDATE OF c
 """
 
+#: One index probe per UUID of the batch, whatever the planner knows of the table: the ``LIMIT 1``
+#: keeps the lateral lookup a per-UUID probe of ``(tenant, punch_id)``. Written as ``punch_id = ANY``,
+#: a table without statistics yet (a new ERP database filling up) was read by tenant alone, every
+#: punch of the tenant for each batch.
 _EXISTING = """
 SELECT c.now, p.punch_id::text, p.rep_id, p.nsr
 FROM (SELECT clock_timestamp() AS now) AS c
-LEFT JOIN ponto_punch p ON p.tenant = %(tenant)s AND p.punch_id = ANY(%(ids)s::uuid[])
+LEFT JOIN (
+    unnest(%(ids)s::uuid[]) AS i (punch_id)
+    CROSS JOIN LATERAL (
+        SELECT p.punch_id, p.rep_id, p.nsr FROM ponto_punch p
+        WHERE p.tenant = %(tenant)s AND p.punch_id = i.punch_id
+        LIMIT 1
+    ) AS p
+) ON true
 """
 
 _INSERT_PUNCHES = """

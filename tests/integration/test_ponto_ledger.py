@@ -143,3 +143,36 @@ def test_a_punch_for_another_tenants_rep_is_rejected_not_recorded(erp: Erp) -> N
     [outcome] = record(erp, [punch(other.reps[0])])
     assert outcome.status == "rejected"
     assert nsr_sequence(erp, other.reps[0]) == [1, 2]
+
+
+def test_checking_a_batch_for_re_sent_punches_reads_only_their_rows_however_long_the_history(
+    erp: Erp,
+) -> None:
+    """Before numbering a batch, the ledger looks up which of its UUIDs were recorded already. On a
+    table the planner has no statistics for yet (a new ERP database filling up), that lookup read
+    every punch of the tenant for each batch: its cost grew with the tenant's history."""
+    rep, history = erp.reps[0], 20_000
+    with erp.pool.connection() as conn, conn.cursor() as cur:  # a history the planner has never analysed
+        cur.execute(
+            "INSERT INTO ponto_punch (rep_id, nsr, tenant, punch_id, cpf, marked_at, device_time,"
+            " device_offset, received_at, recorded_at, time_zone, collector, offline, hash, prev_hash,"
+            " job_id) SELECT %s, 1000000 + n, %s, gen_random_uuid(), '12345678909', now(), now(), 0,"
+            " now(), now(), 'UTC', 1, false, repeat('0', 64), '', 'history'"
+            " FROM generate_series(1, %s) AS n",
+            (rep, erp.tenant, history),
+        )
+    re_sent = punch(rep)
+    record(erp, [re_sent])
+    batch = [re_sent, *(punch(rep) for _ in range(49))]  # a batch the size the API's lanes send
+    with erp.pool.connection() as conn, conn.cursor() as cur:
+        rows_read = (
+            "SELECT seq_tup_read + coalesce(idx_tup_fetch, 0) FROM pg_stat_xact_user_tables"
+            " WHERE relname = 'ponto_punch'"
+        )
+        cur.execute(rows_read)
+        before = cur.fetchone()[0]
+        outcomes = record_punches(conn, tenant=erp.tenant, job_id="job", punches=batch)
+        cur.execute(rows_read)
+        read = cur.fetchone()[0] - before
+    assert [o.status for o in outcomes] == ["duplicate"] + ["recorded"] * 49
+    assert read <= 2 * len(batch), f"{read:,} rows of ponto_punch read to record {len(batch)} punches"
