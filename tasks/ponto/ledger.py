@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
+
+import orjson
 
 from tornado_core.errors import Retry
 
@@ -58,21 +60,20 @@ LEFT JOIN (
 ) ON true
 """
 
+#: The batch travels as one JSON array of rows (``_ROW_FIELDS`` order): serialised by orjson, read
+#: by ``json_to_recordset``, it costs a fraction of what adapting eighteen typed arrays did.
 _INSERT_PUNCHES = """
 WITH ins AS (
     INSERT INTO ponto_punch (rep_id, nsr, tenant, punch_id, cpf, marked_at, device_time, device_offset,
         received_at, recorded_at, time_zone, collector, offline, latitude, longitude, accuracy_m,
         hash, prev_hash, job_id, marked_dh, recorded_dh)
-    SELECT u.rep_id, u.nsr, %(tenant)s, u.punch_id::uuid, u.cpf, u.marked_at, u.device_time,
-        u.device_offset, u.received_at, %(now)s, u.time_zone, u.collector, u.offline, u.lat, u.lon,
-        u.acc, u.hash, u.prev_hash, %(job_id)s, u.marked_dh, u.recorded_dh
-    FROM unnest(%(rep)s::text[], %(nsr)s::bigint[], %(pid)s::text[], %(cpf)s::text[],
-        %(marked)s::timestamptz[], %(device)s::timestamptz[], %(offset)s::smallint[],
-        %(received)s::timestamptz[], %(tz)s::text[], %(collector)s::smallint[], %(offline)s::boolean[],
-        %(lat)s::float8[], %(lon)s::float8[], %(acc)s::real[], %(hash)s::text[], %(prev)s::text[],
-        %(marked_dh)s::text[], %(recorded_dh)s::text[])
-        AS u (rep_id, nsr, punch_id, cpf, marked_at, device_time, device_offset, received_at, time_zone,
-              collector, offline, lat, lon, acc, hash, prev_hash, marked_dh, recorded_dh)
+    SELECT u.rep, u.nsr, %(tenant)s, u.pid, u.cpf, u.marked, u.device, u."offset", u.received, %(now)s,
+        u.tz, u.collector, u.offline, u.lat, u.lon, u.acc, u.hash, u.prev, %(job_id)s, u.marked_dh,
+        u.recorded_dh
+    FROM json_to_recordset(%(rows)s::json) AS u (rep text, nsr bigint, pid uuid, cpf text,
+        marked timestamptz, device timestamptz, "offset" smallint, received timestamptz, tz text,
+        collector smallint, offline boolean, lat float8, lon float8, acc real, hash text, prev text,
+        marked_dh text, recorded_dh text)
     ON CONFLICT (tenant, punch_id) DO NOTHING
     RETURNING 1
 )
@@ -224,6 +225,7 @@ def _number(
 ) -> tuple[list[PunchOutcome], list[dict[str, Any]]]:
     outcomes: list[PunchOutcome] = []
     fresh: list[dict[str, Any]] = []
+    gravacao = _Gravacao(now)
     for punch in punches:
         pid = str(punch.id)
         head = heads.get(punch.rep)
@@ -233,19 +235,35 @@ def _number(
         elif head is None or head.tenant != tenant:
             outcomes.append(PunchOutcome(pid, "rejected", rep=punch.rep, reason="unknown REP"))
         else:
-            row = _chain(punch, head, now)
+            row = _chain(punch, pid, head, gravacao)
             known[pid] = (punch.rep, row["nsr"])
             fresh.append(row)
             outcomes.append(PunchOutcome(pid, "recorded", row["nsr"], punch.rep, recorded_at=now))
     return outcomes, fresh
 
 
-def _chain(punch: QueuedPunch, head: RepHead, now: datetime) -> dict[str, Any]:
+@dataclass
+class _Gravacao:
+    """A batch's gravação (one instant for all its punches) and its DH in each zone, rendered once."""
+
+    at: datetime
+    _zones: dict[str, tuple[ZoneInfo, str]] = field(default_factory=dict)
+
+    def in_zone(self, name: str) -> tuple[ZoneInfo, str]:
+        """The zone and the gravação's DH in it."""
+        found = self._zones.get(name)
+        if found is None:
+            zone = ZoneInfo(name)
+            found = self._zones[name] = (zone, format_dh(self.at.astimezone(zone)))
+        return found
+
+
+def _chain(punch: QueuedPunch, pid: str, head: RepHead, gravacao: _Gravacao) -> dict[str, Any]:
     """Number one punch and chain its hash onto the REP's head (which moves)."""
-    zone = ZoneInfo(head.time_zone)
-    marked = marcacao(punch, now)
+    zone, recorded_dh = gravacao.in_zone(head.time_zone)
+    marked = marcacao(punch, gravacao.at)
     nsr = head.last_nsr + 1
-    marked_dh, recorded_dh = format_dh(marked.astimezone(zone)), format_dh(now.astimezone(zone))
+    marked_dh = format_dh(marked.astimezone(zone))
     fields = punch_fields_text(
         nsr=nsr,
         marked_dh=marked_dh,
@@ -259,7 +277,7 @@ def _chain(punch: QueuedPunch, head: RepHead, now: datetime) -> dict[str, Any]:
     row = {
         "rep": punch.rep,
         "nsr": nsr,
-        "pid": str(punch.id),
+        "pid": pid,
         "cpf": punch.cpf,
         "marked": marked,
         "device": punch.time,
@@ -281,29 +299,8 @@ def _chain(punch: QueuedPunch, head: RepHead, now: datetime) -> dict[str, Any]:
 
 
 def _insert(cur: Any, tenant: str, job_id: str, fresh: list[dict[str, Any]], now: datetime) -> None:
-    params: dict[str, Any] = {"tenant": tenant, "job_id": job_id, "now": now}
-    for column in (
-        "rep",
-        "nsr",
-        "pid",
-        "cpf",
-        "marked",
-        "device",
-        "offset",
-        "received",
-        "tz",
-        "collector",
-        "offline",
-        "lat",
-        "lon",
-        "acc",
-        "hash",
-        "prev",
-        "marked_dh",
-        "recorded_dh",
-    ):
-        params[column] = [row[column] for row in fresh]
-    cur.execute(_INSERT_PUNCHES, params)
+    rows = orjson.dumps(fresh).decode()
+    cur.execute(_INSERT_PUNCHES, {"tenant": tenant, "job_id": job_id, "now": now, "rows": rows})
     inserted = cur.fetchone()[0]
     if inserted != len(fresh):
         raise Retry("a punch of this batch was recorded concurrently under another REP", delay=0.5)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import psycopg2
 import pytest
@@ -13,7 +13,7 @@ from tornado_tasks.ponto.afd import render_afd
 from tornado_tasks.ponto.afd_source import load_afd_source
 from tornado_tasks.ponto.audit import rep_nsrs
 from tornado_tasks.ponto.ledger import PunchOutcome, record_punches
-from tornado_tasks.ponto.models import QueuedPunch
+from tornado_tasks.ponto.models import Geo, QueuedPunch
 from tornado_tasks.ponto.verify import verify_afd
 
 from tests.integration.ponto_fixtures import Erp, erp_fixture, erp_pool_fixture, make_erp  # noqa: F401
@@ -176,3 +176,41 @@ def test_checking_a_batch_for_re_sent_punches_reads_only_their_rows_however_long
         read = cur.fetchone()[0] - before
     assert [o.status for o in outcomes] == ["duplicate"] + ["recorded"] * 49
     assert read <= 2 * len(batch), f"{read:,} rows of ponto_punch read to record {len(batch)} punches"
+
+
+def test_a_recorded_punch_keeps_every_value_it_was_queued_with(erp: Erp) -> None:
+    """Times to the microsecond with the device's own offset, the position and its accuracy."""
+    device_time = datetime(2026, 3, 10, 7, 58, 12, 345678, tzinfo=timezone(timedelta(hours=-3)))
+    received = datetime.now(UTC).replace(microsecond=123456)
+    sent = QueuedPunch(
+        id=uuid.uuid4(),
+        cpf="52998224725",
+        rep=erp.reps[0],
+        time=device_time,
+        offline=True,
+        collector=4,
+        received_at=received,
+        geo=Geo(lat=-23.561684, lon=-46.655981, accuracy=12.5),
+    )
+    [outcome] = record(erp, [sent])
+    with erp.pool.connection() as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT nsr, cpf, marked_at, device_time, device_offset, received_at, collector, offline,"
+            " latitude, longitude, accuracy_m, job_id FROM ponto_punch WHERE punch_id = %s",
+            (str(sent.id),),
+        )
+        row = cur.fetchone()
+    assert row == (
+        outcome.nsr,
+        "52998224725",
+        device_time,  # offline: marked at the device's time
+        device_time,
+        -180,
+        received,
+        4,
+        True,
+        -23.561684,
+        -46.655981,
+        12.5,
+        "job",
+    )
