@@ -76,6 +76,18 @@ class RepDirectory:
         self._tried_at = -float("inf")
         self._loading: asyncio.Task[None] | None = None
 
+    def owned_if_known(self, tenant: str, reps: set[str]) -> set[str] | None:
+        """The subset of ``reps`` registered to ``tenant`` if a fresh map knows them all, else ``None``.
+
+        The common case, answered without awaiting (:meth:`owned_by` handles the rest).
+        """
+        owners = self._owners
+        if owners is None or time.monotonic() - self._loaded_at >= self._max_age:
+            return None
+        if any(r not in owners for r in reps):
+            return None
+        return {r for r in reps if owners[r] == tenant}
+
     async def owned_by(self, tenant: str, reps: set[str]) -> set[str]:
         """The subset of ``reps`` registered to ``tenant``.
 
@@ -139,8 +151,8 @@ class PunchLanes:
         self._lanes: dict[str, _Lane] = {}
         self._sending: set[asyncio.Task[None]] = set()
 
-    async def submit(self, tenant: str, punch: dict[str, Any]) -> str:
-        """Queue one punch; returns the id of the job carrying it once the queue has it."""
+    def add(self, tenant: str, punch: dict[str, Any]) -> asyncio.Future[str]:
+        """Queue one punch; the future is the id of the job carrying it, once the queue has it."""
         loop = asyncio.get_running_loop()
         lane = self._lanes.setdefault(tenant, _Lane())
         future: asyncio.Future[str] = loop.create_future()
@@ -149,7 +161,7 @@ class PunchLanes:
             self._flush(tenant)
         elif lane.timer is None:
             lane.timer = loop.call_later(self._linger, self._flush, tenant)
-        return await future
+        return future
 
     def _flush(self, tenant: str) -> None:
         lane = self._lanes[tenant]
@@ -338,7 +350,10 @@ class PunchesHandler(JsonBodyHandler):
         items = _parse_batch(self.json_body())
         received_at = datetime.now(UTC)
         reps = {i["rep"] for i in items if isinstance(i, dict) and isinstance(i.get("rep"), str)}
-        owned = await self.within_deadline(self.punches.directory.owned_by(self.tenant, reps))
+        directory = self.punches.directory
+        owned = directory.owned_if_known(self.tenant, reps)
+        if owned is None:
+            owned = await self.within_deadline(directory.owned_by(self.tenant, reps))
         checked = [
             check_punch(item, index=n, received_at=received_at, rep_known=owned.__contains__)
             for n, item in enumerate(items)
@@ -358,10 +373,9 @@ class PunchesHandler(JsonBodyHandler):
         self.write_json(body, 202 if accepted else 422)
 
     async def _queue(self, checked: list[Checked]) -> tuple[list[dict[str, Any]], ApiError | None]:
-        valid = [c for c in checked if c.queued is not None]
-        sends = [self.punches.lanes.submit(self.tenant, c.queued) for c in valid if c.queued is not None]
-        outcomes = await asyncio.gather(*sends, return_exceptions=True)
-        job_of = {c.index: outcome for c, outcome in zip(valid, outcomes, strict=True)}
+        lanes = self.punches.lanes
+        futures = {c.index: lanes.add(self.tenant, c.queued) for c in checked if c.queued is not None}
+        job_of = await _settled(futures)
         results: list[dict[str, Any]] = []
         outage: ApiError | None = None
         for c in checked:
@@ -376,6 +390,22 @@ class PunchesHandler(JsonBodyHandler):
             else:
                 results.append({**head, "status": "queued", "job_id": outcome})
         return results, outage
+
+
+async def _settled(futures: dict[int, asyncio.Future[str]]) -> dict[int, str | BaseException]:
+    """Each future's result or exception (a request given up on cancels the ones left)."""
+    outcomes: dict[int, str | BaseException] = {}
+    try:
+        for key, future in futures.items():
+            try:
+                outcomes[key] = await future
+            except Exception as exc:
+                outcomes[key] = exc
+    except asyncio.CancelledError:
+        for future in futures.values():
+            future.cancel()
+        raise
+    return outcomes
 
 
 class PunchHandler(AuthenticatedHandler):
