@@ -231,6 +231,41 @@ def test_limiter_caps_slots_and_releases(postgres_url: str, prefix: str) -> None
     limiter.close()
 
 
+def test_slots_taken_together_are_capped_and_released_one_by_one_or_together(
+    postgres_url: str, prefix: str
+) -> None:
+    limiter = PostgresLimiter(postgres_url)
+    task = f"{prefix}.many"
+    batch = limiter.try_acquire_many(task, 3, 5)
+    assert len(batch) == 3  # no more than the cap, however many were asked for
+    assert limiter.try_acquire_many(task, 3, 5) == [] and limiter.try_acquire(task, 3) is None
+    limiter.release_many(batch[:2])
+    again = limiter.try_acquire_many(task, 3, 5)
+    assert len(again) == 2
+    with batch[2]:
+        pass
+    last = limiter.try_acquire(task, 3)
+    assert last is not None and limiter.try_acquire(task, 3) is None
+    limiter.release_many([*again, last])
+    assert len(limiter.try_acquire_many(task, 3, 3)) == 3
+    limiter.close()
+
+
+def test_a_connection_still_holding_a_slot_never_takes_more(postgres_url: str, prefix: str) -> None:
+    """Advisory locks are re-entrant within a session: a connection reused while it still held a
+    slot would "win" that slot a second time and let one more job run than the cap allows."""
+    limiter = PostgresLimiter(postgres_url)
+    task = f"{prefix}.reentrant"
+    first, second = limiter.try_acquire_many(task, 2, 2)
+    with first:
+        pass  # its connection still holds the second slot
+    retaken = limiter.try_acquire_many(task, 2, 2)
+    assert len(retaken) == 1
+    assert limiter.try_acquire(task, 2) is None
+    limiter.release_many([second, *retaken])
+    limiter.close()
+
+
 def test_limiter_is_thread_safe(postgres_url: str, prefix: str) -> None:
     limiter = PostgresLimiter(postgres_url)
     task = f"{prefix}.threads"

@@ -182,13 +182,13 @@ def test_a_full_concurrency_cap_never_inflates_receive_counts(services: Services
     assert held is not None
     held.__enter__()
     tries = [0]
-    original = services.limiter.try_acquire
+    original = services.limiter.try_acquire_many
 
-    def counted(task_name: str, limit: int) -> Any:
+    def counted(task_name: str, limit: int, count: int) -> Any:
         tries[0] += 1
-        return original(task_name, limit)
+        return original(task_name, limit, count)
 
-    services.limiter.try_acquire = counted  # type: ignore[method-assign]
+    services.limiter.try_acquire_many = counted  # type: ignore[method-assign]
     worker = worker_for("p.capped")
     wait_until(lambda: tries[0] >= 5, "the worker to try for a slot a few times")
     assert services.queue.receive_counts(worker.queue_name) == [0]  # type: ignore[attr-defined]

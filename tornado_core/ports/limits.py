@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol
 
@@ -14,6 +15,15 @@ class ConcurrencyLimiterPort(Protocol):
 
         The returned context manager releases the slot on exit.
         """
+
+    def try_acquire_many(self, task: str, limit: int, count: int) -> list[AbstractContextManager[None]]:
+        """Take up to ``count`` free slots at once: fewer when others hold them, none when all are held.
+
+        Each returned context manager releases its own slot on exit.
+        """
+
+    def release_many(self, slots: Sequence[AbstractContextManager[None]]) -> None:
+        """Release slots taken (and entered) but handed to no job, together."""
 
 
 class RateLimiterPort(Protocol):

@@ -294,32 +294,30 @@ class Worker:
             item.slot.__exit__(None, None, None)
 
     def _take_slots(self) -> list[AbstractContextManager[None]]:
+        """As many slots as the worker could start jobs now: of the task's global cap, taken in one go."""
         with self._lock:
             free = self._options.concurrency + self._prefetch - self._executing - len(self._waiting)
         wanted = min(free, self._services.queue.max_receive_batch)
-        slots: list[AbstractContextManager[None]] = []
         cap = self._spec.max_concurrency
-        for _ in range(wanted):
-            try:
-                limiter = self._services.limiter
-                slot = limiter.try_acquire(self._spec.name, cap) if cap else contextlib.nullcontext()
-            except BackendError as exc:  # the limiter's database is down: poll again later, do not die
-                logger.warning("concurrency limiter unavailable: %s; retrying in 1s", exc)
-                self._release_all(slots)
-                self._stop.wait(1.0)
-                break
-            if slot is None:
-                self._metrics.limit_wait("global")
-                break
+        if not cap:
+            return [contextlib.nullcontext() for _ in range(wanted)]
+        try:
+            slots = self._services.limiter.try_acquire_many(self._spec.name, cap, wanted)
+        except BackendError as exc:  # the limiter's database is down: poll again later, do not die
+            logger.warning("concurrency limiter unavailable: %s; retrying in 1s", exc)
+            self._stop.wait(1.0)
+            return []
+        if len(slots) < wanted:
+            self._metrics.limit_wait("global")
+        for slot in slots:
             slot.__enter__()
-            slots.append(slot)
         return slots
 
-    @staticmethod
-    def _release_all(slots: list[AbstractContextManager[None]]) -> None:
-        for slot in slots:
-            slot.__exit__(None, None, None)
-        slots.clear()
+    def _release_all(self, slots: list[AbstractContextManager[None]]) -> None:
+        """Release slots handed to no job (together)."""
+        if slots:
+            self._services.limiter.release_many(slots)
+            slots.clear()
 
     def _start(self, item: _Running) -> None:
         item.delivery.started = time.monotonic()  # the deadline counts from here

@@ -235,6 +235,21 @@ class MemoryLimiter:
             self._held[task] = self._held.get(task, 0) + 1
         return self._release(task)
 
+    def try_acquire_many(
+        self, task: str, limit: int, count: int
+    ) -> list[contextlib.AbstractContextManager[None]]:
+        slots = []
+        for _ in range(count):
+            slot = self.try_acquire(task, limit)
+            if slot is None:
+                break
+            slots.append(slot)
+        return slots
+
+    def release_many(self, slots: Sequence[contextlib.AbstractContextManager[None]]) -> None:
+        for slot in slots:
+            slot.__exit__(None, None, None)
+
     @contextlib.contextmanager
     def _release(self, task: str) -> Iterator[None]:
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Sequence
 
 import psycopg2
 from psycopg2.extensions import connection as Connection
@@ -13,12 +13,14 @@ from psycopg2.extensions import connection as Connection
 from tornado_core.adapters.postgres.pool import UNREACHABLE, PostgresPool, close_quietly, connect, is_usable
 from tornado_core.errors import StoreUnavailable
 
-# Takes the first free slot in 0..limit-1; evaluation stops at the first lock won.
+# Takes the first free slots in 0..limit-1; evaluation stops once ``count`` locks are won.
 _TRY_SLOTS = """
 SELECT slot FROM generate_series(0, %(limit)s - 1) AS slot
 WHERE pg_try_advisory_lock(%(key)s, slot)
-LIMIT 1
+LIMIT %(count)s
 """
+
+_UNLOCK = "SELECT pg_advisory_unlock(%(key)s, slot) FROM unnest(%(slots)s::int[]) AS slot"
 
 
 def task_key(task: str) -> int:
@@ -30,10 +32,11 @@ def task_key(task: str) -> int:
 class PostgresLimiter:
     """Slots per task shared by every process using the same database.
 
-    A slot is the session advisory lock ``(task_key(task), slot)`` held on its
-    own connection, so the slots of a process that dies (even by SIGKILL) are
-    released as soon as PostgreSQL sees its connections close. Idle
-    connections are reused. Thread-safe.
+    A slot is the session advisory lock ``(task_key(task), slot)``, so the slots of a
+    process that dies (even by SIGKILL) are released as soon as PostgreSQL sees its
+    connections close. Slots taken together share a connection, which holds nothing
+    else (advisory locks are re-entrant within a session) and goes back to the idle
+    ones once its last slot is released. Thread-safe.
 
     Args:
         dsn: libpq connection string or URL.
@@ -52,37 +55,44 @@ class PostgresLimiter:
         Raises:
             StoreUnavailable: PostgreSQL cannot be reached.
         """
-        if limit < 1:
-            return None
+        slots = self.try_acquire_many(task, limit, 1)
+        return slots[0] if slots else None
+
+    def try_acquire_many(
+        self, task: str, limit: int, count: int
+    ) -> list[contextlib.AbstractContextManager[None]]:
+        """Take up to ``count`` free slots of ``task`` in one statement (none if all are held).
+
+        Raises:
+            StoreUnavailable: PostgreSQL cannot be reached.
+        """
+        if limit < 1 or count < 1:
+            return []
         key = task_key(task)
         conn = self._borrow()
         try:
             with conn.cursor() as cur:
-                cur.execute(_TRY_SLOTS, {"limit": limit, "key": key})
-                row = cur.fetchone()
+                cur.execute(_TRY_SLOTS, {"limit": limit, "key": key, "count": count})
+                won = [int(row[0]) for row in cur.fetchall()]
         except UNREACHABLE as exc:
             close_quietly(conn)
             raise StoreUnavailable(f"concurrency limiter: PostgreSQL failed: {exc}") from exc
-        if row is None:
+        if not won:
             self._return(conn)
-            return None
-        return self._holding(conn, key, int(row[0]))
+            return []
+        session = _SlotSession(self, conn, key, won)
+        return [_Slot(session, slot) for slot in won]
 
-    @contextlib.contextmanager
-    def _holding(self, conn: Connection, key: int, slot: int) -> Iterator[None]:
-        try:
-            yield
-        finally:
-            self._release(conn, key, slot)
-
-    def _release(self, conn: Connection, key: int, slot: int) -> None:
-        try:
-            with conn.cursor() as cur:
-                cur.execute("SELECT pg_advisory_unlock(%s, %s)", (key, slot))
-        except psycopg2.Error:
-            close_quietly(conn)  # the server dropped the session and its locks with it
-            return
-        self._return(conn)
+    def release_many(self, slots: Sequence[contextlib.AbstractContextManager[None]]) -> None:
+        """Release slots handed to no job: one statement per connection holding them."""
+        by_session: dict[_SlotSession, list[int]] = {}
+        for slot in slots:
+            if isinstance(slot, _Slot):
+                by_session.setdefault(slot.session, []).append(slot.number)
+            else:
+                slot.__exit__(None, None, None)
+        for session, numbers in by_session.items():
+            session.release(numbers)
 
     def _borrow(self) -> Connection:
         while True:
@@ -107,6 +117,47 @@ class PostgresLimiter:
             idle, self._idle = self._idle, []
         for conn in idle:
             close_quietly(conn)
+
+
+class _SlotSession:
+    """A connection holding slots of one task; back to the limiter's idle ones once all are released."""
+
+    def __init__(self, limiter: PostgresLimiter, conn: Connection, key: int, slots: list[int]) -> None:
+        self._limiter = limiter
+        self._conn = conn
+        self._key = key
+        self._held = set(slots)
+        self._lock = threading.Lock()
+        self._broken = False
+
+    def release(self, slots: list[int]) -> None:
+        """Unlock ``slots`` (those still held) in one statement."""
+        with self._lock:
+            numbers = [n for n in slots if n in self._held]
+            if not numbers:
+                return
+            self._held.difference_update(numbers)
+            if not self._broken:
+                try:
+                    with self._conn.cursor() as cur:
+                        cur.execute(_UNLOCK, {"key": self._key, "slots": numbers})
+                except psycopg2.Error:
+                    close_quietly(self._conn)  # the server dropped the session and its locks with it
+                    self._broken = True
+            done = not self._held and not self._broken
+        if done:
+            self._limiter._return(self._conn)
+
+
+class _Slot(contextlib.AbstractContextManager[None]):
+    """One slot of a session: released on exit."""
+
+    def __init__(self, session: _SlotSession, number: int) -> None:
+        self.session = session
+        self.number = number
+
+    def __exit__(self, *_exc: object) -> None:
+        self.session.release([self.number])
 
 
 # One statement takes a token: the bucket refills for the time since it was last touched, up to
