@@ -65,6 +65,34 @@ def test_a_refused_send_stores_neither_message_nor_row(pool: PostgresPool, spec:
     assert [store.get(j.job_id) for j in new] == [None, None]
 
 
+def test_messages_and_rows_share_one_transaction_and_leave_the_connection_as_it_was(
+    postgres_url: str, spec: QueueSpec
+) -> None:
+    """A send goes as one message of statements on a connection in autocommit mode: its rows and
+    messages commit together, and the next borrower of that connection gets a transaction again."""
+    pool = PostgresPool(postgres_url, max_size=1)
+    try:
+        joint = PostgresQueueAndJobs(pool)
+        new = jobs(spec, 2)
+        joint.send_recorded(spec.name, [OutgoingMessage(j.job_id) for j in new], new)
+        with pytest.raises(QueueUnavailable):
+            joint.send_recorded(spec.name + "-missing", [OutgoingMessage("x")], jobs(spec, 3)[2:])
+        with pool.connection() as conn, conn.cursor() as cur:
+            assert not conn.autocommit
+            cur.execute(
+                "SELECT DISTINCT xmin::text FROM tornado_jobs WHERE job_id = ANY(%s)"
+                " UNION SELECT DISTINCT xmin::text FROM tornado_messages WHERE queue = %s",
+                ([j.job_id for j in new], spec.name),
+            )
+            assert len(cur.fetchall()) == 1  # one transaction wrote the two rows and the two messages
+        with pytest.raises(ZeroDivisionError), pool.connection() as conn, conn.cursor() as cur:
+            cur.execute("DELETE FROM tornado_messages WHERE queue = %s", (spec.name,))
+            raise ZeroDivisionError  # the block fails: its delete must be rolled back
+        assert PostgresQueue(pool).depth(spec.name).visible == 2
+    finally:
+        pool.close()
+
+
 def test_a_batch_with_a_known_id_is_stored_whole_and_leaves_the_known_row_as_it_was(
     pool: PostgresPool, spec: QueueSpec
 ) -> None:

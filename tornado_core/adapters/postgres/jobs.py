@@ -183,9 +183,16 @@ def insert_queued(cur: Cursor, jobs: Sequence[NewJob], *, all_new: bool = False)
         all_new: Assume no id is known yet: a plain, cheaper insert that raises
             ``psycopg2.errors.UniqueViolation`` (aborting the transaction) if one is.
     """
+    statement, params = queued_statement(jobs, all_new=all_new)
+    statement.execute(cur, params)
+
+
+def queued_statement(jobs: Sequence[NewJob], *, all_new: bool = False) -> tuple[Prepared, dict[str, Any]]:
+    """The statement of :func:`insert_queued` and its parameters, to send with others."""
     rows = [[j.job_id, j.tenant, j.task, j.version, j.idempotency_key, float(j.submitted_at)] for j in jobs]
-    statement = _INSERT_NEW_PREPARED if all_new else _RECORD_QUEUED_PREPARED
-    statement.execute(cur, {"rows": orjson.dumps(rows).decode()})
+    return (_INSERT_NEW_PREPARED if all_new else _RECORD_QUEUED_PREPARED), {
+        "rows": orjson.dumps(rows).decode()
+    }
 
 
 def hold_unique_key(cur: Cursor, task: str, tenant: str, key: str, job_id: str, *, window: float) -> str:

@@ -163,11 +163,17 @@ class PostgresPool:
             self._open += len(conns)
 
     @contextlib.contextmanager
-    def connection(self) -> Iterator[Connection]:
+    def connection(self, *, one_message: bool = False) -> Iterator[Connection]:
         """Borrow a connection for one transaction.
 
         Commits when the block ends normally, rolls back otherwise, and
         returns the connection to the pool (or discards it if broken).
+
+        Args:
+            one_message: The block sends its whole transaction as one message of statements
+                (:func:`~tornado_core.adapters.postgres.prepared.execute_in_one_message`), which
+                PostgreSQL runs as one transaction: the connection is in autocommit mode for the
+                block, so no ``BEGIN`` and ``COMMIT`` round trips go with it.
 
         Raises:
             StoreUnavailable: The server is unreachable, the connection broke
@@ -176,6 +182,8 @@ class PostgresPool:
         """
         conn = self._acquire()
         try:
+            if one_message:
+                conn.autocommit = True
             yield conn
             conn.commit()
         except UNREACHABLE as exc:
@@ -241,9 +249,12 @@ class PostgresPool:
             raise
 
     def _give_back(self, conn: Connection, *, failed: bool) -> None:
-        if failed and not conn.closed:
+        if not conn.closed:
             try:
-                conn.rollback()
+                if failed:
+                    conn.rollback()
+                if conn.autocommit:  # the next borrower's block is one transaction again
+                    conn.autocommit = False
             except psycopg2.Error:
                 close_quietly(conn)
         if conn.closed:

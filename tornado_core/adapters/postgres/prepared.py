@@ -18,6 +18,8 @@ from psycopg2.extensions import connection as Connection
 from psycopg2.extensions import cursor as Cursor
 
 _NAMED = re.compile(r"%\((\w+)\)s")
+#: A statement's arguments: by position (``EXECUTE``) or by name (sent whole).
+_Arguments = Sequence[Any] | Mapping[str, Any]
 
 #: Sent in the round trip of a pinned statement's ``EXECUTE``: a connection plans a prepared statement
 #: once and keeps the plan, so a plan made while a table was nearly empty (a hash join, a sequential
@@ -86,13 +88,46 @@ class Prepared:
             params: A value for each parameter, by name.
             prefix: Statements sent before it in the same round trip (e.g. ``SET LOCAL``).
         """
+        text, args = self.sendable(cur, params)
+        cur.execute(f"{prefix}{text}", args)
+
+    def sendable(self, cur: Cursor, params: Mapping[str, Any]) -> tuple[str, _Arguments]:
+        """The text and arguments that run the statement on ``cur``, preparing it there first if needed.
+
+        Returns:
+            ``EXECUTE`` with positional arguments where the connection prepares statements (pinned to
+            the indexes if :attr:`by_index`), else the whole statement with ``params`` by name.
+        """
         conn = cur.connection
         if not isinstance(conn, PreparingConnection) or not conn.prepares:
-            cur.execute(f"{prefix}{self._whole}", params)
-            return
+            return self._whole, params
         if self.name not in conn.prepared:
             cur.execute(self._prepare)
             conn.prepared.add(self.name)  # PREPARE is not undone by a rollback
-        args: Sequence[Any] = [params[param] for param in self._order]
         pin = PLAN_BY_INDEX if self.by_index else ""  # sent whole, it is planned afresh: no pin needed
-        cur.execute(f"{prefix}{pin}{self._execute}", args)
+        return f"{pin}{self._execute}", [params[param] for param in self._order]
+
+
+def execute_in_one_message(cur: Cursor, *statements: tuple[Prepared, Mapping[str, Any]]) -> None:
+    """Send several statements in one round trip; ``cur`` then holds the rows of the last one.
+
+    On a connection in autocommit mode (``PostgresPool.connection(one_message=True)``) PostgreSQL runs
+    the statements of one message as one transaction: all or nothing, committed (durably, with
+    ``synchronous_commit`` on) before the round trip ends, without a ``BEGIN`` or ``COMMIT`` of its own.
+
+    Raises:
+        ValueError: Two statements sent whole name the same parameter.
+    """
+    texts: list[str] = []
+    positional: list[Any] = []
+    named: dict[str, Any] = {}
+    for statement, params in statements:
+        text, args = statement.sendable(cur, params)
+        texts.append(text)
+        if isinstance(args, Mapping):
+            if shared := named.keys() & args.keys():
+                raise ValueError(f"{statement.name}: parameters {sorted(shared)} are already taken")
+            named.update(args)
+        else:
+            positional.extend(args)
+    cur.execute(";\n".join(texts), named or positional)

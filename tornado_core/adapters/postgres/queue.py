@@ -33,21 +33,27 @@ from tornado_core.ports.queue import OutgoingMessage, QueueDepth, QueueSpec, Rec
 #: Longest a long poll sleeps without re-checking the table.
 IDLE_RECHECK = 1.0
 
-_SEND = f"""
+
+def _send_sql(join: str) -> str:
+    return f"""
 WITH ins AS (
     INSERT INTO tornado_messages (queue, body, visible_at, message_group)
     SELECT q.name, v.body, clock_timestamp() + COALESCE(v.delay, 0) * interval '1 second',
            CASE WHEN q.fair THEN v.grp END
     FROM unnest(%(bodies)s, %(delays)s, %(groups)s) AS v (body, delay, grp)
-    JOIN tornado_queues q ON q.name = %(queue)s
+    {join} tornado_queues q ON q.name = %(queue)s
     RETURNING queue
 )
 SELECT count(*), CASE WHEN count(*) > 0 THEN pg_notify('{CHANNEL}', min(queue)) END FROM ins
 """
 
-_SEND_PREPARED = Prepared(
-    "tornado_send", _SEND, {"bodies": "text[]", "delays": "float8[]", "groups": "text[]", "queue": "text"}
-)
+
+_SEND_TYPES = {"bodies": "text[]", "delays": "float8[]", "groups": "text[]", "queue": "text"}
+#: Stores nothing if the queue does not exist, and says so by its count (:func:`check_sent`).
+_SEND_PREPARED = Prepared("tornado_send", _send_sql("JOIN"), _SEND_TYPES)
+#: Fails if the queue does not exist (its rows would have a null ``queue``), which rolls back the
+#: transaction with it: for a message of statements whose results are not read in between.
+_SEND_OR_FAIL_PREPARED = Prepared("tornado_send_or_fail", _send_sql("LEFT JOIN"), _SEND_TYPES)
 
 # A worker's connection plans its receive once, often on an empty queue: pinned to the indexes, a
 # burst that fills the queue later is not read whole at every receive.
@@ -123,7 +129,8 @@ class _Poll:
     next_visible_in: float | None
 
 
-def _missing(queue: str) -> QueueUnavailable:
+def missing_queue(queue: str) -> QueueUnavailable:
+    """The error of a send to a queue that does not exist."""
     return QueueUnavailable(f"queue {queue} does not exist")
 
 
@@ -145,14 +152,26 @@ def insert_messages(cur: Cursor, queue: str, messages: Sequence[OutgoingMessage]
     Raises:
         QueueUnavailable: The queue does not exist (the caller's transaction must roll back).
     """
+    _SEND_PREPARED.execute(cur, _send_params(queue, messages))
+    row = cur.fetchone()
+    if row is None or row[0] != len(messages):
+        raise missing_queue(queue)
+
+
+def send_statement(queue: str, messages: Sequence[OutgoingMessage]) -> tuple[Prepared, dict[str, Any]]:
+    """The statement of :func:`insert_messages` and its parameters, to send with others.
+
+    Where the queue does not exist it fails with ``psycopg2.errors.NotNullViolation`` (the
+    transaction rolls back): :func:`missing_queue` names the error to raise then.
+    """
+    return _SEND_OR_FAIL_PREPARED, _send_params(queue, messages)
+
+
+def _send_params(queue: str, messages: Sequence[OutgoingMessage]) -> dict[str, Any]:
     delays = [float(m.delay) for m in messages] if any(m.delay for m in messages) else None
     groups = [m.group for m in messages] if any(m.group for m in messages) else None
     # NULL: no delay, no group (a fair queue stores the groups, the others ignore them)
-    params = {"queue": queue, "bodies": [m.body for m in messages], "delays": delays, "groups": groups}
-    _SEND_PREPARED.execute(cur, params)
-    result = cur.fetchall()
-    if result[0][0] != len(messages):
-        raise _missing(queue)
+    return {"queue": queue, "bodies": [m.body for m in messages], "delays": delays, "groups": groups}
 
 
 def delete_received(cur: Cursor, queue: str, receipts: Sequence[str], *, wait_for_flush: bool) -> bool:
@@ -282,7 +301,7 @@ class PostgresQueue:
             receive.execute(cur, params, prefix=without_flush_wait(""))
             rows: list[tuple[Any, ...]] = cur.fetchall()
         if not any(row[0] == "queue" for row in rows):
-            raise _missing(queue)
+            raise missing_queue(queue)
         delivered = sorted((r for r in rows if r[0] == "msg"), key=lambda r: (r[6], r[1]))
         next_visible = next(r[7] for r in rows if r[0] == "queue")
         return _Poll(
@@ -295,7 +314,7 @@ class PostgresQueue:
         """Delete messages whose receipt is current; stale receipts are ignored."""
         with self._cursor() as cur:
             if not delete_received(cur, queue, receipts, wait_for_flush=False):
-                raise _missing(queue)
+                raise missing_queue(queue)
 
     def change_visibility(self, queue: str, receipt: str, timeout: float) -> None:
         """Hide a delivered message ``timeout`` more seconds from now (0 shows it).
@@ -321,7 +340,7 @@ class PostgresQueue:
             cur.execute(_DEPTH, {"queue": queue})
             row = cur.fetchone()
         if row is None or not row[0]:
-            raise _missing(queue)
+            raise missing_queue(queue)
         return QueueDepth(visible=row[1], in_flight=row[2], delayed=row[3])
 
     def ping(self) -> None:
@@ -337,4 +356,4 @@ class PostgresQueue:
         with self._cursor() as cur:
             cur.execute("SELECT 1 FROM tornado_queues WHERE name = %s", (queue,))
             if cur.fetchone() is None:
-                raise _missing(queue)
+                raise missing_queue(queue)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 
-from psycopg2.errors import UniqueViolation
+from psycopg2.errors import NotNullViolation, UniqueViolation
 
-from tornado_core.adapters.postgres.jobs import insert_queued, write_successes
+from tornado_core.adapters.postgres.jobs import queued_statement, write_successes
 from tornado_core.adapters.postgres.pool import PostgresPool
-from tornado_core.adapters.postgres.queue import PostgresQueue, delete_received, insert_messages
+from tornado_core.adapters.postgres.prepared import execute_in_one_message
+from tornado_core.adapters.postgres.queue import PostgresQueue, delete_received, missing_queue, send_statement
 from tornado_core.errors import QueueUnavailable, StoreUnavailable
 from tornado_core.ports.jobs import NewJob
 from tornado_core.ports.queue import OutgoingMessage
@@ -62,9 +63,17 @@ class PostgresQueueAndJobs:
     def _store(
         self, queue: str, messages: Sequence[OutgoingMessage], jobs: Sequence[NewJob], *, all_new: bool
     ) -> None:
-        with self._pool.connection() as conn, conn.cursor() as cur:
-            insert_messages(cur, queue, messages)
-            insert_queued(cur, jobs, all_new=all_new)
+        # One round trip, one transaction (no BEGIN or COMMIT of its own): a failure of either
+        # statement rolls back both.
+        with self._pool.connection(one_message=True) as conn, conn.cursor() as cur:
+            try:
+                execute_in_one_message(
+                    cur, queued_statement(jobs, all_new=all_new), send_statement(queue, messages)
+                )
+            except NotNullViolation as exc:
+                if exc.diag.table_name != "tornado_messages":
+                    raise
+                raise missing_queue(queue) from exc  # the messages had no queue to go to
 
     def complete(self, completions: Sequence[Completion]) -> None:
         """Record the successes and delete the messages.
