@@ -190,9 +190,8 @@ def insert_queued(cur: Cursor, jobs: Sequence[NewJob], *, all_new: bool = False)
 def queued_statement(jobs: Sequence[NewJob], *, all_new: bool = False) -> tuple[Prepared, dict[str, Any]]:
     """The statement of :func:`insert_queued` and its parameters, to send with others."""
     rows = [[j.job_id, j.tenant, j.task, j.version, j.idempotency_key, float(j.submitted_at)] for j in jobs]
-    return (_INSERT_NEW_PREPARED if all_new else _RECORD_QUEUED_PREPARED), {
-        "rows": orjson.dumps(rows).decode()
-    }
+    statement = _INSERT_NEW_PREPARED if all_new else _RECORD_QUEUED_PREPARED
+    return statement, {"rows": orjson.dumps(rows).decode()}
 
 
 def hold_unique_key(cur: Cursor, task: str, tenant: str, key: str, job_id: str, *, window: float) -> str:

@@ -49,7 +49,7 @@ SELECT count(*), CASE WHEN count(*) > 0 THEN pg_notify('{CHANNEL}', min(queue)) 
 
 
 _SEND_TYPES = {"bodies": "text[]", "delays": "float8[]", "groups": "text[]", "queue": "text"}
-#: Stores nothing if the queue does not exist, and says so by its count (:func:`check_sent`).
+#: Stores nothing if the queue does not exist, and says so by its count (:func:`insert_messages` reads it).
 _SEND_PREPARED = Prepared("tornado_send", _send_sql("JOIN"), _SEND_TYPES)
 #: Fails if the queue does not exist (its rows would have a null ``queue``), which rolls back the
 #: transaction with it: for a message of statements whose results are not read in between.
